@@ -1,0 +1,15 @@
+"""tinylora: LoRA and LoRA+ in pure NumPy, every gradient derived by hand.
+
+The public names; each lives in the module that owns its idea.
+"""
+
+from tinylora.backend import get_xp, to_numpy, use_backend
+from tinylora.lora import LoRAConfig
+from tinylora.models import LoRAMLP
+from tinylora.optim import SGD, Adam, AdamW, loraplus_groups
+from tinylora.train import loss_and_grads, train
+
+__version__ = "0.1.0"
+
+__all__ = ["Adam", "AdamW", "LoRAConfig", "LoRAMLP", "SGD", "get_xp", "loraplus_groups",
+           "loss_and_grads", "to_numpy", "train", "use_backend"]

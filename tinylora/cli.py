@@ -1,0 +1,63 @@
+"""`tinylora <command>` (also `python -m tinylora <command>`).
+
+Each command lives in the module that owns its idea; this file only wires them to argparse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def cmd_gradcheck(args) -> int:
+    """Every hand-derived gradient against finite differences; exit 1 if any tensor fails."""
+    from tinylora import checks
+    from tinylora.gradcheck import worst_per_tensor
+
+    results = worst_per_tensor(checks.run_all(args.backend))
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=1))
+    else:
+        for r in results:
+            print(r.line())
+        n_bad = sum(not r.ok for r in results)
+        print(f"{len(results) - n_bad} of {len(results)} tensors agree with finite differences "
+              f"(relative error <= {results[0].tol:g}, float64, backend {args.backend or 'numpy'})")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_demo(args) -> int:
+    from tinylora import demo
+
+    return demo.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinylora", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("gradcheck", help="check every backward against finite differences")
+    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    p.add_argument("--json", action="store_true", help="print a JSON list of {name, max_rel_error, ok}")
+    p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("demo", help="the width-scaling demonstration (what `make demo` runs)")
+    from tinylora import demo
+
+    demo.add_arguments(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, RuntimeError) as err:  # bad input: one clear line, not a traceback
+        print(f"tinylora {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""LoRA bookkeeping shared by every model: the configuration, the factors' init, which arrays train.
+
+A model keeps all its arrays in one dict with dotted keys (``fc1.W``, ``fc1.A``,
+``blocks.0.attn.q.B``). LoRA adds ``<layer>.A`` (d_in, r) and ``<layer>.B`` (r, d_out) beside a
+frozen ``<layer>.W`` (d_in, d_out). `LoRAModel` is the base class that turns those keys into the
+things every model needs: the trainable subset, merged weights, and saving/loading.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tinylora import backend
+
+INITS = ("zero_B", "zero_A")
+
+
+@dataclass(frozen=True)
+class LoRAConfig:
+    """Rank `r`, `alpha`, the scale rule and the init of the LoRA factors.
+
+    scale = alpha / r (LoRA), or alpha / sqrt(r) with ``rslora=True`` (rsLoRA).
+    init  = "zero_B": the paper's Init[1] (and LoRA's, PEFT's): A ~ N(0, 1/d_in), B = 0.
+            "zero_A": the paper's Init[2]: A = 0, B ~ N(0, 1) (variance Theta(1) in the width).
+    Both start exactly at the frozen model; both zero would be a saddle where nothing learns.
+    """
+
+    r: int = 8
+    alpha: float = 16.0
+    rslora: bool = False
+    init: str = "zero_B"
+
+    def __post_init__(self):
+        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r <= 0:
+            raise ValueError(f"r: expected a positive integer rank, got {self.r!r}")
+        if not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha > 0):
+            raise ValueError(f"alpha: expected a finite number > 0, got {self.alpha!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init: expected one of {list(INITS)}, got {self.init!r}")
+
+    @property
+    def scale(self) -> float:
+        """alpha / r, or alpha / sqrt(r) for rsLoRA (a Python float: no dtype promotion)."""
+        return float(self.alpha / (math.sqrt(self.r) if self.rslora else self.r))
+
+    def check_rank(self, layer: str, d_in: int, d_out: int) -> None:
+        if self.r > min(d_in, d_out):
+            raise ValueError(
+                f"r: expected 1 <= r <= min(d_in, d_out) = {min(d_in, d_out)} for layer "
+                f"{layer!r} (d_in={d_in}, d_out={d_out}), got {self.r}"
+            )
+
+
+def init_factors(rng, d_in: int, d_out: int, config: LoRAConfig, xp, dtype, stack=()):
+    """(A, B) for one layer: A (*stack, d_in, r), B (*stack, r, d_out), per `config.init`."""
+    a_shape, b_shape = (*stack, d_in, config.r), (*stack, config.r, d_out)
+    if config.init == "zero_B":  # Init[1]
+        A = backend.normal(rng, a_shape, 1.0 / math.sqrt(d_in), xp, dtype)
+        B = backend.zeros(b_shape, xp, dtype)
+    else:  # Init[2]
+        A = backend.zeros(a_shape, xp, dtype)
+        B = backend.normal(rng, b_shape, 1.0, xp, dtype)
+    return A, B
+
+
+class LoRAModel:
+    """Base class: arrays in ``self.params`` (dotted keys), a LoRA config, the trainable keys.
+
+    Subclasses set ``self.params``, ``self.lora``, ``self.targets`` (layer names with LoRA) and
+    call ``self._set_trainable(trainable)``.
+    """
+
+    params: dict
+    lora: LoRAConfig
+    targets: tuple
+    trainable: tuple
+
+    @property
+    def scale(self) -> float:
+        return self.lora.scale
+
+    @property
+    def xp(self):
+        return backend.xp_of(next(iter(self.params.values())))
+
+    def adapter_keys(self) -> tuple:
+        """The LoRA factors' keys: ``<target>.A`` and ``<target>.B`` for each target."""
+        return tuple(f"{t}.{f}" for t in self.targets for f in ("A", "B"))
+
+    def _set_trainable(self, trainable) -> None:
+        """'lora' (the factors only), 'all' (every array), or an explicit list of keys."""
+        if trainable == "lora":
+            keys = self.adapter_keys()
+        elif trainable == "all":
+            keys = tuple(self.params)
+        elif isinstance(trainable, (list, tuple)):
+            unknown = [k for k in trainable if k not in self.params]
+            if unknown:
+                raise ValueError(
+                    f"trainable: unknown keys {unknown}; valid keys are {sorted(self.params)}"
+                )
+            keys = tuple(k for k in self.params if k in set(trainable))
+        else:
+            raise ValueError(f"trainable: expected 'lora', 'all' or a list of keys, got {trainable!r}")
+        self.trainable = keys
+
+    def trainable_params(self) -> dict:
+        """The arrays that train, by key (the same objects as in ``params``: updates land there)."""
+        return {k: self.params[k] for k in self.trainable}
+
+    def merged_weights(self) -> dict:
+        """``{target: W + scale * A @ B}``: for inspection and checks, never used to train."""
+        p = self.params
+        return {t: p[f"{t}.W"] + self.scale * (p[f"{t}.A"] @ p[f"{t}.B"]) for t in self.targets}
+
+    def save(self, path, keys=None) -> None:
+        """Save the arrays named by `keys` (default: the adapters) to a .npz file."""
+        keys = self.adapter_keys() if keys is None else tuple(keys)
+        backend.save_npz(path, {k: self.params[k] for k in keys})
+
+    def load(self, path, keys=None) -> None:
+        """Load arrays saved by `save`. Names and shapes must match exactly; on any mismatch
+        this raises and the model is left as it was."""
+        keys = self.adapter_keys() if keys is None else tuple(keys)
+        arrays = backend.load_npz(path)
+        if sorted(arrays) != sorted(keys):
+            raise ValueError(
+                f"load {path}: expected arrays {sorted(keys)}, the file holds {sorted(arrays)}"
+            )
+        for k in keys:
+            want, got = tuple(self.params[k].shape), tuple(arrays[k].shape)
+            if want != got:
+                raise ValueError(f"load {path}: array {k!r} expected shape {want}, got {got}")
+        for k in keys:  # every check passed: now write, in place (optimizers hold these arrays)
+            self.params[k][...] = self.xp.asarray(arrays[k], dtype=self.params[k].dtype)
+
+    def save_adapters(self, path) -> None:
+        self.save(path)
+
+    def load_adapters(self, path) -> None:
+        self.load(path)
+
+    def n_params(self, keys=None) -> int:
+        keys = self.params if keys is None else keys
+        return int(sum(self.params[k].size for k in keys))

@@ -1,0 +1,130 @@
+"""A frozen MLP with LoRA on any of its linear layers; forward and backward by hand.
+
+    x (..., d_in) -> fc1 -> act -> fc2 -> act -> ... -> fcK -> out (..., d_out)
+
+Layer ``fc<i>`` is a frozen linear ``h W + b``; on a LoRA target it becomes
+``h W + b + scale * (h A) B`` (see `tinylora.layers.lora_linear_forward`).
+With ``stack=(S,)`` every LoRA factor gets a leading axis of S independent copies that share the
+frozen weights: S models trained at once by broadcasting (`tinylora.grid`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from tinylora import backend as _backend
+from tinylora.layers import (
+    activation as _activation,
+    linear_backward,
+    linear_forward,
+    lora_linear_backward,
+    lora_linear_forward,
+)
+from tinylora.lora import LoRAConfig, LoRAModel, init_factors
+
+
+class LoRAMLP(LoRAModel):
+    """A frozen MLP ``d_in -> d_hidden... -> d_out`` with LoRA factors on `targets`.
+
+    Args:
+        d_in, d_hidden, d_out: widths; `d_hidden` is an int (one hidden layer) or a list.
+        targets: layer names with LoRA (``fc1``..``fcK``); default: all of them.
+        r, alpha, rslora, init: see `tinylora.lora.LoRAConfig` (init "zero_B" = Init[1]).
+        activation: "relu" or "gelu". bias: frozen biases (zeros unless given).
+        weights, biases: frozen arrays to use instead of random ones (W_i ~ N(0, 1/fan_in)).
+        trainable: "lora" (default), "all", or a list of keys.
+        stack: leading shape of independent LoRA copies, e.g. (S,) for S models at once.
+        seed, backend, dtype: host-side seeded init, the array backend, float64 or float32.
+    """
+
+    def __init__(self, d_in, d_hidden, d_out, targets=None, r=4, alpha=None, rslora=False,
+                 init="zero_B", activation="relu", bias=False, weights=None, biases=None,
+                 trainable="lora", stack=(), seed=0, backend=None, dtype=None):
+        xp = _backend.get_xp(backend)
+        dtype = _backend.resolve_dtype(dtype)
+        hidden = [d_hidden] if isinstance(d_hidden, int) else list(d_hidden)
+        self.widths = [d_in, *hidden, d_out]
+        for name, w in zip(("d_in", "d_hidden", "d_out"), (d_in, hidden, d_out)):
+            for n in w if isinstance(w, list) else [w]:
+                if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+                    raise ValueError(f"{name}: expected positive integer widths, got {w!r}")
+        self.layer_names = tuple(f"fc{i + 1}" for i in range(len(self.widths) - 1))
+        self.act_name = activation
+        self.act_forward, self.act_backward = _activation(activation)
+        self.lora = LoRAConfig(r=r, alpha=float(r if alpha is None else alpha), rslora=rslora,
+                               init=init)
+        targets = self.layer_names if targets is None else tuple(targets)
+        bad = [t for t in targets if t not in self.layer_names]
+        if bad:
+            raise ValueError(f"targets: {bad} are not layers; valid ones are {list(self.layer_names)}")
+        self.targets = tuple(t for t in self.layer_names if t in targets)
+        self.stack = tuple(stack)
+
+        rng = _backend.host_rng(seed)
+        self.params = {}
+        for i, name in enumerate(self.layer_names):
+            fan_in, fan_out = self.widths[i], self.widths[i + 1]
+            if weights is not None:
+                W = xp.asarray(weights[i], dtype=dtype)
+                if tuple(W.shape) != (fan_in, fan_out):
+                    raise ValueError(f"weights[{i}]: expected shape {(fan_in, fan_out)}, got {tuple(W.shape)}")
+            else:
+                W = _backend.normal(rng, (fan_in, fan_out), 1.0 / math.sqrt(fan_in), xp, dtype)
+            self.params[f"{name}.W"] = W
+            if bias:
+                b = xp.zeros(fan_out, dtype=dtype) if biases is None else xp.asarray(biases[i], dtype=dtype)
+                self.params[f"{name}.b"] = b
+            if name in self.targets:
+                self.lora.check_rank(name, fan_in, fan_out)
+                A, B = init_factors(rng, fan_in, fan_out, self.lora, xp, dtype, self.stack)
+                self.params[f"{name}.A"], self.params[f"{name}.B"] = A, B
+        self._set_trainable(trainable)
+
+    def forward(self, x):
+        """x (..., d_in) -> (out (*stack, ..., d_out), cache)."""
+        p, caches = self.params, []
+        h = x
+        for i, name in enumerate(self.layer_names):
+            b = p.get(f"{name}.b")
+            if name in self.targets:  # h W + b + scale (h A) B
+                h, c = lora_linear_forward(h, p[f"{name}.W"], b, p[f"{name}.A"], p[f"{name}.B"],
+                                           self.scale, name=name)
+            else:
+                h, c = linear_forward(h, p[f"{name}.W"], b, name=name)
+            caches.append(c)
+            if i < len(self.layer_names) - 1:
+                h, c = self.act_forward(h)
+                caches.append(c)
+        return h, caches
+
+    def backward(self, dout, cache):
+        """dout (*stack, ..., d_out) -> grads: a dict with exactly the trainable keys."""
+        trainable, grads = set(self.trainable), {}
+        caches = list(cache)
+        first = min(i for i, n in enumerate(self.layer_names)  # the lowest layer that trains:
+                    if any(k.startswith(n + ".") for k in trainable))  # nothing below it needs a gradient
+        dh = dout
+        for i in reversed(range(first, len(self.layer_names))):
+            name = self.layer_names[i]
+            if i < len(self.layer_names) - 1:
+                dh = self.act_backward(dh, caches.pop())
+            want = {"need_dx": i > first,  # below `first` nothing trains: skip that product
+                    "need_dW": f"{name}.W" in trainable, "need_db": f"{name}.b" in trainable}
+            if name in self.targets:
+                dh, dW, db, dA, dB = lora_linear_backward(dh, caches.pop(), **want)
+                grads[f"{name}.A"], grads[f"{name}.B"] = dA, dB
+            else:
+                dh, dW, db = linear_backward(dh, caches.pop(), **want)
+            if dW is not None:
+                grads[f"{name}.W"] = dW
+            if db is not None:
+                grads[f"{name}.b"] = db
+        return {k: grads[k] for k in self.trainable}
+
+    def __repr__(self) -> str:
+        widths = " -> ".join(map(str, self.widths))
+        stack = f", stack={self.stack}" if self.stack else ""
+        return (f"LoRAMLP({widths}, act={self.act_name}, targets={list(self.targets)}, "
+                f"r={self.lora.r}, scale={self.scale:g}, init={self.lora.init}{stack}, "
+                f"trainable={self.n_params(self.trainable)} of {self.n_params()} numbers)")
+

@@ -1,0 +1,215 @@
+"""SGD, Adam and AdamW from their equations, with parameter groups; the LoRA+ grouping.
+
+An optimizer holds the model's trainable arrays by key and updates them **in place** (so the
+model sees every step), with its state (momenta) allocated once, on the first step.
+Each parameter belongs to exactly one *group*, and each group has its own learning rate and
+weight decay. LoRA+ is nothing more than two groups: ``*.B`` at ``lr * lr_ratio``, the rest at
+``lr`` (`loraplus_groups`).
+
+A learning rate may be a Python float or an array that broadcasts against the parameter, e.g.
+shape ``(S, 1, 1)`` for a stack of S models with one rate each (the grids of `tinylora.grid`).
+Learning rates stay Python floats where they can, so float32 runs are never promoted to float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tinylora import backend
+
+
+def _check_lr(lr, what: str = "lr"):
+    """A finite learning rate >= 0 (a number or an array of them); anything else is an error."""
+    if lr is None or not backend.is_finite_number(lr):
+        raise ValueError(f"{what}: expected a finite learning rate >= 0, got {lr!r}")
+    if float(backend.to_numpy(lr).min()) < 0:
+        raise ValueError(f"{what}: expected a learning rate >= 0, got {lr!r}")
+    return float(lr) if isinstance(lr, (int, float)) else lr
+
+
+def loraplus_groups(params, lr: float, lr_ratio: float = 16.0, weight_decay: float = 0.0):
+    """The LoRA+ parameter groups: every ``*.B`` at ``lr * lr_ratio``, every other at ``lr``.
+
+    ``lr_ratio`` is the paper's lambda = eta_B / eta_A (PEFT's ``loraplus_lr_ratio``). Its default
+    16 = 2^4 is the value Hayou, Ghosh and Yu suggest (RoBERTa, Init[2]); summaries that print
+    "24" lost the superscript of 2^4. The theory says the best ratio grows like the width n
+    (eta_A ~ 1/n, eta_B ~ 1), so no single value is right for every width: measure it
+    (`tinylora width-sweep`). A ratio of 1 is plain LoRA.
+
+    `params`: a dict or an iterable of keys. Returns a list of group dicts for an optimizer.
+    """
+    _check_lr(lr)
+    if not (isinstance(lr_ratio, (int, float)) and math.isfinite(lr_ratio) and lr_ratio > 0):
+        raise ValueError(f"lr_ratio: expected a finite number > 0, got {lr_ratio!r}")
+    keys = list(params)
+    fast = [k for k in keys if k.endswith(".B")]
+    slow = [k for k in keys if not k.endswith(".B")]
+    groups = [{"params": slow, "lr": lr, "weight_decay": weight_decay, "name": "A (and others)"},
+              {"params": fast, "lr": _times(lr, lr_ratio), "weight_decay": weight_decay, "name": "B"}]
+    return [g for g in groups if g["params"]]
+
+
+def _times(lr, ratio):
+    return float(lr) * float(ratio) if isinstance(lr, (int, float)) else lr * ratio
+
+
+class Optimizer:
+    """Base class: groups, validation, lazily allocated state, ``step(grads)``."""
+
+    def __init__(self, params: dict, lr=1e-3, weight_decay=0.0, groups=None):
+        if not isinstance(params, dict) or not params:
+            raise ValueError("params: expected a non-empty dict of arrays by key")
+        self.params = params
+        if groups is None:
+            groups = [{"params": list(params)}]
+        self.groups, seen = [], set()
+        for i, g in enumerate(groups):
+            unknown = [k for k in g["params"] if k not in params]
+            if unknown:
+                raise ValueError(f"groups[{i}]: unknown parameters {unknown}")
+            twice = seen.intersection(g["params"])
+            if twice:
+                raise ValueError(f"groups[{i}]: parameters {sorted(twice)} are in two groups")
+            seen.update(g["params"])
+            group = {"lr": lr, "weight_decay": weight_decay, **g}
+            group["lr"] = self._as_rate(_check_lr(group["lr"], f"groups[{i}].lr"), g["params"])
+            wd = group["weight_decay"]
+            if not (isinstance(wd, (int, float)) and math.isfinite(wd) and wd >= 0):
+                raise ValueError(f"groups[{i}].weight_decay: expected a finite number >= 0, got {wd!r}")
+            self.groups.append(group)
+        missing = [k for k in params if k not in seen]
+        if missing:
+            raise ValueError(f"groups: parameters {missing} are in no group")
+        self.state: dict = {}
+        self.t = 0  # steps taken; Adam counts from 1
+
+    def _as_rate(self, lr, keys):
+        """Python floats stay floats; arrays move to the parameters' backend and dtype."""
+        if isinstance(lr, float):
+            return lr
+        p = self.params[keys[0]]
+        return backend.xp_of(p).asarray(backend.to_numpy(lr), dtype=p.dtype)
+
+    def step(self, grads: dict) -> None:
+        """One update of every parameter, in place. `grads` has exactly the parameters' keys."""
+        if set(grads) != set(self.params):
+            raise ValueError(f"grads: expected keys {sorted(self.params)}, got {sorted(grads)}")
+        self.t += 1
+        for g in self.groups:
+            for k in g["params"]:
+                self._update(k, self.params[k], grads[k], g)
+
+    def _update(self, key, p, grad, group):
+        raise NotImplementedError
+
+    def _buffers(self, key, p, names):
+        """State arrays for `key`, zero-initialised once, on first use (never per step)."""
+        if key not in self.state:
+            xp = backend.xp_of(p)
+            self.state[key] = {n: xp.zeros_like(p) for n in names}
+        return self.state[key]
+
+    def __repr__(self) -> str:
+        groups = ", ".join(f"{g.get('name', i)}: {len(g['params'])} arrays at lr={_fmt(g['lr'])}"
+                           for i, g in enumerate(self.groups))
+        return f"{type(self).__name__}(t={self.t}; {groups})"
+
+
+def _fmt(lr):
+    return f"{lr:g}" if isinstance(lr, float) else f"array{tuple(lr.shape)}"
+
+
+class SGD(Optimizer):
+    """p <- p - lr * v,   v <- momentum * v + (g + wd * p)   (PyTorch's form; v = g at t = 1)."""
+
+    def __init__(self, params, lr=1e-2, momentum=0.0, weight_decay=0.0, groups=None):
+        if not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
+            raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
+        self.momentum = float(momentum)
+        super().__init__(params, lr, weight_decay, groups)
+
+    def _update(self, key, p, grad, group):
+        lr, wd = group["lr"], group["weight_decay"]
+        if wd:
+            grad = grad + wd * p  # L2 penalty folded into the gradient
+        if self.momentum:
+            s = self._buffers(key, p, ("v",))
+            if self.t == 1:
+                s["v"][...] = grad
+            else:
+                s["v"] *= self.momentum
+                s["v"] += grad
+            grad = s["v"]
+        p -= lr * grad
+
+
+class Adam(Optimizer):
+    """Adam, as PyTorch documents it (t counts from 1):
+
+        g <- g + wd * p                       (Adam's L2 weight decay; AdamW decouples it)
+        m <- beta1 m + (1 - beta1) g          v <- beta2 v + (1 - beta2) g^2
+        m_hat = m / (1 - beta1^t)             v_hat = v / (1 - beta2^t)
+        p <- p - lr * m_hat / (sqrt(v_hat) + eps)
+
+    At t = 1, m_hat = g and v_hat = g^2, so the first step is -lr * g / (|g| + eps): a sign-like
+    step of size lr per coordinate, whatever the gradient's scale.
+    """
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 groups=None):
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"betas: expected two numbers in [0, 1), got {betas!r}")
+        if not (math.isfinite(eps) and eps >= 0):
+            raise ValueError(f"eps: expected a finite number >= 0, got {eps!r}")
+        self.beta1, self.beta2, self.eps = float(b1), float(b2), float(eps)
+        super().__init__(params, lr, weight_decay, groups)
+
+    def _update(self, key, p, grad, group):
+        lr, wd = group["lr"], group["weight_decay"]
+        s = self._buffers(key, p, ("m", "v", "tmp"))
+        m, v, tmp = s["m"], s["v"], s["tmp"]
+        xp = backend.xp_of(p)
+        if wd and self.decoupled:  # AdamW: p <- p (1 - lr wd), before the moments
+            xp.multiply(p, lr * wd, out=tmp)
+            p -= tmp
+        elif wd:  # Adam: L2 penalty in the gradient
+            grad = grad + wd * p
+        b1, b2 = self.beta1, self.beta2
+        m *= b1
+        xp.multiply(grad, 1.0 - b1, out=tmp)
+        m += tmp  # m = b1 m + (1 - b1) g
+        v *= b2
+        xp.multiply(grad, grad, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp  # v = b2 v + (1 - b2) g^2
+        bias1, bias2 = 1.0 - b1**self.t, 1.0 - b2**self.t
+        xp.sqrt(v, out=tmp)
+        tmp *= 1.0 / math.sqrt(bias2)
+        tmp += self.eps  # sqrt(v_hat) + eps
+        xp.divide(m, tmp, out=tmp)  # m / (sqrt(v_hat) + eps)
+        tmp *= lr / bias1 if isinstance(lr, float) else lr * (1.0 / bias1)
+        p -= tmp
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p <- p (1 - lr wd) first,
+    then the Adam step on the raw gradient. PyTorch's AdamW default weight decay is 0.01."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
+                 groups=None):
+        super().__init__(params, lr, betas, eps, weight_decay, groups)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+
+
+def make_optimizer(name: str, params: dict, **kwargs) -> Optimizer:
+    """An optimizer by name: 'sgd', 'adam' or 'adamw' (anything else lists the valid ones)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[name](params, **kwargs)
