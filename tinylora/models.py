@@ -62,8 +62,8 @@ class LoRAMLP(LoRAModel):
 
         rng = _backend.host_rng(seed)
         self.params = {}
-        for i, name in enumerate(self.layer_names):
-            fan_in, fan_out = self.widths[i], self.widths[i + 1]
+        for i, name in enumerate(self.layer_names):  # frozen weights first: the same seed gives
+            fan_in, fan_out = self.widths[i], self.widths[i + 1]  # the same base for any LoRA setup
             if weights is not None:
                 W = xp.asarray(weights[i], dtype=dtype)
                 if tuple(W.shape) != (fan_in, fan_out):
@@ -74,7 +74,9 @@ class LoRAMLP(LoRAModel):
             if bias:
                 b = xp.zeros(fan_out, dtype=dtype) if biases is None else xp.asarray(biases[i], dtype=dtype)
                 self.params[f"{name}.b"] = b
+        for i, name in enumerate(self.layer_names):
             if name in self.targets:
+                fan_in, fan_out = self.widths[i], self.widths[i + 1]
                 self.lora.check_rank(name, fan_in, fan_out)
                 A, B = init_factors(rng, fan_in, fan_out, self.lora, xp, dtype, self.stack)
                 self.params[f"{name}.A"], self.params[f"{name}.B"] = A, B

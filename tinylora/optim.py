@@ -23,7 +23,7 @@ def _check_lr(lr, what: str = "lr"):
     if lr is None or not backend.is_finite_number(lr):
         raise ValueError(f"{what}: expected a finite learning rate >= 0, got {lr!r}")
     if float(backend.to_numpy(lr).min()) < 0:
-        raise ValueError(f"{what}: expected a learning rate >= 0, got {lr!r}")
+        raise ValueError(f"{what}: expected a finite learning rate >= 0, got {lr!r}")
     return float(lr) if isinstance(lr, (int, float)) else lr
 
 

@@ -1,0 +1,169 @@
+"""The LoRA MLP: the invariants that make LoRA what it is, and its gradients."""
+
+import numpy as np
+import pytest
+
+from tinylora import checks
+from tinylora.models import LoRAMLP
+from tinylora.optim import Adam
+from tinylora.train import loss_and_grads, train
+
+
+def _data(seed=0, n=16, d_in=6, d_out=3):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d_in)), rng.standard_normal((n, d_out))
+
+
+def test_mlp_backward_matches_finite_differences_in_every_configuration():
+    """Both inits, both activations, bias on/off, rsLoRA on/off, and trainable='all': every
+    tensor's gradient agrees with finite differences at a random non-zero B."""
+    results = checks.case_mlp(np)
+    assert len(results) > 50
+    for r in results:
+        assert r.ok, r.line()
+
+
+@pytest.mark.parametrize("init", ["zero_B", "zero_A"])
+def test_lora_starts_exactly_at_the_frozen_model(init):
+    """Both inits make B A = 0, so before training the output is the frozen MLP's."""
+    x, _ = _data()
+    lora = LoRAMLP(6, [8, 8], 3, r=2, init=init, seed=3)
+    frozen = LoRAMLP(6, [8, 8], 3, targets=[], seed=3)
+    assert np.array_equal(lora.params["fc1.W"], frozen.params["fc1.W"])
+    np.testing.assert_allclose(lora.forward(x)[0], frozen.forward(x)[0], rtol=0, atol=1e-14)
+
+
+def test_merged_weights_reproduce_the_lora_output():
+    """W + scale * A @ B in a plain MLP gives the LoRA MLP's output: LoRA is a weight change."""
+    x, _ = _data()
+    lora = LoRAMLP(6, 8, 3, r=2, alpha=5.0, seed=1)
+    checks.randomize_lora(lora, seed=2)
+    merged = lora.merged_weights()
+    plain = LoRAMLP(6, 8, 3, targets=[], weights=[merged["fc1"], merged["fc2"]])
+    np.testing.assert_allclose(plain.forward(x)[0], lora.forward(x)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_frozen_weights_are_bit_identical_after_training():
+    """Training moves A and B only: every frozen array is exactly as it was."""
+    x, y = _data()
+    model = LoRAMLP(6, 8, 3, r=2, bias=True, seed=1)
+    frozen = {k: v.copy() for k, v in model.params.items() if k not in model.trainable}
+    before = {k: model.params[k].copy() for k in model.trainable}
+    train(model, Adam(model.trainable_params(), lr=1e-2), x, y, steps=5)
+    assert all(np.array_equal(model.params[k], v) for k, v in frozen.items())
+    assert any(not np.array_equal(model.params[k], v) for k, v in before.items())
+
+
+def test_gradient_keys_equal_the_trainable_keys():
+    """backward returns exactly one gradient per trainable array, nothing for frozen ones."""
+    x, y = _data()
+    for trainable in ("lora", "all", ["fc2.W", "fc1.A"]):
+        model = LoRAMLP(6, 8, 3, r=2, bias=True, trainable=trainable, seed=1)
+        _, grads = loss_and_grads(model, x, y)
+        assert list(grads) == list(model.trainable)
+        assert all(grads[k].shape == model.params[k].shape for k in grads)
+
+
+def test_duplicating_the_batch_leaves_loss_and_gradients_unchanged():
+    """The loss is a mean over the batch: two copies of the data are the same data."""
+    x, y = _data()
+    model = LoRAMLP(6, 8, 3, r=2, seed=1)
+    checks.randomize_lora(model, seed=5)
+    loss1, g1 = loss_and_grads(model, x, y)
+    loss2, g2 = loss_and_grads(model, np.concatenate([x, x]), np.concatenate([y, y]))
+    assert np.isclose(loss1, loss2, rtol=1e-13)
+    for k in g1:
+        np.testing.assert_allclose(g1[k], g2[k], rtol=1e-12, atol=1e-15)
+
+
+def test_under_init1_dA_is_exactly_zero_at_the_first_step():
+    """With B = 0, dA = x^T (dy B^T) scale = 0: only B moves at step 1. This is why the
+    asymmetric init matters (and why a gradient check at init would miss any bug in dA)."""
+    x, y = _data()
+    model = LoRAMLP(6, [8, 8], 3, r=2, init="zero_B", seed=1)
+    _, grads = loss_and_grads(model, x, y)
+    for t in model.targets:
+        assert np.all(grads[f"{t}.A"] == 0.0)
+    assert np.any(grads["fc3.B"] != 0.0)
+
+
+def test_stacked_models_train_like_separate_models():
+    """stack=(S,) trains S independent LoRA copies at once; each matches its solo twin."""
+    x, y = _data()
+    stacked = LoRAMLP(6, 8, 3, r=2, stack=(3,), seed=1)
+    lrs = np.array([1e-3, 1e-2, 3e-2]).reshape(3, 1, 1)
+    start = {k: v.copy() for k, v in stacked.trainable_params().items()}
+    train(stacked, Adam(stacked.trainable_params(), lr=lrs), x, y, steps=4)
+    for s in range(3):
+        solo = LoRAMLP(6, 8, 3, r=2, seed=1)
+        for k in start:
+            solo.params[k][...] = start[k][s]
+        train(solo, Adam(solo.trainable_params(), lr=float(lrs[s, 0, 0])), x, y, steps=4)
+        for k in start:
+            np.testing.assert_allclose(stacked.params[k][s], solo.params[k], rtol=1e-12, atol=1e-15)
+
+
+def test_float32_runs_stay_float32():
+    """No accidental promotion: a float32 model's outputs, gradients and updated
+    parameters are float32 (Python-float learning rates and scales keep it so)."""
+    x, y = (a.astype(np.float32) for a in _data())
+    model = LoRAMLP(6, 8, 3, r=2, activation="gelu", dtype="float32", seed=1)
+    out, _ = model.forward(x)
+    loss, grads = loss_and_grads(model, x, y)
+    Adam(model.trainable_params(), lr=1e-3).step(grads)
+    assert out.dtype == np.float32 and np.asarray(loss).dtype == np.float32
+    assert all(g.dtype == np.float32 for g in grads.values())
+    assert all(p.dtype == np.float32 for p in model.params.values())
+
+
+def test_save_and_load_adapters_round_trip(tmp_path):
+    """Adapters saved to .npz load back bit-identically into a fresh model."""
+    a = LoRAMLP(6, 8, 3, r=2, seed=1)
+    checks.randomize_lora(a, seed=3)
+    a.save_adapters(tmp_path / "ad.npz")
+    b = LoRAMLP(6, 8, 3, r=2, seed=1)
+    b.load_adapters(tmp_path / "ad.npz")
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+
+
+def test_loading_mismatched_adapters_raises_and_changes_nothing(tmp_path):
+    """A file with other names or shapes is refused, and the model is left exactly as it was."""
+    LoRAMLP(6, 8, 3, r=2, seed=1).save_adapters(tmp_path / "r2.npz")
+    LoRAMLP(6, 8, 3, r=2, targets=["fc1"], seed=1).save_adapters(tmp_path / "fc1.npz")
+    model = LoRAMLP(6, 8, 3, r=3, seed=1)
+    checks.randomize_lora(model, seed=4)
+    before = {k: v.copy() for k, v in model.params.items()}
+    with pytest.raises(ValueError, match=r"'fc1.A' expected shape \(6, 3\), got \(6, 2\)"):
+        model.load_adapters(tmp_path / "r2.npz")
+    with pytest.raises(ValueError, match="expected arrays"):
+        model.load_adapters(tmp_path / "fc1.npz")
+    assert all(np.array_equal(model.params[k], v) for k, v in before.items())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"r": 0}, r"r: expected a positive integer rank, got 0"),
+    ({"r": 4}, r"r: expected 1 <= r <= min\(d_in, d_out\) = 3 for layer 'fc2' \(d_in=8, d_out=3\), got 4"),
+    ({"alpha": 0.0}, r"alpha: expected a finite number > 0, got 0.0"),
+    ({"targets": ["fc1", "attn"]}, r"targets: \['attn'\] are not layers; valid ones are \['fc1', 'fc2'\]"),
+    ({"init": "gaussian"}, r"init: expected one of \['zero_B', 'zero_A'\], got 'gaussian'"),
+    ({"activation": "tanh"}, r"activation: expected one of"),
+    ({"dtype": "float16"}, r"dtype: expected one of"),
+    ({"trainable": "some"}, r"trainable: expected 'lora', 'all' or a list of keys"),
+])
+def test_bad_model_arguments_are_clear_errors(kwargs, message):
+    """Each bad constructor argument names itself, what was expected and what came."""
+    args = {"d_in": 6, "d_hidden": 8, "d_out": 3, "r": 2, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        LoRAMLP(**args)
+
+
+def test_wrong_input_width_names_the_first_layer():
+    """Feeding (N, 5) to a model built for d_in = 6 names fc1 and both sizes."""
+    with pytest.raises(ValueError, match=r"fc1: expected input with trailing size 6"):
+        LoRAMLP(6, 8, 3, r=2).forward(np.ones((2, 5)))
+
+
+def test_repr_says_what_trains():
+    """The repr teaches: widths, targets, rank, scale, and how few numbers train."""
+    text = repr(LoRAMLP(6, 8, 3, r=2, alpha=4.0))
+    assert "6 -> 8 -> 3" in text and "r=2" in text and "scale=2" in text and "trainable=" in text
