@@ -2,15 +2,17 @@
 
 Abbreviations: N batch, T sequence, d = d_model, H = n_head, dh = d / H (the head size).
 
-    forward                                          backward (read bottom-up)
-    q, k, v = x Wq (+bq), x Wk, x Wv  (+ LoRA)       dx = dx_q + dx_k + dx_v        (x forks 3 ways)
-    qh, kh, vh = split_heads(q, k, v)   (N,H,T,dh)   dq, dk, dv = merge_heads(dqh, dkh, dvh)
-    s  = qh kh^T / sqrt(dh)             (N,H,T,T)    dqh = ds kh / sqrt(dh),  dkh = ds^T qh / sqrt(dh)
-    s  = s + causal mask (-inf above the diagonal)   ds passes through (masked entries get 0)
-    p  = softmax(s) over the last axis               ds = p * (dp - sum_j dp_j p_j)
-    yh = p vh                           (N,H,T,dh)   dp = dyh vh^T,   dvh = p^T dyh
-    y  = merge_heads(yh)                (N,T,d)      dyh = split_heads(dy)
-    out = y Wo + bo  (+ LoRA)                        dy = dout Wo^T  (+ the LoRA path)
+    forward                                    backward (read bottom-up)
+    q, k, v = x Wq + bq, x Wk + bk, x Wv + bv  dx = dx_q + dx_k + dx_v   (x forks three ways)
+    qh, kh, vh = split_heads(q, k, v)          dq, dk, dv = merge_heads(dqh, dkh, dvh)
+    s  = qh kh^T / sqrt(dh)      (N,H,T,T)     dqh = ds kh / sqrt(dh), dkh = ds^T qh / sqrt(dh)
+    s  = s + mask (-inf where u > t)           ds passes through (masked entries get 0)
+    p  = softmax(s), last axis                 ds = p * (dp - sum_j dp_j p_j)
+    yh = p vh                    (N,H,T,dh)    dp = dyh vh^T,  dvh = p^T dyh
+    y  = merge_heads(yh)         (N,T,d)       dyh = split_heads(dy)
+    out = y Wo + bo                            dy = dout Wo^T
+Each projection adds its LoRA path, scale (x A) B, where it is a target. The key bias bk gets
+exactly zero gradient: it adds q_t . bk to every score of row t, and softmax ignores that.
 
 Heads are a reshape plus a transpose (a view, no copy) and every product is one batched ``@``
 over (N, H): there is no Python loop over heads or positions.

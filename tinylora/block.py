@@ -39,7 +39,8 @@ def check_targets(targets) -> tuple:
     targets = (targets,) if isinstance(targets, str) else tuple(targets or ())
     bad = [t for t in targets if t not in BLOCK_TARGETS]
     if bad:
-        raise ValueError(f"targets: {bad} are not block layers; valid ones are {list(BLOCK_TARGETS)}")
+        raise ValueError(f"targets: {bad} are not block layers; "
+                         f"valid ones are {list(BLOCK_TARGETS)}")
     return tuple(t for t in BLOCK_TARGETS if t in targets)
 
 
@@ -140,7 +141,7 @@ def block_backward(dout, cache, trainable, grads: dict, need_dx: bool = True):
     """
     P, c_ln1, c_attn, c_ln2, c_mlp = cache
     attn_layers = [f"{P}attn.{n}" for n in "qkvo"]
-    need_dx1 = need_dx or trains(trainable, f"{P}ln1", *attn_layers)  # below x1, does anything train?
+    need_dx1 = need_dx or trains(trainable, f"{P}ln1", *attn_layers)  # anything below x1 trains?
 
     # second half: out = x1 + m, m = mlp(ln2(x1))
     dx1 = None

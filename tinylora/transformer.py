@@ -8,11 +8,11 @@ Trained with next-token softmax cross-entropy (mean over the N*T positions):
 
     loss, grads = loss_and_grads(lm, tokens[:, :-1], tokens[:, 1:], loss="cross_entropy")
 
-Keys: ``tok_emb`` (V, d), ``pos_emb`` (context, d), ``blocks.{i}.ln1.g`` ... ``blocks.{i}.mlp.fc2.b``,
-``ln_f.g``, ``ln_f.b``, ``head.W`` (d, V); LoRA factors ``blocks.{i}.attn.q.A`` etc. The base arrays
-are drawn from `seed` alone, so a model with and without LoRA (any targets, any r) starts from
-the same base: pretrain with ``targets=(), trainable="all"``, save ``base_keys()``, then load them
-into a model with LoRA targets and fine-tune.
+Keys: ``tok_emb`` (V, d), ``pos_emb`` (context, d), ``blocks.{i}.ln1.g`` ...
+``blocks.{i}.mlp.fc2.b``, ``ln_f.g``, ``ln_f.b``, ``head.W`` (d, V); LoRA factors
+``blocks.{i}.attn.q.A`` etc. The base arrays are drawn from `seed` alone, so a model with and
+without LoRA (any targets, any r) starts from the same base: pretrain with ``targets=(),
+trainable="all"``, save ``base_keys()``, then load them into a model with LoRA and fine-tune.
 """
 
 from __future__ import annotations

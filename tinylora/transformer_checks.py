@@ -27,7 +27,7 @@ def _randn(rng, shape, xp, std=1.0):
 
 
 def randomize_lora(model, seed):
-    """`tinylora.checks.randomize_lora` (imported here, late: tinylora.checks imports this module)."""
+    """`tinylora.checks.randomize_lora`, imported late (tinylora.checks imports this module)."""
     from tinylora.checks import randomize_lora as randomize
 
     randomize(model, seed=seed)
