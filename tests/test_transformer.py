@@ -1,5 +1,5 @@
-"""The Transformer block and TinyLM (tinylora.block, tinylora.transformer): gradients, causality,
-the LoRA invariants, training, generation, bad input, and (where installed) PyTorch agreement."""
+"""TinyLM (tinylora.transformer): gradients, causality, the LoRA invariants, training,
+generation, keys and saving, dtypes and backends, bad input. The block alone: test_block.py."""
 
 import json
 import math
@@ -12,7 +12,7 @@ from tinylora.checks import randomize_lora
 from tinylora.optim import Adam
 from tinylora.train import loss_and_grads
 from tinylora.transformer import BLOCK_TARGETS, TinyLM, TransformerBlock
-from tinylora.transformer_checks import case_block, case_tinylm
+from tinylora.transformer_checks import case_tinylm
 
 SMALL = {"d_model": 8, "n_head": 2, "n_layer": 2, "context": 8, "d_ff": 16, "r": 2}
 
@@ -28,19 +28,6 @@ def _assert_all_ok(results):
 
 # --------------------------------------------------------------------------------------------
 # Gradients
-
-
-def test_block_gradients_match_finite_differences():
-    """The block: LoRA on each of q, k, v, o, fc1, fc2 alone at both inits, then every array
-    trainable and the input's gradient: all within 1e-6 of float64 finite differences."""
-    results = case_block(np)
-    names = {r.name for r in results}
-    paths = ("attn.q", "attn.k", "attn.v", "attn.o", "mlp.fc1", "mlp.fc2")
-    for t, path in zip(BLOCK_TARGETS, paths, strict=True):
-        for init in ("zero_B", "zero_A"):
-            assert {f"block[{t},{init}]/{path}.A", f"block[{t},{init}]/{path}.B"} <= names
-    assert "block[trainable=all]/mlp.fc1.W" in names and "block[input]/x" in names
-    _assert_all_ok(results)
 
 
 def test_tinylm_gradients_match_finite_differences():
@@ -217,6 +204,38 @@ def test_generation_crops_to_the_context_and_sampling_is_seeded():
 
 
 # --------------------------------------------------------------------------------------------
+# Dtypes and backends
+
+
+def test_float32_model_stays_float32():
+    """A float32 TinyLM gives float32 logits, loss and gradients: nothing silently promotes to
+    float64 (scales and eps are Python floats, the mask is built in the model's dtype)."""
+    lm = TinyLM(11, trainable="all", dtype="float32", **SMALL)
+    tokens = _tokens(28, (2, 8), 11)
+    assert lm.forward(tokens)[0].dtype == np.float32
+    loss, grads = loss_and_grads(lm, tokens[:, :-1], tokens[:, 1:], loss="cross_entropy")
+    assert loss.dtype == np.float32
+    assert {g.dtype for g in grads.values()} == {np.dtype("float32")}
+
+
+def test_every_backend_gives_the_numpy_logits_and_gradients(xp_name):
+    """NumPy and (where a GPU is present) CuPy start from the same host-drawn numbers, so their
+    logits, loss and gradients (embeddings' scatter-add included) agree to round-off."""
+    ref = TinyLM(11, trainable="all", seed=29, backend="numpy", **SMALL)
+    lm = TinyLM(11, trainable="all", seed=29, backend=xp_name, **SMALL)
+    tokens = _tokens(30, (2, 8), 11)
+    loss_ref, grads_ref = loss_and_grads(ref, tokens[:, :-1], tokens[:, 1:], loss="cross_entropy")
+    xp = lm.xp
+    loss, grads = loss_and_grads(lm, xp.asarray(tokens[:, :-1]), xp.asarray(tokens[:, 1:]),
+                                 loss="cross_entropy")
+    np.testing.assert_allclose(backend.to_numpy(loss), loss_ref, rtol=1e-10)
+    for k, g in grads_ref.items():
+        np.testing.assert_allclose(backend.to_numpy(grads[k]), g, rtol=1e-8, atol=1e-12)
+    out = lm.generate([1, 2, 3], 5)
+    np.testing.assert_array_equal(backend.to_numpy(out), ref.generate([1, 2, 3], 5))
+
+
+# --------------------------------------------------------------------------------------------
 # Keys, config, saving
 
 
@@ -287,53 +306,3 @@ def test_bad_inputs_to_forward_are_clear_errors():
         lm.forward(np.zeros((1, 9), dtype=int))
     with pytest.raises(ValueError, match=r"temperature: expected a number >= 0"):
         lm.generate([1], 3, temperature=-1.0)
-
-
-# --------------------------------------------------------------------------------------------
-# PyTorch (optional): the same block in autograd
-
-
-def _torch_block(torch, x, P, n_head, scale, targets):
-    """The block written with PyTorch ops on the same arrays (weights stored (d_in, d_out))."""
-    F = torch.nn.functional
-    d = x.shape[-1]
-
-    def lin(h, name):
-        y = h @ P[f"{name}.W"] + P[f"{name}.b"]
-        if name in targets:
-            y = y + scale * ((h @ P[f"{name}.A"]) @ P[f"{name}.B"])
-        return y
-
-    def heads(t):
-        N, T, _ = t.shape
-        return t.view(N, T, n_head, d // n_head).transpose(1, 2)
-
-    h = F.layer_norm(x, (d,), P["ln1.g"], P["ln1.b"], eps=1e-5)
-    q, k, v = (heads(lin(h, f"attn.{n}")) for n in "qkv")
-    y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # scale 1/sqrt(d_head)
-    x1 = x + lin(y.transpose(1, 2).reshape(x.shape), "attn.o")
-    h2 = F.layer_norm(x1, (d,), P["ln2.g"], P["ln2.b"], eps=1e-5)
-    return x1 + lin(F.gelu(lin(h2, "mlp.fc1"), approximate="tanh"), "mlp.fc2")
-
-
-def test_block_matches_pytorch_autograd():
-    """Where PyTorch is installed: the block's output, every parameter gradient and the input
-    gradient agree with torch autograd on the same float64 weights (LoRA on every target)."""
-    torch = pytest.importorskip("torch", reason="PyTorch is optional; this comparison needs it")
-    blk = TransformerBlock(8, 2, d_ff=12, targets=BLOCK_TARGETS, r=2, alpha=3.0,
-                           trainable="all", seed=24)
-    randomize_lora(blk, seed=25)
-    x = backend.normal(26, (2, 5, 8), 1.0, np)
-    g = backend.normal(27, (2, 5, 8), 1.0, np)
-    out, cache = blk.forward(x)
-    dx, grads = blk.backward_with_input(g, cache)
-
-    P = {k: torch.tensor(v, requires_grad=True) for k, v in blk.params.items()}
-    xt = torch.tensor(x, requires_grad=True)
-    out_t = _torch_block(torch, xt, P, 2, blk.scale, set(blk.targets))
-    out_t.backward(torch.tensor(g))
-    np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
-    assert set(grads) == set(P)
-    for k, p in P.items():
-        np.testing.assert_allclose(grads[k], p.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=k)

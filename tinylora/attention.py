@@ -67,7 +67,9 @@ def scores_backward(ds, cache):
 def causal_bias(T: int, xp, dtype):
     """(T, T): 0 where key u <= query t, -inf where u > t (the future)."""
     pos = xp.arange(T)
-    return xp.where(pos[None, :] > pos[:, None], -math.inf, 0.0).astype(dtype)
+    bias = xp.zeros((T, T), dtype=dtype)
+    bias[pos[None, :] > pos[:, None]] = -math.inf  # [T, T]: row t = query, column u = key
+    return bias
 
 
 def causal_mask_forward(s):

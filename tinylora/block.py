@@ -143,26 +143,26 @@ def block_backward(dout, cache, trainable, grads: dict, need_dx: bool = True):
     attn_layers = [f"{P}attn.{n}" for n in "qkvo"]
     need_dx1 = need_dx or trains(trainable, f"{P}ln1", *attn_layers)  # anything below x1 trains?
 
-    # second half: out = x1 + m, m = mlp(ln2(x1))
-    dx1 = None
+    # second half, out = x1 + mlp(ln2(x1)): x1 forks into the residual path and the MLP branch
+    dx1_branch = None
     if need_dx1 or trains(trainable, f"{P}ln2", f"{P}mlp.fc1", f"{P}mlp.fc2"):
         dh2 = mlp_backward(dout, c_mlp, trainable, grads,
                            need_dx=need_dx1 or trains(trainable, f"{P}ln2"))
         if dh2 is not None:
-            dx1 = ln_backward(dh2, c_ln2, f"{P}ln2", trainable, grads, need_dx=need_dx1)
+            dx1_branch = ln_backward(dh2, c_ln2, f"{P}ln2", trainable, grads, need_dx=need_dx1)
     if not need_dx1:
         return None
-    dx1 = dout + dx1  # residual fork: the path around the MLP (dout) + the path through it
+    dx1 = dout + dx1_branch  # fork: around the MLP (dout as it is) + through ln2 and the MLP
 
-    # first half: x1 = x + a, a = attn(ln1(x))
+    # first half, x1 = x + attn(ln1(x)): x forks into the residual path and the attention branch
     dh1 = attention_backward(dx1, c_attn, trainable, grads,
                              need_dx=need_dx or trains(trainable, f"{P}ln1"))
     if dh1 is None:
         return None
-    dx = ln_backward(dh1, c_ln1, f"{P}ln1", trainable, grads, need_dx=need_dx)
+    dx_branch = ln_backward(dh1, c_ln1, f"{P}ln1", trainable, grads, need_dx=need_dx)
     if not need_dx:
         return None
-    return dx1 + dx  # residual fork: the path around the attention (dx1) + the path through it
+    return dx1 + dx_branch  # fork: around the attention (dx1) + through ln1 and the attention
 
 
 class TransformerBlock(LoRAModel):
