@@ -8,8 +8,9 @@ from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP
 from tinylora.optim import SGD, Adam, AdamW, loraplus_groups
 from tinylora.train import loss_and_grads, train
+from tinylora.transformer import TinyLM, TransformerBlock
 
 __version__ = "0.1.0"
 
 __all__ = ["Adam", "AdamW", "LoRAConfig", "LoRAMLP", "SGD", "get_xp", "loraplus_groups",
-           "loss_and_grads", "to_numpy", "train", "use_backend"]
+           "loss_and_grads", "to_numpy", "train", "use_backend", "TinyLM", "TransformerBlock"]
