@@ -61,6 +61,9 @@ def test_lesson_runs_top_to_bottom_in_fast_mode(path, monkeypatch):
     monkeypatch.setenv("TINYLORA_FAST", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("TQDM_DISABLE", "1")
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        # lesson-sized matrices: one BLAS thread is fastest, and never oversubscribes 2 cores
+        monkeypatch.setenv(var, os.environ.get(var, "1"))
     # The kernel imports this source tree's tinylora, whatever is installed elsewhere.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT),
                                                                     os.environ.get("PYTHONPATH")])))
