@@ -85,7 +85,9 @@ print(f"max |y - y_merged| = {np.abs(y - y_merged).max():.1e}")
 assert np.allclose(y, y_merged, rtol=0, atol=1e-12)
 print(f"trainable numbers here: {A.size + B.size} (LoRA) vs {W.size} (full W)")
 n_big, r_big = 4096, 8  # a typical layer of a large model
-print(f"at d_in = d_out = {n_big}, r = {r_big}: {r_big * 2 * n_big:,} vs {n_big * n_big:,}")
+print(f"at d_in = d_out = {n_big}, r = {r_big}: {r_big * 2 * n_big:,} trainable numbers vs "
+      f"{n_big * n_big:,}, and the LoRA path costs {r_big * 2 * n_big:,} multiply-adds per row "
+      f"against {n_big * n_big:,} for x W")
 
 # %% [markdown]
 # ## 2. The backward pass, one gradient at a time
@@ -238,7 +240,8 @@ assert np.all(dA00 == 0) and np.all(dB00 == 0)
 # Because `dA = 0` there, *any* formula for `dA` that carries the factor `B` passes a gradient
 # check at init, right or wrong. Here is a buggy `dA` that forgets `scale`: at `B = 0` its error
 # is zero; at a random `B` it is caught at once. (This is why `tinylora gradcheck` always uses a
-# random, non-zero `B`, and a `scale` that is not 1.)
+# random, non-zero `B`.) And with `scale = 1` this bug hides everywhere: check with a `scale`
+# that is not 1 too.
 
 # %%
 def dA_buggy(x, dy, B):
@@ -253,6 +256,15 @@ err_at_init = rel_error(dA_buggy(x, dy, B0), numerical_grad(L_init, A0))
 err_at_random_B = rel_error(dA_buggy(x, dy, B), numerical_grad(L, A))
 print(f"buggy dA: error {err_at_init:.1e} at B = 0 (passes!),  {err_at_random_B:.1e} at random B")
 assert err_at_init < TOLERANCE and err_at_random_B > 1e-3
+
+
+def L_scale_1():
+    return float((lora_forward(x, W, b, A, B, 1.0) * g).sum())
+
+
+err_scale_1 = rel_error(dA_buggy(x, dy, B), numerical_grad(L_scale_1, A))
+print(f"buggy dA at random B but scale = 1: error {err_scale_1:.1e} (passes too!)")
+assert err_scale_1 < TOLERANCE
 
 # %% [markdown]
 # ## 5. Experiment: who moves first

@@ -17,11 +17,11 @@
 # %% [markdown]
 # # Lesson 2: Adam with two learning rates
 #
-# **Goal.** Write Adam from its equations and check it against `tinylora.optim.Adam`; then give
-# different parameters different learning rates (parameter groups). LoRA+ is exactly that: the
-# `B` factors get `lr_ratio` times the learning rate of the `A` factors. We pin down what this
-# changes (the length of `B`'s step) and what it does not (the direction of each step, `A`'s
-# steps, the optimizer's state), then measure it on a small task.
+# **Goal.** Write Adam from its equations, check it against `tinylora.optim.Adam`, and give
+# different parameters different learning rates (parameter groups). LoRA+ is exactly that: `B`
+# gets `lr_ratio` times the learning rate of `A`. We pin down what this changes (the length of
+# `B`'s steps) and what it does not (their direction, `A`'s steps, the optimizer's state), then
+# measure it on a small task.
 #
 # Runs in a few seconds. With `TINYLORA_FAST=1` (what the tests use) the experiment is smaller.
 
@@ -169,7 +169,7 @@ for _ in range(5):
     opt_plus.step(grads)
 
 for k, a0 in start.items():
-    for buf in ("m", "v"):
+    for buf in ("m", "v"):  # THE INVARIANT: the state never depends on the learning rates
         assert np.array_equal(opt_plus.state[k][buf], opt_lora.state[k][buf])
     move_lora, move_plus = p_lora[k] - a0, p_plus[k] - a0
     cos = (move_lora * move_plus).sum() / (np.linalg.norm(move_lora) * np.linalg.norm(move_plus))

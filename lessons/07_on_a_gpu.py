@@ -29,10 +29,12 @@
 # %%
 import os
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
 
+import tinylora
 from tinylora import backend
 from tinylora.backend import BackendError, cupy_available, get_xp, to_numpy, use_backend
 from tinylora.demo import compare
@@ -64,8 +66,8 @@ print(f"NumPy {np.__version__}; backends in this lesson: {BACKENDS}")
 # %% [markdown]
 # ## 1. One code path, two array modules
 #
-# Only `tinylora/backend.py` imports NumPy or CuPy. Everything else asks for `xp`, the array
-# module, in this order: an explicit `backend=` argument, then the innermost
+# In the library, only `tinylora/backend.py` imports CuPy (asserted below) and picks between
+# NumPy and CuPy. Everything else asks it for `xp`, the array module, in this order: an explicit `backend=` argument, then the innermost
 # `with use_backend(...)`, then the environment variable `TINYLORA_BACKEND`, then NumPy. Layers
 # ask the *array*: `backend.xp_of(x)` is `cupy` for a CuPy array, so `x @ W`,
 # `xp.maximum(x, 0)`, ... run wherever `x` lives.
@@ -74,6 +76,9 @@ print(f"NumPy {np.__version__}; backends in this lesson: {BACKENDS}")
 # (a "GPU run" that quietly ran on the CPU would be worse than a crash).
 
 # %%
+source = Path(tinylora.__file__).parent
+assert sorted(p.name for p in source.glob("*.py") if "import cupy" in p.read_text()) == [
+    "backend.py"]
 assert get_xp() is np  # the default
 with use_backend("numpy") as xp:
     print("inside use_backend('numpy'):", xp.__name__)
@@ -111,7 +116,7 @@ if not GPU:
 # - **Results** come back with `to_numpy(a)` (CuPy's `a.get()`; a no-op view for NumPy).
 # - `np.asarray(cupy_array)` raises a `TypeError` on purpose: an implicit copy is a hidden cost.
 # - During training, one number per step comes back: the loss, for the record and the
-#   divergence check (`backend.finite_or_inf`).
+#   divergence check (`backend.finite_or_inf` in `tinylora.train`; checked in part 5).
 
 # %%
 host_draw = backend.normal(0, (3, 4), 1.0, np)
@@ -140,8 +145,8 @@ else:
 # - **Timing** must synchronise before reading the clock, or it measures the launch only.
 #   Warm up first (the first call compiles CuPy's kernels and fills its memory pool), and take
 #   the median of several runs.
-# - **A sync per step** in a training loop (reading the loss) stalls the pipeline a little; it
-#   is tiny for big layers, noticeable for tiny ones.
+# - **Reading the loss every step** (as `tinylora.train` does, to stop a diverged run)
+#   synchronises every step: the CPU waits for the GPU before it queues the next step.
 #
 # Here is a timer that is right on both backends (`synchronize` is a no-op on NumPy):
 
@@ -190,15 +195,19 @@ if GPU:
     with_sync, without = median_time(step, xp), median_time(step, xp, sync=False)
     print(f"CuPy, width 256: {1e3 * with_sync:.3f} ms per step synchronised, "
           f"{1e3 * without:.3f} ms without (the launch only)")
+    g32, g64 = (median_time(*training_step("cupy", 2048, dtype=dt)) for dt in ("float32", "float64"))
+    print(f"CuPy, width 2048: float64 step {1e3 * g64:.2f} ms, float32 {1e3 * g32:.2f} ms "
+          f"(ratio {g64 / g32:.1f})")
 else:
     skipped("time the same step on CuPy twice: synchronised (the real time) and without\n"
-            "synchronising (only the time to launch the kernels, usually much smaller).")
+            "synchronising (only the time to launch the kernels, usually much smaller);\n"
+            "then time a width-2048 step in float32 and in float64 and print the ratio.")
 
 # %% [markdown]
 # ## 4. float32 against float64
 #
-# GPUs are fast in float32 (consumer GPUs are many times slower in float64; data-centre ones
-# much less so). On a CPU float32 is usually faster too (twice the numbers per vector
+# GPUs are fast in float32 (consumer GPUs are many times slower in float64, data-centre ones
+# much less so: the ratio is printed in part 3 where there is a GPU). On a CPU float32 is usually faster too (twice the numbers per vector
 # instruction, half the memory traffic; measured below). `tinylora` defaults to float64 and
 # takes `dtype="float32"`.
 # What changes:
@@ -248,7 +257,7 @@ opt32 = Adam(model32.trainable_params(), groups=loraplus_groups(model32.trainabl
 for _ in range(3):
     opt32.step(loss_and_grads(model32, x_in, y_out)[1])
 print("after 3 Adam steps, dtypes of the parameters:", {str(a.dtype) for a in model32.params.values()})
-assert all(a.dtype == np.float32 for a in model32.params.values())
+assert all(a.dtype == np.float32 for a in model32.params.values())  # THE INVARIANT
 
 # %% [markdown]
 # ## 5. Experiment: the same training everywhere, and its cost
@@ -265,8 +274,11 @@ steps = 50 if FAST else 200
 runs = {}
 for name in BACKENDS:
     for dtype in ("float64", "float32"):
-        runs[(name, dtype)] = np.array(compare(lr=3e-3, ratios=(16.0,), steps=steps,
-                                               backend_name=name, dtype=dtype)[16.0])
+        curve = compare(lr=3e-3, ratios=(16.0,), steps=steps, backend_name=name,
+                        dtype=dtype)[16.0]
+        assert len(curve) == steps and all(type(v) is float for v in curve)
+        runs[(name, dtype)] = np.array(curve)
+print(f"each run brought back {steps} Python floats (host numbers): one loss per step")
 reference = runs[("numpy", "float64")]
 rel_diff = {key: np.abs(curve / reference - 1) for key, curve in runs.items()
             if key != ("numpy", "float64")}
