@@ -46,7 +46,7 @@ x = rng.standard_normal((N, d_in))
 W = rng.standard_normal((d_in, d_out)) / math.sqrt(d_in)  # frozen
 b = rng.standard_normal(d_out)  # frozen
 A = rng.standard_normal((d_in, r)) / math.sqrt(d_in)  # trains
-B = rng.standard_normal((r, d_out))  # trains; random and NON-zero on purpose (see part 3)
+B = rng.standard_normal((r, d_out))  # trains; random and NON-zero on purpose (see part 4)
 print(f"x {x.shape}, W {W.shape}, b {b.shape}, A {A.shape}, B {B.shape}, scale = {scale}")
 print(f"finite-difference tolerance (relative error): {TOLERANCE:g}")
 
@@ -70,7 +70,7 @@ print(f"finite-difference tolerance (relative error): {TOLERANCE:g}")
 
 # %%
 def lora_forward(x, W, b, A, B, scale):
-    """Our own forward, written for this lesson (the library's comes in part 2)."""
+    """Our own forward, written for this lesson (the library's comes in part 3)."""
     z_a = x @ A  # [N, d_in] @ [d_in, r] -> [N, r]
     u = scale * z_a  # [N, r]
     return x @ W + b + u @ B  # [N, d_out]
@@ -145,7 +145,7 @@ assert err < TOLERANCE
 # %% [markdown]
 # ### Step 3: `dA`
 # `z_a = x A` is a linear layer of its own, so `dA = x^T dz_a` (`[d_in, N] @ [N, r] -> [d_in, r]`).
-# Written out: `dA = scale * x^T dy B^T`. Note the factor `B`: it will matter in part 3.
+# Written out: `dA = scale * x^T dy B^T`. Note the factor `B`: it will matter in part 4.
 
 # %%
 dA = x.T @ dz_a  # [d_in, N] @ [N, r] -> [d_in, r]
@@ -335,7 +335,8 @@ plt.show()
 #    *Expected:* the output is still the frozen output, but now `dB` is exactly zero at step 1
 #    and `dA` is not.
 # 2. **Double alpha.** At fixed `x, A, B, dy`, double `alpha`. *Expected:* `dA` and `dB` both
-#    double exactly (each carries one factor of `scale`), while the LoRA part of `y` doubles.
+#    double, bit for bit (each carries one factor of `scale`, and a factor 2 is exact in
+#    floating point); the LoRA part of `y` doubles too (to round-off).
 # 3. **The step size of the check.** Our fake loss is *linear* in `A`, so centred differences
 #    have no truncation error: only round-off, about `1e-16 / h`. *Expected:* with `h = 1e-1` the
 #    check still passes (error below `1e-9`); with `h = 1e-12` round-off dominates and the error
@@ -355,7 +356,7 @@ print(f"1. Init[2]: |dA| = {np.linalg.norm(dA2):.3f}, |dB| = {np.linalg.norm(dB2
 # 2. double alpha (scale doubles)
 _, _, _, dA_2x, dB_2x = layers.lora_linear_backward(dy, layers.lora_linear_forward(
     x, W, b, A, B, 2 * scale)[1])
-assert np.allclose(dA_2x, 2 * dA) and np.allclose(dB_2x, 2 * dB)
+assert np.array_equal(dA_2x, 2 * dA_lib) and np.array_equal(dB_2x, 2 * dB_lib)
 lora_part = lora_forward(x, W, b, A, B, scale) - y_frozen
 lora_part_2x = lora_forward(x, W, b, A, B, 2 * scale) - y_frozen
 assert np.allclose(lora_part_2x, 2 * lora_part)
@@ -369,7 +370,8 @@ assert err_big_h < 1e-9 and err_tiny_h > TOLERANCE
 
 # 4. the forgotten LoRA term of dx passes at B = 0 and fails at random B
 err_dx_init = rel_error(dy @ W.T, numerical_grad(L_init, x))
-print(f"4. dx without LoRA term: error {err_dx_init:.1e} at B = 0, {err_frozen_only:.1e} at random B")
+print(f"4. dx without LoRA term: error {err_dx_init:.1e} at B = 0, "
+      f"{err_frozen_only:.1e} at random B")
 assert err_dx_init < TOLERANCE and err_frozen_only > 1e-3
 
 # %% [markdown]

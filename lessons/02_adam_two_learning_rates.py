@@ -44,12 +44,13 @@ rng = np.random.default_rng(0)  # every random number in this lesson comes from 
 #
 # For a parameter `p` with gradient `g` at step `t = 1, 2, ...` (PyTorch's documented form):
 #
-# | | equation | shape |
-# |---|---|---|
-# | first moment (running mean of `g`) | `m <- beta1 m + (1 - beta1) g` | like `p` |
-# | second moment (running mean of `g^2`) | `v <- beta2 v + (1 - beta2) g^2` | like `p` |
-# | bias corrections (`m`, `v` start at 0) | `m_hat = m / (1 - beta1^t)`, `v_hat = v / (1 - beta2^t)` | like `p` |
-# | the step | `p <- p - lr * m_hat / (sqrt(v_hat) + eps)` | like `p` |
+# | | equation (every array shaped like `p`) |
+# |---|---|
+# | first moment (running mean of `g`) | `m <- beta1 m + (1 - beta1) g` |
+# | second moment (running mean of `g^2`) | `v <- beta2 v + (1 - beta2) g^2` |
+# | bias corrections (`m`, `v` start at 0) | `m_hat = m / (1 - beta1^t)` |
+# | | `v_hat = v / (1 - beta2^t)` |
+# | the step | `p <- p - lr * m_hat / (sqrt(v_hat) + eps)` |
 #
 # Everything is elementwise: each coordinate gets its own step size. Here it is in four lines:
 

@@ -67,10 +67,10 @@ print(f"NumPy {np.__version__}; backends in this lesson: {BACKENDS}")
 # ## 1. One code path, two array modules
 #
 # In the library, only `tinylora/backend.py` imports CuPy (asserted below) and picks between
-# NumPy and CuPy. Everything else asks it for `xp`, the array module, in this order: an explicit `backend=` argument, then the innermost
-# `with use_backend(...)`, then the environment variable `TINYLORA_BACKEND`, then NumPy. Layers
-# ask the *array*: `backend.xp_of(x)` is `cupy` for a CuPy array, so `x @ W`,
-# `xp.maximum(x, 0)`, ... run wherever `x` lives.
+# NumPy and CuPy. Everything else asks it for `xp`, the array module, in this order: an explicit
+# `backend=` argument, then the innermost `with use_backend(...)`, then the environment variable
+# `TINYLORA_BACKEND`, then NumPy. Layers ask the *array*: `backend.xp_of(x)` is `cupy` for a
+# CuPy array, so `x @ W`, `xp.maximum(x, 0)`, ... run wherever `x` lives.
 #
 # Asking for CuPy where it cannot run is an error that says why, never a silent fall-back to NumPy
 # (a "GPU run" that quietly ran on the CPU would be worse than a crash).
@@ -195,7 +195,8 @@ if GPU:
     with_sync, without = median_time(step, xp), median_time(step, xp, sync=False)
     print(f"CuPy, width 256: {1e3 * with_sync:.3f} ms per step synchronised, "
           f"{1e3 * without:.3f} ms without (the launch only)")
-    g32, g64 = (median_time(*training_step("cupy", 2048, dtype=dt)) for dt in ("float32", "float64"))
+    g32, g64 = (median_time(*training_step("cupy", 2048, dtype=dt))
+                for dt in ("float32", "float64"))
     print(f"CuPy, width 2048: float64 step {1e3 * g64:.2f} ms, float32 {1e3 * g32:.2f} ms "
           f"(ratio {g64 / g32:.1f})")
 else:
@@ -207,9 +208,9 @@ else:
 # ## 4. float32 against float64
 #
 # GPUs are fast in float32 (consumer GPUs are many times slower in float64, data-centre ones
-# much less so: the ratio is printed in part 3 where there is a GPU). On a CPU float32 is usually faster too (twice the numbers per vector
-# instruction, half the memory traffic; measured below). `tinylora` defaults to float64 and
-# takes `dtype="float32"`.
+# much less so: the ratio is printed in part 3 where there is a GPU). On a CPU float32 is
+# usually faster too (twice the numbers per vector instruction, half the memory traffic;
+# measured below). `tinylora` defaults to float64 and takes `dtype="float32"`.
 # What changes:
 # - **Precision**: float32 keeps about 7 digits, float64 about 16.
 # - **Gradient checks must be float64**: finite differences divide a round-off error of about
@@ -256,7 +257,7 @@ y_out = backend.normal(2, (32, 4), 1.0, np, "float32")
 opt32 = Adam(model32.trainable_params(), groups=loraplus_groups(model32.trainable_params(), 1e-3))
 for _ in range(3):
     opt32.step(loss_and_grads(model32, x_in, y_out)[1])
-print("after 3 Adam steps, dtypes of the parameters:", {str(a.dtype) for a in model32.params.values()})
+print("dtypes after 3 Adam steps:", {str(a.dtype) for a in model32.params.values()})
 assert all(a.dtype == np.float32 for a in model32.params.values())  # THE INVARIANT
 
 # %% [markdown]
@@ -380,7 +381,8 @@ finally:
 
 # 2. float32 check with h = 1e-2
 err_big_h = check_dA("float32", h=1e-2)
-print(f"2. float32 check: error {errors['float32']:.1e} with h = 1e-5, {err_big_h:.1e} with h = 1e-2")
+print(f"2. float32 check: error {errors['float32']:.1e} with h = 1e-5, "
+      f"{err_big_h:.1e} with h = 1e-2")
 assert err_big_h < errors["float32"] and err_big_h > TOLERANCE
 
 # 3. promotion by a float32 NumPy scalar
