@@ -1,0 +1,345 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 2: Adam with two learning rates
+#
+# **Goal.** Write Adam from its equations, check it against `tinylora.optim.Adam`, and give
+# different parameters different learning rates (parameter groups). LoRA+ is exactly that: `B`
+# gets `lr_ratio` times the learning rate of `A`. We pin down what this changes (the length of
+# `B`'s steps) and what it does not (their direction, `A`'s steps, the optimizer's state), then
+# measure it on a small task.
+#
+# Runs in a few seconds. With `TINYLORA_FAST=1` (what the tests use) the experiment is smaller.
+
+# %%
+import os
+
+import matplotlib.pyplot as plt
+import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
+
+from tinylora.demo import compare, lowrank_shift_task
+from tinylora.models import LoRAMLP
+from tinylora.optim import SGD, Adam, loraplus_groups
+from tinylora.train import loss_and_grads
+
+FAST = os.environ.get("TINYLORA_FAST") == "1"
+rng = np.random.default_rng(0)  # every random number in this lesson comes from this seed
+
+# %% [markdown]
+# ## 1. Adam from its equations
+#
+# For a parameter `p` with gradient `g` at step `t = 1, 2, ...` (PyTorch's documented form):
+#
+# | | equation (every array shaped like `p`) |
+# |---|---|
+# | first moment (running mean of `g`) | `m <- beta1 m + (1 - beta1) g` |
+# | second moment (running mean of `g^2`) | `v <- beta2 v + (1 - beta2) g^2` |
+# | bias corrections (`m`, `v` start at 0) | `m_hat = m / (1 - beta1^t)` |
+# | | `v_hat = v / (1 - beta2^t)` |
+# | the step | `p <- p - lr * m_hat / (sqrt(v_hat) + eps)` |
+#
+# Everything is elementwise: each coordinate gets its own step size. Here it is in four lines:
+
+# %%
+def adam_step(p, g, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    """One Adam step, in place on p, m and v; t counts from 1. Written for this lesson."""
+    m[...] = beta1 * m + (1 - beta1) * g
+    v[...] = beta2 * v + (1 - beta2) * g * g
+    m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+    p -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+lr = 1e-2
+p0 = rng.standard_normal((3, 4))
+grad_sequence = [rng.standard_normal((3, 4)) for _ in range(10)]
+
+p_ours, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+p_lib = p0.copy()
+opt = Adam({"p": p_lib}, lr=lr)  # the library's Adam updates p_lib in place
+for t, g in enumerate(grad_sequence, start=1):
+    adam_step(p_ours, g, m, v, t, lr)
+    opt.step({"p": g})
+    assert np.allclose(p_ours, p_lib, rtol=1e-12, atol=1e-15), f"step {t}"
+print(f"10 steps: max |ours - library| = {np.abs(p_ours - p_lib).max():.1e}   ({opt})")
+
+# %% [markdown]
+# **The first step in closed form.** At `t = 1`, `m_hat = g` and `v_hat = g^2`, so the step is
+# `-lr * g / (|g| + eps)`: every coordinate moves by `lr` (in the direction of `-g`), whatever
+# the size of the gradient. Adam's learning rate is a step *length*.
+
+# %%
+p1 = p0.copy()
+adam_step(p1, grad_sequence[0], np.zeros_like(p0), np.zeros_like(p0), t=1, lr=lr)
+closed_form = -lr * grad_sequence[0] / (np.abs(grad_sequence[0]) + 1e-8)
+assert np.allclose(p1 - p0, closed_form, rtol=1e-12, atol=0)
+print(f"step 1: |p1 - p0| per coordinate between {np.abs(p1 - p0).min():.6f} and "
+      f"{np.abs(p1 - p0).max():.6f} (lr = {lr})")
+
+# %% [markdown]
+# **Scale invariance.** Multiply every gradient by 1000: `m` grows 1000x, `sqrt(v)` grows 1000x,
+# the step does not change (up to `eps`). Keep this in mind: under Adam, making a gradient
+# bigger does nothing; only the learning rate sets how far a parameter moves.
+
+# %%
+p_big = p0.copy()
+opt_big = Adam({"p": p_big}, lr=lr)
+for g in grad_sequence:
+    opt_big.step({"p": 1000.0 * g})
+rel = np.linalg.norm(p_big - p_lib) / np.linalg.norm(p_lib - p0)
+print(f"gradients x 1000: the 10-step trajectory moves by a relative {rel:.1e}")
+assert rel < 1e-6
+
+# %% [markdown]
+# ## 2. Parameter groups
+#
+# An optimizer holds the model's trainable arrays by key. A *group* is a list of keys with its
+# own `lr` (and `weight_decay`); every parameter is in exactly one group. Our model: a frozen
+# MLP `16 -> 64 -> 64 -> 4` with rank-4 LoRA factors on all three layers.
+
+# %%
+model = LoRAMLP(16, [64, 64], 4, r=4, seed=0)
+params = model.trainable_params()
+print(model)
+print({k: tuple(a.shape) for k, a in params.items()})
+
+groups = [{"params": ["fc1.A", "fc2.A", "fc3.A"], "lr": 1e-3, "name": "A"},
+          {"params": ["fc1.B", "fc2.B", "fc3.B"], "lr": 16e-3, "name": "B"}]
+print(Adam(params, groups=groups))
+
+# %% [markdown]
+# Mistakes are errors, never silently ignored: a parameter in two groups, or in none.
+
+# %%
+for bad_groups in ([groups[0], {"params": ["fc1.A", *groups[1]["params"]]}],  # fc1.A twice
+                   [groups[0]]):  # the B factors in no group
+    try:
+        Adam(params, groups=bad_groups)
+    except ValueError as err:
+        print("ValueError:", err)
+    else:
+        raise AssertionError("a bad grouping was accepted")
+
+# %% [markdown]
+# `loraplus_groups(params, lr, lr_ratio)` builds the LoRA+ grouping: every key ending in `.B`
+# at `lr * lr_ratio`, everything else at `lr`. `lr_ratio` is the paper's `lambda = eta_B / eta_A`
+# (PEFT calls it `loraplus_lr_ratio`); the paper suggests `2^4 = 16`, and `lr_ratio = 1` is plain
+# LoRA. It gives the same groups as the ones we wrote by hand:
+
+# %%
+plus = loraplus_groups(params, lr=1e-3, lr_ratio=16)
+for grp in plus:
+    print(f"{grp['name']:>15}: lr = {grp['lr']:g}  {grp['params']}")
+assert [(sorted(g["params"]), g["lr"]) for g in plus] == [
+    (sorted(g["params"]), g["lr"]) for g in groups]
+
+# %% [markdown]
+# ## 3. What LoRA+ changes, and what it does not
+#
+# Take two copies of the factors and two Adam optimizers, one at `lr_ratio = 1` (LoRA), one at
+# `lr_ratio = 16` (LoRA+), and feed both **the same** gradients for 5 steps. Then:
+# - `m` and `v` are the same in both: the state depends on the gradients, never on `lr`;
+# - every step of `A` is identical, bit for bit;
+# - every step of `B` points the same way and is exactly 16 times longer.
+#
+# So LoRA+ is a rescaling of `B`'s steps and nothing else. In real training the gradients do
+# not stay the same, of course: `B` moved further, so every later gradient differs. That is
+# the whole effect.
+
+# %%
+start = {k: a.copy() for k, a in params.items()}
+p_lora, p_plus = ({k: a.copy() for k, a in params.items()} for _ in range(2))
+opt_lora = Adam(p_lora, groups=loraplus_groups(p_lora, lr=1e-3, lr_ratio=1))
+opt_plus = Adam(p_plus, groups=loraplus_groups(p_plus, lr=1e-3, lr_ratio=16))
+for _ in range(5):
+    grads = {k: rng.standard_normal(a.shape) for k, a in start.items()}
+    opt_lora.step(grads)
+    opt_plus.step(grads)
+
+for k, a0 in start.items():
+    for buf in ("m", "v"):  # THE INVARIANT: the state never depends on the learning rates
+        assert np.array_equal(opt_plus.state[k][buf], opt_lora.state[k][buf])
+    move_lora, move_plus = p_lora[k] - a0, p_plus[k] - a0
+    cos = (move_lora * move_plus).sum() / (np.linalg.norm(move_lora) * np.linalg.norm(move_plus))
+    length = np.linalg.norm(move_plus) / np.linalg.norm(move_lora)
+    print(f"{k}: cosine {cos:.12f}, length ratio {length:.9f}")
+    if k.endswith(".A"):
+        assert np.array_equal(p_plus[k], p_lora[k])
+    else:
+        assert np.allclose(move_plus, 16 * move_lora, rtol=1e-9, atol=1e-15)
+
+# %% [markdown]
+# **LoRA+ is not "scale B's gradient".** Under SGD, multiplying `dB` by 16 and multiplying
+# `B`'s learning rate by 16 are the same thing. Under Adam they are not: by the scale invariance
+# of part 1, a 16x gradient changes almost nothing. LoRA+ has to act on the learning rate.
+
+# %%
+def five_steps(optimizer_class, ratio, grad_scale_B, lr=1e-3, seed=3):
+    """Displacement of fc2.B after 5 steps of the same random gradients."""
+    p = {k: a.copy() for k, a in start.items()}
+    o = optimizer_class(p, groups=loraplus_groups(p, lr=lr, lr_ratio=ratio))
+    g_rng = np.random.default_rng(seed)
+    for _ in range(5):
+        grads = {k: g_rng.standard_normal(a.shape) for k, a in start.items()}
+        o.step({k: (grad_scale_B * g if k.endswith(".B") else g) for k, g in grads.items()})
+    return p["fc2.B"] - start["fc2.B"]
+
+
+sgd_plus, sgd_scaled = five_steps(SGD, 16, 1.0), five_steps(SGD, 1, 16.0)
+adam_lora, adam_plus, adam_scaled = (five_steps(Adam, 1, 1.0), five_steps(Adam, 16, 1.0),
+                                     five_steps(Adam, 1, 16.0))
+norm = np.linalg.norm
+print(f"SGD : |LoRA+ move - scaled-gradient move| / |LoRA+ move| = "
+      f"{norm(sgd_plus - sgd_scaled) / norm(sgd_plus):.1e}")
+print(f"Adam: |scaled-gradient move| / |LoRA move| = {norm(adam_scaled) / norm(adam_lora):.6f};  "
+      f"|LoRA+ move| / |LoRA move| = {norm(adam_plus) / norm(adam_lora):.6f}")
+assert np.allclose(sgd_plus, sgd_scaled, rtol=1e-12, atol=0)
+assert abs(norm(adam_scaled) / norm(adam_lora) - 1) < 1e-6
+assert abs(norm(adam_plus) / norm(adam_lora) - 16) < 1e-6
+
+# %% [markdown]
+# ## 4. Experiment: LoRA against LoRA+ on a low-rank shift
+#
+# The task of `tinylora demo` (`tinylora.demo.compare`): a frozen MLP `16 -> 64 -> 64 -> 4`
+# whose target is the same MLP with a rank-2 change to its middle weight; rank-4 LoRA on that
+# layer (Init[1]: `B = 0`), full-batch Adam, mean squared error. Both runs share the data, the
+# frozen weights and the init; only `B`'s learning rate differs.
+#
+# (a) At one learning rate of `A`: the loss curves at `lr_A = 1e-3`.
+# (b) Fairly: LoRA+ gives `B` a 16x larger rate, so is it just a bigger learning rate? Sweep
+# `lr_A` over a grid for both ratios and compare the *best* runs.
+
+# %%
+steps = 60 if FAST else 300
+lr_grid = np.logspace(-4, -1, 7 if FAST else 13)
+ratios = (1.0, 16.0)
+
+curves = compare(lr=1e-3, ratios=ratios, steps=steps)
+final = {ratio: [] for ratio in ratios}
+for lr_A in lr_grid:
+    for ratio, losses in compare(lr=float(lr_A), ratios=ratios, steps=steps).items():
+        final[ratio].append(losses[-1])
+final = {ratio: np.array(f) for ratio, f in final.items()}
+best = {ratio: (f.min(), lr_grid[f.argmin()]) for ratio, f in final.items()}
+
+print(f"{steps} steps. At lr_A = 1e-3, final loss: ratio 1 {curves[1.0][-1]:.2e}, "
+      f"ratio 16 {curves[16.0][-1]:.2e}")
+for ratio, (loss, at) in best.items():
+    print(f"best over the grid, ratio {ratio:g}: {loss:.2e} at lr_A = {at:.1e}")
+assert curves[16.0][-1] < curves[1.0][-1]  # at this lr_A, LoRA+ is ahead,
+assert final[16.0][0] < final[1.0][0]  # and at the smallest lr_A of the grid;
+assert best[16.0][1] < best[1.0][1]  # its best lr_A is smaller (lr_B is 16x larger),
+assert best[1.0][0] <= best[16.0][0]  # and tuned plain LoRA is as good, at this width
+
+# %%
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+for ratio, losses in curves.items():
+    ax1.semilogy(losses, label=f"ratio {ratio:g}" + (" (LoRA)" if ratio == 1 else " (LoRA+)"))
+ax1.set(xlabel="step", ylabel="training loss (MSE)", title="lr_A = 1e-3")
+for ratio, f in final.items():
+    ax2.loglog(lr_grid, f, "o-", label=f"ratio {ratio:g}")
+    ax2.plot(best[ratio][1], best[ratio][0], "k*", markersize=12)
+ax2.set(xlabel="lr_A (lr_B = ratio x lr_A)", ylabel=f"loss after {steps} steps",
+        title="final loss against lr_A (star: best)")
+for ax in (ax1, ax2):
+    ax.grid(alpha=0.3)
+    ax.legend()
+fig.suptitle("LoRA vs LoRA+ on a rank-2 shift (width 64, Adam)")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **What to look for.**
+# - Left: at `lr_A = 1e-3`, LoRA+ (ratio 16) falls faster than LoRA (asserted above).
+# - Right: for small `lr_A` the ratio-16 curve is lower, since `B`'s rate was the bottleneck.
+#   But ratio 16 also gets worse sooner as `lr_A` grows (its star sits further left), and the
+#   two stars (the best runs) show that *tuned* plain LoRA is as good as LoRA+ here (all three
+#   asserted above).
+# - That is no contradiction with the paper: its claim is about *width*. The best ratio should
+#   grow like the width `n`, and at `n = 64` it is small. Lessons 3 and 4 measure how it grows.
+
+# %% [markdown]
+# ## Exercises
+# Each has its expected outcome; the cell after the list checks them all.
+# 1. **Scale the loss.** Train the demo's model for 20 steps with Adam, multiplying every
+#    gradient by 100 (as if the loss were 100x larger). *Expected:* the losses match the normal
+#    run to a relative 1e-4 or better (only `eps` tells them apart): Adam does not care. (With
+#    SGD it would be a 100x learning rate.)
+# 2. **The wrong way round.** Use `lr_ratio = 1/16` (`A` fast, `B` slow) at `lr_A = 1e-3`.
+#    *Expected:* a higher final loss than plain LoRA at the same `lr_A`.
+# 3. **The first step of LoRA+ at Init[1].** One Adam step, `lr = 1e-2`, `lr_ratio = 16`, from
+#    the init. *Expected:* `A` does not move at all (its gradient is exactly 0 at `B = 0`, lesson
+#    1, so `m = 0`), and every entry of every `B` moves by `16 x 1e-2 = 0.16`, times
+#    `|g| / (|g| + eps)`: a hair less for the rare entries whose gradient is as small as `eps`.
+# 4. **Ratio 4.** Add `lr_ratio = 4` to the sweep of part 4. *Expected:* the best ratio of the
+#    three, at width 64, is not 16.
+
+# %%
+# Answers, checked.
+# 1. scale the loss: Adam does not care
+x, y, weights = lowrank_shift_task()
+
+
+def run_adam(grad_scale, n_steps=20):
+    m_ = LoRAMLP(16, [64, 64], 4, targets=["fc2"], r=4, weights=weights, seed=2)
+    o = Adam(m_.trainable_params(), lr=3e-3)
+    losses = []
+    for _ in range(n_steps):
+        loss, grads = loss_and_grads(m_, x, y)
+        losses.append(float(loss))
+        o.step({k: grad_scale * g for k, g in grads.items()})
+    return np.array(losses)
+
+
+rel = np.abs(run_adam(100.0) / run_adam(1.0) - 1).max()
+print(f"1. gradients x 100: losses differ by a relative {rel:.1e} at most")
+assert rel < 1e-4
+
+# 2. the wrong way round
+slow_B = compare(lr=1e-3, ratios=(1.0, 1 / 16), steps=steps)
+print(f"2. at lr_A = 1e-3: ratio 1/16 {slow_B[1 / 16][-1]:.2e}, ratio 1 {slow_B[1.0][-1]:.2e}")
+assert slow_B[1 / 16][-1] > slow_B[1.0][-1]
+
+# 3. the first step of LoRA+ from Init[1]
+fresh = LoRAMLP(16, [64, 64], 4, r=4, seed=0)
+before = {k: a.copy() for k, a in fresh.trainable_params().items()}
+o = Adam(fresh.trainable_params(), groups=loraplus_groups(fresh.trainable_params(), lr=1e-2,
+                                                          lr_ratio=16))
+o.step(loss_and_grads(fresh, x, y)[1])
+moves = {k: np.abs(fresh.params[k] - before[k]) for k in before}
+print("3. step 1: max |move| of A:", max(moves[k].max() for k in moves if k.endswith(".A")),
+      "; |move| of B in [", min(moves[k].min() for k in moves if k.endswith(".B")), ",",
+      max(moves[k].max() for k in moves if k.endswith(".B")), "]")
+assert all(np.all(mv == 0) for k, mv in moves.items() if k.endswith(".A"))
+moves_B = np.concatenate([mv.ravel() for k, mv in moves.items() if k.endswith(".B")])
+print(f"   median |move| of B: {np.median(moves_B):.6f}")
+assert np.all(moves_B <= 0.16 + 1e-15) and np.median(moves_B) > 0.1599
+
+# 4. ratio 4 in the sweep
+final4 = np.array([compare(lr=float(lr_A), ratios=(4.0,), steps=steps)[4.0][-1]
+                   for lr_A in lr_grid])
+best_of_three = min([(best[1.0][0], 1), (final4.min(), 4), (best[16.0][0], 16)])
+print(f"4. best ratio-4 loss {final4.min():.2e}; the best of ratios 1, 4, 16 is {best_of_three[1]}")
+assert best_of_three[1] != 16
+
+# %% [markdown]
+# ## Recap
+# - Adam moves each coordinate by about `lr` per step whatever the gradient's size, so a
+#   learning rate, not a gradient, is the knob; groups give different parameters different knobs.
+# - LoRA+ = two groups: `B` at `lr_ratio x lr`. Given the same gradients it changes only the
+#   length of `B`'s steps: not their direction, not `A`'s steps, not the state `m`, `v`.
+# - At a fixed `lr_A` it speeds training up; whether it beats a *tuned* LoRA depends on the
+#   width, which is what the next lessons measure.

@@ -1,0 +1,407 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 7: On a GPU
+#
+# **Goal.** Run the same `tinylora` code on a GPU with CuPy, and see exactly what changes: where
+# the arrays live (transfers), when the work happens (asynchronous launches, synchronisation),
+# and how precise the numbers are (float32 against float64). Nothing in the library is written
+# twice: the array module `xp` is NumPy or CuPy, and every function asks its arrays which.
+#
+# **No GPU?** The lesson still runs: every GPU cell says it is skipped, and why, and prints what
+# it would have done. The float32 part runs on the CPU. With `TINYLORA_FAST=1` (what the tests
+# use) the experiments are smaller.
+
+# %%
+import os
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
+
+import tinylora
+from tinylora import backend
+from tinylora.backend import BackendError, cupy_available, get_xp, to_numpy, use_backend
+from tinylora.demo import compare
+from tinylora.gradcheck import TOLERANCE, numerical_grad, rel_error
+from tinylora.layers import lora_linear_backward, lora_linear_forward
+from tinylora.models import LoRAMLP
+from tinylora.optim import Adam, loraplus_groups
+from tinylora.train import loss_and_grads
+
+FAST = os.environ.get("TINYLORA_FAST") == "1"
+GPU, why_no_gpu = cupy_available()  # (True, "") where CuPy and a CUDA device both work
+BACKENDS = ["numpy", "cupy"] if GPU else ["numpy"]
+
+
+def skipped(would):
+    """What a GPU cell says where there is no GPU."""
+    print(f"SKIPPED: no GPU here ({why_no_gpu.split('. ')[0]}).")
+    print(f"On a GPU this cell would {would}")
+
+
+if GPU:
+    cp = get_xp("cupy")
+    name = cp.cuda.runtime.getDeviceProperties(0)["name"]
+    print(f"GPU: {name.decode() if isinstance(name, bytes) else name}, CuPy {cp.__version__}")
+else:
+    print(f"No GPU: {why_no_gpu}")
+print(f"NumPy {np.__version__}; backends in this lesson: {BACKENDS}")
+
+# %% [markdown]
+# ## 1. One code path, two array modules
+#
+# In the library, only `tinylora/backend.py` imports CuPy (asserted below) and picks between
+# NumPy and CuPy. Everything else asks it for `xp`, the array module, in this order: an explicit
+# `backend=` argument, then the innermost `with use_backend(...)`, then the environment variable
+# `TINYLORA_BACKEND`, then NumPy. Layers ask the *array*: `backend.xp_of(x)` is `cupy` for a
+# CuPy array, so `x @ W`, `xp.maximum(x, 0)`, ... run wherever `x` lives.
+#
+# Asking for CuPy where it cannot run is an error that says why, never a silent fall-back to NumPy
+# (a "GPU run" that quietly ran on the CPU would be worse than a crash).
+
+# %%
+source = Path(tinylora.__file__).parent
+assert sorted(p.name for p in source.glob("*.py") if "import cupy" in p.read_text()) == [
+    "backend.py"]
+assert get_xp() is np  # the default
+with use_backend("numpy") as xp:
+    print("inside use_backend('numpy'):", xp.__name__)
+if GPU:
+    with use_backend("cupy") as xp:
+        print("inside use_backend('cupy'):", xp.__name__)
+else:
+    try:
+        use_backend("cupy")
+    except BackendError as err:
+        print("use_backend('cupy') raised BackendError:", str(err).split(". ")[0])
+    else:
+        raise AssertionError("CuPy was accepted without a GPU")
+
+# %% [markdown]
+# The same model, on each backend: only the `backend=` argument changes.
+
+# %%
+for name in BACKENDS:
+    m = LoRAMLP(16, [64, 64], 4, r=4, seed=0, backend=name)
+    owner = backend.xp_of(m.params["fc1.A"]).__name__
+    print(f"backend={name!r}: parameters are {type(m.params['fc1.A']).__module__} arrays "
+          f"({owner})")
+    assert owner == name
+if not GPU:
+    skipped("build the same model with backend='cupy' and show its arrays are cupy.ndarray.")
+
+# %% [markdown]
+# ## 2. Where the arrays live: transfers
+#
+# A CuPy array lives in GPU memory; NumPy arrays live in host memory. Moving data costs time,
+# so `tinylora` moves as little as possible:
+# - **Random numbers** are drawn on the host with `numpy.random.default_rng(seed)`, then moved
+#   once with `xp.asarray`: NumPy and CuPy runs start from bit-identical numbers.
+# - **Results** come back with `to_numpy(a)` (CuPy's `a.get()`; a no-op view for NumPy).
+# - `np.asarray(cupy_array)` raises a `TypeError` on purpose: an implicit copy is a hidden cost.
+# - During training, one number per step comes back: the loss, for the record and the
+#   divergence check (`backend.finite_or_inf` in `tinylora.train`; checked in part 5).
+
+# %%
+host_draw = backend.normal(0, (3, 4), 1.0, np)
+assert np.array_equal(host_draw, np.random.default_rng(0).standard_normal((3, 4)))
+assert np.shares_memory(to_numpy(host_draw), host_draw)  # NumPy -> NumPy: no copy at all
+print("host draw: identical to numpy.random.default_rng(0); to_numpy on NumPy is a view")
+
+if GPU:
+    device_draw = backend.normal(0, (3, 4), 1.0, cp)
+    assert np.array_equal(to_numpy(device_draw), host_draw)  # the same numbers, bit for bit
+    print("cupy draw: the same numbers, now in GPU memory:", device_draw.device)
+    try:
+        np.asarray(device_draw)
+    except TypeError as err:
+        print("np.asarray(cupy array) raised TypeError:", str(err)[:80], "...")
+else:
+    skipped("draw the same numbers on the GPU (asserting them bit-identical to the host's),\n"
+            "and show that np.asarray(cupy_array) raises TypeError (use to_numpy instead).")
+
+# %% [markdown]
+# ## 3. When the work happens: synchronisation
+#
+# CuPy *launches* work on the GPU and returns at once; the GPU computes in the background.
+# Python sees the result only when something waits for it. These all wait (synchronise):
+# `to_numpy(a)`, `float(a)`, `a.item()`, `print(a)`, `if a > 0:`. Two consequences:
+# - **Timing** must synchronise before reading the clock, or it measures the launch only.
+#   Warm up first (the first call compiles CuPy's kernels and fills its memory pool), and take
+#   the median of several runs.
+# - **Reading the loss every step** (as `tinylora.train` does, to stop a diverged run)
+#   synchronises every step: the CPU waits for the GPU before it queues the next step.
+#
+# Here is a timer that is right on both backends (`synchronize` is a no-op on NumPy):
+
+# %%
+def synchronize(xp):
+    """Wait until the device has finished all queued work (nothing to wait for on NumPy)."""
+    if xp is not np:
+        xp.cuda.Device().synchronize()
+
+
+def median_time(fn, xp, repeats=5, sync=True):
+    """Median wall time of fn(), in seconds, after one warm-up call."""
+    fn()  # warm-up: allocations, kernel compilation
+    times = []
+    for _ in range(repeats):
+        if sync:
+            synchronize(xp)
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            synchronize(xp)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def training_step(name, width, batch=256, dtype="float32"):
+    """One LoRA+ training step (forward, backward, Adam on A and B) as a function, on `name`."""
+    xp = get_xp(name)
+    model = LoRAMLP(width, [width, width], width, r=8, seed=0, backend=name, dtype=dtype)
+    x = backend.normal(1, (batch, width), 1.0, xp, dtype)
+    y = backend.normal(2, (batch, width), 1.0, xp, dtype)
+    params = model.trainable_params()
+    opt = Adam(params, groups=loraplus_groups(params, lr=1e-4, lr_ratio=16))
+
+    def step():
+        _, grads = loss_and_grads(model, x, y)  # the loss stays on the device: no sync here
+        opt.step(grads)
+
+    return step, xp
+
+
+step, xp = training_step("numpy", 256)
+print(f"NumPy, width 256, batch 256: {1e3 * median_time(step, xp):.2f} ms per step")
+if GPU:
+    step, xp = training_step("cupy", 256)
+    with_sync, without = median_time(step, xp), median_time(step, xp, sync=False)
+    print(f"CuPy, width 256: {1e3 * with_sync:.3f} ms per step synchronised, "
+          f"{1e3 * without:.3f} ms without (the launch only)")
+    g32, g64 = (median_time(*training_step("cupy", 2048, dtype=dt))
+                for dt in ("float32", "float64"))
+    print(f"CuPy, width 2048: float64 step {1e3 * g64:.2f} ms, float32 {1e3 * g32:.2f} ms "
+          f"(ratio {g64 / g32:.1f})")
+else:
+    skipped("time the same step on CuPy twice: synchronised (the real time) and without\n"
+            "synchronising (only the time to launch the kernels, usually much smaller);\n"
+            "then time a width-2048 step in float32 and in float64 and print the ratio.")
+
+# %% [markdown]
+# ## 4. float32 against float64
+#
+# GPUs are fast in float32 (consumer GPUs are many times slower in float64, data-centre ones
+# much less so: the ratio is printed in part 3 where there is a GPU). On a CPU float32 is
+# usually faster too (twice the numbers per vector instruction, half the memory traffic;
+# measured below). `tinylora` defaults to float64 and takes `dtype="float32"`.
+# What changes:
+# - **Precision**: float32 keeps about 7 digits, float64 about 16.
+# - **Gradient checks must be float64**: finite differences divide a round-off error of about
+#   `eps * |L|` by `h`. With float32 that is `1e-7 / 1e-5 = 1e-2`: useless.
+# - **Type promotion** (NumPy 2, and CuPy): a float32 array times a *NumPy* float64 scalar is
+#   float64; times a *Python* float it stays float32. So `tinylora` keeps learning rates and
+#   scales as Python floats, and a float32 model stays float32.
+
+# %%
+for dtype in (np.float32, np.float64):
+    print(f"{np.dtype(dtype).name}: machine epsilon {np.finfo(dtype).eps:.1e}")
+t32, t64 = (median_time(*training_step("numpy", 256, dtype=dt)) for dt in ("float32", "float64"))
+print(f"NumPy, width 256: float64 step {1e3 * t64:.2f} ms, float32 {1e3 * t32:.2f} ms "
+      f"(ratio {t64 / t32:.1f})")
+
+def check_dA(dtype, h=1e-5):
+    """Relative error of the library's dA against centred differences, all in `dtype`."""
+    rng = np.random.default_rng(0)
+    x, W, b, A, B = (backend.normal(rng, s, 1.0, np, dtype)
+                     for s in [(8, 6), (6, 5), (5,), (6, 2), (2, 5)])  # random, non-zero B
+    g = backend.normal(rng, (8, 5), 1.0, np, dtype)
+    dA = lora_linear_backward(g, lora_linear_forward(x, W, b, A, B, 2.0)[1])[3]
+
+    def fake_loss():
+        return float((lora_linear_forward(x, W, b, A, B, 2.0)[0] * g).sum())
+
+    return rel_error(dA, numerical_grad(fake_loss, A, h=h))
+
+
+errors = {dtype: check_dA(dtype) for dtype in ("float64", "float32")}
+for dtype, err in errors.items():
+    print(f"gradient check of dA in {dtype}: relative error {err:.1e}")
+assert errors["float64"] < TOLERANCE < 1e-4 < errors["float32"]
+
+# %%
+x32 = np.ones(3, dtype=np.float32)
+print("float32 array * np.float64(0.5):", (x32 * np.float64(0.5)).dtype)
+print("float32 array * 0.5            :", (x32 * 0.5).dtype)
+assert (x32 * np.float64(0.5)).dtype == np.float64 and (x32 * 0.5).dtype == np.float32
+
+model32 = LoRAMLP(16, [64, 64], 4, r=4, seed=0, dtype="float32")
+x_in = backend.normal(1, (32, 16), 1.0, np, "float32")
+y_out = backend.normal(2, (32, 4), 1.0, np, "float32")
+opt32 = Adam(model32.trainable_params(), groups=loraplus_groups(model32.trainable_params(), 1e-3))
+for _ in range(3):
+    opt32.step(loss_and_grads(model32, x_in, y_out)[1])
+print("dtypes after 3 Adam steps:", {str(a.dtype) for a in model32.params.values()})
+assert all(a.dtype == np.float32 for a in model32.params.values())  # THE INVARIANT
+
+# %% [markdown]
+# ## 5. Experiment: the same training everywhere, and its cost
+#
+# (a) **Same numbers?** Train the LoRA+ run of `tinylora demo` (`tinylora.demo.compare`, ratio
+# 16) on every backend available, in float64 and float32, and compare each loss curve with
+# NumPy float64. Float64 on CuPy should agree with NumPy to round-off (different libraries
+# add in different orders); float32 should agree to about float32's precision.
+#
+# (b) **What it costs.** Time one training step (float32, batch 256, rank 8) at growing widths.
+
+# %%
+steps = 50 if FAST else 200
+runs = {}
+for name in BACKENDS:
+    for dtype in ("float64", "float32"):
+        curve = compare(lr=3e-3, ratios=(16.0,), steps=steps, backend_name=name,
+                        dtype=dtype)[16.0]
+        assert len(curve) == steps and all(type(v) is float for v in curve)
+        runs[(name, dtype)] = np.array(curve)
+print(f"each run brought back {steps} Python floats (host numbers): one loss per step")
+reference = runs[("numpy", "float64")]
+rel_diff = {key: np.abs(curve / reference - 1) for key, curve in runs.items()
+            if key != ("numpy", "float64")}
+for (name, dtype), diff in rel_diff.items():
+    print(f"{name:>5} {dtype}: relative difference from numpy float64: step 0 {diff[0]:.1e}, "
+          f"max {diff.max():.1e}")
+assert 0 < rel_diff[("numpy", "float32")].max() < 1e-2  # float32: close, not identical
+assert rel_diff[("numpy", "float32")][0] < 1e-6  # and at step 0, within float32's precision
+if GPU:
+    assert rel_diff[("cupy", "float64")].max() < 1e-8  # float64 on the GPU: round-off only
+else:
+    skipped("add cupy float64 (expected within 1e-8 of NumPy, asserted) and cupy float32.")
+
+# %%
+widths = [64, 128, 256] if FAST else [128, 256, 512, 1024, 2048]
+gpu_widths = widths + ([] if FAST else [4096, 8192])
+timings = {}
+for name in BACKENDS:
+    for width in gpu_widths if name == "cupy" else widths:
+        step, xp = training_step(name, width)
+        timings.setdefault(name, {})[width] = median_time(step, xp, repeats=3 if FAST else 5)
+    print(name, {w: f"{1e3 * t:.2f} ms" for w, t in timings[name].items()})
+cpu = timings["numpy"]
+slope = np.log(cpu[widths[-1]] / cpu[widths[-2]]) / np.log(widths[-1] / widths[-2])
+print(f"NumPy: time grows like width^{slope:.2f} between widths {widths[-2]} and {widths[-1]}")
+if not GPU:
+    skipped(f"time the same step on CuPy at widths {gpu_widths} (and beyond).")
+
+# %%
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+for (name, dtype), diff in rel_diff.items():
+    ax1.semilogy(np.maximum(diff, 1e-17), label=f"{name} {dtype}")
+ax1.set(xlabel="step", ylabel="|loss / loss(numpy float64) - 1|",
+        title="(a) the same run on each backend and dtype")
+for name, t in timings.items():
+    ax2.loglog(list(t), [1e3 * v for v in t.values()], "o-", label=name)
+all_widths = sorted({w for t in timings.values() for w in t})
+ax2.set_xscale("log", base=2)
+ax2.set_xticks(all_widths, [str(w) for w in all_widths], minor=False)
+ax2.set_xticks([], minor=True)
+ax2.set(xlabel="width (batch 256, rank 8, float32)", ylabel="ms per training step",
+        title="(b) the cost of one step (synchronised, median)")
+for ax in (ax1, ax2):
+    ax.grid(alpha=0.3)
+    ax.legend()
+fig.suptitle("One code path on " + (" and ".join(BACKENDS)) + ("" if GPU else " (no GPU here)"))
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **What to look for.**
+# - (a) float32 starts within about float32's precision of float64 (the printed step-0
+#   difference, below `1e-6`) and drifts as training goes on, yet stays small (the printed
+#   maximum). On a GPU, CuPy float64 stays at round-off from NumPy float64, far below float32's
+#   drift (asserted below `1e-8`): the same code, the same numbers.
+# - (b) NumPy's time grows fast with the width: each product with a frozen `W` costs
+#   `batch x width^2` multiply-adds, so expect the printed log-log slope near 2 at large widths
+#   (at small widths Python's fixed cost per operation flattens the curve; caches can make it
+#   steeper for a while; and a shared machine makes any timing noisy). On a GPU the CuPy line
+#   stays nearly flat over the small widths, where the launch cost dominates, and far below
+#   NumPy's at large widths.
+
+# %% [markdown]
+# ## Exercises
+# Each has its expected outcome; the cell after the list checks them (the GPU ones where there
+# is a GPU).
+# 1. **Ask for CuPy by environment variable.** Set `TINYLORA_BACKEND=cupy` and build a model.
+#    *Expected:* without a GPU, a `BackendError` that names the cause; with one, a CuPy model.
+# 2. **A bigger step for the float32 check.** Our fake loss is linear in `A`, so a large `h`
+#    costs no truncation error. Redo the float32 check with `h = 1e-2`. *Expected:* the error
+#    drops (round-off divided by a larger `h`) but stays above the float64 tolerance `1e-7`.
+# 3. **Promotion.** Predict the dtype of a float32 array times `np.float32(0.5)`.
+#    *Expected:* float32 (only a float64 *NumPy* scalar promotes).
+# 4. **(GPU)** Time a width-4096 step with and without synchronising. *Expected:* without, it
+#    looks far faster: that is the launch, not the work.
+
+# %%
+# Answers, checked.
+# 1. the environment variable
+saved = os.environ.get(backend.ENV_VAR)
+os.environ[backend.ENV_VAR] = "cupy"
+try:
+    if GPU:
+        m = LoRAMLP(16, [64, 64], 4, seed=0)
+        assert backend.xp_of(m.params["fc1.A"]) is cp
+        print("1. TINYLORA_BACKEND=cupy: the model lives on the GPU")
+    else:
+        try:
+            LoRAMLP(16, [64, 64], 4, seed=0)
+        except BackendError as err:
+            print("1. TINYLORA_BACKEND=cupy without a GPU: BackendError:", str(err).split(". ")[0])
+        else:
+            raise AssertionError("TINYLORA_BACKEND=cupy silently fell back")
+finally:
+    if saved is None:
+        del os.environ[backend.ENV_VAR]
+    else:
+        os.environ[backend.ENV_VAR] = saved
+
+# 2. float32 check with h = 1e-2
+err_big_h = check_dA("float32", h=1e-2)
+print(f"2. float32 check: error {errors['float32']:.1e} with h = 1e-5, "
+      f"{err_big_h:.1e} with h = 1e-2")
+assert err_big_h < errors["float32"] and err_big_h > TOLERANCE
+
+# 3. promotion by a float32 NumPy scalar
+print("3. float32 array * np.float32(0.5):", (x32 * np.float32(0.5)).dtype)
+assert (x32 * np.float32(0.5)).dtype == np.float32
+
+# 4. (GPU) timing without synchronising
+if GPU:
+    step, xp = training_step("cupy", 4096)
+    print(f"4. width 4096: {1e3 * median_time(step, xp):.2f} ms synchronised, "
+          f"{1e3 * median_time(step, xp, sync=False):.2f} ms without")
+else:
+    skipped("time a width-4096 CuPy step with and without synchronising.")
+
+# %% [markdown]
+# ## Recap
+# - The same `tinylora` code runs on NumPy and CuPy: the array module comes from `backend`, and
+#   random numbers come from the host, so both backends start from identical numbers.
+# - On a GPU, work is asynchronous: synchronise before reading a clock, warm up, take medians;
+#   move data as rarely as possible (`to_numpy` at the end, one loss per step).
+# - float32 is fast and close (about `1e-7` relative) but gradient checks need float64; keep
+#   scalars as Python floats so float32 stays float32.
