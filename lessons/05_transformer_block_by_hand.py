@@ -1,0 +1,681 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 5: A Transformer block by hand
+#
+# **Goal.** Derive the two new backward passes a Transformer needs, layer norm and causal
+# self-attention, one small step at a time, checking each step against finite differences. Then
+# put LoRA on the attention's four projections `q, k, v, o`, check the whole pre-LN block, and
+# run a *coordinate check*: how big are the LoRA updates `delta1` (A moved) and `delta2` (B moved)
+# as the width grows, with one shared learning rate and with LoRA+'s `eta_A ~ 1/n`?
+#
+# Runs in a few seconds. With `TINYLORA_FAST=1` (what the tests use) the experiment is smaller.
+
+# %%
+import math
+import os
+
+import matplotlib.pyplot as plt
+import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
+
+from tinylora import attention, layers
+from tinylora.checks import randomize_lora
+from tinylora.gradcheck import check, numerical_grad, rel_error
+from tinylora.norms import EPS, layernorm_backward, layernorm_forward
+from tinylora.optim import Adam, loraplus_groups
+from tinylora.projection import proj_forward
+from tinylora.train import loss_and_grads
+from tinylora.transformer import TransformerBlock
+
+FAST = os.environ.get("TINYLORA_FAST") == "1"
+rng = np.random.default_rng(0)  # every random number in this lesson comes from this seed
+TOL = 1e-7  # relative error of a float64 finite-difference check (lesson 1)
+
+N, T, d, H = 2, 4, 8, 2  # sequences, positions, model width, heads
+dh = d // H  # head size
+print(f"N = {N} sequences of T = {T} positions, width d = {d}, H = {H} heads of size {dh}")
+
+
+def fd_check(name, analytic, loss, array, tol=TOL):
+    """Print and assert one finite-difference check: `loss()` reads `array` (nudged in place)."""
+    err = rel_error(analytic, numerical_grad(loss, array))
+    print(f"{name:>28}: relative error {err:.1e}")
+    assert analytic.shape == array.shape and err < tol, name
+    return err
+
+
+# %% [markdown]
+# ## 1. Layer norm
+#
+# Each row (one position of one sequence) is normalised over its `d` features, then scaled by
+# `g` and shifted by `b`. With every quantity's shape:
+#
+# | step | formula | shape |
+# |---|---|---|
+# | mean | `mu = mean_j x_j` | `(N, T, 1)` |
+# | centred | `xc = x - mu` | `(N, T, d)` |
+# | variance | `var = mean_j xc_j^2` | `(N, T, 1)` |
+# | inverse std | `rstd = (var + eps)^(-1/2)` | `(N, T, 1)` |
+# | normalised | `xhat = xc * rstd` | `(N, T, d)` |
+# | output | `y = xhat * g + b` | `(N, T, d)`, `g, b` `(d,)` |
+#
+# `x` reaches `y` three ways: directly (through `xc`), through the mean, and through the
+# variance. Backward goes through the table bottom-up, one line per step, with the fake loss
+# `L = sum(y * gy)` of lesson 1 (so `dy = gy`). Each intermediate is checked by writing the loss
+# as a function of that intermediate.
+
+# %%
+x = 3.0 + 2.0 * rng.standard_normal((N, T, d))  # rows far from mean 0, variance 1 on purpose
+g_ln = 1.0 + 0.3 * rng.standard_normal(d)  # a gain away from 1 (g = 1 would hide bugs)
+b_ln = rng.standard_normal(d)
+gy = rng.standard_normal((N, T, d))
+dy = gy
+
+
+def ln_by_steps(x):
+    """The table above, line by line (the library's layernorm_forward folds it up)."""
+    mu = x.mean(axis=-1, keepdims=True)  # [N, T, 1]
+    xc = x - mu  # [N, T, d]
+    var = (xc * xc).mean(axis=-1, keepdims=True)  # [N, T, 1]
+    rstd = (var + EPS) ** -0.5  # [N, T, 1]
+    return xc, var, rstd
+
+
+xc, var, rstd = ln_by_steps(x)
+xhat = xc * rstd
+y_ln = xhat * g_ln + b_ln
+y_lib, ln_cache = layernorm_forward(x, g_ln, b_ln)
+assert np.allclose(y_ln, y_lib, rtol=0, atol=1e-12)
+print(f"row means of xhat: max |.| = {np.abs(xhat.mean(-1)).max():.1e};  "
+      f"row variances: {xhat.var(-1).min():.6f} .. {xhat.var(-1).max():.6f}")
+
+# %% [markdown]
+# **Step 1: `dg`, `db`, `dxhat`.** `y = xhat * g + b` is elementwise per row, and `g`, `b` are
+# shared by all `N T` rows, so their gradients sum over rows:
+# `dg = sum_rows dy * xhat`, `db = sum_rows dy` (both `(d,)`), and `dxhat = dy * g` `(N, T, d)`.
+
+# %%
+dg = (dy * xhat).sum(axis=(0, 1))  # [d]
+db = dy.sum(axis=(0, 1))  # [d]
+dxhat = dy * g_ln  # [N, T, d]
+fd_check("dg", dg, lambda: float(((xhat * g_ln + b_ln) * gy).sum()), g_ln)
+fd_check("db", db, lambda: float(((xhat * g_ln + b_ln) * gy).sum()), b_ln)
+_ = fd_check("dxhat", dxhat, lambda: float(((xhat * g_ln + b_ln) * gy).sum()), xhat)
+
+# %% [markdown]
+# **Step 2: `drstd` and the direct path to `xc`.** `xhat = xc * rstd`, with `rstd` broadcast over
+# the row: `drstd = sum_j dxhat_j xc_j` `(N, T, 1)` (a broadcast forward is a sum backward), and
+# the first of two contributions to `dxc` is `dxhat * rstd`.
+
+# %%
+drstd = (dxhat * xc).sum(axis=-1, keepdims=True)  # [N, T, 1]
+dxc_direct = dxhat * rstd  # [N, T, d]
+
+
+def L_of_xc_rstd():  # xc and rstd as independent inputs (the variance path cut)
+    return float(((xc * rstd * g_ln + b_ln) * gy).sum())
+
+
+fd_check("drstd", drstd, L_of_xc_rstd, rstd)
+_ = fd_check("dxc (direct path only)", dxc_direct, L_of_xc_rstd, xc)
+
+# %% [markdown]
+# **Step 3: `dvar`.** `rstd = (var + eps)^(-1/2)`, so `d rstd / d var = -1/2 (var + eps)^(-3/2)
+# = -rstd^3 / 2`, and `dvar = -drstd * rstd^3 / 2` `(N, T, 1)`.
+
+# %%
+dvar = -0.5 * drstd * rstd**3  # [N, T, 1]
+
+
+def L_of_xc_var():  # xc and var as independent inputs
+    return float(((xc * (var + EPS) ** -0.5 * g_ln + b_ln) * gy).sum())
+
+
+_ = fd_check("dvar", dvar, L_of_xc_var, var)
+
+# %% [markdown]
+# **Step 4: `dxc`, two paths summed.** `var = mean_j xc_j^2` gives `d var / d xc_j = 2 xc_j / d`:
+# `dxc = dxhat * rstd + dvar * 2 xc / d`. Now the loss is a function of `xc` alone (its variance
+# recomputed from it). Without the second term the check fails: that is the variance path.
+
+# %%
+dxc = dxc_direct + dvar * 2.0 * xc / d  # [N, T, d]  fork: direct path + variance path
+
+
+def L_of_xc():
+    v = (xc * xc).mean(axis=-1, keepdims=True)
+    return float(((xc * (v + EPS) ** -0.5 * g_ln + b_ln) * gy).sum())
+
+
+fd_check("dxc (both paths)", dxc, L_of_xc, xc)
+err_direct_only = rel_error(dxc_direct, numerical_grad(L_of_xc, xc))
+print(f"{'dxc without the variance path':>28}: relative error {err_direct_only:.1e}  (the bug)")
+assert err_direct_only > 1e-3
+
+# %% [markdown]
+# **Step 5: `dx`.** `xc = x - mean(x)`: `x_j` reaches `xc_j` directly (gradient `dxc_j`) and
+# every `xc_i` through the mean (gradient `-1/d` each), so `dx = dxc - mean_j dxc_j`.
+
+# %%
+dx_ln = dxc - dxc.mean(axis=-1, keepdims=True)  # [N, T, d]  fork: direct path + mean path
+
+
+def L_ln():
+    return float((layernorm_forward(x, g_ln, b_ln)[0] * gy).sum())
+
+
+_ = fd_check("dx", dx_ln, L_ln, x)
+
+# %% [markdown]
+# **The closed form.** Substituting steps 2-4 into step 5 (with `xhat = xc * rstd`) folds
+# everything into one line, which is what `tinylora.norms.layernorm_backward` computes:
+#
+# `dx = rstd * (dxhat - mean_j(dxhat) - xhat * mean_j(dxhat * xhat))`
+#
+# And a check that needs no finite differences: adding a constant to a row does not change its
+# layer norm, so the gradient cannot point along `(1, ..., 1)`: every row of `dx` sums to 0.
+
+# %%
+dx_lib, dg_lib, db_lib = layernorm_backward(dy, ln_cache, need_dg=True, need_db=True)
+for name, ours, lib in (("dx", dx_ln, dx_lib), ("dg", dg, dg_lib), ("db", db, db_lib)):
+    print(f"{name}: max |steps - library closed form| = {np.abs(ours - lib).max():.1e}")
+    assert np.allclose(ours, lib, rtol=0, atol=1e-12)
+print(f"row sums of dx: max |.| = {np.abs(dx_lib.sum(axis=-1)).max():.1e}")
+assert np.abs(dx_lib.sum(axis=-1)).max() < 1e-12
+
+# %% [markdown]
+# ## 2. Causal self-attention, one step at a time
+#
+# `q, k, v` are `(N, T, d)` (the projections come in part 3). With `H` heads of size
+# `dh = d / H` and `c = 1 / sqrt(dh)` (`tinylora.attention`):
+#
+# | step | forward | shape | backward |
+# |---|---|---|---|
+# | heads | `qh = split_heads(q)` (a reshape) | `(N, H, T, dh)` | `dq = merge_heads(dqh)` |
+# | scores | `s = c qh kh^T` | `(N, H, T, T)` | `dqh = c ds kh`, `dkh = c ds^T qh` |
+# | mask | `s[t, u] = -inf` for `u > t` | `(N, H, T, T)` | `ds` passes through |
+# | softmax | `p = softmax(s)` over `u` | `(N, H, T, T)` | `ds = p * (dp - sum_u dp_u p_u)` |
+# | mix | `yh = p vh` | `(N, H, T, dh)` | `dp = dyh vh^T`, `dvh = p^T dyh` |
+# | merge | `y = merge_heads(yh)` | `(N, T, d)` | `dyh = split_heads(dy)` |
+#
+# We take each forward step from the library and derive and check its backward.
+
+# %%
+q, k, v = (rng.standard_normal((N, T, d)) for _ in range(3))
+qh, kh, vh = (attention.split_heads(a, H) for a in (q, k, v))
+assert np.array_equal(attention.merge_heads(qh), q)  # merge undoes split
+assert np.array_equal(qh[1, 1, 2], q[1, 2, dh:2 * dh])  # head 1 of position 2 = features dh..2dh
+print(f"q {q.shape} -> qh {qh.shape}; head h of position t is q[n, t, h*dh:(h+1)*dh]")
+assert np.shares_memory(qh, q) and not qh.flags.c_contiguous  # a strided view, no copy
+# numerical_grad nudges its array in place through a flat reshape, which for a strided view
+# would be a copy (nudging nothing): the checks below use contiguous copies of the heads.
+qh, kh, vh = (np.ascontiguousarray(a) for a in (qh, kh, vh))
+
+# %% [markdown]
+# **Scores.** `s = c qh kh^T` with `c = 1 / sqrt(dh)`: a matrix product per `(n, h)`, so
+# (lesson 1's rule for `x W`) `dqh = c ds kh` and `dkh = c ds^T qh`.
+
+# %%
+gs = rng.standard_normal((N, H, T, T))  # fake upstream gradient of the scores
+c = 1.0 / math.sqrt(dh)
+dqh_ours = c * gs @ kh  # [N,H,T,T] @ [N,H,T,dh] -> [N,H,T,dh]
+dkh_ours = c * gs.swapaxes(-1, -2) @ qh  # [N,H,T,T] @ [N,H,T,dh] -> [N,H,T,dh]
+
+
+def L_scores():
+    return float((attention.scores_forward(qh, kh)[0] * gs).sum())
+
+
+fd_check("scores: dqh", dqh_ours, L_scores, qh)
+fd_check("scores: dkh", dkh_ours, L_scores, kh)
+dqh_lib, dkh_lib = attention.scores_backward(gs, attention.scores_forward(qh, kh)[1])
+assert np.allclose(dqh_ours, dqh_lib, atol=1e-12) and np.allclose(dkh_ours, dkh_lib, atol=1e-12)
+
+# %% [markdown]
+# **Softmax.** For one row, `p_u = exp(s_u) / sum_w exp(s_w)` has the Jacobian
+# `dp_u / ds_w = p_u (delta_uw - p_w)`, i.e. `J = diag(p) - p p^T` (`T x T`, symmetric). So
+# `ds = J dp = p * dp - p (p . dp)`: never build `J`, one elementwise line does it. First we
+# build `J` for one row anyway and check the line against it, then against finite differences.
+
+# %%
+s = rng.standard_normal((N, H, T, T))
+gp = rng.standard_normal((N, H, T, T))
+p = attention.softmax_forward(s.copy())
+ds_ours = p * (gp - (gp * p).sum(axis=-1, keepdims=True))  # [N, H, T, T]
+
+row_p, row_dp = p[0, 0, 0], gp[0, 0, 0]
+J = np.diag(row_p) - np.outer(row_p, row_p)  # [T, T]
+assert np.allclose(J @ row_dp, ds_ours[0, 0, 0], atol=1e-14)
+print(f"one row: |J dp - elementwise formula| = {np.abs(J @ row_dp - ds_ours[0, 0, 0]).max():.1e}")
+fd_check("softmax: ds", ds_ours, lambda: float((attention.softmax_forward(s.copy()) * gp).sum()),
+         s)
+assert np.allclose(ds_ours, attention.softmax_backward(gp, p), atol=1e-14)
+print(f"rows of ds sum to 0 (softmax ignores a shift): max |.| = "
+      f"{np.abs(ds_ours.sum(axis=-1)).max():.1e}")
+
+# %% [markdown]
+# **The causal mask.** Adding `-inf` above the diagonal makes those probabilities exactly 0
+# (`exp(-inf) = 0`), and the mask is a constant, so `ds` passes through unchanged. Because
+# `ds = p * (...)`, the masked entries get gradient exactly 0 too: nothing flows to the future.
+
+# %%
+p_masked = attention.softmax_forward(attention.causal_mask_forward(s.copy()))
+future = np.triu(np.ones((T, T), dtype=bool), k=1)  # [T, T] True where key u > query t
+ds_masked = attention.softmax_backward(gp, p_masked)
+print("row t of p (sequence 0, head 0):\n", np.round(p_masked[0, 0], 3))
+assert np.all(p_masked[..., future] == 0) and np.all(ds_masked[..., future] == 0)
+assert np.allclose(p_masked.sum(axis=-1), 1.0)
+fd_check("masked softmax: ds", ds_masked,
+         lambda: float((attention.softmax_forward(attention.causal_mask_forward(s.copy()))
+                        * gp).sum()), s)
+
+# %% [markdown]
+# **Mixing the values.** `yh = p vh` is once more a matrix product: `dp = dyh vh^T`,
+# `dvh = p^T dyh`.
+
+# %%
+gyh = rng.standard_normal((N, H, T, dh))
+dp_ours = gyh @ vh.swapaxes(-1, -2)  # [N,H,T,dh] @ [N,H,dh,T] -> [N,H,T,T]
+dvh_ours = p_masked.swapaxes(-1, -2) @ gyh  # [N,H,T,T] @ [N,H,T,dh] -> [N,H,T,dh]
+
+
+def L_mix():
+    return float((attention.weighted_sum_forward(p_masked, vh)[0] * gyh).sum())
+
+
+fd_check("mix: dp", dp_ours, L_mix, p_masked)
+_ = fd_check("mix: dvh", dvh_ours, L_mix, vh)
+
+# %% [markdown]
+# **All steps chained.** Our backward, bottom-up through the table, from the upstream `dy`
+# `(N, T, d)` to `dq, dk, dv`; checked by finite differences and against
+# `attention.attend_backward`.
+
+# %%
+def attend_backward_ours(dy, q, k, v):
+    """The table's backward column, read bottom-up (forward recomputed with library steps)."""
+    qh, kh, vh = (attention.split_heads(a, H) for a in (q, k, v))
+    s, _ = attention.scores_forward(qh, kh)
+    p = attention.softmax_forward(attention.causal_mask_forward(s))
+    dyh = attention.split_heads(dy, H)  # merge's backward
+    dp, dvh = dyh @ vh.swapaxes(-1, -2), p.swapaxes(-1, -2) @ dyh  # mix
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))  # softmax (mask: pass through)
+    dqh, dkh = c * ds @ kh, c * ds.swapaxes(-1, -2) @ qh  # scores
+    return tuple(attention.merge_heads(a) for a in (dqh, dkh, dvh))  # split's backward
+
+
+gy_att = rng.standard_normal((N, T, d))
+dq, dk, dv = attend_backward_ours(gy_att, q, k, v)
+
+
+def L_attend():
+    return float((attention.attend_forward(q, k, v, H)[0] * gy_att).sum())
+
+
+for name, ours, arr in (("attention: dq", dq, q), ("attention: dk", dk, k),
+                        ("attention: dv", dv, v)):
+    fd_check(name, ours, L_attend, arr)
+lib = attention.attend_backward(gy_att, attention.attend_forward(q, k, v, H)[1])
+assert all(np.allclose(o, li, atol=1e-12) for o, li in zip((dq, dk, dv), lib))
+print("our chain equals attention.attend_backward")
+
+# %% [markdown]
+# ## 3. LoRA on `q`, `k`, `v`, `o`
+#
+# The attention layer projects its input `h` `(N, T, d)` four times; each projection is the
+# LoRA linear layer of lesson 1 (`W` `(d, d)` frozen, `A` `(d, r)`, `B` `(r, d)`):
+#
+# `q = h Wq + bq + scale (h Aq) Bq`, the same for `k` and `v`; `y = attend(q, k, v)` `(N, T, d)`;
+# `out = y Wo + bo + scale (y Ao) Bo`.
+#
+# Backward: lesson 1's layer for `o`, part 2's chain for the heads, lesson 1's layer three more
+# times. `h` feeds three projections, so **`dh = dh_q + dh_k + dh_v`**: a fork with three paths.
+# The arrays come from a `TransformerBlock` with LoRA on all four projections; every `B` (and
+# bias) is moved to random values (`tinylora.checks.randomize_lora`: never check at `B = 0`).
+
+# %%
+r = 2
+blk = TransformerBlock(d, H, targets=("q", "k", "v", "o"), r=r, alpha=3.0, seed=1)
+randomize_lora(blk, seed=2)
+P = blk.params
+print(blk)
+
+
+def lora_proj(x, t):
+    """Lesson 1's LoRA layer with projection t's arrays.  x (N, T, d) -> (N, T, d)."""
+    key = f"attn.{t}"
+    return layers.lora_linear_forward(x, P[f"{key}.W"], P[f"{key}.b"], P[f"{key}.A"],
+                                      P[f"{key}.B"], blk.scale)
+
+
+def lora_attention_ours(h, dout):
+    """Forward, then backward by hand. -> (out, dh, {factor key: gradient}, {t: dh_t})."""
+    (q, c_q), (k, c_k), (v, c_v) = (lora_proj(h, t) for t in "qkv")
+    y, _ = attention.attend_forward(q, k, v, H)
+    out, c_o = lora_proj(y, "o")
+    grads, dh_paths = {}, {}
+    dy, _, _, grads["attn.o.A"], grads["attn.o.B"] = layers.lora_linear_backward(dout, c_o)
+    dqkv = attend_backward_ours(dy, q, k, v)  # part 2
+    for t, d_t, c_t in zip("qkv", dqkv, (c_q, c_k, c_v)):
+        dh_paths[t], _, _, grads[f"attn.{t}.A"], grads[f"attn.{t}.B"] = (
+            layers.lora_linear_backward(d_t, c_t))
+    dh = dh_paths["q"] + dh_paths["k"] + dh_paths["v"]  # fork: h fed q, k and v
+    return out, dh, grads, dh_paths
+
+
+h = rng.standard_normal((N, T, d))
+g_out = rng.standard_normal((N, T, d))
+factor_keys = [f"attn.{t}.{f}" for t in "qkvo" for f in "AB"]
+out_ours, dh_ours, grads_ours, dh_paths = lora_attention_ours(h, g_out)
+print({key: grads_ours[key].shape for key in factor_keys[:2]}, "... scale =", blk.scale)
+
+
+def L_att():
+    return float((attention.attention_forward(h, P, "attn", H, blk.scale)[0] * g_out).sum())
+
+
+for key in factor_keys:
+    fd_check(f"LoRA attention: {key}", grads_ours[key], L_att, P[key])
+dh_numerical = numerical_grad(L_att, h)
+err = rel_error(dh_ours, dh_numerical)
+print(f"{'LoRA attention: dh':>28}: relative error {err:.1e}")
+assert err < TOL
+err_no_k = rel_error(dh_paths["q"] + dh_paths["v"], dh_numerical)  # the bug: k path forgotten
+print(f"{'dh without the k path':>28}: relative error {err_no_k:.1e}  (the bug)")
+assert err_no_k > 1e-3
+
+# the library's layer: the same numbers
+out_lib, att_cache = attention.attention_forward(h, P, "attn", H, blk.scale)
+grads_lib = {}
+dh_lib = attention.attention_backward(g_out, att_cache, set(factor_keys), grads_lib)
+assert np.allclose(out_ours, out_lib, atol=1e-12) and np.allclose(dh_ours, dh_lib, atol=1e-12)
+assert all(np.allclose(grads_ours[key], grads_lib[key], atol=1e-12) for key in factor_keys)
+print("ours equals attention.attention_forward / attention_backward")
+
+# %% [markdown]
+# ## 4. The pre-LN block
+#
+# `tinylora.block` puts it together (GPT-2's layout, layer norm *before* each branch):
+#
+# `x1 = x + attn(ln1(x))`,  `out = x1 + mlp(ln2(x1))`,  `mlp(u) = gelu(u W1 + b1) W2 + b2`
+#
+# with `x, x1, out` all `(N, T, d)` and the MLP's hidden width `4 d`. Each residual is a fork:
+# `x` goes around the attention and into it, so `dx = dx1 + (the gradient through ln1 and the
+# attention)`, and the same for `x1` around the MLP. `tinylora.gradcheck.check` runs the fake
+# loss over every LoRA factor and the block's input.
+
+# %%
+x_blk = rng.standard_normal((N, T, d))
+holder = {"x": x_blk}
+cache_holder = {}
+
+
+def block_out():
+    out, cache_holder["c"] = blk.forward(holder["x"])
+    return out
+
+
+def block_grads(g):
+    block_out()
+    dx, grads = blk.backward_with_input(g, cache_holder["c"])
+    return {"x": dx, **grads}
+
+
+results = check("block", block_out, block_grads, {**P, "x": x_blk}, keys=[*factor_keys, "x"])
+for res in results:
+    print(res.line())
+assert all(res.ok for res in results)
+
+# %% [markdown]
+# **Causality, the invariant of a decoder block.** Position `t` may only read positions
+# `u <= t`. Change the input at the last position, and every earlier output must stay
+# *bit-identical*: the masked probabilities are exactly 0, and layer norm and the MLP act on
+# each position alone.
+
+# %%
+out_before, _ = blk.forward(x_blk)
+x_changed = x_blk.copy()
+x_changed[:, -1] += 10.0 * rng.standard_normal((N, d))  # a large change, at position T-1 only
+out_after, _ = blk.forward(x_changed)
+assert np.array_equal(out_after[:, :-1], out_before[:, :-1])  # THE INVARIANT: causality
+print(f"outputs at positions 0..{T - 2}: bit-identical; at position {T - 1}: moved by "
+      f"{np.abs(out_after[:, -1] - out_before[:, -1]).max():.2f}")
+
+# %% [markdown]
+# ## 5. Experiment: a coordinate check of the block
+#
+# muP's *coordinate check* (PAPER.md, related work): train at several widths and plot the typical
+# size of a quantity (its root mean square over coordinates) against the width, log-log. A
+# slope 0 is "Theta(1) in the width": efficient learning. LoRA+ measures three quantities for
+# each LoRA layer at each step (PAPER.md), here in row form with `Z` the layer's input:
+#
+# - `delta1 = scale Z (A_t - A_{t-1}) B_{t-1}`: what moving `A` did,
+# - `delta2 = scale Z A_{t-1} (B_t - B_{t-1})`: what moving `B` did,
+# - `delta3 = scale Z (A_t - A_{t-1}) (B_t - B_{t-1})`: both (second order),
+#
+# and `delta1 + delta2 + delta3` is exactly the change of the LoRA path's output (asserted).
+#
+# The set-up: one block at widths `n = d_model`, LoRA (rank 4, Init[1]) on `q, k, v, o`, a
+# random regression target, full-batch Adam, two schedules:
+# - **shared**: `eta_A = eta_B = c` at every width;
+# - **LoRA+ scaling**: `eta_B = c`, `eta_A = c n0 / n` (`lr_ratio = n / n0`): `eta_A ~ 1/n`.
+#
+# The paper's prediction with Adam: `delta2 ~ eta_B` and `delta1 ~ eta_A eta_B n` (each step
+# of `A` has `n` coordinates of size `eta_A`, all pushing `Z A` the same way). So with a shared
+# rate `delta1` grows with `n` (slope up to 1) and only the LoRA+ scaling keeps both flat.
+# The block's inputs `Z` are `ln1(x)` for `q, k, v` and the heads' output for `o`, recomputed
+# here with the library's pieces.
+
+# %%
+widths = [32, 64, 128, 256] if FAST else [32, 64, 128, 256, 512, 1024]
+steps = 3  # steps 2 and 3: A has moved (at step 1 only B moves: dA = 0 at B = 0)
+c_lr, n0, n_head, rank = 1e-2, widths[0], 4, 4
+N_cc, T_cc = 4, 8
+TARGETS = ("attn.q", "attn.k", "attn.v", "attn.o")
+
+
+def rms(a):
+    return float(np.sqrt((a * a).mean()))
+
+
+def lora_inputs(params, x, scale):
+    """Z for each target: ln1(x) feeds q, k, v; the attention heads' output feeds o."""
+    h1, _ = layernorm_forward(x, params["ln1.g"], params["ln1.b"])
+    qkv = [proj_forward(h1, params, f"attn.{t}", scale)[0] for t in "qkv"]
+    heads, _ = attention.attend_forward(*qkv, n_head)
+    return {"attn.q": h1, "attn.k": h1, "attn.v": h1, "attn.o": heads}
+
+
+SCHEDULES = {  # width n -> (eta_A, eta_B)
+    "shared": lambda n: (c_lr, c_lr),
+    "loraplus": lambda n: (c_lr * n0 / n, c_lr),  # eta_A ~ 1/n, eta_B ~ 1
+}
+
+
+def coord_check(width, schedule):
+    """Train one block for `steps` steps; -> records (dicts) of the delta terms per step."""
+    model = TransformerBlock(width, n_head, targets=("q", "k", "v", "o"), r=rank, seed=0)
+    data = np.random.default_rng(1)
+    x_cc = data.standard_normal((N_cc, T_cc, width))
+    y_cc = data.standard_normal((N_cc, T_cc, width))
+    lr_A, lr_B = SCHEDULES[schedule](width)
+    opt = Adam(model.trainable_params(),
+               groups=loraplus_groups(model.trainable_params(), lr=lr_A, lr_ratio=lr_B / lr_A))
+    out0, _ = model.forward(x_cc)
+    records = []
+    for t in range(1, steps + 1):
+        old = {k: model.params[k].copy() for k in model.adapter_keys()}
+        Z = lora_inputs(model.params, x_cc, model.scale)
+        _, grads = loss_and_grads(model, x_cc, y_cc)
+        opt.step(grads)
+        for name in TARGETS:
+            A0, B0 = old[f"{name}.A"], old[f"{name}.B"]
+            A1, B1 = model.params[f"{name}.A"], model.params[f"{name}.B"]
+            zA0, zdA = Z[name] @ A0, Z[name] @ (A1 - A0)  # [N,T,n] @ [n,r] -> [N,T,r]
+            d1, d2 = model.scale * zdA @ B0, model.scale * zA0 @ (B1 - B0)  # [N,T,n] each
+            d3 = model.scale * zdA @ (B1 - B0)
+            change = model.scale * (Z[name] @ A1 @ B1 - zA0 @ B0)  # the LoRA path's change
+            assert np.allclose(d1 + d2 + d3, change, rtol=1e-9, atol=1e-15)
+            records.append({"width": width, "schedule": schedule, "step": t, "target": name,
+                            "delta1": rms(d1), "delta2": rms(d2), "delta3": rms(d3)})
+        out_t, _ = model.forward(x_cc)
+        records.append({"width": width, "schedule": schedule, "step": t, "target": "block out",
+                        "out change": rms(out_t - out0)})
+    return records
+
+
+records = [rec for schedule in ("shared", "loraplus") for n in widths
+           for rec in coord_check(n, schedule)]
+print(f"{len(records)} records: widths {widths}, {steps} steps, 2 schedules")
+
+
+def series(schedule, step, quantity, target=None):
+    """Per width: the quantity at `step`, averaged over the four targets (or one target)."""
+    out = []
+    for n in widths:
+        vals = [rec[quantity] for rec in records if rec["width"] == n
+                and rec["schedule"] == schedule and rec["step"] == step and quantity in rec
+                and (target is None or rec["target"] == target)]
+        out.append(float(np.mean(vals)))
+    return np.array(out)
+
+
+def slope(values):
+    """The least-squares slope of log(values) against log(width)."""
+    return float(np.polyfit(np.log(widths), np.log(values), 1)[0])
+
+
+print(f"slopes against width at step {steps} (0 = Theta(1), 1 = grows like n):")
+slopes = {}
+for schedule in ("shared", "loraplus"):
+    for quantity in ("delta1", "delta2", "out change"):
+        slopes[schedule, quantity] = slope(series(schedule, steps, quantity))
+        per_target = "   " + " ".join(
+            f"{t[5:]}:{slope(series(schedule, steps, quantity, t)):+.2f}" for t in TARGETS
+        ) if quantity != "out change" else ""
+        print(f"  {schedule:>8} {quantity:>10}: {slopes[schedule, quantity]:+.2f}{per_target}")
+
+# Step 2 is exact: step 1 moved only B (dA = 0 at B = 0), identically in both schedules, so at
+# step 2 the gradients are the same and A's Adam step is proportional to eta_A.
+d1_shared, d1_plus = series("shared", 2, "delta1"), series("loraplus", 2, "delta1")
+assert np.allclose(d1_plus / d1_shared, n0 / np.array(widths), rtol=1e-6)
+assert np.allclose(series("shared", 2, "delta2"), series("loraplus", 2, "delta2"), rtol=1e-6)
+print("step 2: delta1(LoRA+ scaling) / delta1(shared) = n0 / n exactly; delta2 identical")
+
+assert slopes["shared", "delta1"] > 0.5  # a shared rate: A's effect grows with the width
+assert abs(slopes["loraplus", "delta1"]) < 0.35  # eta_A ~ 1/n: flat
+assert abs(slopes["shared", "delta2"]) < 0.35 and abs(slopes["loraplus", "delta2"]) < 0.35
+assert slopes["shared", "out change"] > slopes["loraplus", "out change"] + 0.15
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+titles = {"shared": "shared rate: eta_A = eta_B", "loraplus": "LoRA+ scaling: eta_A = c n0 / n"}
+for ax, schedule in zip(axes, ("shared", "loraplus")):
+    for quantity, style in (("delta1", "o-"), ("delta2", "s-"), ("out change", "^--")):
+        for t, alpha_line in ((2, 0.35), (steps, 1.0)):
+            ax.loglog(widths, series(schedule, t, quantity), style, base=2, alpha=alpha_line,
+                      color={"delta1": "C0", "delta2": "C1", "out change": "C2"}[quantity],
+                      label=(f"{quantity} (slope {slopes[schedule, quantity]:+.2f})"
+                             if t == steps else None))
+    ax.set(xlabel="width n = d_model", title=titles[schedule])
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+axes[0].set_ylabel("RMS over coordinates (mean over q, k, v, o)")
+fig.suptitle(f"Coordinate check of a LoRA Transformer block (Adam; faint: step 2, "
+             f"solid: step {steps})")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **What to look for.**
+# - Left (shared rate): the `delta1` line climbs with the width (the printed slope is well
+#   above 0.5); `delta2` is flat. One rate cannot keep both flat: make it small enough to
+#   tame `delta1` at large `n` and `delta2` (B's learning) shrinks with it (exercise 4).
+# - Right (`eta_A ~ 1/n`): both lines are flat. At step 2 the two panels differ by exactly
+#   `n0 / n` in `delta1` and not at all in `delta2` (asserted): only `A`'s rate changed.
+# - Why the shared slope is below 1 over this range: `Z (A_t - A_{t-1})` has a part aligned with
+#   the update (grows like `n`) and a random part (grows like `sqrt(n)`); the second still
+#   matters at small widths (the per-target slopes are printed above the plot).
+# - The block's output change (green) inherits it: it grows with width under the shared rate.
+
+# %% [markdown]
+# ## Exercises
+# Each has its expected outcome; the cell after the list checks them all.
+# 1. **Forget the `1/sqrt(dh)`** in the scores' backward (`dqh = ds kh`). *Expected:* the
+#    gradient comes out `sqrt(dh) = 2` times too large, so the relative error is exactly
+#    `(2 - 1) / (2 + 1) = 1/3`.
+# 2. **The bias that never learns.** Train every bias of the attention (`attn.q.b`, `attn.k.b`,
+#    ...). *Expected:* `attn.k.b`'s gradient is zero up to round-off: it adds `q_t . bk` to
+#    every score of row `t`, and softmax ignores a shift of a row. `attn.q.b`'s is not.
+# 3. **Init[2] on the block** (`init="zero_A"`: `A = 0`, `B` random). *Expected:* the output is
+#    still the frozen block's, bit for bit, and now every `dB` is exactly 0 at step 1 while the
+#    `dA` are not (lesson 1, mirrored).
+# 4. **Shrink the shared rate with the width**, `eta_A = eta_B = c sqrt(n0 / n)`. *Expected:*
+#    `delta1` is tamed (its slope drops by about 1, to near 0), but `delta2` now shrinks (slope
+#    near -1/2): `B` stops learning at large width. No shared rate keeps both flat
+#    (the paper's Theorem 1).
+
+# %%
+# Answers, checked.
+# 1. the forgotten 1/sqrt(dh)
+err_1 = rel_error(gs @ kh, numerical_grad(L_scores, qh))
+print(f"1. forgotten 1/sqrt(dh): relative error {err_1:.6f} (1/3 = {1 / 3:.6f})")
+assert abs(err_1 - 1 / 3) < 1e-6
+
+# 2. the key bias
+bias_keys = [f"attn.{t}.b" for t in "qkvo"]
+bias_grads = {}
+attention.attention_backward(g_out, att_cache, set(bias_keys), bias_grads, need_dx=False)
+for key in bias_keys:
+    print(f"2. |d {key}| = {np.abs(bias_grads[key]).max():.1e}")
+assert np.abs(bias_grads["attn.k.b"]).max() < 1e-12
+assert np.abs(bias_grads["attn.q.b"]).max() > 1e-3
+numerical_kb = numerical_grad(L_att, P["attn.k.b"])  # both near 0: compare sizes, not ratios
+print(f"   finite differences agree: max |numerical d attn.k.b| = {np.abs(numerical_kb).max():.1e}")
+assert np.abs(numerical_kb).max() < 1e-8
+
+# 3. Init[2] on the block
+blk2 = TransformerBlock(d, H, targets=("q", "k", "v", "o"), r=r, alpha=3.0, init="zero_A", seed=1)
+frozen = TransformerBlock(d, H, seed=1)  # the same base arrays, no LoRA
+out2, cache2 = blk2.forward(x_blk)
+assert np.array_equal(out2, frozen.forward(x_blk)[0])
+grads2 = blk2.backward(g_out, cache2)
+assert all(np.all(grads2[f"attn.{t}.B"] == 0) for t in "qkvo")
+assert all(np.linalg.norm(grads2[f"attn.{t}.A"]) > 0 for t in "qkvo")
+print("3. Init[2]: output = frozen block's; |dB| = 0 for q, k, v, o; |dA| =",
+      [round(float(np.linalg.norm(grads2[f"attn.{t}.A"])), 3) for t in "qkvo"])
+
+
+# 4. a shared rate that shrinks like 1/sqrt(n)
+SCHEDULES["shared_sqrt"] = lambda n: (c_lr * math.sqrt(n0 / n),) * 2
+records += [rec for n in widths for rec in coord_check(n, "shared_sqrt")]
+slope_d1_sqrt = slope(series("shared_sqrt", steps, "delta1"))
+slope_d2_sqrt = slope(series("shared_sqrt", steps, "delta2"))
+print(f"4. eta ~ 1/sqrt(n): delta1 slope {slope_d1_sqrt:+.2f} (shared "
+      f"{slopes['shared', 'delta1']:+.2f}), delta2 slope {slope_d2_sqrt:+.2f}")
+assert slope_d1_sqrt < slopes["shared", "delta1"] - 0.7 and abs(slope_d1_sqrt) < 0.35
+assert -0.75 < slope_d2_sqrt < -0.3
+
+# %% [markdown]
+# ## Recap
+# - Layer norm's backward is five one-line steps (two forks: the mean and the variance paths),
+#   and attention's is one line per step (softmax: `ds = p * (dp - sum(dp p))`); each step is
+#   checked numerically, and LoRA on `q, k, v, o` only adds lesson 1's layer four times.
+# - The block's gradient sums every fork (residuals, `q, k, v` sharing their input); causality
+#   holds bit for bit: earlier outputs never see later inputs.
+# - The coordinate check shows the paper's point inside a real block: with one shared Adam
+#   rate, `A`'s effect grows with the width; `eta_A ~ 1/n`, `eta_B ~ 1` keeps both flat.
