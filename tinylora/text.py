@@ -79,7 +79,7 @@ def train_val_split(ids, val_fraction: float = 0.1):
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction!r}")
-    cut = int(round(len(ids) * (1.0 - val_fraction)))
+    cut = round(len(ids) * (1.0 - val_fraction))
     return ids[:cut], ids[cut:]
 
 
