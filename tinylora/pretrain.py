@@ -123,7 +123,7 @@ def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
     eval_every = max(1, config.steps // 10)
     curve = {"step": [], "val_loss": [], "train_loss": []}
     bar = progress(range(config.steps), desc=f"pretrain d={config.d_model}", enabled=show_progress)
-    train_loss = float("nan")
+    train_loss = None  # no step taken yet (JSON null)
     for step in bar:
         if step % eval_every == 0:
             curve["step"].append(step)
