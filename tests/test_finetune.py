@@ -9,6 +9,7 @@ import pytest
 from tinylora import backend, cli, finetune
 from tinylora.finetune_report import (
     best_ratio,
+    lr_grid,
     mean_interval,
     paired_speedup,
     ratio_interval,
@@ -182,3 +183,10 @@ def test_tuning_keeps_the_best_lr_per_ratio_and_the_best_ratio():
                                 (16.0, 1e-2, math.inf)]]
     table = tuned(runs, 8, 0)
     assert table == {1.0: (1e-2, 1.9), 16.0: (1e-3, 1.7)} and best_ratio(table) == 16.0
+
+
+def test_lr_grid_moves_with_the_ratio():
+    """Plain LoRA (ratio 1) tries the grid itself; ratio R tries it divided by sqrt(R), so lr_B
+    = lr_A * R runs over the grid times sqrt(R): halfway between fixing lr_A and fixing lr_B."""
+    assert lr_grid([1e-3, 1e-2], 1.0) == [1e-3, 1e-2]
+    assert lr_grid([1e-3, 1e-2], 16.0) == [1e-3 / 4, 1e-2 / 4]

@@ -5,8 +5,10 @@ LoRA factors (rank 8, Init[1]: B = 0) are attached to q, k, v, o, fc1 and fc2 of
 Adam fine-tunes them on Milton's prose with the LoRA+ groups: B at ``lr * ratio``, A at ``lr``.
 
 The protocol, per width:
-1. *tune*: every ratio in `ratios` (1 = plain LoRA, 16 = the paper's LoRA+) at every lr in `lrs`,
-   on the tuning seed; each ratio keeps the lr with the lowest final validation loss;
+1. *tune*: every ratio in `ratios` (1 = plain LoRA, 16 = the paper's LoRA+) at every lr_A in
+   ``lrs / sqrt(ratio)`` (`finetune_report.lr_grid`: the grid moves with the ratio, halfway
+   between a fixed lr_A and a fixed lr_B), on the tuning seed; each ratio keeps the lr with the
+   lowest final validation loss;
 2. *best ratio*: the ratio whose tuned run ends lowest;
 3. *compare*: ratio 1, ratio 16 and the best ratio, each at its tuned lr, on every seed in `seeds`.
 
@@ -196,7 +198,7 @@ def open_records(config: FinetuneConfig, out, restart: bool = False) -> dict:
 def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_progress=True,
               restart=False) -> dict:
     """Run (or resume) the whole protocol; records.json is saved after every run. -> records."""
-    from tinylora.finetune_report import best_ratio, tuned
+    from tinylora.finetune_report import best_ratio, lr_grid, tuned
 
     records = open_records(config, out, restart)
     path = Path(out) / "records.json"
@@ -222,7 +224,7 @@ def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_p
                                                        show_progress)
             write_json(path, records)
         for ratio in config.ratios:
-            for lr in config.lrs:
+            for lr in lr_grid(config.lrs, ratio):
                 run(width, ratio, lr, config.tune_seed)
         table = tuned(records["runs"], width, config.tune_seed)
         methods = list(dict.fromkeys([1.0, 16.0, best_ratio(table)]))
@@ -242,7 +244,7 @@ def add_arguments(p) -> None:
     p.add_argument("--ratios", type=float, nargs="+", default=None,
                    help="lr_B / lr_A grid, must contain 1 and 16 (default 1 4 16 64)")
     p.add_argument("--lrs", type=float, nargs="+", default=None,
-                   help="grid of lr_A tuned per ratio (default 1e-3 3e-3 1e-2)")
+                   help="lr grid; at ratio R, lr_A runs over these / sqrt(R) (default 1e-3 3e-3 1e-2)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="comparison seeds (1 2 3)")
     p.add_argument("--pretrain-steps", type=int, default=None,
                    help="which cached bases to use (pretrained with this many steps)")

@@ -28,6 +28,16 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 
+def lr_grid(lrs, ratio: float) -> list[float]:
+    """The lr_A values tried at `ratio`: ``lr / sqrt(ratio)`` for each lr of the base grid.
+
+    Centred halfway (geometrically) between keeping lr_A fixed (lr_B grows x ratio) and keeping
+    lr_B fixed (lr_A shrinks / ratio): every ratio gets the same number of tries around where
+    its optimum is likely, and ratio 1 (plain LoRA) gets the base grid itself.
+    """
+    return [float(lr) / math.sqrt(ratio) for lr in lrs]
+
+
 def mean_interval(values) -> tuple[float, float, float]:
     """(mean, lo, hi): the mean of `values` and its 95 % t-interval. One value: lo = hi = mean.
     Any inf makes the mean inf (a diverged seed is not averaged away); NaNs are dropped."""
@@ -129,7 +139,8 @@ def width_details(records: dict, width: int) -> dict:
         curves = np.asarray([r["val_loss"] for r in seed_runs], float)
         methods[ratio] = {
             "label": method_label(ratio), "ratio": ratio, "lr": lr,
-            "lr_at_grid_edge": lr in (min(cfg["lrs"]), max(cfg["lrs"])),
+            "lr_at_grid_edge": lr in (min(lr_grid(cfg["lrs"], ratio)),
+                                      max(lr_grid(cfg["lrs"], ratio))),
             "final": mean_interval([r["final_loss"] for r in seed_runs]),
             "diverged": sum(r["diverged"] for r in seed_runs),
             "eval_steps": seed_runs[0]["eval_steps"],
@@ -183,7 +194,7 @@ def markdown(records: dict, details: list[dict], seconds: float | None = None) -
         (f"Base: TinyLM (2 layers, context {cfg['context']}) pretrained on Shakespeare; frozen. "
         f"Fine-tuned on Milton's *Areopagitica* with LoRA rank {cfg['r']} ({cfg['init']}, "
         f"Init[1]) on q, k, v, o, fc1, fc2, Adam, {cfg['steps']} steps of {cfg['batch_size']} "
-        f"windows. Learning rate tuned per ratio on the grid {list(cfg['lrs'])} (seed "
+        f"windows. lr_A tuned per ratio on the grid {list(cfg['lrs'])} / sqrt(ratio) (seed "
         f"{cfg['tune_seed']}); ratios tried {list(cfg['ratios'])}; then {n_seeds} seeds "
         f"{list(cfg['seeds'])} per method at its tuned rate. Losses: validation cross-entropy "
         "(nats per character) on fixed windows of the held-out last 10 % of the text. "
