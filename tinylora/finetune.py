@@ -262,14 +262,13 @@ def main(args) -> int:
 
     config = finetune_config(args.fast, widths=args.widths, steps=args.steps, ratios=args.ratios,
                              lrs=args.lrs, seeds=args.seeds, pretrain_steps=args.pretrain_steps)
-    start = time.perf_counter()
     records = run_study(config, args.out, args.cache, args.backend, not args.no_progress,
                         args.restart)
     summary, details = summarize(records)
     out = Path(args.out)
     write_json(out / "summary.json", summary)
     seconds = sum(r["seconds"] for r in records["runs"])  # this study's runs, resumed or not
-    (out / "summary.md").write_text(markdown(records, details, time.perf_counter() - start))
+    (out / "summary.md").write_text(markdown(records, details))
     figures = [plots.finetune_curves(details, out / "finetune_val_loss_curves_by_width.png"),
                plots.finetune_by_width(details, out / "finetune_speedup_and_gain_by_width.png"),
                plots.finetune_lr_grid(records, details, out / "finetune_lr_tuning_by_width.png")]

@@ -139,8 +139,7 @@ def width_details(records: dict, width: int) -> dict:
         curves = np.asarray([r["val_loss"] for r in seed_runs], float)
         methods[ratio] = {
             "label": method_label(ratio), "ratio": ratio, "lr": lr,
-            "lr_at_grid_edge": lr in (min(lr_grid(cfg["lrs"], ratio)),
-                                      max(lr_grid(cfg["lrs"], ratio))),
+            "lr_at_grid_edge": lr in _ends(cfg["lrs"], ratio),
             "final": mean_interval([r["final_loss"] for r in seed_runs]),
             "diverged": sum(r["diverged"] for r in seed_runs),
             "eval_steps": seed_runs[0]["eval_steps"],
@@ -178,6 +177,11 @@ def summarize(records: dict) -> tuple[dict, list[dict]]:
     return summary, details
 
 
+def _ends(lrs, ratio) -> tuple[float, float]:
+    grid = lr_grid(lrs, ratio)
+    return min(grid), max(grid)
+
+
 def _ci(m_lo_hi, fmt="{:.4f}") -> str:
     m, lo, hi = m_lo_hi
     if not math.isfinite(m) or lo == hi:
@@ -185,7 +189,7 @@ def _ci(m_lo_hi, fmt="{:.4f}") -> str:
     return f"{fmt.format(m)} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
-def markdown(records: dict, details: list[dict], seconds: float | None = None) -> str:
+def markdown(records: dict, details: list[dict]) -> str:
     """summary.md: the setup, one table row per width and method, samples before and after."""
     cfg = records["config"]
     n_seeds = len(cfg["seeds"])
@@ -203,6 +207,10 @@ def markdown(records: dict, details: list[dict], seconds: float | None = None) -
         "needs to reach it (paired by seed; if LoRA+ ends worse, both are measured at LoRA+'s "
         "final loss, giving < 1). Gain: LoRA final loss minus LoRA+ final loss (> 0: LoRA+ "
         "better)."), "",
+        "| d_model | base: Shakespeare val loss | base: Areopagitica val loss (frozen) |",
+        "| --- | --- | --- |",
+        *[f"| {d['width']} | {d['base']['pretrain_val_loss']:.4f} | "
+          f"{d['base']['loss_finetune_text']:.4f} |" for d in details], "",
         "| d_model | frozen base | method | lr (A) | final val loss | gain vs LoRA | speed-up |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -216,12 +224,15 @@ def markdown(records: dict, details: list[dict], seconds: float | None = None) -
             lines.append(f"| {d['width']} | {d['base']['loss_finetune_text']:.4f} | "
                          f"{m['label']}{best} | {m['lr']:g}{edge} | {_ci(m['final'])}{div} | "
                          f"{gain} | {speed} |")
-    lines += ["", "Tuning (seed {}): final validation loss at the best lr of each ratio.".format(
-        cfg["tune_seed"]), "", "| d_model | " + " | ".join(
+    lines += ["", (f"Tuning (seed {cfg['tune_seed']}): final validation loss at the best lr of "
+              "each ratio (* = that lr is at an end of the ratio's grid)."), "",
+              "| d_model | " + " | ".join(
         f"ratio {r:g}" for r in cfg["ratios"]) + " | best ratio |",
         "| --- " * (len(cfg["ratios"]) + 2) + "|"]
     for d in details:
-        cells = [f"{d['tuning'][r][1]:.4f} (lr {d['tuning'][r][0]:g})" for r in cfg["ratios"]]
+        cells = [f"{d['tuning'][r][1]:.4f} (lr {d['tuning'][r][0]:g}"
+                 f"{'*' if d['tuning'][r][0] in _ends(cfg['lrs'], r) else ''})"
+                 for r in cfg["ratios"]]
         lines.append(f"| {d['width']} | " + " | ".join(cells) + f" | {d['best_ratio']:g} |")
     lines += ["", "## Samples (temperature 0.8), prompted with the start of the validation text",
               ""]
@@ -234,6 +245,7 @@ def markdown(records: dict, details: list[dict], seconds: float | None = None) -
             sample = next((r.get("sample") for r in m["runs"] if r.get("sample")), None)
             if sample:
                 lines += [f"After {m['label']}:", "", "```", sample, "```", ""]
-    if seconds is not None:
-        lines.append(f"Computed in {seconds / 60:.1f} minutes (this run, including any pretraining).")
+    runs = records["runs"]
+    lines.append(f"The {len(runs)} fine-tuning runs took {sum(r['seconds'] for r in runs) / 60:.1f} "
+                 "minutes in all (the sum of their own times; pretraining not included).")
     return "\n".join(lines) + "\n"
