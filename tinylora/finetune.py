@@ -46,8 +46,7 @@ from tinylora.text import (
     train_val_split,
 )
 from tinylora.train import loss_and_grads
-
-TARGETS = ("q", "k", "v", "o", "fc1", "fc2")
+from tinylora.transformer import BLOCK_TARGETS
 
 
 @dataclass(frozen=True)
@@ -70,13 +69,15 @@ class FinetuneConfig:
     fast: bool = False
     sample_chars: int = 160
     text: str = FINETUNE_TEXT
-    targets: tuple = field(default=TARGETS)
+    targets: tuple = field(default=BLOCK_TARGETS)  # q, k, v, o, fc1, fc2 in every block
 
 
 def finetune_config(fast: bool = False, **overrides) -> FinetuneConfig:
     """The default study, or with ``fast`` a tiny one (seconds). None-valued overrides are ignored."""
-    base = {"widths": FAST_WIDTHS, "steps": 30, "eval_every": 5, "n_eval": 8, "ratios": (1.0, 16.0),
-                "lrs": (3e-3, 1e-2), "seeds": (1, 2), "sample_chars": 40} if fast else {}
+    fast_settings = {"widths": FAST_WIDTHS, "steps": 30, "eval_every": 5, "n_eval": 8,
+                     "ratios": (1.0, 16.0), "lrs": (3e-3, 1e-2), "seeds": (1, 2),
+                     "sample_chars": 40}
+    base = dict(fast_settings) if fast else {}
     base.update({k: v for k, v in overrides.items() if v is not None})
     for k in ("widths", "ratios", "lrs", "seeds"):
         base[k] = tuple(base.get(k, getattr(FinetuneConfig, k)))
