@@ -34,6 +34,18 @@ def cmd_demo(args) -> int:
     return demo.main(args)
 
 
+def cmd_pretrain(args) -> int:
+    from tinylora import pretrain
+
+    return pretrain.main(args)
+
+
+def cmd_finetune(args) -> int:
+    from tinylora import finetune
+
+    return finetune.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinylora", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -48,6 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo.add_arguments(p)
     p.set_defaults(func=cmd_demo)
+
+    from tinylora import finetune, pretrain
+
+    p = sub.add_parser("pretrain", help="pretrain the TinyLM bases on Shakespeare (cached)")
+    pretrain.add_arguments(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("finetune", help="LoRA vs LoRA+ fine-tuning on Milton, across widths")
+    finetune.add_arguments(p)
+    p.set_defaults(func=cmd_finetune)
     return parser
 
 

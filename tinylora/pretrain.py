@@ -1,0 +1,257 @@
+"""`tinylora pretrain`: train the base models that `tinylora finetune` adapts, and cache them.
+
+A `TinyLM` with every array trainable (``trainable="all"``) learns the first shipped text
+(Shakespeare) with AdamW, one model per width ``d_model``. Each base is saved in a cache folder:
+
+    <cache>/tinylm-d128-L2-T64.npz     the base arrays (lm.base_keys(): embeddings, W, b, norms)
+    <cache>/tinylm-d128-L2-T64.json    {"config": ..., "model": lm.config, "val_loss": ..., ...}
+
+Rerunning reuses a saved base whose configuration matches exactly; a saved base with another
+configuration under the same name is refused (pass ``force=True`` / ``--force`` to retrain it,
+or use another cache folder), so a study can never silently fine-tune the wrong base.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tinylora import backend
+from tinylora._results import progress, read_json, write_json
+from tinylora.text import (
+    PRETRAIN_TEXT,
+    BatchSampler,
+    eval_windows,
+    load_text,
+    shipped_tokenizer,
+    train_val_split,
+)
+from tinylora.train import loss_and_grads, loss_fn
+
+DEFAULT_WIDTHS = (64, 128, 256)
+FAST_WIDTHS = (32, 64)
+CACHE_ENV = "TINYLORA_CACHE"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything that determines a base model; two bases are interchangeable iff these match.
+
+    The learning rate follows a cosine from `lr` down to `lr / 10` over `steps`.
+    """
+
+    d_model: int
+    n_head: int = 4
+    n_layer: int = 2
+    context: int = 64
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    seed: int = 0
+    n_eval: int = 64  # fixed validation windows of the first text
+    text: str = PRETRAIN_TEXT
+    vocab: str = ""  # the tokenizer's characters; filled in by `pretrain_config`
+    dtype: str = "float32"
+
+    @property
+    def stem(self) -> str:
+        return f"tinylm-d{self.d_model}-L{self.n_layer}-T{self.context}"
+
+
+def pretrain_config(d_model: int, fast: bool = False, **overrides) -> PretrainConfig:
+    """The default configuration at width `d_model` (``fast``: tiny, for tests and a quick look)."""
+    if isinstance(d_model, bool) or not isinstance(d_model, int) or d_model < 8:
+        raise ValueError(f"d_model: expected an integer >= 8, got {d_model!r}")
+    base = {"context": 32, "steps": 40, "batch_size": 16, "n_eval": 16} if fast else {}
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return PretrainConfig(d_model=d_model, vocab=shipped_tokenizer().chars, **base)
+
+
+def default_cache() -> Path:
+    """$TINYLORA_CACHE, else ~/.cache/tinylora/bases."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "tinylora" / "bases"
+
+
+def build_model(config: PretrainConfig, backend_name=None, **kwargs):
+    """A TinyLM with the base's architecture; `kwargs` (targets, r, init, trainable, seed) pass on."""
+    from tinylora.transformer import TinyLM
+
+    kwargs.setdefault("seed", config.seed)
+    return TinyLM(len(config.vocab), d_model=config.d_model, n_head=config.n_head,
+                  n_layer=config.n_layer, context=config.context, backend=backend_name,
+                  dtype=config.dtype, **kwargs)
+
+
+def mean_loss(lm, windows, chunk: int = 32) -> float:
+    """Mean next-character cross-entropy of `lm` over fixed windows (n, context + 1), on the host.
+
+    Forward only, in chunks of `chunk` windows; a non-finite loss comes back as inf.
+    """
+    forward, _ = loss_fn("cross_entropy")
+    xp, total = lm.xp, 0.0
+    for i in range(0, len(windows), chunk):
+        batch = xp.asarray(windows[i:i + chunk])
+        logits, _ = lm.forward(batch[:, :-1])
+        value, _ = forward(logits, batch[:, 1:])
+        total += backend.finite_or_inf(value) * len(batch)
+    return total / len(windows)
+
+
+def cosine_lr(lr: float, step: int, steps: int) -> float:
+    """lr at `step` of `steps`: a cosine from lr to lr / 10 (a Python float, no promotion)."""
+    return lr * (0.1 + 0.45 * (1.0 + math.cos(math.pi * step / max(1, steps))))
+
+
+def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
+    """Pretrain one base from scratch. -> (lm, record) with the validation curve in `record`."""
+    from tinylora.optim import AdamW
+
+    tok = shipped_tokenizer()
+    if tok.chars != config.vocab:
+        raise ValueError("config.vocab: does not match the shipped tokenizer's characters")
+    train_ids, val_ids = train_val_split(tok.encode(load_text(config.text)))
+    windows = eval_windows(val_ids, config.context, config.n_eval)
+    lm = build_model(config, backend_name, targets=(), trainable="all")
+    opt = AdamW(lm.trainable_params(), lr=config.lr, weight_decay=config.weight_decay)
+    sampler = BatchSampler(train_ids, config.batch_size, config.context, seed=config.seed)
+    xp, start = lm.xp, time.perf_counter()
+    eval_every = max(1, config.steps // 10)
+    curve = {"step": [], "val_loss": [], "train_loss": []}
+    bar = progress(range(config.steps), desc=f"pretrain d={config.d_model}", enabled=show_progress)
+    train_loss = None  # no step taken yet (JSON null)
+    for step in bar:
+        if step % eval_every == 0:
+            curve["step"].append(step)
+            curve["val_loss"].append(mean_loss(lm, windows))
+            curve["train_loss"].append(train_loss)
+        batch = xp.asarray(sampler.sample())
+        loss, grads = loss_and_grads(lm, batch[:, :-1], batch[:, 1:], loss="cross_entropy")
+        train_loss = backend.finite_or_inf(loss)
+        if math.isinf(train_loss):
+            raise RuntimeError(f"pretraining d_model={config.d_model} diverged at step {step} "
+                               f"(lr={config.lr:g}); try a smaller --lr")
+        for g in opt.groups:
+            g["lr"] = cosine_lr(config.lr, step, config.steps)
+        opt.step(grads)
+        if step % 10 == 0:
+            bar.set_postfix_str(f"loss {train_loss:.3f}")
+    val = mean_loss(lm, windows)
+    curve["step"].append(config.steps)
+    curve["val_loss"].append(val)
+    curve["train_loss"].append(train_loss)
+    record = {"config": asdict(config), "model": lm.config, "n_params": lm.n_params(),
+              "val_loss": val, "curve": curve,
+              "seconds": round(time.perf_counter() - start, 2)}
+    return lm, record
+
+
+def _differences(saved: dict, wanted: dict) -> list[str]:
+    keys = sorted(set(saved) | set(wanted))
+    return [f"{k}: saved {saved.get(k)!r}, asked {wanted.get(k)!r}" for k in keys
+            if saved.get(k) != wanted.get(k) and k != "vocab"] + (
+        ["vocab: the saved base was trained with another vocabulary"]
+        if saved.get("vocab") != wanted.get("vocab") else [])
+
+
+def base_paths(config: PretrainConfig, cache) -> tuple[Path, Path]:
+    cache = Path(cache)
+    return cache / f"{config.stem}.npz", cache / f"{config.stem}.json"
+
+
+def ensure_base(config: PretrainConfig, cache=None, force=False, backend_name=None,
+                show_progress=True) -> dict:
+    """The cached base for `config`: reused when its saved configuration matches, trained and
+    saved when absent. -> its record (``record["reused"]`` says which, ``record["path"]`` where).
+
+    A saved base with another configuration is refused with the differences listed, unless
+    `force` (then it is retrained and overwritten).
+    """
+    npz, meta = base_paths(config, default_cache() if cache is None else cache)
+    if meta.exists() and npz.exists():
+        record = read_json(meta)
+        diff = _differences(record["config"], asdict(config))
+        if not diff:
+            return {**record, "reused": True, "path": str(npz)}
+        if not force:
+            raise ValueError(
+                f"cache: {meta} holds a base with another configuration ({'; '.join(diff)}). "
+                "Use --force to retrain it, or another --cache folder")
+    lm, record = train_base(config, backend_name, show_progress)
+    npz.parent.mkdir(parents=True, exist_ok=True)
+    lm.save(npz, keys=lm.base_keys())
+    write_json(meta, record)
+    return {**record, "reused": False, "path": str(npz)}
+
+
+def load_base(lm, config: PretrainConfig, cache=None) -> None:
+    """Copy the cached base arrays of `config` into `lm` (which must have its architecture)."""
+    npz, meta = base_paths(config, default_cache() if cache is None else cache)
+    if not meta.exists():
+        raise ValueError(f"cache: no base {config.stem} in {npz.parent}; run tinylora pretrain")
+    diff = _differences(read_json(meta)["config"], asdict(config))
+    if diff:
+        raise ValueError(f"cache: {meta} holds a base with another configuration "
+                         f"({'; '.join(diff)})")
+    lm.load(npz, keys=lm.base_keys())
+
+
+# --------------------------------------------------------------------------------------------
+# The command: `tinylora pretrain`
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--widths", type=int, nargs="+", default=None,
+                   help=f"d_model values (default {list(DEFAULT_WIDTHS)}; --fast: "
+                        f"{list(FAST_WIDTHS)})")
+    p.add_argument("--steps", type=int, default=None, help="AdamW steps per width (default 600)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-3)")
+    p.add_argument("--cache", default=None,
+                   help=f"folder of saved bases (default ${CACHE_ENV} or ~/.cache/tinylora/bases)")
+    p.add_argument("--out", default="pretrain-out", help="folder for records, summary, figure")
+    p.add_argument("--fast", action="store_true", help="tiny models and few steps (seconds)")
+    p.add_argument("--force", action="store_true", help="retrain a cached base whose "
+                   "configuration differs, overwriting it")
+    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(widths, fast=False, steps=None, lr=None, cache=None, force=False, backend_name=None,
+        show_progress=True) -> list[dict]:
+    """Ensure a base per width. -> one record per width (see `ensure_base`)."""
+    records = []
+    for d in widths:
+        config = pretrain_config(d, fast, steps=steps, lr=lr)
+        records.append(ensure_base(config, cache, force, backend_name, show_progress))
+    return records
+
+
+def main(args) -> int:
+    widths = args.widths or (FAST_WIDTHS if args.fast else DEFAULT_WIDTHS)
+    records = run(widths, args.fast, args.steps, args.lr, args.cache, args.force, args.backend,
+                  not args.no_progress)
+    out = Path(args.out)
+    write_json(out / "records.json", records)
+    write_json(out / "summary.json", {"widths": list(widths),
+                                      "val_loss": [r["val_loss"] for r in records],
+                                      "reused": [r["reused"] for r in records]})
+    lines = ["# Pretrained bases (TinyLM, all arrays trained, AdamW)", "",
+             f"Text: {records[0]['config']['text']}; validation = the last 10 % of it.", "",
+             "| d_model | parameters | steps | val loss (nats/char) | seconds | cached at |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for d, r in zip(widths, records):
+        state = "reused" if r["reused"] else f"{r['seconds']:.0f}"
+        lines.append(f"| {d} | {r.get('n_params', '')} | {r['config']['steps']} | "
+                     f"{r['val_loss']:.4f} | {state} | `{r['path']}` |")
+        print(f"d_model={d:4d}  val loss {r['val_loss']:.4f}  "
+              f"({'reused' if r['reused'] else 'trained'}: {r['path']})")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    from tinylora import plots
+
+    path = plots.pretrain_curves(records, out / "pretrain_val_loss_by_width.png")
+    print(f"wrote {out / 'records.json'}, {out / 'summary.json'}, {out / 'summary.md'}, {path}")
+    return 0
