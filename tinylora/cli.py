@@ -33,6 +33,22 @@ def cmd_demo(args) -> int:
     return demo.main(args)
 
 
+def _lab(module: str):
+    """A lab command: `tinylora.<module>.main(args)`, imported only when that command runs."""
+
+    def run(args) -> int:
+        import importlib
+
+        return importlib.import_module(f"tinylora.{module}").main(args)
+
+    return run
+
+
+LAB_COMMANDS = [  # (command, module, help): each module has add_arguments(p) and main(args)
+    ("toy-analytic", "toy", "the analytic toy (paper Eq. 2): delta slopes against width vs theory"),
+]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinylora", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     p.add_argument("--json", action="store_true", help="print a JSON list of {name, max_rel_error, ok}")
     p.set_defaults(func=cmd_gradcheck)
+
+    for name, module, text in LAB_COMMANDS:
+        p = sub.add_parser(name, help=text)
+        import importlib
+
+        importlib.import_module(f"tinylora.{module}").add_arguments(p)
+        p.set_defaults(func=_lab(module))
 
     p = sub.add_parser("demo", help="the width-scaling demonstration (what `make demo` runs)")
     from tinylora import demo
