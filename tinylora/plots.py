@@ -87,3 +87,109 @@ def toy_deltas(rows, path, optimizer: str, step: int, init: int, theory: dict):
     fig.suptitle(f"Analytic toy, Init[{init}], {optimizer.upper()}: |delta_i| vs width "
                  f"(dashed: theory slope)", fontsize=10)
     return _save(fig, path)
+
+
+def heatmaps(panels: list, path, title: str, ncols: int | None = None):
+    """Learning-rate heatmaps, one panel per dict of `panels`:
+
+        {"title": str, "eta_A": [..], "eta_B": [..],   # the axes (increasing)
+         "loss": rows over eta_B of columns over eta_A (nan = not trained, inf = diverged),
+         "best": (i_B, i_A) or None, "near": [(i_B, i_A), ...] (within 1 % of the best)}
+
+    Colour: log10 of the loss. Diverged cells are black with a white x; untrained cells are
+    blank. The best cell is a red star, the cells within 1 % of it are circled, and the
+    eta_A = eta_B diagonal (plain LoRA) is a dashed line. -> the path.
+    """
+    plt = _pyplot()
+    import numpy as np  # noqa: PLC0415 (host-side drawing only)
+
+    ncols = ncols or min(4, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.3 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    for ax, p in zip(axes.ravel(), panels):
+        loss = np.asarray(p["loss"], dtype=float)
+        la, lb = np.log10(p["eta_A"]), np.log10(p["eta_B"])
+        step_a = la[1] - la[0] if len(la) > 1 else 0.25
+        step_b = lb[1] - lb[0] if len(lb) > 1 else 0.25
+        extent = [la[0] - step_a / 2, la[-1] + step_a / 2, lb[0] - step_b / 2, lb[-1] + step_b / 2]
+        finite = np.isfinite(loss)
+        shown = np.where(finite, np.log10(np.where(finite & (loss > 0), loss, 1.0)), np.nan)
+        im = ax.imshow(shown, origin="lower", extent=extent, aspect="auto", cmap="viridis")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="log10 loss")
+        dead = np.isinf(loss)
+        if dead.any():
+            ax.imshow(np.where(dead, 1.0, np.nan), origin="lower", extent=extent, aspect="auto",
+                      cmap="gray_r", vmin=0, vmax=1)
+            ib, ia = np.nonzero(dead)
+            ax.plot(la[ia], lb[ib], "x", color="white", ms=3, mew=0.8)
+        lo, hi = max(extent[0], extent[2]), min(extent[1], extent[3])
+        if lo < hi:
+            ax.plot([lo, hi], [lo, hi], "--", color="white", lw=1, label="eta_A = eta_B")
+        for ib, ia in p.get("near") or []:
+            ax.plot(la[ia], lb[ib], "o", mfc="none", mec="orange", ms=8, mew=1.2)
+        if p.get("best") is not None:
+            ib, ia = p["best"]
+            ax.plot(la[ia], lb[ib], "*", color="red", ms=12, mec="white", mew=0.6)
+        ax.set_xlabel("log10 eta_A")
+        ax.set_ylabel("log10 eta_B")
+        ax.set_title(p["title"], fontsize=9)
+    fig.suptitle(title + "\n(red star: best; orange circles: within 1 %; dashed: eta_A = eta_B; "
+                 "black x: diverged)", fontsize=9)
+    return _save(fig, path)
+
+
+def ratio_vs_width(summary: dict, path):
+    """Best ratio eta_B*/eta_A* against the width (log-log), with its interval, each seed's
+    best ratio, the fitted power law and the theory's slope 1 for comparison. -> the path."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    widths, best, ivs = summary["widths"], summary["best_ratio"], summary["ratio_interval"]
+    pts = [(w, b, iv) for w, b, iv in zip(widths, best, ivs) if b is not None]
+    if pts:
+        w, b, iv = zip(*pts)
+        yerr = [[bi - lo for bi, (lo, _) in zip(b, iv)], [hi - bi for bi, (_, hi) in zip(b, iv)]]
+        ax.errorbar(w, b, yerr=yerr, fmt="o", color="C0", capsize=3, label="best ratio (interval)")
+        for wi, seeds in zip(widths, summary.get("seed_best_ratios", [])):
+            ax.plot([wi] * len(seeds), seeds, ".", color="gray", alpha=0.6, ms=4)
+        x, ci = summary.get("exponent"), summary.get("exponent_interval")
+        fw = summary.get("fit_widths") or list(w)
+        if x is not None:
+            import numpy as np  # noqa: PLC0415 (host-side drawing only)
+
+            ly = np.log([bi for wi, bi in zip(w, b) if wi in fw])
+            lx = np.log(fw)
+            c = float(np.mean(ly) - x * np.mean(lx))
+            ci_txt = "" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+            ax.plot(fw, [math.exp(c) * v**x for v in fw], "-", color="C0", alpha=0.7,
+                    label=f"fit: width^{x:.2f}{ci_txt}")
+            mid = math.exp(float(np.mean(lx)))
+            ax.plot(fw, [math.exp(float(np.mean(ly))) * (v / mid) for v in fw], "--",
+                    color="C3", alpha=0.7, label="theory: slope 1")
+        _log2_width_axis(ax, widths)
+    ax.set_yscale("log")
+    ax.set_ylabel("best ratio eta_B* / eta_A*")
+    ax.set_title("LoRA+: the best learning-rate ratio grows with the width", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def lora_vs_loraplus(summary: dict, path):
+    """Best final loss of LoRA (one shared rate) and LoRA+ (best pair) against the width."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    widths = summary["widths"]
+    for key, label, style in (("loss_lora", "LoRA (best shared rate)", "o-"),
+                              ("loss_loraplus", "LoRA+ (best eta_A, eta_B)", "s-")):
+        pts = [(w, v) for w, v in zip(widths, summary[key]) if v is not None and math.isfinite(v)]
+        if pts:
+            ax.plot(*zip(*pts), style, label=label)
+    _log2_width_axis(ax, widths)
+    ax.set_yscale("log")
+    ax.set_ylabel("best training loss (MSE)")
+    ax.set_title("Best loss after tuning: LoRA vs LoRA+", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

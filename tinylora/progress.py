@@ -12,13 +12,16 @@ import os
 class _Silent:
     """Stands in for a tqdm bar: iterates, counts, prints nothing."""
 
-    def __init__(self, iterable=None, **_):
-        self.iterable = iterable
+    def __init__(self, iterable=None, total=None, **_):
+        self.iterable, self.total = iterable, total
 
     def __iter__(self):
         return iter(self.iterable)
 
     def update(self, n=1):
+        pass
+
+    def refresh(self):
         pass
 
     def set_postfix_str(self, s="", refresh=True):
@@ -42,9 +45,9 @@ def enabled(show: bool = True) -> bool:
 def bar(iterable=None, *, show: bool = True, **kwargs):
     """A tqdm bar over `iterable` (or a manual one with ``total=``), or a silent stand-in."""
     if not enabled(show):
-        return _Silent(iterable)
+        return _Silent(iterable, **kwargs)
     try:
         from tqdm.auto import tqdm  # noqa: PLC0415 (optional dependency: the `plots` extra)
     except ImportError:
-        return _Silent(iterable)
+        return _Silent(iterable, **kwargs)
     return tqdm(iterable, dynamic_ncols=True, **kwargs)
