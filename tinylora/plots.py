@@ -193,3 +193,40 @@ def lora_vs_loraplus(summary: dict, path):
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def coordcheck(rows, path, schedule: str):
+    """mup-style coordinate check: one row of panels per LoRA layer, one panel per step; RMS of
+    each quantity against log2(width), mean over seeds with a min-max band. -> the path."""
+    plt = _pyplot()
+    rows = [r for r in rows if r["schedule"] == schedule]
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    steps = sorted({r["step"] for r in rows})
+    quantities = list(dict.fromkeys(r["quantity"] for r in rows))
+    widths = sorted({r["width"] for r in rows})
+    fig, axes = plt.subplots(len(layers), len(steps), figsize=(3 * len(steps), 2.8 * len(layers)),
+                             squeeze=False, sharey="row")
+    data: dict = {}
+    for r in rows:
+        data.setdefault((r["layer"], r["step"], r["quantity"], r["width"]), []).append(r["value"])
+    for i, layer in enumerate(layers):
+        for j, t in enumerate(steps):
+            ax = axes[i][j]
+            for k, q in enumerate(quantities):
+                pts = [(w, data[(layer, t, q, w)]) for w in widths if (layer, t, q, w) in data]
+                pts = [(w, v) for w, v in pts if all(0 < x < math.inf for x in v)]
+                if not pts:
+                    continue
+                w = [p[0] for p in pts]
+                ax.plot(w, [sum(v) / len(v) for _, v in pts], "o-", ms=3, color=f"C{k}", label=q)
+                ax.fill_between(w, [min(v) for _, v in pts], [max(v) for _, v in pts],
+                                color=f"C{k}", alpha=0.2)
+            ax.set_yscale("log")
+            _log2_width_axis(ax, widths)
+            ax.set_title(f"{layer}, step {t}", fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[i][0].set_ylabel("RMS")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"Coordinate check, schedule {schedule}: RMS against width, mean of seeds with "
+                 f"their min-max band (flat = width-independent)", fontsize=10)
+    return _save(fig, path)
