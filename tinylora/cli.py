@@ -45,8 +45,8 @@ def _lab(module: str):
 
 
 LAB_COMMANDS = [  # (command, module, help): each module has add_arguments(p) and main(args)
-    ("toy-analytic", "toy", "the analytic toy (paper Eq. 2): delta slopes against width vs theory"),
-    ("toy-heatmap", "toy_heatmap", "the numerical toy (paper Eq. 3, Figure 2): (eta_A, eta_B) heatmaps"),
+    ("toy-analytic", "toy_report", "the analytic toy (paper Eq. 2): delta slopes against width vs theory"),
+    ("toy-heatmap", "toy_heatmap", "the numerical toy (Eq. 3, Figure 2): (eta_A, eta_B) heatmaps"),
     ("width-sweep", "sweep_report", "the best LoRA+ ratio eta_B*/eta_A* measured across widths"),
     ("coordcheck", "coordcheck", "mup-style coordinate check: delta1/2/3, Z_A, Z_B against width"),
 ]

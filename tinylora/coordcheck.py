@@ -25,8 +25,8 @@ each LoRA layer's input out of the forward cache.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tinylora import backend
 from tinylora.fit import loglog_slope
@@ -85,6 +85,17 @@ def _rms(v) -> float:
     return backend.finite_or_inf(backend.xp_of(v).sqrt((v * v).mean()))
 
 
+def deltas(Z, A0, B0, A1, B1, scale: float) -> dict:
+    """The quantities of one LoRA layer after a step from (A0, B0) to (A1, B1), input Z.
+
+    delta1 + delta2 + delta3 = scale (Z A1 B1 - Z A0 B0): the change of the adapter's output.
+    """
+    z_da = Z @ (A1 - A0)  # [..., d_in] -> [..., r]
+    z_a = Z @ A1  # [..., d_in] -> [..., r]
+    return {"delta1": scale * (z_da @ B0), "delta2": scale * ((Z @ A0) @ (B1 - B0)),
+            "delta3": scale * (z_da @ (B1 - B0)), "Z_A": z_a, "Z_B": scale * (z_a @ B1)}
+
+
 def measure(setup: CoordSetup, eta_a: float, eta_b: float, steps: int) -> list[dict]:
     """Train `steps` Adam steps; -> rows {step, layer, quantity, value} for t = 1..steps."""
     model, rows = setup.model, []
@@ -95,17 +106,13 @@ def measure(setup: CoordSetup, eta_a: float, eta_b: float, steps: int) -> list[d
     for t in range(1, steps + 1):
         out, cache = model.forward(setup.x)
         inputs = setup.inputs(model, cache)
-        value, loss_cache = mse_forward(out, setup.y)
+        _, loss_cache = mse_forward(out, setup.y)
         grads = model.backward(mse_backward(1.0, loss_cache), cache)
         before = {k: params[k].copy() for k in params}
         opt.step(grads)
         for layer, Z in inputs.items():
-            A0, B0 = before[f"{layer}.A"], before[f"{layer}.B"]
-            A1, B1 = params[f"{layer}.A"], params[f"{layer}.B"]
-            z_da = Z @ (A1 - A0)  # [..., d_in] -> [..., r]
-            z_a = Z @ A1  # [..., d_in] -> [..., r]
-            values = {"delta1": s * (z_da @ B0), "delta2": s * ((Z @ A0) @ (B1 - B0)),
-                      "delta3": s * (z_da @ (B1 - B0)), "Z_A": z_a, "Z_B": s * (z_a @ B1)}
+            values = deltas(Z, before[f"{layer}.A"], before[f"{layer}.B"], params[f"{layer}.A"],
+                            params[f"{layer}.B"], s)
             rows += [{"step": t, "layer": layer, "quantity": q, "value": _rms(v)}
                      for q, v in values.items()]
     return rows
@@ -172,6 +179,18 @@ def markdown(slope_table: dict, step: int) -> str:
 
 
 def main(args) -> int:
+    result = execute(args)
+    s = result["summary"]
+    print(f"Coordinate check, LoRA {s['model']}, widths {s['widths'][0]}..{s['widths'][-1]}, "
+          f"{s['seeds']} seeds, Adam")
+    print(result["text"])
+    print(f"wrote {result['out']}/summary.md, summary.json, records.json and "
+          f"{len(result['figures'])} figures")
+    return 0
+
+
+def execute(args) -> dict:
+    """Run, write every output file. -> {"summary", "text", "figures", "out"}."""
     from tinylora import plots
     from tinylora.progress import bar
     from tinylora.records import ResultsDir, parse_list
@@ -186,15 +205,13 @@ def main(args) -> int:
                    dtype=args.dtype, progress=pb)
     table = slopes(rows)
     summary = {"slopes": table, "step": steps, "model": args.model, "widths": list(widths),
-               "lr": args.lr, "all_steps": {t: slopes(rows, t) for t in range(1, steps + 1)}}
+               "lr": args.lr, "seeds": len(seeds),
+               "all_steps": {t: slopes(rows, t) for t in range(1, steps + 1)}}
     out.write("records.json", rows)
     out.write("summary.json", summary)
-    figures = [plots.coordcheck(rows, out / f"coordcheck_{args.model}_{s}.png", s) for s in SCHEDULES]
+    figures = [plots.coordcheck(rows, out / f"coordcheck_{args.model}_{s}.png", s)
+               for s in SCHEDULES]
     text = markdown(table, steps)
     out.write("summary.md", f"# Coordinate check: LoRA {args.model}, Adam, eta = {args.lr:g}\n\n"
               + text + "\n" + "".join(f"![{p.name}]({p.name})\n" for p in figures))
-    print(f"Coordinate check, LoRA {args.model}, widths {widths[0]}..{widths[-1]}, "
-          f"{len(seeds)} seeds, Adam")
-    print(text)
-    print(f"wrote {out.path}/summary.md, summary.json, records.json and {len(figures)} figures")
-    return 0
+    return {"summary": summary, "text": text, "figures": figures, "out": out.path}

@@ -11,6 +11,11 @@ mean per copy, and each copy's gradient is exactly the one it would get alone, s
 Learning rates live on a lattice of `PER_DECADE` points per decade, ``eta = 10^(k / 4)``: a cell
 is named by its integer pair (kA, kB), so grids of different runs line up and can be extended.
 
+Memory. NumPy makes a fresh array for every intermediate; for arrays of a few MB glibc returns
+the memory to the OS when it is freed and page-faults it back in at the next step, which here
+costs more than the arithmetic (about 3x in float64). `keep_freed_memory` asks glibc (mallopt)
+to keep freed memory for reuse instead; it is a no-op where glibc is absent.
+
 Diverged cells. A cell whose training loss stops being finite, or exceeds `DIVERGED` times its
 starting loss, has diverged: from then on its loss is recorded as inf, its factors are set to 0 and
 its learning rate to 0 (so the numbers of the other cells in the stack are never touched), and
@@ -20,9 +25,11 @@ the run goes on.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tinylora import backend
 from tinylora.layers import mse_forward
@@ -31,7 +38,26 @@ from tinylora.train import loss_and_grads
 
 PER_DECADE = 4
 DIVERGED = 1e6  # a loss this many times the starting loss counts as diverged
-CHUNK_ELEMENTS = 2**23  # activations per chunk (S * N * width): 64 MB per array in float64
+CHUNK_ELEMENTS = 2**20  # activations per chunk (S * N * width): 8 MB per array in float64, so
+MIN_CHUNK = 16  # that it stays in cache; but at least 16 models share each frozen matmul
+
+
+_KEPT = []
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory for reuse (once per process). -> whether it could.
+
+    M_MMAP_THRESHOLD (-3) = 1 GiB: large arrays come from the heap, not from fresh mmaps;
+    M_TRIM_THRESHOLD (-1) = 2 GiB: freed heap memory is not handed back to the OS each step.
+    """
+    if not _KEPT:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _KEPT.append(bool(libc.mallopt(-3, 1 << 30)) and bool(libc.mallopt(-1, 1 << 31)))
+        except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to do
+            _KEPT.append(False)
+    return _KEPT[0]
 
 
 def eta(k: int, per_decade: int = PER_DECADE) -> float:
@@ -88,6 +114,7 @@ def train_chunk(task: GridTask, jobs: list, stacked: bool = True):
     (no stack axis, float learning rates): the reference the batched run must reproduce."""
     if not stacked and len(jobs) != 1:
         raise ValueError(f"jobs: unstacked training takes exactly one job, got {len(jobs)}")
+    keep_freed_memory()
     S = len(jobs)
     model = task.build((S,) if stacked else ())
     xp, params = model.xp, model.params
@@ -155,33 +182,43 @@ def _test_losses(model, task) -> list:
     return _host_list(value)
 
 
-def train_cells(task: GridTask, cells: list, seeds, chunk: int | None = None, progress=None):
+def train_cells(task, cells: list, seeds, chunk: int | None = None, progress=None):
     """Every cell (eta_A, eta_B) with every seed, in chunks of `chunk` models per batched pass
-    (default: as many as fit `CHUNK_ELEMENTS` activations). -> (train, test), each a nested list
-    [cell][seed][record step] of host floats (inf for a diverged cell)."""
+    (default: as many as fit `CHUNK_ELEMENTS` activations, at least `MIN_CHUNK`).
+    -> (train, test), each a nested list [cell][seed][record step] of host floats (inf for a
+    diverged cell).
+
+    `task` is a `GridTask` that every seed shares (the seeds then differ in the adapter's init
+    only, and cells and seeds share the stack), or a function ``seed -> GridTask`` that gives
+    each seed its own frozen model and data (each seed's cells are then batched together).
+    """
     seeds = list(seeds)
-    jobs = [(ea, eb, s) for ea, eb in cells for s in seeds]
-    if chunk is None:
-        chunk = max(1, min(len(jobs), CHUNK_ELEMENTS // max(1, task.elements)))
-    train, test = [], []
-    for lo in range(0, len(jobs), chunk):
-        tr, te = train_chunk(task, jobs[lo:lo + chunk])
-        train += tr
-        test += te
-        if progress is not None:
-            progress.update(len(tr))
-    k = len(seeds)
-    return ([train[i:i + k] for i in range(0, len(train), k)],
-            [test[i:i + k] for i in range(0, len(test), k)])
+    per_seed = not isinstance(task, GridTask)
+    groups = [(task(s), [s]) for s in seeds] if per_seed else [(task, seeds)]
+    results: dict = {}
+    for group_task, group_seeds in groups:
+        jobs = [(ea, eb, s) for ea, eb in cells for s in group_seeds]
+        fit = CHUNK_ELEMENTS // max(1, group_task.elements)
+        size = chunk or min(len(jobs), max(MIN_CHUNK, fit))
+        for lo in range(0, len(jobs), size):
+            tr, te = train_chunk(group_task, jobs[lo:lo + size])
+            for (ea, eb, s), a, b in zip(jobs[lo:lo + size], tr, te):
+                results[(ea, eb, s)] = (a, b)
+            if progress is not None:
+                progress.update(len(tr))
+    return ([[results[(ea, eb, s)][0] for s in seeds] for ea, eb in cells],
+            [[results[(ea, eb, s)][1] for s in seeds] for ea, eb in cells])
 
 
-def train_one_by_one(task: GridTask, cells: list, seeds, progress=None):
+def train_one_by_one(task, cells: list, seeds, progress=None):
     """The same as `train_cells`, one plain (unstacked) model at a time: the slow reference."""
+    seeds = list(seeds)
+    tasks = {s: (task if isinstance(task, GridTask) else task(s)) for s in seeds}
     train, test = [], []
     for ea, eb in cells:
         row_tr, row_te = [], []
         for s in seeds:
-            (tr,), (te,) = train_chunk(task, [(ea, eb, s)], stacked=False)
+            (tr,), (te,) = train_chunk(tasks[s], [(ea, eb, s)], stacked=False)
             row_tr.append(tr)
             row_te.append(te)
             if progress is not None:

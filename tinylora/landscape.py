@@ -25,7 +25,9 @@ def cell_loss(cell: dict, which: str = "train", at: int = -1, seed: int | None =
     if seed is not None:
         return float(values[seed][at])
     losses = [float(v[at]) for v in values]
-    return math.inf if any(math.isinf(x) or math.isnan(x) for x in losses) else sum(losses) / len(losses)
+    if any(math.isinf(x) or math.isnan(x) for x in losses):
+        return math.inf
+    return sum(losses) / len(losses)
 
 
 def ratio(cell: dict) -> float:
@@ -68,7 +70,7 @@ def analyze(cells: list, per_decade: int, which: str = "train", at: int = -1,
     spread = [ratio(c) for c in near + seed_best]
     half_step = 10.0 ** (0.5 / per_decade)
     out.update({
-        "best": {"eta_A": best["eta_A"], "eta_B": best["eta_B"], "kA": best["kA"], "kB": best["kB"]},
+        "best": {k: best[k] for k in ("eta_A", "eta_B", "kA", "kB")},
         "loss_loraplus": cell_loss(best, which, at),
         "best_ratio": ratio(best),
         "ratio_interval": [min(spread) / half_step, max(spread) * half_step],

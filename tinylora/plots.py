@@ -51,7 +51,7 @@ def _save(fig, path) -> Path:
 def _log2_width_axis(ax, widths):
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(widths))
-    ax.set_xticklabels([f"$2^{{{int(round(math.log2(w)))}}}$" for w in widths], fontsize=7)
+    ax.set_xticklabels([f"$2^{{{round(math.log2(w))}}}$" for w in widths], fontsize=7)
     ax.set_xlabel("width n")
 
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 
 from tinylora import grid, landscape
 from tinylora.fit import loglog_slope
-from tinylora.toy_problem import toy_task
+from tinylora.toy_problem import seeded_tasks
 
 WIDTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 
@@ -44,13 +44,13 @@ class SweepConfig:
     window_B: tuple = (-9, -3)  # eta_B from 10^-2.25 to 10^-0.75
     grow: int = 2
     max_rounds: int = 6
-    model_seed: int = 0
+    model_seed: int = 0  # seed s draws the frozen model, data and adapter from model_seed + s
     dtype: str = "float64"
 
 
-FAST = SweepConfig(seeds=2, steps=40, n_train=64, n_test=64, per_decade=2, window_A=(-6, -3),
-                   window_B=(-4, -1), grow=1, max_rounds=4)
-FAST_WIDTHS = (64, 256, 1024)
+FAST = SweepConfig(seeds=2, steps=50, n_train=64, n_test=64, window_A=(-12, -8),
+                   window_B=(-8, -4), max_rounds=4)  # what `--fast` and `tinylora demo` run
+FAST_WIDTHS = (64, 128, 256, 512, 1024)
 
 
 def record_steps(cfg: SweepConfig) -> tuple:
@@ -71,9 +71,9 @@ def _grow(lo_hi: tuple, k_best: int, step: int) -> tuple:
 
 def sweep_width(width: int, cfg: SweepConfig, backend_name=None, progress=None) -> dict:
     """All the cells trained at one width, and how the search went. -> a JSON-able payload."""
-    task = toy_task(width, cfg.variant, cfg.optimizer, cfg.steps, record_steps(cfg),
-                    n_train=cfg.n_train, n_test=cfg.n_test, r=cfg.r, model_seed=cfg.model_seed,
-                    backend_name=backend_name, dtype=cfg.dtype)
+    task = seeded_tasks(cfg.model_seed, width=width, variant=cfg.variant, optimizer=cfg.optimizer,
+                        steps=cfg.steps, record_steps=record_steps(cfg), n_train=cfg.n_train,
+                        n_test=cfg.n_test, r=cfg.r, backend_name=backend_name, dtype=cfg.dtype)
     seeds = list(range(cfg.seeds))
     cells: dict = {}
 

@@ -62,14 +62,17 @@ def markdown(summary: dict, figures: list) -> str:
     table = markdown_table(["width", "best eta_A", "best eta_B", "best ratio", "ratio interval",
                             "LoRA loss", "LoRA+ loss", "LoRA / LoRA+", "on edge"], rows)
     x, iv = summary["exponent"], summary["exponent_interval"]
-    fit = "not enough widths to fit" if x is None else (
-        f"**best ratio ~ width^{x:.2f}**" + ("" if iv is None else
-                                               f", 95 % interval [{iv[0]:.2f}, {iv[1]:.2f}]; "
-                                               f"the theory's exponent 1 is "
-                                               f"{'inside' if summary['interval_contains_theory'] else 'outside'}"
-                                               " the interval"))
+    if x is None:
+        fit = "not enough widths to fit"
+    elif iv is None:
+        fit = f"**best ratio ~ width^{x:.2f}** (no interval: fewer than 3 widths)"
+    else:
+        where = "inside" if summary["interval_contains_theory"] else "outside"
+        fit = (f"**best ratio ~ width^{x:.2f}**, 95 % interval [{iv[0]:.2f}, {iv[1]:.2f}]; the "
+               f"theory's exponent 1 is {where} the interval")
     return (f"# Width sweep: the best LoRA+ ratio against the width\n\n"
-            f"Model: the fine-tuning toy (`{cfg['variant']}`: frozen `W_in`, `W_mid`, `W_out`, LoRA "
+            f"Model: the fine-tuning toy (`{cfg['variant']}`: frozen `W_in`, `W_mid`, `W_out`, "
+            f"LoRA "
             f"rank {cfg['r']} on the middle layer, Init[1]), optimizer {cfg['optimizer']}, "
             f"{cfg['steps']} full-batch steps on {cfg['n_train']} points, {cfg['seeds']} seeds "
             f"(adapter init), grid {cfg['per_decade']} points per decade, {cfg['dtype']}. "
@@ -97,17 +100,25 @@ def figures(payloads: list, summary: dict, cfg, out) -> list:
 
 
 def main(args) -> int:
+    result = execute(args)
+    print(headline(result["summary"]))
+    print(f"wrote {result['out']}/summary.md, summary.json, records.json and "
+          f"{len(result['figures'])} figures")
+    return 0
+
+
+def execute(args, on_width_done=None) -> dict:
+    """Run (reusing finished widths), write every output. -> {"summary", "figures", "out"}."""
     from tinylora.records import ResultsDir, parse_list
 
     cfg = sweep.config_from_args(args)
     widths = parse_list(args.widths) or (sweep.FAST_WIDTHS if args.fast else sweep.WIDTHS)
     out = ResultsDir(args.out, {"command": "width-sweep", **sweep.asdict(cfg)})
-    payloads = sweep.run(widths, cfg, out, args.backend, show_progress=not args.no_progress)
+    payloads = sweep.run(widths, cfg, out, args.backend, show_progress=not args.no_progress,
+                         on_width_done=on_width_done)
     summary = sweep.summarize(payloads, cfg)
     out.write("records.json", sweep.records(payloads, cfg))
     out.write("summary.json", summary)
     paths = figures(payloads, summary, cfg, out)
     out.write("summary.md", markdown(summary, paths))
-    print(headline(summary))
-    print(f"wrote {out.path}/summary.md, summary.json, records.json and {len(paths)} figures")
-    return 0
+    return {"summary": summary, "figures": paths, "out": out.path}

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 
 from tinylora import grid, landscape
 from tinylora.records import markdown_table
-from tinylora.toy_problem import toy_task
+from tinylora.toy_problem import seeded_tasks
 
 SETTINGS = {  # name: (variant, optimizer, lowest and highest learning rate of the grid)
     "paper_gd": ("paper", "sgd", 1e-4, 1e1),
@@ -50,9 +50,9 @@ def record_steps(cfg: HeatmapConfig) -> tuple:
 def run_setting(name: str, width: int, cfg: HeatmapConfig, backend_name=None, progress=None):
     """Every cell of one setting's grid, every seed. -> a JSON-able payload of cells."""
     variant, optimizer, lo, hi = SETTINGS[name]
-    task = toy_task(width, variant, optimizer, cfg.steps, record_steps(cfg), cfg.n_train,
-                    cfg.n_test, model_seed=cfg.model_seed, backend_name=backend_name,
-                    dtype=cfg.dtype)
+    task = seeded_tasks(cfg.model_seed, width=width, variant=variant, optimizer=optimizer,
+                        steps=cfg.steps, record_steps=record_steps(cfg), n_train=cfg.n_train,
+                        n_test=cfg.n_test, backend_name=backend_name, dtype=cfg.dtype)
     ks = grid.lattice(lo, hi, cfg.per_decade)
     keys = [(a, b) for b in ks for a in ks]
     etas = [(grid.eta(a, cfg.per_decade), grid.eta(b, cfg.per_decade)) for a, b in keys]
@@ -107,7 +107,8 @@ def main(args) -> int:
             payload = out.load_part(key)
             if payload is None:
                 with bar(total=0, desc=key, unit="run", show=not args.no_progress) as pb:
-                    pb.total = len(grid.lattice(*SETTINGS[name][2:], cfg.per_decade)) ** 2 * cfg.seeds
+                    side = len(grid.lattice(*SETTINGS[name][2:], cfg.per_decade))
+                    pb.total = side**2 * cfg.seeds
                     payload = run_setting(name, width, cfg, args.backend, progress=pb)
                 out.save_part(key, payload)
                 payload = out.load_part(key)

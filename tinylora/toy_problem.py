@@ -13,8 +13,9 @@
            ReLU's input exactly 0 and its derivative 0, so every gradient would vanish.
 
 This is a `tinylora.models.LoRAMLP` ``d -> n -> n -> 1`` with LoRA on fc2 (the middle layer) and
-scale = alpha / r = 1, as in Eq. 3. The frozen model and the data are drawn from `model_seed`;
-the seeds of a grid vary the adapter's init only, as in fine-tuning practice.
+scale = alpha / r = 1, as in Eq. 3. The frozen model and the data are drawn from `model_seed`,
+the adapter's init from (model_seed, seed). The commands use `seeded_tasks`: seed s gets its own
+frozen model, data and adapter init, so averaging over seeds averages over all of them.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def toy_task(width: int = 100, variant: str = "finetune", optimizer: str = "adam
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
     if optimizer not in ("sgd", "adam"):
-        raise ValueError(f"optimizer: expected 'sgd' (gradient descent) or 'adam', got {optimizer!r}")
+        raise ValueError(f"optimizer: expected 'sgd' (gradient descent) or 'adam', "
+                         f"got {optimizer!r}")
     if isinstance(width, bool) or not isinstance(width, int) or width < r:
         raise ValueError(f"width: expected an integer >= r = {r}, got {width!r}")
     xp = backend.get_xp(backend_name)
@@ -69,3 +71,9 @@ def toy_task(width: int = 100, variant: str = "finetune", optimizer: str = "adam
 
     return GridTask(build, adapter_init, x_train, y_train, x_test, y_test, optimizer, steps,
                     tuple(record_steps), elements=n_train * n)
+
+
+def seeded_tasks(first_seed: int = 0, **kwargs):
+    """seed -> the toy task whose frozen model and data are drawn from first_seed + seed
+    (for `tinylora.grid.train_cells`: every seed a different draw of everything)."""
+    return lambda seed: toy_task(model_seed=first_seed + seed, **kwargs)
