@@ -98,3 +98,17 @@ def test_toy_data_is_sin_of_the_mean():
     x, y = task.x_train, task.y_train
     assert x.shape == (24, 5) and y.shape == (24, 1)
     np.testing.assert_allclose(y[:, 0], np.sin(x.mean(axis=1)))
+
+
+@pytest.mark.gpu
+def test_cupy_grid_matches_numpy():
+    """The same grid on CuPy: batched equals one by one there too, and equals NumPy's numbers
+    (float64, up to the order of summation on the device)."""
+    host = grid.train_cells(_task(), CELLS, seeds=[0, 1])
+    task = _task(backend_name="cupy")
+    device = grid.train_cells(task, CELLS, seeds=[0, 1])
+    alone = grid.train_one_by_one(task, CELLS, seeds=[0, 1])
+    np.testing.assert_allclose(device[0], alone[0], rtol=1e-10)
+    np.testing.assert_allclose(device[0], host[0], rtol=1e-9)
+    diverged, _ = grid.train_cells(_task("sgd", steps=8, backend_name="cupy"), [(1e4, 1e4)], [0])
+    assert math.isinf(diverged[0][0][-1])

@@ -85,3 +85,12 @@ def test_toy_analytic_command_end_to_end(tmp_path, capsys):
     assert {"width", "step", "quantity", "value"} <= set(rows[0])
     assert "theory" in capsys.readouterr().out
     assert not any(isinstance(r["value"], float) and math.isnan(r["value"]) for r in rows)
+
+
+@pytest.mark.gpu
+def test_cupy_toy_gives_the_same_slopes():
+    """The analytic toy on CuPy: the same deltas as on NumPy (float64)."""
+    host = toy.run((16, 64, 256), steps=3)
+    device = toy.run((16, 64, 256), steps=3, backend_name="cupy")
+    for h, d in zip(host, device):
+        assert d["value"] == pytest.approx(h["value"], rel=1e-9, abs=1e-12)

@@ -6,6 +6,7 @@ Each command lives in the module that owns its idea; this file only wires them t
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -37,16 +38,14 @@ def _lab(module: str):
     """A lab command: `tinylora.<module>.main(args)`, imported only when that command runs."""
 
     def run(args) -> int:
-        import importlib
-
         return importlib.import_module(f"tinylora.{module}").main(args)
 
     return run
 
 
 LAB_COMMANDS = [  # (command, module, help): each module has add_arguments(p) and main(args)
-    ("toy-analytic", "toy_report", "the analytic toy (paper Eq. 2): delta slopes against width vs theory"),
-    ("toy-heatmap", "toy_heatmap", "the numerical toy (Eq. 3, Figure 2): (eta_A, eta_B) heatmaps"),
+    ("toy-analytic", "toy_report", "the analytic toy (paper Eq. 2): delta slopes vs theory"),
+    ("toy-heatmap", "toy_heatmap", "the numerical toy (Eq. 3, Figure 2): heatmaps of the loss"),
     ("width-sweep", "sweep_report", "the best LoRA+ ratio eta_B*/eta_A* measured across widths"),
     ("coordcheck", "coordcheck", "mup-style coordinate check: delta1/2/3, Z_A, Z_B against width"),
 ]
@@ -63,8 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, module, text in LAB_COMMANDS:
         p = sub.add_parser(name, help=text)
-        import importlib
-
         importlib.import_module(f"tinylora.{module}").add_arguments(p)
         p.set_defaults(func=_lab(module))
 

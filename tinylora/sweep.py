@@ -160,6 +160,13 @@ def summarize(payloads: list, cfg: SweepConfig) -> dict:
               if r["best_ratio"] is not None and not r["edge"]]
     fit = loglog_slope([w for w, _ in usable], [x for _, x in usable]) if len(usable) >= 2 else None
     interval = None if fit is None or fit.interval is None else list(fit.interval)
+    parts = {}  # the ratio's exponent split into its two rates: eta_A* ~ n^a, eta_B* ~ n^b
+    for name in ("eta_A", "eta_B"):
+        pts = [(w, r["best"][name]) for w, r in zip(widths, rows) if r["best"] and not r["edge"]]
+        f = loglog_slope(*zip(*pts)) if len(pts) >= 2 else None
+        parts[f"exponent_{name}"] = None if f is None else f.slope
+        ci = None if f is None or f.interval is None else list(f.interval)
+        parts[f"exponent_{name}_interval"] = ci
     return {
         "widths": widths,
         "best_ratio": [r["best_ratio"] for r in rows],
@@ -171,6 +178,7 @@ def summarize(payloads: list, cfg: SweepConfig) -> dict:
         "theory_exponent": 1.0,
         "interval_contains_theory": None if interval is None else interval[0] <= 1.0 <= interval[1],
         "fit_widths": [w for w, _ in usable],
+        **parts,
         "best_eta_A": [r["best"] and r["best"]["eta_A"] for r in rows],
         "best_eta_B": [r["best"] and r["best"]["eta_B"] for r in rows],
         "seed_best_ratios": [r["seed_best_ratios"] for r in rows],

@@ -70,6 +70,10 @@ def markdown(summary: dict, figures: list) -> str:
         where = "inside" if summary["interval_contains_theory"] else "outside"
         fit = (f"**best ratio ~ width^{x:.2f}**, 95 % interval [{iv[0]:.2f}, {iv[1]:.2f}]; the "
                f"theory's exponent 1 is {where} the interval")
+    split = ""
+    if summary.get("exponent_eta_A") is not None:
+        split = (f" Split into the two rates: eta_A* ~ width^{summary['exponent_eta_A']:.2f} "
+                 f"(theory -1), eta_B* ~ width^{summary['exponent_eta_B']:.2f} (theory 0).")
     return (f"# Width sweep: the best LoRA+ ratio against the width\n\n"
             f"Model: the fine-tuning toy (`{cfg['variant']}`: frozen `W_in`, `W_mid`, `W_out`, "
             f"LoRA "
@@ -79,7 +83,7 @@ def markdown(summary: dict, figures: list) -> str:
             f"Loss: {summary['loss']}. The ratio interval spans the cells within 1 % of the best "
             f"and each seed's best cell, widened by half a grid step. LoRA = best shared rate "
             f"(eta_A = eta_B); LoRA+ = best pair.\n\n{table}\n{fit} "
-            f"(fitted on widths {summary['fit_widths']}).\n\n"
+            f"(fitted on widths {summary['fit_widths']}).{split}\n\n"
             + "".join(f"![{p.name}]({p.name})\n" for p in figures))
 
 
