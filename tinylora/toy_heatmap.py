@@ -65,10 +65,13 @@ def run_setting(name: str, width: int, cfg: HeatmapConfig, backend_name=None, pr
 def analyze(payload: dict, cfg: HeatmapConfig) -> dict:
     """Best cell, best ratio, position against the diagonal, LoRA's best: per view."""
     steps = record_steps(cfg)
+    ks = [c["kA"] for c in payload["cells"]] + [c["kB"] for c in payload["cells"]]
     out = {}
     for which, at in VIEWS:
         a = landscape.analyze(payload["cells"], cfg.per_decade, which, at, cfg.seeds)
         a.pop("near", None)
+        a["edge"] = a["best"] is not None and bool({a["best"]["kA"], a["best"]["kB"]}
+                                                   & {min(ks), max(ks)})
         out[f"{which}_t{steps[at]}"] = a
     return out
 
@@ -146,6 +149,7 @@ def _row(key: str, train: dict, test: dict) -> list:
         return [key, "every cell diverged", "-", "-", "-", "-", "-"]
     side = "above (eta_B > eta_A)" if b["kB"] > b["kA"] else (
         "on it" if b["kB"] == b["kA"] else "below (eta_B < eta_A)")
+    side += ", on the grid's edge" if train["edge"] else ""
     tb = test["best"]
     return [key, f"({b['eta_A']:.3g}, {b['eta_B']:.3g})", train["best_ratio"], side,
             train["loss_loraplus"], train["loss_lora"],
