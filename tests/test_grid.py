@@ -112,3 +112,13 @@ def test_cupy_grid_matches_numpy():
     np.testing.assert_allclose(device[0], host[0], rtol=1e-9)
     diverged, _ = grid.train_cells(_task("sgd", steps=8, backend_name="cupy"), [(1e4, 1e4)], [0])
     assert math.isinf(diverged[0][0][-1])
+
+
+def test_readouts_scale_w_out_as_documented():
+    """readout 'sp' (the paper's): W_out ~ N(0, 1/n); 'mup': W_out ~ N(0, 1/n^2)."""
+    for readout, std in (("sp", 256**-0.5), ("mup", 1 / 256)):
+        task = toy_task(256, "finetune", "adam", 2, (2,), n_train=4, n_test=2, readout=readout)
+        w_out = task.build(()).params["fc3.W"]
+        assert float(w_out.std()) == pytest.approx(std, rel=0.2)
+    with pytest.raises(ValueError, match="readout"):
+        toy_task(16, readout="ntk")

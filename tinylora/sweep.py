@@ -44,6 +44,7 @@ class SweepConfig:
     window_B: tuple = (-9, -3)  # eta_B from 10^-2.25 to 10^-0.75
     grow: int = 2
     max_rounds: int = 6
+    readout: str = "sp"  # W_out ~ N(0, 1/n) as printed ("sp"), or N(0, 1/n^2) ("mup")
     model_seed: int = 0  # seed s draws the frozen model, data and adapter from model_seed + s
     dtype: str = "float64"
 
@@ -73,7 +74,8 @@ def sweep_width(width: int, cfg: SweepConfig, backend_name=None, progress=None) 
     """All the cells trained at one width, and how the search went. -> a JSON-able payload."""
     task = seeded_tasks(cfg.model_seed, width=width, variant=cfg.variant, optimizer=cfg.optimizer,
                         steps=cfg.steps, record_steps=record_steps(cfg), n_train=cfg.n_train,
-                        n_test=cfg.n_test, r=cfg.r, backend_name=backend_name, dtype=cfg.dtype)
+                        n_test=cfg.n_test, r=cfg.r, readout=cfg.readout,
+                        backend_name=backend_name, dtype=cfg.dtype)
     seeds = list(range(cfg.seeds))
     cells: dict = {}
 
@@ -202,7 +204,7 @@ def records(payloads: list, cfg: SweepConfig) -> list:
 def config_from_args(args) -> SweepConfig:
     cfg = FAST if args.fast else SweepConfig()
     changes = {"dtype": args.dtype}
-    for name in ("seeds", "steps", "optimizer", "n_train"):
+    for name in ("seeds", "steps", "optimizer", "n_train", "readout"):
         if getattr(args, name, None) is not None:
             changes[name] = getattr(args, name)
     return replace(cfg, **changes)

@@ -25,6 +25,9 @@ def add_arguments(p) -> None:
                    help="adam (default) or sgd (plain gradient descent)")
     p.add_argument("--n-train", dest="n_train", type=int, default=None,
                    help=f"training points (default {sweep.SweepConfig.n_train})")
+    p.add_argument("--readout", choices=["sp", "mup"], default=None,
+                   help="W_out ~ N(0, 1/n) as the paper prints it (sp, default) or "
+                        "N(0, 1/n^2) (mup): see tinylora/toy_problem.py")
 
 
 def headline(summary: dict) -> str:
@@ -77,9 +80,11 @@ def markdown(summary: dict, figures: list) -> str:
     return (f"# Width sweep: the best LoRA+ ratio against the width\n\n"
             f"Model: the fine-tuning toy (`{cfg['variant']}`: frozen `W_in`, `W_mid`, `W_out`, "
             f"LoRA "
-            f"rank {cfg['r']} on the middle layer, Init[1]), optimizer {cfg['optimizer']}, "
+            f"rank {cfg['r']} on the middle layer, Init[1], readout {cfg['readout']}), "
+            f"optimizer {cfg['optimizer']}, "
             f"{cfg['steps']} full-batch steps on {cfg['n_train']} points, {cfg['seeds']} seeds "
-            f"(adapter init), grid {cfg['per_decade']} points per decade, {cfg['dtype']}. "
+            f"(each its own frozen model, data and adapter init), grid {cfg['per_decade']} "
+            f"points per decade, {cfg['dtype']}. "
             f"Loss: {summary['loss']}. The ratio interval spans the cells within 1 % of the best "
             f"and each seed's best cell, widened by half a grid step. LoRA = best shared rate "
             f"(eta_A = eta_B); LoRA+ = best pair.\n\n{table}\n{fit} "

@@ -12,6 +12,12 @@
            (B = 0, A ~ N(0, 1/n)). With W_mid = 0 Init[1] could not learn at all: B = 0 makes the
            ReLU's input exactly 0 and its derivative 0, so every gradient would vanish.
 
+Readout. The paper prints W_out ~ N(0, 1/n) ("sp", standard parametrisation): the output sums n
+coordinates, so a change that moves every feature by Theta(1) in a coordinated way moves the
+output by Theta(sqrt(n)). With ``readout="mup"``, W_out ~ N(0, 1/n^2) (muP's readout), a
+Theta(1) change of the features moves the output by Theta(1): the regime the paper's "efficient
+feature learning" argument is about (see `tinylora.sweep` for what each predicts).
+
 This is a `tinylora.models.LoRAMLP` ``d -> n -> n -> 1`` with LoRA on fc2 (the middle layer) and
 scale = alpha / r = 1, as in Eq. 3. The frozen model and the data are drawn from `model_seed`,
 the adapter's init from (model_seed, seed). The commands use `seeded_tasks`: seed s gets its own
@@ -27,6 +33,7 @@ from tinylora.grid import GridTask
 from tinylora.models import LoRAMLP
 
 VARIANTS = ("paper", "finetune")
+READOUTS = {"sp": lambda n: n**-0.5, "mup": lambda n: 1.0 / n}  # the std of W_out
 
 
 def toy_data(n_points: int, d_in: int, rng, xp, dtype):
@@ -37,8 +44,8 @@ def toy_data(n_points: int, d_in: int, rng, xp, dtype):
 
 def toy_task(width: int = 100, variant: str = "finetune", optimizer: str = "adam",
              steps: int = 200, record_steps=(10, 200), n_train: int = 1000, n_test: int = 100,
-             d_in: int = 5, r: int = 4, model_seed: int = 0, backend_name=None,
-             dtype=None) -> GridTask:
+             d_in: int = 5, r: int = 4, model_seed: int = 0, readout: str = "sp",
+             backend_name=None, dtype=None) -> GridTask:
     """The grid task of Eq. 3 at width n = `width` (see the module docstring)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
@@ -47,6 +54,8 @@ def toy_task(width: int = 100, variant: str = "finetune", optimizer: str = "adam
                          f"got {optimizer!r}")
     if isinstance(width, bool) or not isinstance(width, int) or width < r:
         raise ValueError(f"width: expected an integer >= r = {r}, got {width!r}")
+    if readout not in READOUTS:
+        raise ValueError(f"readout: expected one of {list(READOUTS)}, got {readout!r}")
     xp = backend.get_xp(backend_name)
     dtype = backend.resolve_dtype(dtype)
     rng = backend.host_rng(model_seed)
@@ -54,7 +63,7 @@ def toy_task(width: int = 100, variant: str = "finetune", optimizer: str = "adam
     w_in = backend.normal(rng, (d_in, n), 1.0, xp, dtype)
     w_mid = (backend.zeros((n, n), xp, dtype) if variant == "paper"
              else backend.normal(rng, (n, n), 1.0 / math.sqrt(n), xp, dtype))
-    w_out = backend.normal(rng, (n, 1), 1.0 / math.sqrt(n), xp, dtype)
+    w_out = backend.normal(rng, (n, 1), READOUTS[readout](n), xp, dtype)
     x_train, y_train = toy_data(n_train, d_in, rng, xp, dtype)
     x_test, y_test = toy_data(n_test, d_in, rng, xp, dtype)
 
