@@ -23,7 +23,7 @@ def _best_time(fn, repeats: int) -> float:
     return best
 
 
-def speedup(width: int, n_cells: int = 16, steps: int = 20, n_train: int = 64, repeats: int = 3,
+def speedup(width: int, n_cells: int = 16, steps: int = 10, n_train: int = 64, repeats: int = 2,
             backend_name=None, dtype=None) -> dict:
     """-> {"width", "cells", "steps", "batched_s", "one_by_one_s", "speedup"} for one width."""
     task = toy_task(width, "finetune", "adam", steps, (steps,), n_train=n_train, n_test=16,

@@ -170,7 +170,7 @@ def ratio_vs_width(summary: dict, path):
         _log2_width_axis(ax, widths)
     ax.set_yscale("log")
     ax.set_ylabel("best ratio eta_B* / eta_A*")
-    ax.set_title("LoRA+: the best learning-rate ratio grows with the width", fontsize=10)
+    ax.set_title("LoRA+: the best learning-rate ratio against the width", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return _save(fig, path)

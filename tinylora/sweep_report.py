@@ -74,9 +74,14 @@ def markdown(summary: dict, figures: list) -> str:
         fit = (f"**best ratio ~ width^{x:.2f}**, 95 % interval [{iv[0]:.2f}, {iv[1]:.2f}]; the "
                f"theory's exponent 1 is {where} the interval")
     split = ""
-    if summary.get("exponent_eta_A") is not None:
-        split = (f" Split into the two rates: eta_A* ~ width^{summary['exponent_eta_A']:.2f} "
-                 f"(theory -1), eta_B* ~ width^{summary['exponent_eta_B']:.2f} (theory 0).")
+    if summary.get("exponent_eta_A_interval") and summary.get("exponent_eta_B_interval"):
+        parts = []
+        for name, theory in (("eta_A", -1.0), ("eta_B", 0.0)):
+            lo, hi = summary[f"exponent_{name}_interval"]
+            inside = "inside" if lo <= theory <= hi else "outside"
+            parts.append(f"{name}* ~ width^{summary[f'exponent_{name}']:.2f} [{lo:.2f}, {hi:.2f}] "
+                         f"(the paper's {theory:g} is {inside})")
+        split = " Split into the two rates: " + "; ".join(parts) + "."
     return (f"# Width sweep: the best LoRA+ ratio against the width\n\n"
             f"Model: the fine-tuning toy (`{cfg['variant']}`: frozen `W_in`, `W_mid`, `W_out`, "
             f"LoRA "
