@@ -65,7 +65,8 @@ def main(args) -> int:
         s, th = t["slopes"][f"gd/{sched}"]["delta1"], t["theory"][f"gd/{sched}"]["delta1"]
         lines.append(f"   {sched:11s} measured {s:+.3f}   theory {th:+.2f}")
     lines.append(f"   (largest gap to an exact prediction: {t['max_gap_exact']:.1e})")
-    lines.append("2. Width sweep (fine-tuning toy, Adam, fast settings):")
+    lines.append("2. Width sweep (fine-tuning toy, Adam; fast settings - `tinylora width-sweep` "
+                 "runs the full measurement):")
     lines += ["   " + x for x in sweep_report.headline(sweep_result["summary"]).splitlines()]
     slopes = cc_result["summary"]["slopes"]
     lines.append(f"3. Coordinate check (LoRA MLP, Adam), slope of RMS(delta1) of fc2 against "
