@@ -258,7 +258,7 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from tinylora import plots
+    from tinylora import plots_finetune as plots
     from tinylora.finetune_report import markdown, summarize
 
     config = finetune_config(args.fast, widths=args.widths, steps=args.steps, ratios=args.ratios,

@@ -250,7 +250,7 @@ def main(args) -> int:
         print(f"d_model={d:4d}  val loss {r['val_loss']:.4f}  "
               f"({'reused' if r['reused'] else 'trained'}: {r['path']})")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    from tinylora import plots
+    from tinylora import plots_finetune as plots
 
     path = plots.pretrain_curves(records, out / "pretrain_val_loss_by_width.png")
     print(f"wrote {out / 'records.json'}, {out / 'summary.json'}, {out / 'summary.md'}, {path}")
