@@ -33,6 +33,12 @@ def cmd_demo(args) -> int:
     return demo.main(args)
 
 
+def cmd_bench(args) -> int:
+    from tinylora import bench
+
+    return bench.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinylora", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo.add_arguments(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="time a training step against the matmul floor and PyTorch")
+    from tinylora import bench
+
+    bench.add_arguments(p)
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

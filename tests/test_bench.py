@@ -1,0 +1,118 @@
+"""`tinylora bench`: the timed workloads are the library's own training steps, the PyTorch mirror
+computes the same thing, and the command's rows have the documented shape. No timing asserts:
+speed is judged by the benchmark, not by the suite."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tinylora import bench, bench_torch, cli
+from tinylora.bench_workloads import BUILDERS, build_mlp
+from tinylora.models import LoRAMLP
+from tinylora.optim import Adam, loraplus_groups
+from tinylora.train import loss_and_grads
+
+
+
+def _plain_training(width, dtype, x, y, steps):
+    """A LoRAMLP trained the plain way: loss_and_grads + Adam.step with the LoRA+ groups."""
+    model = LoRAMLP(width, width, width, r=8, seed=0, dtype=dtype)
+    params = model.trainable_params()
+    opt = Adam(params, groups=loraplus_groups(params, lr=1e-3, lr_ratio=16.0))
+    for _ in range(steps):
+        _, grads = loss_and_grads(model, x, y)
+        opt.step(grads)
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_timed_mlp_step_is_the_plain_training_step(dtype):
+    """A timed step changes every parameter bit for bit as a plain training step does: the
+    benchmark measures what the library trains with, not a special fast path."""
+    wl = build_mlp(16, dtype)
+    for _ in range(3):
+        wl.step()
+    ref = _plain_training(16, dtype, wl.x, wl.y, steps=3)
+    assert sorted(wl.model.params) == sorted(ref.params)
+    for k, v in ref.params.items():
+        assert wl.model.params[k].dtype == np.dtype(dtype), k
+        np.testing.assert_array_equal(wl.model.params[k], v, err_msg=k)
+
+
+def test_float32_step_stays_float32_and_reuses_optimizer_state():
+    """No silent float64 promotion in a float32 run, and Adam's moments are allocated once:
+    the same arrays, updated in place, from one step to the next."""
+    wl = build_mlp(16, "float32")
+    wl.step()
+    state = {k: {n: id(a) for n, a in s.items()} for k, s in wl.opt.state.items()}
+    loss = wl.step()
+    assert loss.dtype == np.float32
+    assert all(a.dtype == np.float32 for s in wl.opt.state.values() for a in s.values())
+    assert all(p.dtype == np.float32 for p in wl.model.params.values())
+    assert {k: {n: id(a) for n, a in s.items()} for k, s in wl.opt.state.items()} == state
+    assert set(wl.opt.state) == set(wl.model.trainable)  # no state for the frozen W
+
+
+def test_torch_mirror_trains_the_same_numbers():
+    """The PyTorch mirror starts from the same weights and data and, after three Adam steps,
+    holds the same A and B (float64, to rounding): the comparison is like with like."""
+    pytest.importorskip("torch")
+    wl = build_mlp(16, "float64")
+    step, tparams = bench_torch.mlp_step(wl)
+    for _ in range(3):
+        wl.step()
+        step()
+    for k in wl.model.trainable:
+        np.testing.assert_allclose(tparams[k].detach().numpy(), wl.model.params[k],
+                                   rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_interleaved_timer_calls_each_function_the_stated_number_of_times():
+    """Every contender runs warm-up + rounds * inner times, so medians compare equal samples."""
+    calls = {"a": 0, "b": 0}
+
+    def make(name):
+        def fn():
+            calls[name] += 1
+        return fn
+
+    med = bench.time_interleaved({"a": make("a"), "b": make("b")}, rounds=3, inner=2, warmup=1)
+    assert calls == {"a": 7, "b": 7}
+    assert set(med) == {"a", "b"} and all(v >= 0 for v in med.values())
+
+
+def test_peak_memory_sees_numpy_allocations():
+    """The peak-memory column relies on NumPy reporting to tracemalloc: an 8 MB array shows."""
+    peak = bench.peak_bytes(lambda: np.ones(2**20))  # 2^20 float64 = 8 MiB
+    assert peak >= 8 * 2**20
+
+
+def test_quick_json_rows_have_the_documented_keys(capsys):
+    """`tinylora bench --quick --json` prints one row per width and dtype with exactly the
+    documented keys; torch_ms is null exactly when PyTorch is absent."""
+    code = cli.main(["bench", "--quick", "--json", "--widths", "16", "--no-progress"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["workload"], r["width"], r["dtype"]) for r in rows] == [
+        ("mlp", 16, "float32"), ("mlp", 16, "float64")]
+    has_torch = bench_torch.available()[0]
+    for r in rows:
+        assert tuple(r) == bench.ROW_KEYS
+        assert r["step_ms"] > 0 and r["floor_ms"] > 0 and r["peak_mb"] >= 0
+        assert r["ratio_floor"] == pytest.approx(r["step_ms"] / r["floor_ms"])
+        assert (r["torch_ms"] is None) == (not has_torch) == (r["ratio_torch"] is None)
+
+
+def test_table_prints_every_ratio(capsys):
+    """The plain output is a table with the step/floor and step/torch columns."""
+    assert cli.main(["bench", "--quick", "--widths", "16", "--dtypes", "float32", "--no-torch",
+                     "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "| step/floor | step/torch |" in out and "| mlp | 16 | float32 |" in out
+    assert "PyTorch column skipped: --no-torch" in out
+
+
+def test_every_workload_has_a_builder():
+    """mlp, block and grid are the three workloads the command knows."""
+    assert set(BUILDERS) == {"mlp", "block", "grid"}

@@ -1,0 +1,157 @@
+"""`tinylora bench`: how close is a LoRA training step to the matrix products it cannot avoid?
+
+For each workload (`tinylora.bench_workloads`), width and dtype it times, in one run and
+interleaved so that a busy machine slows every contender alike:
+
+    step    one library training step (forward, loss, backward, Adam on A and B)
+    floor   the bare matrix products of that step (for "grid": the same cells one by one)
+    torch   PyTorch CPU eager + autograd + torch.optim.Adam on the same weights and data
+
+and reports medians after a warm-up, the ratios step/floor and step/torch, and the peak memory
+that one step allocates (NumPy reports its allocations to `tracemalloc`).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import time
+import tracemalloc
+
+from tinylora import bench_torch
+from tinylora.bench_workloads import BUILDERS, WIDTHS
+
+DTYPES = ("float32", "float64")
+ROW_KEYS = ("workload", "width", "dtype", "step_ms", "floor_ms", "torch_ms", "ratio_floor",
+            "ratio_torch", "peak_mb")
+
+
+def time_interleaved(fns: dict, rounds: int, inner: int, warmup: int) -> dict:
+    """Median seconds per call of each function in `fns`.
+
+    Each round calls every function `inner` times in a row (timing each call), and the order of
+    the functions rotates from round to round; garbage collection is off while timing.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    names, samples = list(fns), {name: [] for name in fns}
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for k in range(rounds):
+            for name in names[k % len(names):] + names[: k % len(names)]:
+                fn, out = fns[name], samples[name]
+                for _ in range(inner):
+                    t0 = time.perf_counter()
+                    fn()
+                    out.append(time.perf_counter() - t0)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def peak_bytes(fn) -> int:
+    """Bytes allocated at the peak of one call of `fn`, above what was live before it."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return max(0, peak - before)
+
+
+def bench_one(name: str, width: int, dtype: str, rounds: int, inner: int, warmup: int,
+              with_torch: bool = True, backend_name=None) -> dict:
+    """One row: {workload, width, dtype, step_ms, floor_ms, torch_ms, ratios, peak_mb}."""
+    wl = BUILDERS[name](width, dtype, backend_name=backend_name)
+    fns = {"step": wl.step, "floor": wl.floor}
+    torch_fn = bench_torch.torch_step(wl) if with_torch else None
+    if torch_fn is not None:
+        fns["torch"] = torch_fn
+    med = time_interleaved(fns, rounds, inner, warmup)
+    peak = peak_bytes(wl.step)
+    step_ms, floor_ms = 1e3 * med["step"], 1e3 * med["floor"]
+    torch_ms = 1e3 * med["torch"] if "torch" in med else None
+    return {"workload": name, "width": width, "dtype": dtype, "step_ms": step_ms,
+            "floor_ms": floor_ms, "torch_ms": torch_ms, "ratio_floor": step_ms / floor_ms,
+            "ratio_torch": None if torch_ms is None else step_ms / torch_ms,
+            "peak_mb": peak / 2**20}
+
+
+def run(workloads=("mlp",), widths=None, dtypes=DTYPES, quick=False, with_torch=True,
+        backend_name=None, progress=True) -> list[dict]:
+    """Every row of the benchmark. `widths` (a list) overrides each workload's default widths."""
+    rounds, inner, warmup = (3, 3, 2) if quick else (10, 5, 5)
+    jobs = [(name, n, dt) for name in workloads for n in (widths or WIDTHS[name]) for dt in dtypes]
+    rows = []
+    bar = _progress(jobs, progress)
+    for name, n, dt in bar:
+        if hasattr(bar, "set_description"):
+            bar.set_description(f"{name} {n} {dt}")
+        rows.append(bench_one(name, n, dt, rounds, inner, warmup, with_torch, backend_name))
+    return rows
+
+
+def _progress(items, enabled):
+    if not enabled:
+        return items
+    try:
+        from tqdm import tqdm  # noqa: PLC0415 (optional: the core needs numpy only)
+    except ImportError:
+        return items
+    return tqdm(items, leave=False)
+
+
+def _fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def table(rows: list[dict]) -> str:
+    """The rows as a Markdown table (ms per step, ratios, peak MB)."""
+    head = ("| workload | width | dtype | step ms | floor ms | torch ms | step/floor | step/torch "
+            "| peak MB |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        lines.append(
+            f"| {r['workload']} | {r['width']} | {r['dtype']} | {r['step_ms']:.3f} | "
+            f"{r['floor_ms']:.3f} | {_fmt(r['torch_ms'], '.3f')} | {r['ratio_floor']:.2f} | "
+            f"{_fmt(r['ratio_torch'], '.2f')} | {r['peak_mb']:.2f} |")
+    return "\n".join(lines)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--workloads", nargs="+", choices=sorted(BUILDERS), default=["mlp"],
+                   help="which workloads (default: mlp)")
+    p.add_argument("--widths", type=int, nargs="+", default=None,
+                   help="widths to time instead of each workload's defaults")
+    p.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def main(args) -> int:
+    ok, torch_info = bench_torch.available()
+    with_torch = ok and not args.no_torch
+    rows = run(args.workloads, args.widths, args.dtypes, args.quick, with_torch,
+               progress=not (args.no_progress or args.json))
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(table(rows))
+    note = (f"PyTorch {torch_info} (CPU eager, autograd, torch.optim.Adam, "
+            f"{bench_torch.threads()} threads)" if with_torch else
+            "PyTorch column skipped: " + ("--no-torch" if ok else torch_info))
+    blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
+    print(f"\nmedians of repeated steps after a warm-up; floor = the bare matrix products of the "
+          f"step; NumPy BLAS threads: {blas}; {note}")
+    return 0

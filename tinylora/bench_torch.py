@@ -1,0 +1,88 @@
+"""PyTorch (CPU, eager, autograd, ``torch.optim.Adam``) mirrors of the benchmark workloads.
+
+Each mirror starts from the workload's initial weights and data (`Workload.init`, `.x`, `.y`),
+computes the same function with the same dtype and the same LoRA+ groups, and lets autograd
+derive the gradients. PyTorch is optional: `available()` says whether it can be imported, and
+nothing in the library or its tests needs it.
+"""
+
+from __future__ import annotations
+
+from tinylora import backend
+from tinylora.bench_workloads import LR, LR_RATIO, Workload
+
+
+def available() -> tuple[bool, str]:
+    """(True, version) when PyTorch imports, else (False, the reason)."""
+    try:
+        import torch  # noqa: PLC0415 (optional, only for the comparison)
+    except ImportError as err:
+        return False, f"PyTorch is not installed ({err})"
+    return True, torch.__version__
+
+
+def _tensors(wl: Workload):
+    import torch  # noqa: PLC0415
+
+    frozen = {k: torch.from_numpy(v.copy()) for k, v in wl.init.items()}
+    for k in wl.model.trainable:
+        frozen[k].requires_grad_(True)
+    x = torch.from_numpy(backend.to_numpy(wl.x).copy())
+    y = torch.from_numpy(backend.to_numpy(wl.y).copy())
+    return frozen, x, y
+
+
+def _adam(params: dict):
+    """torch.optim.Adam with the LoRA+ groups: every ``*.B`` at LR * LR_RATIO, the rest at LR."""
+    import torch  # noqa: PLC0415
+
+    slow = [v for k, v in params.items() if v.requires_grad and not k.endswith(".B")]
+    fast = [v for k, v in params.items() if v.requires_grad and k.endswith(".B")]
+    return torch.optim.Adam([{"params": slow, "lr": LR}, {"params": fast, "lr": LR * LR_RATIO}])
+
+
+def mlp_step(wl: Workload):
+    """-> (step(), params): the LoRA MLP of `wl` in PyTorch; `params` are the live tensors."""
+    import torch  # noqa: PLC0415
+
+    p, x, y = _tensors(wl)
+    model = wl.model
+    scale, names = model.scale, model.layer_names
+    opt = _adam(p)
+
+    def forward(h):
+        for i, name in enumerate(names):
+            z_a = h @ p[f"{name}.A"]  # [N, d_in] -> [N, r]
+            h = h @ p[f"{name}.W"] + (scale * z_a) @ p[f"{name}.B"]
+            if i < len(names) - 1:
+                h = torch.relu(h)
+        return h
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.mse_loss(forward(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, p
+
+
+MIRRORS = {"mlp": mlp_step}
+
+
+def threads() -> int | None:
+    """PyTorch's intra-op thread count (None without PyTorch). It reads OMP_NUM_THREADS as
+    OpenBLAS reads OPENBLAS_NUM_THREADS: set both to compare like with like."""
+    if not available()[0]:
+        return None
+    import torch  # noqa: PLC0415
+
+    return torch.get_num_threads()
+
+
+def torch_step(wl: Workload):
+    """The PyTorch step for `wl`, or None when PyTorch is absent or the workload has no mirror."""
+    if not available()[0] or wl.name not in MIRRORS:
+        return None
+    return MIRRORS[wl.name](wl)[0]
