@@ -76,8 +76,8 @@ def build_mlp(width: int, dtype: str = "float32", seed: int = 0, backend_name=No
     y = backend.normal(rng, (BATCH, width), 1.0, xp, dtype)
     init = _host_copy(model.params)
     opt = _adam(model)
-    return Workload("mlp", width, dtype, model, opt, x, y, step=lambda: train_step(model, opt, x, y),
-                    floor=mlp_floor(model, x), init=init)
+    return Workload("mlp", width, dtype, model, opt, x, y, init=init,
+                    step=lambda: train_step(model, opt, x, y), floor=mlp_floor(model, x))
 
 
 def mlp_floor(model, x):
