@@ -206,9 +206,11 @@ def mse_forward(pred, y, stack_ndim: int = 0):
     if tuple(pred.shape[pred.ndim - y.ndim :]) != tuple(y.shape):
         raise ValueError(f"mse: target shape {tuple(y.shape)} does not match pred {tuple(pred.shape)}")
     diff = pred - y
-    axes = _batch_axes(diff.ndim, stack_ndim, 0)
-    count = math.prod(diff.shape[i] for i in axes)
-    return (diff * diff).sum(axis=axes) / count, (diff, stack_ndim, count)
+    stack = tuple(diff.shape[:stack_ndim])
+    rows = diff.reshape(*stack, 1, -1)  # [*S, 1, K]: each model's K = batch x d_out numbers
+    sq = (rows @ rows.swapaxes(-1, -2))[..., 0, 0]  # [*S, 1, K] @ [*S, K, 1]: sum of squares
+    count = rows.shape[-1]  # a dot product: no (pred - y)^2 temporary, one pass
+    return sq / count, (diff, stack_ndim, count)
 
 
 def mse_backward(dloss, cache):
