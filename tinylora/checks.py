@@ -12,6 +12,7 @@ import itertools
 from tinylora import backend, layers
 from tinylora.gradcheck import check
 from tinylora.models import LoRAMLP
+from tinylora.transformer_checks import TRANSFORMER_CASES
 
 F64 = "float64"
 
@@ -145,7 +146,7 @@ def case_mlp(xp):
 
 
 CASES = [case_linear, case_lora_linear, lambda xp: case_lora_linear(xp, stacked=True),
-         case_relu, case_gelu, case_mse, case_cross_entropy, case_mlp]
+         case_relu, case_gelu, case_mse, case_cross_entropy, case_mlp, *TRANSFORMER_CASES]
 
 
 def run_all(backend_name: str | None = None):

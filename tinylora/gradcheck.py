@@ -62,7 +62,8 @@ class Result:
         return self.max_rel_error <= self.tol
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "max_rel_error": self.max_rel_error, "ok": self.ok}
+        return {"name": self.name, "max_rel_error": self.max_rel_error, "tol": self.tol,
+                "ok": self.ok}
 
     def line(self) -> str:
         return f"{'ok  ' if self.ok else 'FAIL'}  {self.max_rel_error:9.2e}  {self.name}"

@@ -1,0 +1,53 @@
+"""Token and learned position embeddings: a table lookup plus a row per position.
+
+    x[n, t] = tok_emb[tokens[n, t]] + pos_emb[t]          tokens (N, T) int -> x (N, T, d)
+
+Backward. A lookup copies rows, so its gradient adds rows back: every occurrence of token v adds
+its dx row to dtok_emb[v] (a *scatter-add*: the same token may appear many times, and each
+occurrence contributes). Position t is used once per sequence, so dpos_emb[t] = sum over n of
+dx[n, t]; positions beyond T get zero gradient.
+"""
+
+from __future__ import annotations
+
+from tinylora.backend import xp_of
+
+
+def check_tokens(tokens, vocab_size: int, context: int, name: str = "tokens"):
+    """Raise a clear ValueError unless `tokens` is an int array (N, T), 1 <= T <= context,
+    with every id in [0, vocab_size)."""
+    if getattr(tokens, "ndim", None) != 2:
+        raise ValueError(f"{name}: expected an integer array of shape (N, T), "
+                         f"got shape {tuple(getattr(tokens, 'shape', ()))}")
+    if tokens.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected integer token ids, got dtype {tokens.dtype}")
+    T = tokens.shape[1]
+    if not 1 <= T <= context:
+        raise ValueError(f"{name}: sequence length T={T} must be between 1 and the model's "
+                         f"context {context}; crop the sequence to its last {context} tokens")
+    if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
+        raise ValueError(f"{name}: token ids must lie in [0, {vocab_size}), got values in "
+                         f"[{int(tokens.min())}, {int(tokens.max())}]")
+
+
+def embedding_forward(tokens, tok_emb, pos_emb):
+    """x = tok_emb[tokens] + pos_emb[:T].   tokens (N, T), tok_emb (V, d), pos_emb (context, d)."""
+    T = tokens.shape[-1]
+    x = tok_emb[tokens]  # [N, T] -> [N, T, d]   a gather (a new array)
+    x += pos_emb[:T]  # [T, d] broadcast over N
+    return x, (tokens, tok_emb.shape, pos_emb.shape)
+
+
+def embedding_backward(dx, cache, need_dtok=True, need_dpos=True):
+    """-> (dtok_emb, dpos_emb); each None unless asked for (frozen tables get no buffer)."""
+    tokens, tok_shape, pos_shape = cache
+    xp = xp_of(dx)
+    d, T = dx.shape[-1], tokens.shape[-1]
+    dtok = dpos = None
+    if need_dtok:
+        dtok = xp.zeros(tok_shape, dtype=dx.dtype)  # [V, d]
+        xp.add.at(dtok, tokens.reshape(-1), dx.reshape(-1, d))  # scatter-add rows: repeats sum
+    if need_dpos:
+        dpos = xp.zeros(pos_shape, dtype=dx.dtype)  # [context, d]
+        dpos[:T] = dx.reshape(-1, T, d).sum(axis=0)  # [N, T, d] -> [T, d]
+    return dtok, dpos

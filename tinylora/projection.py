@@ -1,0 +1,60 @@
+"""A named linear layer inside a params dict: ``x W + b``, plus ``scale (x A) B`` where it has LoRA.
+
+The Transformer has many projections (``attn.q``, ``attn.k``, ..., ``mlp.fc2``), all kept in one
+dict of arrays with dotted keys. These two functions look a projection up by name, call
+`tinylora.layers.linear_forward` or `lora_linear_forward` (LoRA when ``<name>.A`` is in the dict),
+and on the way back write the gradients that are asked for into a ``grads`` dict:
+
+    y, cache = proj_forward(x, params, "attn.q", scale)        # x (..., d_in) -> y (..., d_out)
+    dx = proj_backward(dy, cache, trainable, grads)            # grads["attn.q.A"] = ... etc.
+
+A frozen array (its key not in `trainable`) gets no gradient and no buffer.
+"""
+
+from __future__ import annotations
+
+from tinylora.layers import (
+    linear_backward,
+    linear_forward,
+    lora_linear_backward,
+    lora_linear_forward,
+)
+
+
+def proj_forward(x, params: dict, name: str, scale: float):
+    """y = x W + b (+ scale (x A) B when ``<name>.A`` exists).   -> (y, (name, is_lora, cache))."""
+    p, b = params, params.get(f"{name}.b")
+    if f"{name}.A" in p:
+        y, cache = lora_linear_forward(x, p[f"{name}.W"], b, p[f"{name}.A"], p[f"{name}.B"], scale,
+                                       name=name)
+        return y, (name, True, cache)
+    y, cache = linear_forward(x, p[f"{name}.W"], b, name=name)
+    return y, (name, False, cache)
+
+
+def proj_backward(dy, cache, trainable, grads: dict, need_dx: bool = True):
+    """Write the trainable gradients of projection `name` into `grads`; -> dx (None if not asked).
+
+    `trainable`: a set of keys. The LoRA factors' gradients come from `lora_linear_backward`
+    (which always derives them); they are stored only when their key trains.
+    """
+    name, is_lora, inner = cache
+    want = {"need_dx": need_dx, "need_dW": f"{name}.W" in trainable,
+            "need_db": f"{name}.b" in trainable}
+    if is_lora:
+        dx, dW, db, dA, dB = lora_linear_backward(dy, inner, **want)
+        for key, g in ((f"{name}.A", dA), (f"{name}.B", dB)):
+            if key in trainable:
+                grads[key] = g
+    else:
+        dx, dW, db = linear_backward(dy, inner, **want)
+    if dW is not None:
+        grads[f"{name}.W"] = dW
+    if db is not None:
+        grads[f"{name}.b"] = db
+    return dx
+
+
+def trains(trainable, *layers: str) -> bool:
+    """True when some array of one of `layers` (``attn.q``, ``ln1``, ...) is trainable."""
+    return any(k.rsplit(".", 1)[0] in layers for k in trainable)

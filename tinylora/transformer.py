@@ -1,0 +1,180 @@
+"""A tiny GPT-style language model with LoRA: embeddings, pre-LN blocks, a final norm, a head.
+
+    x      = tok_emb[tokens] + pos_emb[:T]           tokens (N, T) -> (N, T, d)
+    x      = block_i(x)  for i = 0 .. n_layer-1      (`tinylora.block`)
+    logits = ln_f(x) @ head.W                        (N, T, d) -> (N, T, V)
+
+Trained with next-token softmax cross-entropy (mean over the N*T positions):
+
+    loss, grads = loss_and_grads(lm, tokens[:, :-1], tokens[:, 1:], loss="cross_entropy")
+
+Keys: ``tok_emb`` (V, d), ``pos_emb`` (context, d), ``blocks.{i}.ln1.g`` ...
+``blocks.{i}.mlp.fc2.b``, ``ln_f.g``, ``ln_f.b``, ``head.W`` (d, V); LoRA factors
+``blocks.{i}.attn.q.A`` etc. The base arrays are drawn from `seed` alone, so a model with and
+without LoRA (any targets, any r) starts from the same base: pretrain with ``targets=(),
+trainable="all"``, save ``base_keys()``, then load them into a model with LoRA and fine-tune.
+"""
+
+from __future__ import annotations
+
+from tinylora import backend as _backend
+from tinylora.block import (
+    BLOCK_TARGETS,
+    TransformerBlock,
+    add_factors,
+    block_backward,
+    block_forward,
+    check_positive_int,
+    check_targets,
+    init_block,
+    ln_backward,
+)
+from tinylora.embedding import check_tokens, embedding_backward, embedding_forward
+from tinylora.layers import linear_backward, linear_forward, softmax
+from tinylora.lora import LoRAConfig, LoRAModel
+from tinylora.norms import layernorm_forward
+
+__all__ = ["BLOCK_TARGETS", "TinyLM", "TransformerBlock"]
+
+
+class TinyLM(LoRAModel):
+    """Token + position embeddings, `n_layer` pre-LN blocks, a final layer norm, an output head.
+
+    Args:
+        vocab_size, d_model, n_head, n_layer, context: sizes; n_head must divide d_model;
+            `context` is the longest sequence the position table covers.
+        d_ff: the MLPs' hidden width (default 4 * d_model).
+        targets: short names of the LoRA layers in every block ("q", "k", "v", "o", "fc1", "fc2").
+        r, alpha, rslora, init: see `tinylora.lora.LoRAConfig` (alpha defaults to r: scale 1).
+        trainable: "lora" (default), "all" (pretraining), or an explicit list of keys.
+        seed, backend, dtype: host-side seeded init, the array backend, float64 or float32.
+    Init: embeddings ~ N(0, 1), every W ~ N(0, 1/d_in) (attn.o, mlp.fc2 also / sqrt(2 n_layer)).
+    """
+
+    def __init__(self, vocab_size, d_model=64, n_head=4, n_layer=2, context=64, d_ff=None,
+                 targets=BLOCK_TARGETS, r=8, alpha=None, rslora=False, init="zero_B",
+                 trainable="lora", seed=0, backend=None, dtype=None):
+        xp = _backend.get_xp(backend)
+        dtype = _backend.resolve_dtype(dtype)
+        for name, value in (("vocab_size", vocab_size), ("d_model", d_model), ("n_head", n_head),
+                            ("n_layer", n_layer), ("context", context)):
+            check_positive_int(value, name)
+        if d_model % n_head:
+            raise ValueError(f"n_head: expected a divisor of d_model={d_model}, got {n_head}")
+        d_ff = check_positive_int(4 * d_model if d_ff is None else d_ff, "d_ff")
+        short = check_targets(targets)
+        self.vocab_size, self.d_model, self.n_head = vocab_size, d_model, n_head
+        self.n_layer, self.context, self.d_ff = n_layer, context, d_ff
+        self.lora = LoRAConfig(r=r, alpha=float(r if alpha is None else alpha), rslora=rslora,
+                               init=init)
+        self.config = {"vocab_size": vocab_size, "d_model": d_model, "n_head": n_head,
+                       "n_layer": n_layer, "context": context, "d_ff": d_ff,
+                       "targets": list(short), "r": r, "alpha": alpha, "rslora": rslora,
+                       "init": init, "trainable": trainable if isinstance(trainable, str)
+                       else list(trainable), "seed": seed, "backend": backend,
+                       "dtype": dtype.name}
+
+        rng = _backend.host_rng(seed)
+        p = {"tok_emb": _backend.normal(rng, (vocab_size, d_model), 1.0, xp, dtype),
+             "pos_emb": _backend.normal(rng, (context, d_model), 1.0, xp, dtype)}
+        for i in range(n_layer):
+            p.update(init_block(rng, d_model, d_ff, xp, dtype, f"blocks.{i}.", n_layer))
+        p["ln_f.g"], p["ln_f.b"] = xp.ones(d_model, dtype=dtype), xp.zeros(d_model, dtype=dtype)
+        p["head.W"] = _backend.normal(rng, (d_model, vocab_size), d_model**-0.5, xp, dtype)
+        self.params = p
+        lora_rng = _backend.host_rng([seed, 1])  # its own stream: the base never depends on LoRA
+        self.targets = tuple(path for i in range(n_layer) for path in add_factors(
+            p, lora_rng, self.lora, d_model, d_ff, short, f"blocks.{i}.", xp, dtype))
+        self._set_trainable(trainable)
+
+    def base_keys(self) -> tuple:
+        """Keys of every non-LoRA array: embeddings, W, b, layer norms, head."""
+        adapters = set(self.adapter_keys())
+        return tuple(k for k in self.params if k not in adapters)
+
+    def forward(self, tokens):
+        """tokens int (N, T), T <= context -> (logits (N, T, vocab_size), cache)."""
+        tokens = self.xp.asarray(tokens)
+        check_tokens(tokens, self.vocab_size, self.context)
+        p = self.params
+        x, c_emb = embedding_forward(tokens, p["tok_emb"], p["pos_emb"])  # [N,T] -> [N,T,d]
+        c_blocks = []
+        for i in range(self.n_layer):
+            x, c = block_forward(x, p, f"blocks.{i}.", self.n_head, self.scale)
+            c_blocks.append(c)
+        h, c_lnf = layernorm_forward(x, p["ln_f.g"], p["ln_f.b"], name="ln_f")
+        logits, c_head = linear_forward(h, p["head.W"], None, name="head")  # [N,T,d] -> [N,T,V]
+        return logits, (c_emb, c_blocks, c_lnf, c_head)
+
+    def _stage(self, key: str) -> int:
+        """Where a key sits, bottom-up: 0 embeddings, 1 + i block i, then ln_f, then head."""
+        if key.startswith("blocks."):
+            return 1 + int(key.split(".")[1])
+        return {"tok_emb": 0, "pos_emb": 0, "ln_f": self.n_layer + 1,
+                "head": self.n_layer + 2}[key.split(".")[0]]
+
+    def backward(self, dlogits, cache):
+        """dlogits (N, T, V) -> grads: a dict with exactly the trainable keys.
+
+        Below the lowest stage that trains nothing needs a gradient, so the backward stops there
+        (with LoRA only, it never computes the gradient of block 0's input).
+        """
+        c_emb, c_blocks, c_lnf, c_head = cache
+        t, grads, L = set(self.trainable), {}, self.n_layer
+        first = min((self._stage(k) for k in t), default=L + 3)  # the lowest stage that trains
+        if first > L + 2:
+            return {}
+        dh, dW, _ = linear_backward(dlogits, c_head, need_dx=first <= L + 1,
+                                    need_dW="head.W" in t)
+        if dW is not None:
+            grads["head.W"] = dW
+        if first <= L + 1:
+            dx = ln_backward(dh, c_lnf, "ln_f", t, grads, need_dx=first <= L)
+            for i in reversed(range(L)):
+                if first > i + 1:  # nothing in block i or below trains
+                    break
+                dx = block_backward(dx, c_blocks[i], t, grads, need_dx=first <= i)
+            if first == 0:
+                dtok, dpos = embedding_backward(dx, c_emb, need_dtok="tok_emb" in t,
+                                                need_dpos="pos_emb" in t)
+                grads.update({k: g for k, g in (("tok_emb", dtok), ("pos_emb", dpos))
+                              if g is not None})
+        return {k: grads[k] for k in self.trainable}
+
+    def generate(self, prompt, n_new: int, temperature: float = 0.0, seed: int = 0):
+        """Extend `prompt` (int (T0,)) by `n_new` tokens -> int array (T0 + n_new,).
+
+        temperature 0: greedy (the most likely next token). temperature > 0: sample from
+        softmax(logits / temperature), drawn on the host with `seed`. The model reads only the
+        last `context` tokens.
+        """
+        if isinstance(n_new, bool) or not isinstance(n_new, int) or n_new < 0:
+            raise ValueError(f"n_new: expected an integer >= 0, got {n_new!r}")
+        if not (isinstance(temperature, (int, float)) and temperature >= 0):
+            raise ValueError(f"temperature: expected a number >= 0, got {temperature!r}")
+        prompt = self.xp.asarray(prompt)
+        if prompt.ndim != 1 or prompt.size == 0:
+            raise ValueError(f"prompt: expected a non-empty 1-D array of token ids, got shape "
+                             f"{tuple(prompt.shape)}")
+        rng = _backend.host_rng(seed)
+        out = [int(t) for t in _backend.to_numpy(prompt)]
+        for _ in range(n_new):
+            window = self.xp.asarray(out[-self.context:])[None, :]  # [1, T] crop to the context
+            logits, _ = self.forward(window)
+            last = logits[0, -1]  # [V] the next token's logits
+            if temperature == 0:
+                out.append(int(last.argmax()))
+            else:
+                probs = _backend.to_numpy(softmax(last / float(temperature))).astype("float64")
+                cdf = probs.cumsum()  # sample by inverting the cumulative distribution
+                out.append(min(int(cdf.searchsorted(rng.random() * cdf[-1], side="right")),
+                               self.vocab_size - 1))
+        return self.xp.asarray(out)
+
+    def __repr__(self) -> str:
+        short = sorted({t.rsplit(".", 1)[1] for t in self.targets}, key=BLOCK_TARGETS.index)
+        return (f"TinyLM(vocab_size={self.vocab_size}, d_model={self.d_model}, "
+                f"n_head={self.n_head}, n_layer={self.n_layer}, context={self.context}, "
+                f"d_ff={self.d_ff}, targets={short}, r={self.lora.r}, scale={self.scale:g}, "
+                f"init={self.lora.init}, trainable={self.n_params(self.trainable)} of "
+                f"{self.n_params()} numbers)")
