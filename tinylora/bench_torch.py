@@ -68,7 +68,45 @@ def mlp_step(wl: Workload):
     return step, p
 
 
-MIRRORS = {"mlp": mlp_step}
+def block_step(wl: Workload):
+    """-> (step(), params): the pre-LN Transformer block of `wl` in PyTorch, written as a
+    PyTorch user would: F.layer_norm, F.scaled_dot_product_attention (causal), F.gelu (tanh)."""
+    import torch  # noqa: PLC0415
+
+    F = torch.nn.functional
+    p, x, y = _tensors(wl)
+    scale, n_head, targets = wl.model.scale, wl.model.n_head, set(wl.model.targets)
+    d = x.shape[-1]
+    opt = _adam(p)
+
+    def lin(h, name):
+        out = h @ p[f"{name}.W"] + p[f"{name}.b"]
+        if name in targets:
+            out = out + (scale * (h @ p[f"{name}.A"])) @ p[f"{name}.B"]
+        return out
+
+    def heads(t):  # (N, T, d) -> (N, H, T, dh)
+        return t.view(*t.shape[:2], n_head, d // n_head).transpose(1, 2)
+
+    def forward(x):
+        h = F.layer_norm(x, (d,), p["ln1.g"], p["ln1.b"], eps=1e-5)
+        q, k, v = (heads(lin(h, f"attn.{n}")) for n in "qkv")
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x1 = x + lin(a.transpose(1, 2).reshape(x.shape), "attn.o")
+        h2 = F.layer_norm(x1, (d,), p["ln2.g"], p["ln2.b"], eps=1e-5)
+        return x1 + lin(F.gelu(lin(h2, "mlp.fc1"), approximate="tanh"), "mlp.fc2")
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(forward(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, p
+
+
+MIRRORS = {"mlp": mlp_step, "block": block_step}
 
 
 def threads() -> int | None:

@@ -10,7 +10,8 @@ A `Workload` is everything the timer needs, built once:
 `tinylora.bench_torch` mirrors each workload in PyTorch from the same weights and data.
 
     mlp    LoRAMLP width -> width -> width, LoRA (rank 8) on fc1 and fc2, batch 256, Adam (LoRA+)
-    block  TransformerBlock d_model = width, 4 heads, LoRA on q, k, v, o, fc1, fc2   (hook below)
+    block  TransformerBlock d_model = width, 4 heads, LoRA (rank 8) on q, k, v, o, fc1, fc2,
+           x (8, 128, width), Adam (LoRA+)
     grid   the lab's batched (eta_A, eta_B) grid against the same cells one by one (hook below)
 """
 
@@ -23,6 +24,7 @@ from tinylora import backend
 from tinylora.models import LoRAMLP
 from tinylora.optim import Adam, loraplus_groups
 from tinylora.train import loss_and_grads
+from tinylora.transformer import BLOCK_TARGETS, TransformerBlock
 
 BATCH = 256  # MLP rows per step
 RANK = 8
@@ -81,46 +83,97 @@ def build_mlp(width: int, dtype: str = "float32", seed: int = 0, backend_name=No
 
 
 def mlp_floor(model, x):
-    """The products of one exact LoRA-MLP step, on fresh arrays of the step's shapes and dtype.
+    """The products of one exact LoRA-MLP step (`lora_products` per layer; the first layer's
+    input needs no gradient)."""
+    M, r = x.shape[0], model.lora.r
+    products = []
+    for i in range(len(model.layer_names)):
+        products += lora_products(M, model.widths[i], model.widths[i + 1], r, need_dx=i > 0)
+    return matmul_floor(products, backend.xp_of(x), x.dtype)
 
-    Per LoRA layer, forward: h W, h A, z_a B. Backward: dy B^T, z_a^T dy, h^T dz_a, and for
-    every layer but the first (whose input needs no gradient) dy W^T and dz_a A^T.
+
+# --------------------------------------------------------------------------------------------
+# The floor: bare products on fresh arrays of the step's shapes and dtype
+
+
+def T(shape):
+    """An operand of `shape` used transposed (last two axes), as the step uses ``x^T`` or ``W^T``:
+    a view of a contiguous array, which BLAS reads without a copy."""
+    return ("T", tuple(shape))
+
+
+def lora_products(M, d_in, d_out, r, need_dx=True):
+    """The products of one LoRA layer ``y = x W + scale (x A) B`` on M rows, forward and backward:
+
+        forward   x W, x A, z_a B
+        backward  dz_a = dy B^T, dB = z_a^T dy, dA = x^T dz_a, and (need_dx) dy W^T, dz_a A^T
     """
-    xp, p = backend.xp_of(x), model.params
-    rng = backend.host_rng(123)
-    M, dtype = x.shape[0], x.dtype
-    layers = []
-    for i, name in enumerate(model.layer_names):
-        W, A, B = p[f"{name}.W"], p[f"{name}.A"], p[f"{name}.B"]
-        d_in, r = A.shape[-2:]
-        h = x if i == 0 else backend.normal(rng, (M, d_in), 1.0, xp, dtype)
-        z_a = backend.normal(rng, (M, r), 1.0, xp, dtype)
-        dy = backend.normal(rng, (M, W.shape[1]), 1.0, xp, dtype)
-        layers.append((i > 0, h, W, A, B, z_a, dy))
+    products = [((M, d_in), (d_in, d_out)), ((M, d_in), (d_in, r)), ((M, r), (r, d_out)),
+                ((M, d_out), T((r, d_out))), (T((M, r)), (M, d_out)), (T((M, d_in)), (M, r))]
+    if need_dx:
+        products += [((M, d_out), T((d_in, d_out))), ((M, r), T((d_in, r)))]
+    return products
+
+
+def matmul_floor(products, xp, dtype, seed: int = 123):
+    """A function that computes ``a @ b`` for every (a, b) in `products` (shapes, or `T` shapes)
+    on random arrays made once here: the matrix-multiply work of a step and nothing else."""
+    rng = backend.host_rng(seed)
+
+    def operand(spec):
+        if spec[0] == "T":
+            return backend.normal(rng, spec[1], 1.0, xp, dtype).swapaxes(-1, -2)
+        return backend.normal(rng, spec, 1.0, xp, dtype)
+
+    pairs = [(operand(a), operand(b)) for a, b in products]
 
     def floor():
-        for _, h, W, A, B, _, _ in layers:  # forward
-            h @ W  # [M, d_in] -> [M, d_out]
-            z_a = h @ A  # [M, d_in] -> [M, r]
-            z_a @ B  # [M, r] -> [M, d_out]
-        for need_dx, h, W, A, B, z_a, dy in reversed(layers):  # backward
-            dz_a = dy @ B.T  # [M, d_out] -> [M, r]
-            z_a.T @ dy  # dB  [r, M] @ [M, d_out]
-            h.T @ dz_a  # dA  [d_in, M] @ [M, r]
-            if need_dx:
-                dy @ W.T  # [M, d_out] -> [M, d_in]
-                dz_a @ A.T  # [M, r] -> [M, d_in]
+        for a, b in pairs:
+            a @ b
 
     return floor
 
 
 # --------------------------------------------------------------------------------------------
-# (b) the Transformer block and (c) the batched grid: hooks, filled in once
-# `tinylora.transformer` and `tinylora.grid` have landed.
+# (b) the Transformer block
+
+
+BLOCK_N, BLOCK_T, BLOCK_HEADS = 8, 128, 4
 
 
 def build_block(width: int, dtype: str = "float32", seed: int = 0, backend_name=None) -> Workload:
-    raise NotImplementedError("the 'block' workload needs tinylora.transformer (not merged yet)")
+    """TransformerBlock(d_model = width, 4 heads), LoRA rank 8 on q, k, v, o, fc1, fc2; MSE on
+    x, y of shape (8, 128, width)."""
+    xp = backend.get_xp(backend_name)
+    model = TransformerBlock(width, BLOCK_HEADS, targets=BLOCK_TARGETS, r=RANK, seed=seed,
+                             backend=backend_name, dtype=dtype)
+    rng = backend.host_rng(seed + 1)
+    x = backend.normal(rng, (BLOCK_N, BLOCK_T, width), 1.0, xp, dtype)
+    y = backend.normal(rng, (BLOCK_N, BLOCK_T, width), 1.0, xp, dtype)
+    init = _host_copy(model.params)
+    opt = _adam(model)
+    return Workload("block", width, dtype, model, opt, x, y, init=init,
+                    step=lambda: train_step(model, opt, x, y), floor=block_floor(model, x))
+
+
+def block_floor(model, x):
+    """The products of one exact block step: the six LoRA projections (q, k, v need no dx: the
+    block's input and ln1 are frozen) and the attention's four batched products and their
+    backward (dp = dyh vh^T, dvh = p^T dyh, dqh = ds kh, dkh = ds^T qh), on contiguous heads."""
+    N, T_, d = x.shape
+    M, r, d_ff, H = N * T_, model.lora.r, model.d_ff, model.n_head
+    head, att = (N, H, T_, d // H), (N, H, T_, T_)
+    products = []
+    for d_in, d_out, need_dx in ((d, d, False), (d, d, False), (d, d, False), (d, d, True),
+                                 (d, d_ff, True), (d_ff, d, True)):  # q, k, v, o, fc1, fc2
+        products += lora_products(M, d_in, d_out, r, need_dx)
+    products += [(head, T(head)), (att, head),  # s = qh kh^T, yh = p vh
+                 (head, T(head)), (T(att), head), (att, head), (T(att), head)]  # backward
+    return matmul_floor(products, backend.xp_of(x), x.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# (c) the batched grid: a hook, filled in once `tinylora.grid` has landed.
 
 
 def build_grid(width: int, dtype: str = "float32", seed: int = 0, backend_name=None) -> Workload:
