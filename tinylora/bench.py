@@ -20,7 +20,7 @@ import statistics
 import time
 import tracemalloc
 
-from tinylora import bench_torch
+from tinylora import allocator, bench_torch
 from tinylora.bench_workloads import BUILDERS, WIDTHS
 
 DTYPES = ("float32", "float64")
@@ -152,6 +152,7 @@ def main(args) -> int:
             f"{bench_torch.threads()} threads)" if with_torch else
             "PyTorch column skipped: " + ("--no-torch" if ok else torch_info))
     blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
+    malloc = "keeps freed memory" if allocator.is_tuned() else "default"
     print(f"\nmedians of repeated steps after a warm-up; floor = the bare matrix products of the "
-          f"step; NumPy BLAS threads: {blas}; {note}")
+          f"step; NumPy BLAS threads: {blas}; malloc: {malloc} (tinylora.allocator); {note}")
     return 0

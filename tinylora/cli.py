@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from tinylora.allocator import keep_freed_memory
+
+    keep_freed_memory()  # this command owns its process: keep freed memory for the next step
     try:
         return args.func(args)
     except (ValueError, RuntimeError) as err:  # bad input: one clear line, not a traceback
