@@ -167,16 +167,36 @@ _GELU_K = 0.044715
 
 
 def gelu_forward(x):
-    """gelu(x) = x/2 (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)   (the tanh form, GPT-2)."""
-    t = xp_of(x).tanh(_GELU_C * (x + _GELU_K * x * x * x))
-    return 0.5 * x * (1.0 + t), (x, t)
+    """gelu(x) = x/2 (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)   (the tanh form, GPT-2).
+
+    Each line below is one pass over one buffer (in place): no temporary per operator.
+    """
+    u = x * x
+    u *= _GELU_C * _GELU_K
+    u += _GELU_C
+    u *= x  # u = sqrt(2/pi) (0.044715 x^2 + 1) x
+    t = xp_of(x).tanh(u, out=u)
+    y = t * x
+    y += x
+    y *= 0.5  # y = x/2 (1 + t)
+    return y, (x, t)
 
 
 def gelu_backward(dy, cache):
-    """gelu'(x) = (1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2),  t = tanh(u)."""
+    """gelu'(x) = (1 + t)/2 + x/2 (1 - t^2) du/dx,  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)."""
     x, t = cache
-    du_dx = _GELU_C * (1.0 + 3.0 * _GELU_K * x * x)
-    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx)
+    dx = x * x
+    dx *= 3.0 * _GELU_C * _GELU_K
+    dx += _GELU_C  # du/dx
+    one_minus_t2 = t * t
+    xp_of(t).subtract(1.0, one_minus_t2, out=one_minus_t2)  # 1 - t^2
+    dx *= one_minus_t2
+    dx *= x  # x (1 - t^2) du/dx
+    dx += t
+    dx += 1.0
+    dx *= 0.5  # gelu'(x) = (1 + t + x (1 - t^2) du/dx) / 2
+    dx *= dy
+    return dx
 
 
 ACTIVATIONS = {"relu": (relu_forward, relu_backward), "gelu": (gelu_forward, gelu_backward)}
