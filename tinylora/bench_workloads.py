@@ -12,7 +12,8 @@ A `Workload` is everything the timer needs, built once:
     mlp    LoRAMLP width -> width -> width, LoRA (rank 8) on fc1 and fc2, batch 256, Adam (LoRA+)
     block  TransformerBlock d_model = width, 4 heads, LoRA (rank 8) on q, k, v, o, fc1, fc2,
            x (8, 128, width), Adam (LoRA+)
-    grid   the lab's batched (eta_A, eta_B) grid against the same cells one by one (hook below)
+    grid   16 (eta_A, eta_B) cells of the lab's width-sweep model trained at once (a stacked
+           LoRAMLP, learning rates per cell) against the same 16 cells one by one
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Workload:
     step: Callable[[], object]
     floor: Callable[[], object]
     init: dict = field(default_factory=dict)
-    loss: str = "mse"
+    cells: list = field(default_factory=list)  # grid only: (eta_A, eta_B) per stacked model
+    singles: list = field(default_factory=list)  # grid only: (model, optimizer) per cell
 
 
 def train_step(model, opt, x, y, loss: str = "mse"):
@@ -173,11 +175,54 @@ def block_floor(model, x):
 
 
 # --------------------------------------------------------------------------------------------
-# (c) the batched grid: a hook, filled in once `tinylora.grid` has landed.
+# (c) the batched grid: many (eta_A, eta_B) cells at once against the same cells one by one
+
+GRID_ETA_A = (1e-4, 3e-4, 1e-3, 3e-3)
+GRID_ETA_B = (1e-3, 3e-3, 1e-2, 3e-2)  # 4 x 4 = 16 cells, each its own (eta_A, eta_B)
+GRID_POINTS, GRID_D_IN, GRID_RANK = 1000, 5, 4
+
+
+def grid_model(width: int, dtype, stack=(), weights=None, seed=0, backend_name=None):
+    """The lab's width-sweep model (paper Eq. 3, fine-tuning variant): LoRAMLP
+    5 -> width -> width -> 1, relu, LoRA rank 4 on the middle layer fc2, Init[1]."""
+    return LoRAMLP(GRID_D_IN, [width, width], 1, targets=["fc2"], r=GRID_RANK, stack=stack,
+                   weights=weights, seed=seed, backend=backend_name, dtype=dtype)
 
 
 def build_grid(width: int, dtype: str = "float32", seed: int = 0, backend_name=None) -> Workload:
-    raise NotImplementedError("the 'grid' workload needs tinylora.grid (not merged yet)")
+    """`step`: the 16 cells as one stacked model (``stack=(16,)``, Adam with learning rates of
+    shape (16, 1, 1)); `floor`: the same 16 cells as 16 plain models, one training step each.
+    Data: x ~ N(0, I_5), y = sin(mean(x)), 1000 points (the lab's numerical toy)."""
+    xp = backend.get_xp(backend_name)
+    cells = [(ea, eb) for ea in GRID_ETA_A for eb in GRID_ETA_B]
+    S = len(cells)
+    model = grid_model(width, dtype, stack=(S,), seed=seed, backend_name=backend_name)
+    rng = backend.host_rng(seed + 1)
+    x = backend.normal(rng, (GRID_POINTS, GRID_D_IN), 1.0, xp, dtype)
+    y = xp.sin(x.mean(axis=1, keepdims=True))
+    init = _host_copy(model.params)
+
+    def rates(column):  # one learning rate per cell, shaped to broadcast against (S, ., .)
+        return xp.asarray([c[column] for c in cells], dtype=dtype).reshape(S, 1, 1)
+
+    opt = Adam(model.trainable_params(), groups=[{"params": ["fc2.A"], "lr": rates(0)},
+                                                 {"params": ["fc2.B"], "lr": rates(1)}])
+    weights = [model.params[f"fc{i}.W"] for i in (1, 2, 3)]
+    singles = []
+    for s, (ea, eb) in enumerate(cells):  # the same cells, one plain model each
+        one = grid_model(width, dtype, weights=weights, backend_name=backend_name)
+        for k in ("fc2.A", "fc2.B"):
+            one.params[k][...] = model.params[k][s]
+        one_opt = Adam(one.trainable_params(), groups=[{"params": ["fc2.A"], "lr": ea},
+                                                       {"params": ["fc2.B"], "lr": eb}])
+        singles.append((one, one_opt))
+
+    def one_by_one():
+        for one, one_opt in singles:
+            train_step(one, one_opt, x, y)
+
+    return Workload("grid", width, dtype, model, opt, x, y, init=init, cells=cells,
+                    singles=singles, step=lambda: train_step(model, opt, x, y), floor=one_by_one)
 
 
 BUILDERS = {"mlp": build_mlp, "block": build_block, "grid": build_grid}
