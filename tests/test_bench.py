@@ -146,3 +146,24 @@ def test_torch_block_mirror_trains_the_same_numbers():
     for k in wl.model.trainable:
         np.testing.assert_allclose(tparams[k].detach().numpy(), wl.model.params[k],
                                    rtol=1e-8, atol=1e-11, err_msg=k)
+
+
+def test_outer_product_fast_path_is_exact():
+    """A rank-1 LoRA on a layer of output width 1 takes the broadcast (outer product) path that
+    the grid benchmark motivated: its output and gradients equal the plain matmul formulas
+    (x shared by a stack of 2 models, as in the grid)."""
+    from tinylora import layers
+
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 1)), rng.standard_normal(1)
+    A, B = rng.standard_normal((2, 5, 1)), rng.standard_normal((2, 1, 1))
+    dy = rng.standard_normal((2, 7, 1))
+    y, cache = layers.lora_linear_forward(x, W, b, A, B, 0.5)
+    u = 0.5 * np.matmul(x, A)  # [2, 7, 1]
+    np.testing.assert_allclose(y, np.matmul(x, W) + b + np.matmul(u, B), rtol=1e-14)
+    dx, _, _, dA, dB = layers.lora_linear_backward(dy, cache)
+    dz_a = 0.5 * np.matmul(dy, B.swapaxes(-1, -2))
+    ref_dx = (np.matmul(dy, W.T) + np.matmul(dz_a, A.swapaxes(-1, -2))).sum(axis=0)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-14)
+    np.testing.assert_allclose(dA, np.matmul(x.T, dz_a), rtol=1e-14)
+    np.testing.assert_allclose(dB, np.matmul(u.swapaxes(-1, -2), dy), rtol=1e-14)

@@ -73,6 +73,13 @@ def _t(W):
     return W.swapaxes(-1, -2)
 
 
+def _mm(a, b):
+    """a @ b. When the summed axis has length 1 (an output width of 1, a rank-1 LoRA) the product
+    is an outer product, which broadcasting computes exactly and several times faster: NumPy's
+    matmul leaves BLAS for that case (a (16000, 1) @ (1, 128) product: 2.3 ms against 0.7 ms)."""
+    return a * b if a.shape[-1] == 1 else a @ b
+
+
 # --------------------------------------------------------------------------------------------
 # Frozen linear layer:  y = x W + b
 
@@ -89,7 +96,7 @@ def linear_forward(x, W, b=None, name: str = "linear"):
 def linear_backward(dy, cache, need_dx=True, need_dW=False, need_db=False):
     """-> (dx, dW, db); each is None unless asked for (a frozen W gets no gradient)."""
     x, W, b = cache
-    dx = sum_to_shape(dy @ _t(W), x.shape) if need_dx else None  # [..., d_out] -> [..., d_in]
+    dx = sum_to_shape(_mm(dy, _t(W)), x.shape) if need_dx else None  # [..., d_out] -> [..., d_in]
     dW = weight_grad(x, dy, W.shape) if need_dW else None
     db = sum_to_shape(dy, b.shape) if (need_db and b is not None) else None
     return dx, dW, db
@@ -107,7 +114,7 @@ def lora_linear_forward(x, W, b, A, B, scale: float, name: str = "lora_linear"):
     """
     check_last_dim(x, W.shape[-2], name)
     z_a = x @ A  # [..., d_in] -> [..., r]
-    y = (scale * z_a) @ B  # [..., r] -> [..., d_out]   (scale applied on the small side)
+    y = _mm(scale * z_a, B)  # [..., r] -> [..., d_out]   (scale applied on the small side)
     base = x @ W  # [..., d_in] -> [..., d_out]   the frozen path
     y = _add_into(y, base)
     if b is not None:
@@ -139,7 +146,7 @@ def lora_linear_backward(dy, cache, need_dx=True, need_dW=False, need_db=False):
     dA = weight_grad(x, dz_a, A.shape)  # [*S, d_in, r]
     dx = None
     if need_dx:
-        dx = _add_into(dz_a @ _t(A), dy @ _t(W))  # fork: LoRA path + frozen path
+        dx = _add_into(_mm(dz_a, _t(A)), _mm(dy, _t(W)))  # fork: LoRA path + frozen path
         dx = sum_to_shape(dx, x.shape)
     dW = weight_grad(x, dy, W.shape) if need_dW else None
     db = sum_to_shape(dy, b.shape) if (need_db and b is not None) else None
