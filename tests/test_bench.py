@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tinylora import bench, bench_torch, cli
-from tinylora.bench_workloads import BUILDERS, build_block, build_mlp
+from tinylora.bench_workloads import build_block, build_grid, build_mlp
 from tinylora.models import LoRAMLP
 from tinylora.optim import Adam, loraplus_groups
 from tinylora.train import loss_and_grads
@@ -90,13 +90,14 @@ def test_peak_memory_sees_numpy_allocations():
 
 
 def test_quick_json_rows_have_the_documented_keys(capsys):
-    """`tinylora bench --quick --json` prints one row per width and dtype with exactly the
-    documented keys; torch_ms is null exactly when PyTorch is absent."""
-    code = cli.main(["bench", "--quick", "--json", "--widths", "16", "--no-progress"])
+    """`tinylora bench --quick --json` prints one row per workload, width and dtype with exactly
+    the documented keys; torch_ms is null exactly when PyTorch is absent."""
+    code = cli.main(["bench", "--workloads", "mlp", "block", "grid", "--quick", "--json",
+                     "--widths", "8", "--no-progress"])
     assert code == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["workload"], r["width"], r["dtype"]) for r in rows] == [
-        ("mlp", 16, "float32"), ("mlp", 16, "float64")]
+        (w, 8, dt) for w in ("mlp", "block", "grid") for dt in ("float32", "float64")]
     has_torch = bench_torch.available()[0]
     for r in rows:
         assert tuple(r) == bench.ROW_KEYS
@@ -112,11 +113,6 @@ def test_table_prints_every_ratio(capsys):
     out = capsys.readouterr().out
     assert "| step/floor | step/torch |" in out and "| mlp | 16 | float32 |" in out
     assert "PyTorch column skipped: --no-torch" in out
-
-
-def test_every_workload_has_a_builder():
-    """mlp, block and grid are the three workloads the command knows."""
-    assert set(BUILDERS) == {"mlp", "block", "grid"}
 
 
 def test_timed_block_step_is_the_plain_training_step():
@@ -167,3 +163,32 @@ def test_outer_product_fast_path_is_exact():
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-14)
     np.testing.assert_allclose(dA, np.matmul(x.T, dz_a), rtol=1e-14)
     np.testing.assert_allclose(dB, np.matmul(u.swapaxes(-1, -2), dy), rtol=1e-14)
+
+
+def test_grid_batched_cells_equal_cells_one_by_one():
+    """The grid workload's stacked step and its one-by-one reference train the same 16 cells:
+    after two steps each cell's A and B agree (float64, to rounding), and the stacked step is
+    loss_and_grads + Adam.step with learning rates of shape (16, 1, 1)."""
+    wl = build_grid(8, "float64")
+    for _ in range(2):
+        wl.step()
+        wl.floor()
+    assert [tuple(g["lr"].shape) for g in wl.opt.groups] == [(16, 1, 1), (16, 1, 1)]
+    for s, (one, _) in enumerate(wl.singles):
+        for k in ("fc2.A", "fc2.B"):
+            np.testing.assert_allclose(wl.model.params[k][s], one.params[k], rtol=1e-12,
+                                       atol=1e-15, err_msg=f"cell {s} {k}")
+
+
+def test_torch_grid_mirror_trains_the_same_numbers():
+    """The PyTorch grid (one leaf per cell factor, one Adam group per cell and factor) holds the
+    same factors as the NumPy stacked step after three steps (float64)."""
+    pytest.importorskip("torch")
+    wl = build_grid(8, "float64")
+    step, tparams = bench_torch.grid_step(wl)
+    for _ in range(3):
+        wl.step()
+        step()
+    for k in ("fc2.A", "fc2.B"):
+        got = np.stack([t.detach().numpy() for t in tparams[k]])
+        np.testing.assert_allclose(got, wl.model.params[k], rtol=1e-9, atol=1e-12, err_msg=k)

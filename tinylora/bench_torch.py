@@ -106,7 +106,39 @@ def block_step(wl: Workload):
     return step, p
 
 
-MIRRORS = {"mlp": mlp_step, "block": block_step}
+def grid_step(wl: Workload):
+    """-> (step(), params): the grid's cells batched in PyTorch. torch.optim.Adam has one
+    learning rate per group, so each cell's A and B are their own leaves (2 groups per cell),
+    stacked in the forward into (S, ., .) tensors; params["fc2.A"] is the list of S leaves."""
+    import torch  # noqa: PLC0415
+
+    p, x, y = _tensors(wl)
+    S, scale = len(wl.cells), wl.model.scale
+    A = [p["fc2.A"][s].detach().clone().requires_grad_(True) for s in range(S)]
+    B = [p["fc2.B"][s].detach().clone().requires_grad_(True) for s in range(S)]
+    groups = []
+    for s, (eta_a, eta_b) in enumerate(wl.cells):
+        groups += [{"params": [A[s]], "lr": eta_a}, {"params": [B[s]], "lr": eta_b}]
+    opt = torch.optim.Adam(groups)
+    W1, W2, W3 = p["fc1.W"], p["fc2.W"], p["fc3.W"]
+
+    def forward():
+        h = torch.relu(x @ W1)  # [N, n], shared by every cell
+        z_a = h @ torch.stack(A)  # [S, N, r]
+        h = torch.relu(h @ W2 + (scale * z_a) @ torch.stack(B))  # [S, N, n]
+        return h @ W3  # [S, N, 1]
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = ((forward() - y) ** 2).mean(dim=(1, 2)).sum()  # each cell's own mean
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, {"fc2.A": A, "fc2.B": B}
+
+
+MIRRORS = {"mlp": mlp_step, "block": block_step, "grid": grid_step}
 
 
 def threads() -> int | None:
