@@ -116,7 +116,8 @@ def test_table_prints_every_ratio(capsys):
 
 
 def test_timed_block_step_is_the_plain_training_step():
-    """The block workload's step is loss_and_grads + Adam.step on a TransformerBlock, bit for bit."""
+    """The block workload's step is loss_and_grads + Adam.step on a TransformerBlock, bit for
+    bit: the benchmark times the library's own block training."""
     wl = build_block(8, "float64")
     wl.step()
     wl.step()
