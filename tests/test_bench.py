@@ -193,3 +193,16 @@ def test_torch_grid_mirror_trains_the_same_numbers():
     for k in ("fc2.A", "fc2.B"):
         got = np.stack([t.detach().numpy() for t in tparams[k]])
         np.testing.assert_allclose(got, wl.model.params[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_repetitions_fit_the_budget_and_never_drop_below_the_least_rounds():
+    """Fast rows get many calls, slow rows one call per round, and every row at least the
+    fewest rounds: medians always come from interleaved samples."""
+    for quick in (True, False):
+        budget, least, most, max_inner = bench.BUDGETS["quick" if quick else "full"]
+        assert bench.plan_repetitions(1e-5, quick) == (most, max_inner)
+        assert bench.plan_repetitions(10.0, quick) == (least, 1)
+        per_call = budget / 20
+        rounds, inner = bench.plan_repetitions(per_call, quick)
+        assert least <= rounds <= most and 1 <= inner <= max_inner
+        assert rounds * inner * per_call <= budget

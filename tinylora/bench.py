@@ -68,15 +68,44 @@ def peak_bytes(fn) -> int:
     return max(0, peak - before)
 
 
-def bench_one(name: str, width: int, dtype: str, rounds: int, inner: int, warmup: int,
-              with_torch: bool = True, backend_name=None) -> dict:
+# How long to time each row: (seconds per row, fewest rounds, most rounds, most calls per round)
+BUDGETS = {"full": (8.0, 5, 20, 5), "quick": (1.0, 3, 5, 3)}
+
+
+def plan_repetitions(per_call: float, quick: bool) -> tuple[int, int]:
+    """(rounds, inner) that fit the row's time budget, given the seconds one call of every
+    contender takes together; slow rows get one call per round, never fewer rounds than the least."""
+    budget, least, most, max_inner = BUDGETS["quick" if quick else "full"]
+    inner = max(1, min(max_inner, int(budget / (least * per_call))))
+    rounds = max(least, min(most, int(budget / (inner * per_call))))
+    return rounds, inner
+
+
+def warm_up(fns: dict, times: int) -> float:
+    """Call each function `times` times (state allocated, caches warm). -> the seconds that the
+    last call of every function took, summed."""
+    total = 0.0
+    for fn in fns.values():
+        for _ in range(times):
+            t0 = time.perf_counter()
+            fn()
+            last = time.perf_counter() - t0
+        total += last
+    return total
+
+
+def bench_one(name: str, width: int, dtype: str, quick: bool = False, with_torch: bool = True,
+              backend_name=None) -> dict:
     """One row: {workload, width, dtype, step_ms, floor_ms, torch_ms, ratios, peak_mb}."""
     wl = BUILDERS[name](width, dtype, backend_name=backend_name)
     fns = {"step": wl.step, "floor": wl.floor}
     torch_fn = bench_torch.torch_step(wl) if with_torch else None
     if torch_fn is not None:
         fns["torch"] = torch_fn
-    med = time_interleaved(fns, rounds, inner, warmup)
+    per_call = warm_up(fns, 1)
+    per_call = warm_up(fns, 1 if per_call > 0.5 else 2 if quick else 4)
+    rounds, inner = plan_repetitions(per_call, quick)
+    med = time_interleaved(fns, rounds, inner, warmup=0)
     peak = peak_bytes(wl.step)
     step_ms, floor_ms = 1e3 * med["step"], 1e3 * med["floor"]
     torch_ms = 1e3 * med["torch"] if "torch" in med else None
@@ -86,17 +115,16 @@ def bench_one(name: str, width: int, dtype: str, rounds: int, inner: int, warmup
             "peak_mb": peak / 2**20}
 
 
-def run(workloads=("mlp",), widths=None, dtypes=DTYPES, quick=False, with_torch=True,
+def run(workloads=tuple(BUILDERS), widths=None, dtypes=DTYPES, quick=False, with_torch=True,
         backend_name=None, progress=True) -> list[dict]:
     """Every row of the benchmark. `widths` (a list) overrides each workload's default widths."""
-    rounds, inner, warmup = (3, 3, 2) if quick else (10, 5, 5)
     jobs = [(name, n, dt) for name in workloads for n in (widths or WIDTHS[name]) for dt in dtypes]
     rows = []
     bar = _progress(jobs, progress)
     for name, n, dt in bar:
         if hasattr(bar, "set_description"):
             bar.set_description(f"{name} {n} {dt}")
-        rows.append(bench_one(name, n, dt, rounds, inner, warmup, with_torch, backend_name))
+        rows.append(bench_one(name, n, dt, quick, with_torch, backend_name))
     return rows
 
 
@@ -128,8 +156,8 @@ def table(rows: list[dict]) -> str:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--workloads", nargs="+", choices=sorted(BUILDERS), default=["mlp"],
-                   help="which workloads (default: mlp)")
+    p.add_argument("--workloads", nargs="+", choices=list(BUILDERS), default=list(BUILDERS),
+                   help="which workloads (default: all three)")
     p.add_argument("--widths", type=int, nargs="+", default=None,
                    help="widths to time instead of each workload's defaults")
     p.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
