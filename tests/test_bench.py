@@ -206,3 +206,15 @@ def test_repetitions_fit_the_budget_and_never_drop_below_the_least_rounds():
         rounds, inner = bench.plan_repetitions(per_call, quick)
         assert least <= rounds <= most and 1 <= inner <= max_inner
         assert rounds * inner * per_call <= budget
+
+
+def test_out_folder_holds_records_summary_and_table(tmp_path):
+    """--out writes the rows (records.json), the rows with the machine and versions
+    (summary.json) and the Markdown table (summary.md): a run can be recorded as it printed."""
+    assert cli.main(["bench", "--quick", "--workloads", "mlp", "--widths", "8", "--dtypes",
+                     "float64", "--no-torch", "--no-progress", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "records.json").read_text())
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["rows"] == rows and len(rows) == 1
+    assert {"cpu", "cores", "numpy", "torch", "malloc"} <= set(summary["environment"])
+    assert "| mlp | 8 | float64 |" in (tmp_path / "summary.md").read_text()

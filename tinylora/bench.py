@@ -16,11 +16,14 @@ from __future__ import annotations
 import gc
 import json
 import os
+import platform
+import sys
 import statistics
 import time
 import tracemalloc
+from pathlib import Path
 
-from tinylora import allocator, bench_torch
+from tinylora import allocator, backend, bench_torch
 from tinylora.bench_workloads import BUILDERS, WIDTHS
 
 DTYPES = ("float32", "float64")
@@ -155,6 +158,37 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def environment(with_torch: bool) -> dict:
+    """Where the numbers come from: the CPU, the versions, the threads, the allocator."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    ok, torch_info = bench_torch.available()
+    blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": backend.get_xp("numpy").__version__, "numpy_blas_threads": blas or "default",
+            "torch": torch_info if ok else None,
+            "torch_threads": bench_torch.threads() if (ok and with_torch) else None,
+            "malloc": "keeps freed memory" if allocator.is_tuned() else "default"}
+
+
+def footer(env: dict, with_torch: bool) -> str:
+    """The line under the table: what was timed, on what, with which settings."""
+    if with_torch:
+        torch = (f"PyTorch {env['torch']} (CPU eager, autograd, torch.optim.Adam, "
+                 f"{env['torch_threads']} threads)")
+    else:
+        torch = "PyTorch column skipped: " + ("--no-torch" if env["torch"] else
+                                              bench_torch.available()[1])
+    return (f"Medians of interleaved repeated steps after a warm-up. floor: the bare matrix "
+            f"products of the step (grid: the same cells one by one). {env['cpu']}, "
+            f"{env['cores']} cores; NumPy {env['numpy']} (BLAS threads: "
+            f"{env['numpy_blas_threads']}); malloc: {env['malloc']} (tinylora.allocator); {torch}.")
+
+
 def add_arguments(p) -> None:
     p.add_argument("--workloads", nargs="+", choices=list(BUILDERS), default=list(BUILDERS),
                    help="which workloads (default: all three)")
@@ -164,23 +198,34 @@ def add_arguments(p) -> None:
     p.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    p.add_argument("--out", default=None,
+                   help="also write records.json, summary.json and summary.md to this folder")
     p.add_argument("--no-progress", action="store_true")
 
 
 def main(args) -> int:
-    ok, torch_info = bench_torch.available()
-    with_torch = ok and not args.no_torch
+    with_torch = bench_torch.available()[0] and not args.no_torch
     rows = run(args.workloads, args.widths, args.dtypes, args.quick, with_torch,
                progress=not (args.no_progress or args.json))
+    env = environment(with_torch)
+    if args.out:
+        write_results(args.out, rows, env, with_torch)
     if args.json:
         print(json.dumps(rows, indent=1))
-        return 0
-    print(table(rows))
-    note = (f"PyTorch {torch_info} (CPU eager, autograd, torch.optim.Adam, "
-            f"{bench_torch.threads()} threads)" if with_torch else
-            "PyTorch column skipped: " + ("--no-torch" if ok else torch_info))
-    blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
-    malloc = "keeps freed memory" if allocator.is_tuned() else "default"
-    print(f"\nmedians of repeated steps after a warm-up; floor = the bare matrix products of the "
-          f"step; NumPy BLAS threads: {blas}; malloc: {malloc} (tinylora.allocator); {note}")
+    else:
+        print(table(rows))
+        print("\n" + footer(env, with_torch))
     return 0
+
+
+def write_results(out, rows: list[dict], env: dict, with_torch: bool) -> None:
+    """records.json (the rows), summary.json (rows + environment + command), summary.md."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "tinylora " + " ".join(sys.argv[1:]) if sys.argv[0].endswith(("tinylora",
+                                                                            "__main__.py")) else ""
+    (out / "records.json").write_text(json.dumps(rows, indent=1))
+    (out / "summary.json").write_text(json.dumps({"environment": env, "command": command,
+                                                  "rows": rows}, indent=1))
+    (out / "summary.md").write_text(f"{table(rows)}\n\n{footer(env, with_torch)}\n\n"
+                                    f"Command: `{command}`\n")

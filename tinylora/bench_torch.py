@@ -8,6 +8,8 @@ nothing in the library or its tests needs it.
 
 from __future__ import annotations
 
+import os
+
 from tinylora import backend
 from tinylora.bench_workloads import LR, LR_RATIO, Workload
 
@@ -142,8 +144,7 @@ MIRRORS = {"mlp": mlp_step, "block": block_step, "grid": grid_step}
 
 
 def threads() -> int | None:
-    """PyTorch's intra-op thread count (None without PyTorch). It reads OMP_NUM_THREADS as
-    OpenBLAS reads OPENBLAS_NUM_THREADS: set both to compare like with like."""
+    """PyTorch's intra-op thread count (None without PyTorch)."""
     if not available()[0]:
         return None
     import torch  # noqa: PLC0415
@@ -151,8 +152,20 @@ def threads() -> int | None:
     return torch.get_num_threads()
 
 
+def match_threads() -> None:
+    """Give PyTorch the thread count of NumPy's BLAS, so both compute on the same cores: the
+    count OpenBLAS read from OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS), else every core."""
+    import torch  # noqa: PLC0415
+
+    blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    n = int(blas) if blas and blas.isdigit() else os.cpu_count() or 1
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 def torch_step(wl: Workload):
     """The PyTorch step for `wl`, or None when PyTorch is absent or the workload has no mirror."""
     if not available()[0] or wl.name not in MIRRORS:
         return None
+    match_threads()
     return MIRRORS[wl.name](wl)[0]
