@@ -77,7 +77,8 @@ BUDGETS = {"full": (8.0, 5, 20, 5), "quick": (1.0, 3, 5, 3)}
 
 def plan_repetitions(per_call: float, quick: bool) -> tuple[int, int]:
     """(rounds, inner) that fit the row's time budget, given the seconds one call of every
-    contender takes together; slow rows get one call per round, never fewer rounds than the least."""
+    contender takes together; slow rows get one call per round, and never fewer than the
+    least rounds."""
     budget, least, most, max_inner = BUDGETS["quick" if quick else "full"]
     inner = max(1, min(max_inner, int(budget / (least * per_call))))
     rounds = max(least, min(most, int(budget / (inner * per_call))))
