@@ -8,7 +8,8 @@ interleaved so that a busy machine slows every contender alike:
     torch   PyTorch CPU eager + autograd + torch.optim.Adam on the same weights and data
 
 and reports medians after a warm-up, the ratios step/floor and step/torch, and the peak memory
-that one step allocates (NumPy reports its allocations to `tracemalloc`).
+that one step allocates (NumPy reports its allocations to `tracemalloc`). The numbers, the
+machine and the settings they came from: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import gc
 import json
 import os
 import platform
-import sys
 import statistics
+import sys
 import time
 import tracemalloc
 from pathlib import Path
