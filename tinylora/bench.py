@@ -224,8 +224,10 @@ def write_results(out, rows: list[dict], env: dict, with_torch: bool) -> None:
     """records.json (the rows), summary.json (rows + environment + command), summary.md."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    command = "tinylora " + " ".join(sys.argv[1:]) if sys.argv[0].endswith(("tinylora",
-                                                                            "__main__.py")) else ""
+    settings = [f"{k}={os.environ[k]}" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                  "TINYLORA_MALLOC") if k in os.environ]
+    from_shell = sys.argv[0].endswith(("tinylora", "__main__.py"))
+    command = " ".join([*settings, "tinylora", *(sys.argv[1:] if from_shell else ["bench"])])
     (out / "records.json").write_text(json.dumps(rows, indent=1))
     (out / "summary.json").write_text(json.dumps({"environment": env, "command": command,
                                                   "rows": rows}, indent=1))
