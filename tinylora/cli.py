@@ -46,6 +46,7 @@ COMMANDS = [  # (command, module, help): each module has add_arguments(p) and ma
     ("coordcheck", "coordcheck", "mup-style coordinate check: delta1/2/3, Z_A, Z_B against width"),
     ("pretrain", "pretrain", "pretrain the TinyLM bases on Shakespeare (cached)"),
     ("finetune", "finetune", "LoRA vs LoRA+ fine-tuning on Milton, across widths"),
+    ("bench", "bench", "time a training step against the matmul floor and PyTorch"),
 ]
 
 
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from tinylora.allocator import keep_freed_memory
+
+    keep_freed_memory()  # this command owns its process: keep freed memory for the next step
     try:
         return args.func(args)
     except (ValueError, RuntimeError) as err:  # bad input: one clear line, not a traceback

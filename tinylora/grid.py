@@ -13,8 +13,8 @@ is named by its integer pair (kA, kB), so grids of different runs line up and ca
 
 Memory. NumPy makes a fresh array for every intermediate; for arrays of a few MB glibc returns
 the memory to the OS when it is freed and page-faults it back in at the next step, which here
-costs more than the arithmetic (about 3x in float64). `keep_freed_memory` asks glibc (mallopt)
-to keep freed memory for reuse instead; it is a no-op where glibc is absent.
+can cost more than the arithmetic. The `tinylora` command avoids that with
+`tinylora.allocator.keep_freed_memory` (call it yourself in a script or notebook if you like).
 
 Diverged cells. A cell whose training loss stops being finite, or exceeds `DIVERGED` times its
 starting loss, has diverged: from then on its loss is recorded as inf, its factors are set to 0 and
@@ -25,8 +25,6 @@ the run goes on.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,24 +38,6 @@ PER_DECADE = 4
 DIVERGED = 1e6  # a loss this many times the starting loss counts as diverged
 CHUNK_ELEMENTS = 2**20  # activations per chunk (S * N * width): 8 MB per array in float64, so
 MIN_CHUNK = 16  # that it stays in cache; but at least 16 models share each frozen matmul
-
-
-_KEPT = []
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed memory for reuse (once per process). -> whether it could.
-
-    M_MMAP_THRESHOLD (-3) = 1 GiB: large arrays come from the heap, not from fresh mmaps;
-    M_TRIM_THRESHOLD (-1) = 2 GiB: freed heap memory is not handed back to the OS each step.
-    """
-    if not _KEPT:
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _KEPT.append(bool(libc.mallopt(-3, 1 << 30)) and bool(libc.mallopt(-1, 1 << 31)))
-        except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to do
-            _KEPT.append(False)
-    return _KEPT[0]
 
 
 def eta(k: int, per_decade: int = PER_DECADE) -> float:
@@ -114,7 +94,6 @@ def train_chunk(task: GridTask, jobs: list, stacked: bool = True):
     (no stack axis, float learning rates): the reference the batched run must reproduce."""
     if not stacked and len(jobs) != 1:
         raise ValueError(f"jobs: unstacked training takes exactly one job, got {len(jobs)}")
-    keep_freed_memory()
     S = len(jobs)
     model = task.build((S,) if stacked else ())
     xp, params = model.xp, model.params
