@@ -31,7 +31,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
 
-from tinylora.demo import compare, lowrank_shift_task
+from tinylora.shift import compare, lowrank_shift_task
 from tinylora.models import LoRAMLP
 from tinylora.optim import SGD, Adam, loraplus_groups
 from tinylora.train import loss_and_grads
@@ -213,7 +213,7 @@ assert abs(norm(adam_plus) / norm(adam_lora) - 16) < 1e-6
 # %% [markdown]
 # ## 4. Experiment: LoRA against LoRA+ on a low-rank shift
 #
-# The task of `tinylora demo` (`tinylora.demo.compare`): a frozen MLP `16 -> 64 -> 64 -> 4`
+# The low-rank-shift task (`tinylora.shift.compare`): a frozen MLP `16 -> 64 -> 64 -> 4`
 # whose target is the same MLP with a rank-2 change to its middle weight; rank-4 LoRA on that
 # layer (Init[1]: `B = 0`), full-batch Adam, mean squared error. Both runs share the data, the
 # frozen weights and the init; only `B`'s learning rate differs.
@@ -274,7 +274,7 @@ plt.show()
 # %% [markdown]
 # ## Exercises
 # Each has its expected outcome; the cell after the list checks them all.
-# 1. **Scale the loss.** Train the demo's model for 20 steps with Adam, multiplying every
+# 1. **Scale the loss.** Train the low-rank-shift model for 20 steps with Adam, multiplying every
 #    gradient by 100 (as if the loss were 100x larger). *Expected:* the losses match the normal
 #    run to a relative 1e-4 or better (only `eps` tells them apart): Adam does not care. (With
 #    SGD it would be a 100x learning rate.)

@@ -37,7 +37,7 @@ import numpy as np  # a lesson is user code: it may use NumPy directly (the libr
 import tinylora
 from tinylora import backend
 from tinylora.backend import BackendError, cupy_available, get_xp, to_numpy, use_backend
-from tinylora.demo import compare
+from tinylora.shift import compare
 from tinylora.gradcheck import TOLERANCE, numerical_grad, rel_error
 from tinylora.layers import lora_linear_backward, lora_linear_forward
 from tinylora.models import LoRAMLP
@@ -263,7 +263,7 @@ assert all(a.dtype == np.float32 for a in model32.params.values())  # THE INVARI
 # %% [markdown]
 # ## 5. Experiment: the same training everywhere, and its cost
 #
-# (a) **Same numbers?** Train the LoRA+ run of `tinylora demo` (`tinylora.demo.compare`, ratio
+# (a) **Same numbers?** Train the LoRA+ run of the low-rank-shift comparison (`tinylora.shift.compare`, ratio
 # 16) on every backend available, in float64 and float32, and compare each loss curve with
 # NumPy float64. Float64 on CuPy should agree with NumPy to round-off (different libraries
 # add in different orders); float32 should agree to about float32's precision.

@@ -21,10 +21,3 @@ def test_bad_backend_is_one_clear_line(capsys):
         assert err.code == 2
     assert "invalid choice: 'jax'" in capsys.readouterr().err
 
-
-def test_demo_writes_its_figure(tmp_path, capsys):
-    """`tinylora demo` (what `make demo` runs) prints its table and writes a PNG."""
-    assert main(["demo", "--out", str(tmp_path)]) == 0
-    assert "wrote" in capsys.readouterr().out
-    pngs = list(tmp_path.glob("*.png"))
-    assert pngs and all(p.stat().st_size > 1000 for p in pngs)

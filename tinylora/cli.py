@@ -6,6 +6,7 @@ Each command lives in the module that owns its idea; this file only wires them t
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -28,22 +29,25 @@ def cmd_gradcheck(args) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-def cmd_demo(args) -> int:
-    from tinylora import demo
+def _run(module: str):
+    """A command: `tinylora.<module>.main(args)`, imported only when that command runs."""
 
-    return demo.main(args)
+    def run(args) -> int:
+        return importlib.import_module(f"tinylora.{module}").main(args)
 
-
-def cmd_pretrain(args) -> int:
-    from tinylora import pretrain
-
-    return pretrain.main(args)
+    return run
 
 
-def cmd_finetune(args) -> int:
-    from tinylora import finetune
-
-    return finetune.main(args)
+COMMANDS = [  # (command, module, help): each module has add_arguments(p) and main(args)
+    ("demo", "demo", "the width-scaling demonstration (what `make demo` runs)"),
+    ("toy-analytic", "toy_report", "the analytic toy (paper Eq. 2): delta slopes vs theory"),
+    ("toy-heatmap", "toy_heatmap", "the numerical toy (Eq. 3, Figure 2): heatmaps of the loss"),
+    ("width-sweep", "sweep_report", "the best LoRA+ ratio eta_B*/eta_A* measured across widths"),
+    ("coordcheck", "coordcheck", "mup-style coordinate check: delta1/2/3, Z_A, Z_B against width"),
+    ("pretrain", "pretrain", "pretrain the TinyLM bases on Shakespeare (cached)"),
+    ("finetune", "finetune", "LoRA vs LoRA+ fine-tuning on Milton, across widths"),
+    ("bench", "bench", "time a training step against the matmul floor and PyTorch"),
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,26 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list of {name, max_rel_error, ok}")
     p.set_defaults(func=cmd_gradcheck)
 
-    p = sub.add_parser("demo", help="the width-scaling demonstration (what `make demo` runs)")
-    from tinylora import demo
-
-    demo.add_arguments(p)
-    p.set_defaults(func=cmd_demo)
-
-    from tinylora import finetune, pretrain
-
-    p = sub.add_parser("pretrain", help="pretrain the TinyLM bases on Shakespeare (cached)")
-    pretrain.add_arguments(p)
-    p.set_defaults(func=cmd_pretrain)
-
-    p = sub.add_parser("finetune", help="LoRA vs LoRA+ fine-tuning on Milton, across widths")
-    finetune.add_arguments(p)
-    p.set_defaults(func=cmd_finetune)
+    for name, module, text in COMMANDS:
+        p = sub.add_parser(name, help=text)
+        importlib.import_module(f"tinylora.{module}").add_arguments(p)
+        p.set_defaults(func=_run(module))
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from tinylora.allocator import keep_freed_memory
+
+    keep_freed_memory()  # this command owns its process: keep freed memory for the next step
     try:
         return args.func(args)
     except (ValueError, RuntimeError) as err:  # bad input: one clear line, not a traceback

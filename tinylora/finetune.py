@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tinylora import backend
-from tinylora._results import progress, read_json, write_json
+from tinylora.progress import bar as progress_bar
+from tinylora.records import read_json, write_json
 from tinylora.pretrain import (
     DEFAULT_WIDTHS,
     FAST_WIDTHS,
@@ -206,8 +207,8 @@ def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_p
     done = {(r["width"], r["ratio"], r["lr"], r["seed"]): r for r in records["runs"]}
     data = Data(config)
     per_width = len(config.ratios) * len(config.lrs) + 3 * len(config.seeds)
-    bar = progress(total=len(config.widths) * per_width, desc="finetune runs",
-                   enabled=show_progress, leave=True)
+    bar = progress_bar(total=len(config.widths) * per_width, desc="finetune runs",
+                       show=show_progress, leave=True)
 
     def run(width, ratio, lr, seed, sample=False):
         key = (width, float(ratio), float(lr), seed)
@@ -258,7 +259,7 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from tinylora import plots
+    from tinylora import plots_finetune as plots
     from tinylora.finetune_report import markdown, summarize
 
     config = finetune_config(args.fast, widths=args.widths, steps=args.steps, ratios=args.ratios,

@@ -73,6 +73,13 @@ def _t(W):
     return W.swapaxes(-1, -2)
 
 
+def _mm(a, b):
+    """a @ b. When the summed axis has length 1 (an output width of 1, a rank-1 LoRA) the product
+    is an outer product, which broadcasting computes exactly and several times faster: NumPy's
+    matmul leaves BLAS for that case (a (16000, 1) @ (1, 128) product: 2.3 ms against 0.7 ms)."""
+    return a * b if a.shape[-1] == 1 else a @ b
+
+
 # --------------------------------------------------------------------------------------------
 # Frozen linear layer:  y = x W + b
 
@@ -89,7 +96,7 @@ def linear_forward(x, W, b=None, name: str = "linear"):
 def linear_backward(dy, cache, need_dx=True, need_dW=False, need_db=False):
     """-> (dx, dW, db); each is None unless asked for (a frozen W gets no gradient)."""
     x, W, b = cache
-    dx = sum_to_shape(dy @ _t(W), x.shape) if need_dx else None  # [..., d_out] -> [..., d_in]
+    dx = sum_to_shape(_mm(dy, _t(W)), x.shape) if need_dx else None  # [..., d_out] -> [..., d_in]
     dW = weight_grad(x, dy, W.shape) if need_dW else None
     db = sum_to_shape(dy, b.shape) if (need_db and b is not None) else None
     return dx, dW, db
@@ -107,7 +114,7 @@ def lora_linear_forward(x, W, b, A, B, scale: float, name: str = "lora_linear"):
     """
     check_last_dim(x, W.shape[-2], name)
     z_a = x @ A  # [..., d_in] -> [..., r]
-    y = (scale * z_a) @ B  # [..., r] -> [..., d_out]   (scale applied on the small side)
+    y = _mm(scale * z_a, B)  # [..., r] -> [..., d_out]   (scale applied on the small side)
     base = x @ W  # [..., d_in] -> [..., d_out]   the frozen path
     y = _add_into(y, base)
     if b is not None:
@@ -139,7 +146,7 @@ def lora_linear_backward(dy, cache, need_dx=True, need_dW=False, need_db=False):
     dA = weight_grad(x, dz_a, A.shape)  # [*S, d_in, r]
     dx = None
     if need_dx:
-        dx = _add_into(dz_a @ _t(A), dy @ _t(W))  # fork: LoRA path + frozen path
+        dx = _add_into(_mm(dz_a, _t(A)), _mm(dy, _t(W)))  # fork: LoRA path + frozen path
         dx = sum_to_shape(dx, x.shape)
     dW = weight_grad(x, dy, W.shape) if need_dW else None
     db = sum_to_shape(dy, b.shape) if (need_db and b is not None) else None
@@ -167,16 +174,36 @@ _GELU_K = 0.044715
 
 
 def gelu_forward(x):
-    """gelu(x) = x/2 (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)   (the tanh form, GPT-2)."""
-    t = xp_of(x).tanh(_GELU_C * (x + _GELU_K * x * x * x))
-    return 0.5 * x * (1.0 + t), (x, t)
+    """gelu(x) = x/2 (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)   (the tanh form, GPT-2).
+
+    Each line below is one pass over one buffer (in place): no temporary per operator.
+    """
+    u = x * x
+    u *= _GELU_C * _GELU_K
+    u += _GELU_C
+    u *= x  # u = sqrt(2/pi) (0.044715 x^2 + 1) x
+    t = xp_of(x).tanh(u, out=u)
+    y = t * x
+    y += x
+    y *= 0.5  # y = x/2 (1 + t)
+    return y, (x, t)
 
 
 def gelu_backward(dy, cache):
-    """gelu'(x) = (1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2),  t = tanh(u)."""
+    """gelu'(x) = (1 + t)/2 + x/2 (1 - t^2) du/dx,  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)."""
     x, t = cache
-    du_dx = _GELU_C * (1.0 + 3.0 * _GELU_K * x * x)
-    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx)
+    dx = x * x
+    dx *= 3.0 * _GELU_C * _GELU_K
+    dx += _GELU_C  # du/dx
+    one_minus_t2 = t * t
+    xp_of(t).subtract(1.0, one_minus_t2, out=one_minus_t2)  # 1 - t^2
+    dx *= one_minus_t2
+    dx *= x  # x (1 - t^2) du/dx
+    dx += t
+    dx += 1.0
+    dx *= 0.5  # gelu'(x) = (1 + t + x (1 - t^2) du/dx) / 2
+    dx *= dy
+    return dx
 
 
 ACTIVATIONS = {"relu": (relu_forward, relu_backward), "gelu": (gelu_forward, gelu_backward)}
@@ -206,9 +233,11 @@ def mse_forward(pred, y, stack_ndim: int = 0):
     if tuple(pred.shape[pred.ndim - y.ndim :]) != tuple(y.shape):
         raise ValueError(f"mse: target shape {tuple(y.shape)} does not match pred {tuple(pred.shape)}")
     diff = pred - y
-    axes = _batch_axes(diff.ndim, stack_ndim, 0)
-    count = math.prod(diff.shape[i] for i in axes)
-    return (diff * diff).sum(axis=axes) / count, (diff, stack_ndim, count)
+    stack = tuple(diff.shape[:stack_ndim])
+    rows = diff.reshape(*stack, 1, -1)  # [*S, 1, K]: each model's K = batch x d_out numbers
+    sq = (rows @ rows.swapaxes(-1, -2))[..., 0, 0]  # [*S, 1, K] @ [*S, K, 1]: sum of squares
+    count = rows.shape[-1]  # a dot product: no (pred - y)^2 temporary, one pass
+    return sq / count, (diff, stack_ndim, count)
 
 
 def mse_backward(dloss, cache):

@@ -4,6 +4,7 @@ without a display) and its title says what it shows."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 
@@ -38,108 +39,194 @@ def loss_curves(curves: dict, path, title: str, ylabel: str = "training loss (MS
     return path
 
 
-# --------------------------------------------------------------------------------------------
-# Pretraining and fine-tuning on real text (`tinylora pretrain`, `tinylora finetune`)
-
-
-def _save(fig, path):
-    plt = _pyplot()
+def _save(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
-def pretrain_curves(records: list, path):
-    """Validation loss of each pretrained base against its step, one line per width."""
+def _log2_width_axis(ax, widths):
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(widths))
+    ax.set_xticklabels([f"$2^{{{round(math.log2(w))}}}$" for w in widths], fontsize=7)
+    ax.set_xlabel("width n")
+
+
+def toy_deltas(rows, path, optimizer: str, step: int, init: int, theory: dict):
+    """Analytic toy: |delta1|, |delta2|, |delta3| at `step` against the width, one panel per
+    schedule, with the theory's slope drawn dashed through the widest point. -> the path."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in records:
-        c = r["curve"]
-        ax.plot(c["step"], c["val_loss"], marker=".", label=f"d_model = {r['config']['d_model']}")
-    ax.set_xlabel("AdamW step")
-    ax.set_ylabel("validation loss (nats / char)")
-    ax.set_title("Pretraining TinyLM on Shakespeare (all arrays train)")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    schedules = list(dict.fromkeys(r["schedule"] for r in rows))
+    fig, axes = plt.subplots(1, len(schedules), figsize=(3.2 * len(schedules), 3.2), sharey=True)
+    axes = [axes] if len(schedules) == 1 else list(axes)
+    for ax, sched in zip(axes, schedules):
+        for i, q in enumerate(("delta1", "delta2", "delta3")):
+            pts = {}
+            for r in rows:
+                if (r["optimizer"], r["schedule"], r["step"], r["quantity"]) == (optimizer, sched,
+                                                                                 step, q):
+                    pts.setdefault(r["width"], []).append(abs(r["value"]))
+            w = sorted(n for n in pts if 0 < min(pts[n]) < math.inf)
+            if not w:
+                continue
+            v = [sum(pts[n]) / len(pts[n]) for n in w]
+            line, = ax.plot(w, v, "o-", ms=3, label=q, color=f"C{i}")
+            s = theory.get(f"{sched}/{q}")
+            if s is not None:
+                ax.plot(w, [v[-1] * (n / w[-1]) ** s for n in w], "--", color=line.get_color(),
+                        lw=1, alpha=0.7)
+        ax.set_yscale("log")
+        _log2_width_axis(ax, sorted({r["width"] for r in rows}))
+        ax.set_title(sched, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"|delta| at step {step}")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Analytic toy, Init[{init}], {optimizer.upper()}: |delta_i| vs width "
+                 f"(dashed: theory slope)", fontsize=10)
     return _save(fig, path)
 
 
-def finetune_curves(details: list, path):
-    """One panel per width: validation loss against step for LoRA, LoRA+ (16) and the best
-    ratio, mean over seeds with the min-max band; the frozen base's loss as a dashed line."""
+def heatmaps(panels: list, path, title: str, ncols: int | None = None):
+    """Learning-rate heatmaps, one panel per dict of `panels`:
+
+        {"title": str, "eta_A": [..], "eta_B": [..],   # the axes (increasing)
+         "loss": rows over eta_B of columns over eta_A (nan = not trained, inf = diverged),
+         "best": (i_B, i_A) or None, "near": [(i_B, i_A), ...] (within 1 % of the best)}
+
+    Colour: log10 of the loss. Diverged cells are black with a white x; untrained cells are
+    blank. The best cell is a red star, the cells within 1 % of it are circled, and the
+    eta_A = eta_B diagonal (plain LoRA) is a dashed line. -> the path.
+    """
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(details), figsize=(4.2 * len(details), 3.8), squeeze=False)
-    for ax, d in zip(axes[0], details):
-        for m in d["methods"].values():
-            steps = m["eval_steps"]
-            (line,) = ax.plot(steps, m["curve_mean"], label=f"{m['label']}, lr {m['lr']:g}")
-            ax.fill_between(steps, m["curve_min"], m["curve_max"], alpha=0.2,
-                            color=line.get_color())
-        ax.axhline(d["base"]["loss_finetune_text"], ls="--", color="gray", label="frozen base")
-        finite = [v for m in d["methods"].values() for v in m["curve_max"] if v < float("inf")]
-        lows = [v for m in d["methods"].values() for v in m["curve_min"]]
-        ax.set_ylim(min(lows) - 0.05, min(max(finite), d["base"]["loss_finetune_text"]) + 0.1)
-        ax.set_title(f"d_model = {d['width']}")
-        ax.set_xlabel("fine-tuning step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)  # per panel: the tuned learning rates differ by width
-    axes[0][0].set_ylabel("validation loss on Areopagitica")
-    fig.suptitle("LoRA vs LoRA+ fine-tuning a Shakespeare TinyLM on Milton (mean, min-max of seeds)")
+    import numpy as np  # noqa: PLC0415 (host-side drawing only)
+
+    ncols = ncols or min(4, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.3 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    for ax, p in zip(axes.ravel(), panels):
+        loss = np.asarray(p["loss"], dtype=float)
+        la, lb = np.log10(p["eta_A"]), np.log10(p["eta_B"])
+        step_a = la[1] - la[0] if len(la) > 1 else 0.25
+        step_b = lb[1] - lb[0] if len(lb) > 1 else 0.25
+        extent = [la[0] - step_a / 2, la[-1] + step_a / 2, lb[0] - step_b / 2, lb[-1] + step_b / 2]
+        finite = np.isfinite(loss)
+        shown = np.where(finite, np.log10(np.where(finite & (loss > 0), loss, 1.0)), np.nan)
+        im = ax.imshow(shown, origin="lower", extent=extent, aspect="auto", cmap="viridis")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="log10 loss")
+        dead = np.isinf(loss)
+        if dead.any():
+            ax.imshow(np.where(dead, 1.0, np.nan), origin="lower", extent=extent, aspect="auto",
+                      cmap="gray_r", vmin=0, vmax=1)
+            ib, ia = np.nonzero(dead)
+            ax.plot(la[ia], lb[ib], "x", color="white", ms=3, mew=0.8)
+        lo, hi = max(extent[0], extent[2]), min(extent[1], extent[3])
+        if lo < hi:
+            ax.plot([lo, hi], [lo, hi], "--", color="white", lw=1, label="eta_A = eta_B")
+        for ib, ia in p.get("near") or []:
+            ax.plot(la[ia], lb[ib], "o", mfc="none", mec="orange", ms=8, mew=1.2)
+        if p.get("best") is not None:
+            ib, ia = p["best"]
+            ax.plot(la[ia], lb[ib], "*", color="red", ms=12, mec="white", mew=0.6)
+        ax.set_xlabel("log10 eta_A")
+        ax.set_ylabel("log10 eta_B")
+        ax.set_title(p["title"], fontsize=9)
+    fig.suptitle(title + "\n(red star: best; orange circles: within 1 %; dashed: eta_A = eta_B; "
+                 "black x: diverged)", fontsize=9)
     return _save(fig, path)
 
 
-def finetune_by_width(details: list, path):
-    """Left: speed-up of LoRA+ over LoRA against width; right: final-loss gain (LoRA - LoRA+),
-    both with 95 % intervals over seeds, for ratio 16 and the best ratio of the grid."""
+def ratio_vs_width(summary: dict, path):
+    """Best ratio eta_B*/eta_A* against the width (log-log), with its interval, each seed's
+    best ratio, the fitted power law and the theory's slope 1 for comparison. -> the path."""
     plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8))
-    widths = [d["width"] for d in details]
-    for shift, key, label in ((1.0, 16.0, "LoRA+ ratio 16"),
-                              (1.05, "best", "LoRA+ best ratio of the grid")):
-        ms = [d["methods"][16.0 if key == 16.0 else d["best_ratio"]] for d in details]
-        xs = [w * shift for w in widths]  # a small offset so that coinciding bars stay visible
-        for ax, what in ((ax1, "speedup"), (ax2, "loss_gain")):
-            mid = [m[what][0] for m in ms]
-            err = [[m[what][0] - m[what][1] for m in ms], [m[what][2] - m[what][0] for m in ms]]
-            ax.errorbar(xs, mid, yerr=err, marker="o", capsize=4, label=label)
-    ax1.set_yscale("log", base=2)  # a ratio: 2x faster and 2x slower are equally far from 1
-    ax1.axhline(1.0, ls="--", color="gray")
-    ax2.axhline(0.0, ls="--", color="gray")
-    for ax, ylabel in ((ax1, "speed-up (LoRA steps / LoRA+ steps)"),
-                       (ax2, "final loss: LoRA - LoRA+")):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(widths, [str(w) for w in widths])
-        ax.set_xlabel("d_model")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-    ax1.legend(fontsize=8)
-    fig.suptitle("Does LoRA+ help, and how does it move with width? (95 % intervals over seeds)")
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    widths, best, ivs = summary["widths"], summary["best_ratio"], summary["ratio_interval"]
+    pts = [(w, b, iv) for w, b, iv in zip(widths, best, ivs) if b is not None]
+    if pts:
+        w, b, iv = zip(*pts)
+        yerr = [[bi - lo for bi, (lo, _) in zip(b, iv)], [hi - bi for bi, (_, hi) in zip(b, iv)]]
+        ax.errorbar(w, b, yerr=yerr, fmt="o", color="C0", capsize=3, label="best ratio (interval)")
+        for wi, seeds in zip(widths, summary.get("seed_best_ratios", [])):
+            ax.plot([wi] * len(seeds), seeds, ".", color="gray", alpha=0.6, ms=4)
+        x, ci = summary.get("exponent"), summary.get("exponent_interval")
+        fw = summary.get("fit_widths") or list(w)
+        if x is not None:
+            import numpy as np  # noqa: PLC0415 (host-side drawing only)
+
+            ly = np.log([bi for wi, bi in zip(w, b) if wi in fw])
+            lx = np.log(fw)
+            c = float(np.mean(ly) - x * np.mean(lx))
+            ci_txt = "" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+            ax.plot(fw, [math.exp(c) * v**x for v in fw], "-", color="C0", alpha=0.7,
+                    label=f"fit: width^{x:.2f}{ci_txt}")
+            mid = math.exp(float(np.mean(lx)))
+            ax.plot(fw, [math.exp(float(np.mean(ly))) * (v / mid) for v in fw], "--",
+                    color="C3", alpha=0.7, label="theory: slope 1")
+        _log2_width_axis(ax, widths)
+    ax.set_yscale("log")
+    ax.set_ylabel("best ratio eta_B* / eta_A*")
+    ax.set_title("LoRA+: the best learning-rate ratio against the width", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def finetune_lr_grid(records: dict, details: list, path):
-    """One panel per width: final validation loss against lr_A for each ratio (tuning seed)."""
+def lora_vs_loraplus(summary: dict, path):
+    """Best final loss of LoRA (one shared rate) and LoRA+ (best pair) against the width."""
     plt = _pyplot()
-    cfg = records["config"]
-    fig, axes = plt.subplots(1, len(details), figsize=(4.2 * len(details), 3.6), squeeze=False)
-    for ax, d in zip(axes[0], details):
-        for ratio in cfg["ratios"]:
-            runs = sorted((r for r in records["runs"] if r["width"] == d["width"]
-                           and r["ratio"] == ratio and r["seed"] == cfg["tune_seed"]),
-                          key=lambda r: r["lr"])
-            lrs = [r["lr"] for r in runs]
-            loss = [r["final_loss"] if r["final_loss"] < float("inf") else float("nan")
-                    for r in runs]
-            ax.plot(lrs, loss, marker="o", label=f"ratio {ratio:g}")
-        ax.axhline(d["base"]["loss_finetune_text"], ls="--", color="gray", label="frozen base")
-        ax.set_xscale("log")
-        ax.set_xlabel("lr of A (B: lr x ratio)")
-        ax.set_title(f"d_model = {d['width']}")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("final validation loss (tuning seed)")
-    axes[0][-1].legend(fontsize=8)
-    fig.suptitle("Learning-rate tuning per ratio (diverged runs left out)")
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    widths = summary["widths"]
+    for key, label, style in (("loss_lora", "LoRA (best shared rate)", "o-"),
+                              ("loss_loraplus", "LoRA+ (best eta_A, eta_B)", "s-")):
+        pts = [(w, v) for w, v in zip(widths, summary[key]) if v is not None and math.isfinite(v)]
+        if pts:
+            ax.plot(*zip(*pts), style, label=label)
+    _log2_width_axis(ax, widths)
+    ax.set_yscale("log")
+    ax.set_ylabel("best training loss (MSE)")
+    ax.set_title("Best loss after tuning: LoRA vs LoRA+", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def coordcheck(rows, path, schedule: str):
+    """mup-style coordinate check: one row of panels per LoRA layer, one panel per step; RMS of
+    each quantity against log2(width), mean over seeds with a min-max band. -> the path."""
+    plt = _pyplot()
+    rows = [r for r in rows if r["schedule"] == schedule]
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    steps = sorted({r["step"] for r in rows})
+    quantities = list(dict.fromkeys(r["quantity"] for r in rows))
+    widths = sorted({r["width"] for r in rows})
+    fig, axes = plt.subplots(len(layers), len(steps), figsize=(3 * len(steps), 2.8 * len(layers)),
+                             squeeze=False, sharey="row")
+    data: dict = {}
+    for r in rows:
+        data.setdefault((r["layer"], r["step"], r["quantity"], r["width"]), []).append(r["value"])
+    for i, layer in enumerate(layers):
+        for j, t in enumerate(steps):
+            ax = axes[i][j]
+            for k, q in enumerate(quantities):
+                pts = [(w, data[(layer, t, q, w)]) for w in widths if (layer, t, q, w) in data]
+                pts = [(w, v) for w, v in pts if all(0 < x < math.inf for x in v)]
+                if not pts:
+                    continue
+                w = [p[0] for p in pts]
+                ax.plot(w, [sum(v) / len(v) for _, v in pts], "o-", ms=3, color=f"C{k}", label=q)
+                ax.fill_between(w, [min(v) for _, v in pts], [max(v) for _, v in pts],
+                                color=f"C{k}", alpha=0.2)
+            ax.set_yscale("log")
+            _log2_width_axis(ax, widths)
+            ax.set_title(f"{layer}, step {t}", fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[i][0].set_ylabel("RMS")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"Coordinate check, schedule {schedule}: RMS against width, mean of seeds with "
+                 f"their min-max band (flat = width-independent)", fontsize=10)
     return _save(fig, path)

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tinylora import backend
-from tinylora._results import progress, read_json, write_json
+from tinylora.progress import bar as progress_bar
+from tinylora.records import read_json, write_json
 from tinylora.text import (
     PRETRAIN_TEXT,
     BatchSampler,
@@ -122,7 +123,8 @@ def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
     xp, start = lm.xp, time.perf_counter()
     eval_every = max(1, config.steps // 10)
     curve = {"step": [], "val_loss": [], "train_loss": []}
-    bar = progress(range(config.steps), desc=f"pretrain d={config.d_model}", enabled=show_progress)
+    bar = progress_bar(range(config.steps), desc=f"pretrain d={config.d_model}",
+                       show=show_progress, leave=False)
     train_loss = None  # no step taken yet (JSON null)
     for step in bar:
         if step % eval_every == 0:
@@ -250,7 +252,7 @@ def main(args) -> int:
         print(f"d_model={d:4d}  val loss {r['val_loss']:.4f}  "
               f"({'reused' if r['reused'] else 'trained'}: {r['path']})")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    from tinylora import plots
+    from tinylora import plots_finetune as plots
 
     path = plots.pretrain_curves(records, out / "pretrain_val_loss_by_width.png")
     print(f"wrote {out / 'records.json'}, {out / 'summary.json'}, {out / 'summary.md'}, {path}")

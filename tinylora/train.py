@@ -32,8 +32,9 @@ def loss_and_grads(model, x, y, loss: str = "mse"):
     stack_ndim = len(getattr(model, "stack", ()))
     value, loss_cache = forward(out, y, stack_ndim=stack_ndim)
     dloss = backend.xp_of(out).ones_like(value) if stack_ndim else 1.0
-    grads = model.backward(backward(dloss, loss_cache), cache)
-    return value, grads
+    dout = backward(dloss, loss_cache)
+    del out, loss_cache  # not needed by the model's backward: free them first (lower peak memory)
+    return value, model.backward(dout, cache)
 
 
 def train(model, opt, x, y, steps: int, loss: str = "mse"):

@@ -1,0 +1,220 @@
+"""`tinylora bench`: the timed workloads are the library's own training steps, the PyTorch mirror
+computes the same thing, and the command's rows have the documented shape. No timing asserts:
+speed is judged by the benchmark, not by the suite."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tinylora import bench, bench_torch, cli
+from tinylora.bench_workloads import build_block, build_grid, build_mlp
+from tinylora.models import LoRAMLP
+from tinylora.optim import Adam, loraplus_groups
+from tinylora.train import loss_and_grads
+from tinylora.transformer import BLOCK_TARGETS, TransformerBlock
+
+
+
+def _plain_training(width, dtype, x, y, steps):
+    """A LoRAMLP trained the plain way: loss_and_grads + Adam.step with the LoRA+ groups."""
+    model = LoRAMLP(width, width, width, r=8, seed=0, dtype=dtype)
+    params = model.trainable_params()
+    opt = Adam(params, groups=loraplus_groups(params, lr=1e-3, lr_ratio=16.0))
+    for _ in range(steps):
+        _, grads = loss_and_grads(model, x, y)
+        opt.step(grads)
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_timed_mlp_step_is_the_plain_training_step(dtype):
+    """A timed step changes every parameter bit for bit as a plain training step does: the
+    benchmark measures what the library trains with, not a special fast path."""
+    wl = build_mlp(16, dtype)
+    for _ in range(3):
+        wl.step()
+    ref = _plain_training(16, dtype, wl.x, wl.y, steps=3)
+    assert sorted(wl.model.params) == sorted(ref.params)
+    for k, v in ref.params.items():
+        assert wl.model.params[k].dtype == np.dtype(dtype), k
+        np.testing.assert_array_equal(wl.model.params[k], v, err_msg=k)
+
+
+def test_float32_step_stays_float32_and_reuses_optimizer_state():
+    """No silent float64 promotion in a float32 run, and Adam's moments are allocated once:
+    the same arrays, updated in place, from one step to the next."""
+    wl = build_mlp(16, "float32")
+    wl.step()
+    state = {k: {n: id(a) for n, a in s.items()} for k, s in wl.opt.state.items()}
+    loss = wl.step()
+    assert loss.dtype == np.float32
+    assert all(a.dtype == np.float32 for s in wl.opt.state.values() for a in s.values())
+    assert all(p.dtype == np.float32 for p in wl.model.params.values())
+    assert {k: {n: id(a) for n, a in s.items()} for k, s in wl.opt.state.items()} == state
+    assert set(wl.opt.state) == set(wl.model.trainable)  # no state for the frozen W
+
+
+def test_torch_mirror_trains_the_same_numbers():
+    """The PyTorch mirror starts from the same weights and data and, after three Adam steps,
+    holds the same A and B (float64, to rounding): the comparison is like with like."""
+    pytest.importorskip("torch")
+    wl = build_mlp(16, "float64")
+    step, tparams = bench_torch.mlp_step(wl)
+    for _ in range(3):
+        wl.step()
+        step()
+    for k in wl.model.trainable:
+        np.testing.assert_allclose(tparams[k].detach().numpy(), wl.model.params[k],
+                                   rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_interleaved_timer_calls_each_function_the_stated_number_of_times():
+    """Every contender runs warm-up + rounds * inner times, so medians compare equal samples."""
+    calls = {"a": 0, "b": 0}
+
+    def make(name):
+        def fn():
+            calls[name] += 1
+        return fn
+
+    med = bench.time_interleaved({"a": make("a"), "b": make("b")}, rounds=3, inner=2, warmup=1)
+    assert calls == {"a": 7, "b": 7}
+    assert set(med) == {"a", "b"} and all(v >= 0 for v in med.values())
+
+
+def test_peak_memory_sees_numpy_allocations():
+    """The peak-memory column relies on NumPy reporting to tracemalloc: an 8 MB array shows."""
+    peak = bench.peak_bytes(lambda: np.ones(2**20))  # 2^20 float64 = 8 MiB
+    assert peak >= 8 * 2**20
+
+
+def test_quick_json_rows_have_the_documented_keys(capsys):
+    """`tinylora bench --quick --json` prints one row per workload, width and dtype with exactly
+    the documented keys; torch_ms is null exactly when PyTorch is absent."""
+    code = cli.main(["bench", "--workloads", "mlp", "block", "grid", "--quick", "--json",
+                     "--widths", "8", "--no-progress"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["workload"], r["width"], r["dtype"]) for r in rows] == [
+        (w, 8, dt) for w in ("mlp", "block", "grid") for dt in ("float32", "float64")]
+    has_torch = bench_torch.available()[0]
+    for r in rows:
+        assert tuple(r) == bench.ROW_KEYS
+        assert r["step_ms"] > 0 and r["floor_ms"] > 0 and r["peak_mb"] >= 0
+        assert r["ratio_floor"] == pytest.approx(r["step_ms"] / r["floor_ms"])
+        assert (r["torch_ms"] is None) == (not has_torch) == (r["ratio_torch"] is None)
+
+
+def test_table_prints_every_ratio(capsys):
+    """The plain output is a table with the step/floor and step/torch columns."""
+    assert cli.main(["bench", "--quick", "--widths", "16", "--dtypes", "float32", "--no-torch",
+                     "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "| step/floor | step/torch |" in out and "| mlp | 16 | float32 |" in out
+    assert "PyTorch column skipped: --no-torch" in out
+
+
+def test_timed_block_step_is_the_plain_training_step():
+    """The block workload's step is loss_and_grads + Adam.step on a TransformerBlock, bit for
+    bit: the benchmark times the library's own block training."""
+    wl = build_block(8, "float64")
+    wl.step()
+    wl.step()
+    model = TransformerBlock(8, 4, targets=BLOCK_TARGETS, r=8, seed=0, dtype="float64")
+    params = model.trainable_params()
+    opt = Adam(params, groups=loraplus_groups(params, lr=1e-3, lr_ratio=16.0))
+    for _ in range(2):
+        _, grads = loss_and_grads(model, wl.x, wl.y)
+        opt.step(grads)
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(wl.model.params[k], v, err_msg=k)
+
+
+def test_torch_block_mirror_trains_the_same_numbers():
+    """The PyTorch block (layer norm, causal SDPA, tanh gelu) from the same weights holds the same
+    LoRA factors as the NumPy block after three Adam steps (float64)."""
+    pytest.importorskip("torch")
+    wl = build_block(8, "float64")
+    step, tparams = bench_torch.block_step(wl)
+    for _ in range(3):
+        wl.step()
+        step()
+    for k in wl.model.trainable:
+        np.testing.assert_allclose(tparams[k].detach().numpy(), wl.model.params[k],
+                                   rtol=1e-8, atol=1e-11, err_msg=k)
+
+
+def test_outer_product_fast_path_is_exact():
+    """A rank-1 LoRA on a layer of output width 1 takes the broadcast (outer product) path that
+    the grid benchmark motivated: its output and gradients equal the plain matmul formulas
+    (x shared by a stack of 2 models, as in the grid)."""
+    from tinylora import layers
+
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 1)), rng.standard_normal(1)
+    A, B = rng.standard_normal((2, 5, 1)), rng.standard_normal((2, 1, 1))
+    dy = rng.standard_normal((2, 7, 1))
+    y, cache = layers.lora_linear_forward(x, W, b, A, B, 0.5)
+    u = 0.5 * np.matmul(x, A)  # [2, 7, 1]
+    np.testing.assert_allclose(y, np.matmul(x, W) + b + np.matmul(u, B), rtol=1e-14)
+    dx, _, _, dA, dB = layers.lora_linear_backward(dy, cache)
+    dz_a = 0.5 * np.matmul(dy, B.swapaxes(-1, -2))
+    ref_dx = (np.matmul(dy, W.T) + np.matmul(dz_a, A.swapaxes(-1, -2))).sum(axis=0)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-14)
+    np.testing.assert_allclose(dA, np.matmul(x.T, dz_a), rtol=1e-14)
+    np.testing.assert_allclose(dB, np.matmul(u.swapaxes(-1, -2), dy), rtol=1e-14)
+
+
+def test_grid_batched_cells_equal_cells_one_by_one():
+    """The grid workload's stacked step and its one-by-one reference train the same 16 cells:
+    after two steps each cell's A and B agree (float64, to rounding), and the stacked step is
+    loss_and_grads + Adam.step with learning rates of shape (16, 1, 1)."""
+    wl = build_grid(8, "float64")
+    for _ in range(2):
+        wl.step()
+        wl.floor()
+    assert [tuple(g["lr"].shape) for g in wl.opt.groups] == [(16, 1, 1), (16, 1, 1)]
+    for s, (one, _) in enumerate(wl.singles):
+        for k in ("fc2.A", "fc2.B"):
+            np.testing.assert_allclose(wl.model.params[k][s], one.params[k], rtol=1e-12,
+                                       atol=1e-15, err_msg=f"cell {s} {k}")
+
+
+def test_torch_grid_mirror_trains_the_same_numbers():
+    """The PyTorch grid (one leaf per cell factor, one Adam group per cell and factor) holds the
+    same factors as the NumPy stacked step after three steps (float64)."""
+    pytest.importorskip("torch")
+    wl = build_grid(8, "float64")
+    step, tparams = bench_torch.grid_step(wl)
+    for _ in range(3):
+        wl.step()
+        step()
+    for k in ("fc2.A", "fc2.B"):
+        got = np.stack([t.detach().numpy() for t in tparams[k]])
+        np.testing.assert_allclose(got, wl.model.params[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_repetitions_fit_the_budget_and_never_drop_below_the_least_rounds():
+    """Fast rows get many calls, slow rows one call per round, and every row at least the
+    fewest rounds: medians always come from interleaved samples."""
+    for quick in (True, False):
+        budget, least, most, max_inner = bench.BUDGETS["quick" if quick else "full"]
+        assert bench.plan_repetitions(1e-5, quick) == (most, max_inner)
+        assert bench.plan_repetitions(10.0, quick) == (least, 1)
+        per_call = budget / 20
+        rounds, inner = bench.plan_repetitions(per_call, quick)
+        assert least <= rounds <= most and 1 <= inner <= max_inner
+        assert rounds * inner * per_call <= budget
+
+
+def test_out_folder_holds_records_summary_and_table(tmp_path):
+    """--out writes the rows (records.json), the rows with the machine and versions
+    (summary.json) and the Markdown table (summary.md): a run can be recorded as it printed."""
+    assert cli.main(["bench", "--quick", "--workloads", "mlp", "--widths", "8", "--dtypes",
+                     "float64", "--no-torch", "--no-progress", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "records.json").read_text())
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["rows"] == rows and len(rows) == 1
+    assert {"cpu", "cores", "numpy", "torch", "malloc"} <= set(summary["environment"])
+    assert "| mlp | 8 | float64 |" in (tmp_path / "summary.md").read_text()

@@ -1,0 +1,30 @@
+"""`tinylora demo`: the whole story end to end (shrunk here so that the suite stays fast)."""
+
+import json
+
+from tinylora import coordcheck, demo, sweep, toy
+from tinylora.cli import main
+
+
+def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
+    """The demo prints the headline (ratio per width, exponent, LoRA vs LoRA+, speed-up) and
+    writes summary.md with the figures of every part."""
+    monkeypatch.setattr(toy, "WIDTHS", (16, 32, 64))
+    monkeypatch.setattr(sweep, "FAST_WIDTHS", (16, 32))
+    monkeypatch.setattr(sweep, "FAST", sweep.SweepConfig(seeds=1, steps=8, n_train=16, n_test=8,
+                                                         window_A=(-10, -8), window_B=(-7, -5)))
+    monkeypatch.setattr(coordcheck, "FAST_WIDTHS", (16, 32))
+    monkeypatch.setattr(demo, "BENCH_WIDTHS", (16,))
+    assert main(["demo", "--out", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    for words in ("Analytic toy", "best ratio", "width^", "LoRA loss", "one by one",
+                  "time per part"):
+        assert words in out
+    md = (tmp_path / "summary.md").read_text()
+    assert md.count("![") >= 7
+    for line in md.splitlines():
+        if line.startswith("!["):
+            assert (tmp_path / line.split("(")[1].rstrip(")")).exists(), line
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["timings_s"]) == {"analytic toy", "width sweep", "coordinate check",
+                                         "batched vs one by one"}

@@ -1,0 +1,235 @@
+"""`tinylora bench`: how close is a LoRA training step to the matrix products it cannot avoid?
+
+For each workload (`tinylora.bench_workloads`), width and dtype it times, in one run and
+interleaved so that a busy machine slows every contender alike:
+
+    step    one library training step (forward, loss, backward, Adam on A and B)
+    floor   the bare matrix products of that step (for "grid": the same cells one by one)
+    torch   PyTorch CPU eager + autograd + torch.optim.Adam on the same weights and data
+
+and reports medians after a warm-up, the ratios step/floor and step/torch, and the peak memory
+that one step allocates (NumPy reports its allocations to `tracemalloc`). The numbers, the
+machine and the settings they came from: docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+from tinylora import allocator, backend, bench_torch
+from tinylora.bench_workloads import BUILDERS, WIDTHS
+
+DTYPES = ("float32", "float64")
+ROW_KEYS = ("workload", "width", "dtype", "step_ms", "floor_ms", "torch_ms", "ratio_floor",
+            "ratio_torch", "peak_mb")
+
+
+def time_interleaved(fns: dict, rounds: int, inner: int, warmup: int) -> dict:
+    """Median seconds per call of each function in `fns`.
+
+    Each round calls every function `inner` times in a row (timing each call), and the order of
+    the functions rotates from round to round; garbage collection is off while timing.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    names, samples = list(fns), {name: [] for name in fns}
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for k in range(rounds):
+            for name in names[k % len(names):] + names[: k % len(names)]:
+                fn, out = fns[name], samples[name]
+                for _ in range(inner):
+                    t0 = time.perf_counter()
+                    fn()
+                    out.append(time.perf_counter() - t0)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def peak_bytes(fn) -> int:
+    """Bytes allocated at the peak of one call of `fn`, above what was live before it."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return max(0, peak - before)
+
+
+# How long to time each row: (seconds per row, fewest rounds, most rounds, most calls per round)
+BUDGETS = {"full": (8.0, 5, 20, 5), "quick": (1.0, 3, 5, 3)}
+
+
+def plan_repetitions(per_call: float, quick: bool) -> tuple[int, int]:
+    """(rounds, inner) that fit the row's time budget, given the seconds one call of every
+    contender takes together; slow rows get one call per round, and never fewer than the
+    least rounds."""
+    budget, least, most, max_inner = BUDGETS["quick" if quick else "full"]
+    inner = max(1, min(max_inner, int(budget / (least * per_call))))
+    rounds = max(least, min(most, int(budget / (inner * per_call))))
+    return rounds, inner
+
+
+def warm_up(fns: dict, times: int) -> float:
+    """Call each function `times` times (state allocated, caches warm). -> the seconds that the
+    last call of every function took, summed."""
+    total = 0.0
+    for fn in fns.values():
+        for _ in range(times):
+            t0 = time.perf_counter()
+            fn()
+            last = time.perf_counter() - t0
+        total += last
+    return total
+
+
+def bench_one(name: str, width: int, dtype: str, quick: bool = False, with_torch: bool = True,
+              backend_name=None) -> dict:
+    """One row: {workload, width, dtype, step_ms, floor_ms, torch_ms, ratios, peak_mb}."""
+    wl = BUILDERS[name](width, dtype, backend_name=backend_name)
+    fns = {"step": wl.step, "floor": wl.floor}
+    torch_fn = bench_torch.torch_step(wl) if with_torch else None
+    if torch_fn is not None:
+        fns["torch"] = torch_fn
+    per_call = warm_up(fns, 1)
+    per_call = warm_up(fns, 1 if per_call > 0.5 else 2 if quick else 4)
+    rounds, inner = plan_repetitions(per_call, quick)
+    med = time_interleaved(fns, rounds, inner, warmup=0)
+    peak = peak_bytes(wl.step)
+    step_ms, floor_ms = 1e3 * med["step"], 1e3 * med["floor"]
+    torch_ms = 1e3 * med["torch"] if "torch" in med else None
+    return {"workload": name, "width": width, "dtype": dtype, "step_ms": step_ms,
+            "floor_ms": floor_ms, "torch_ms": torch_ms, "ratio_floor": step_ms / floor_ms,
+            "ratio_torch": None if torch_ms is None else step_ms / torch_ms,
+            "peak_mb": peak / 2**20}
+
+
+def run(workloads=tuple(BUILDERS), widths=None, dtypes=DTYPES, quick=False, with_torch=True,
+        backend_name=None, progress=True) -> list[dict]:
+    """Every row of the benchmark. `widths` (a list) overrides each workload's default widths."""
+    jobs = [(name, n, dt) for name in workloads for n in (widths or WIDTHS[name]) for dt in dtypes]
+    rows = []
+    bar = _progress(jobs, progress)
+    for name, n, dt in bar:
+        if hasattr(bar, "set_description"):
+            bar.set_description(f"{name} {n} {dt}")
+        rows.append(bench_one(name, n, dt, quick, with_torch, backend_name))
+    return rows
+
+
+def _progress(items, enabled):
+    if not enabled:
+        return items
+    try:
+        from tqdm import tqdm  # noqa: PLC0415 (optional: the core needs numpy only)
+    except ImportError:
+        return items
+    return tqdm(items, leave=False)
+
+
+def _fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def table(rows: list[dict]) -> str:
+    """The rows as a Markdown table (ms per step, ratios, peak MB)."""
+    head = ("| workload | width | dtype | step ms | floor ms | torch ms | step/floor | step/torch "
+            "| peak MB |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        lines.append(
+            f"| {r['workload']} | {r['width']} | {r['dtype']} | {r['step_ms']:.3f} | "
+            f"{r['floor_ms']:.3f} | {_fmt(r['torch_ms'], '.3f')} | {r['ratio_floor']:.2f} | "
+            f"{_fmt(r['ratio_torch'], '.2f')} | {r['peak_mb']:.2f} |")
+    return "\n".join(lines)
+
+
+def environment(with_torch: bool) -> dict:
+    """Where the numbers come from: the CPU, the versions, the threads, the allocator."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    ok, torch_info = bench_torch.available()
+    blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": backend.get_xp("numpy").__version__, "numpy_blas_threads": blas or "default",
+            "torch": torch_info if ok else None,
+            "torch_threads": bench_torch.threads() if (ok and with_torch) else None,
+            "malloc": "keeps freed memory" if allocator.is_tuned() else "default"}
+
+
+def footer(env: dict, with_torch: bool) -> str:
+    """The line under the table: what was timed, on what, with which settings."""
+    if with_torch:
+        torch = (f"PyTorch {env['torch']} (CPU eager, autograd, torch.optim.Adam, "
+                 f"{env['torch_threads']} threads)")
+    else:
+        torch = "PyTorch column skipped: " + ("--no-torch" if env["torch"] else
+                                              bench_torch.available()[1])
+    return (f"Medians of interleaved repeated steps after a warm-up. floor: the bare matrix "
+            f"products of the step (grid: the same cells one by one). {env['cpu']}, "
+            f"{env['cores']} cores; NumPy {env['numpy']} (BLAS threads: "
+            f"{env['numpy_blas_threads']}); malloc: {env['malloc']} (tinylora.allocator); {torch}.")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--workloads", nargs="+", choices=list(BUILDERS), default=list(BUILDERS),
+                   help="which workloads (default: all three)")
+    p.add_argument("--widths", type=int, nargs="+", default=None,
+                   help="widths to time instead of each workload's defaults")
+    p.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    p.add_argument("--out", default=None,
+                   help="also write records.json, summary.json and summary.md to this folder")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def main(args) -> int:
+    with_torch = bench_torch.available()[0] and not args.no_torch
+    rows = run(args.workloads, args.widths, args.dtypes, args.quick, with_torch,
+               progress=not (args.no_progress or args.json))
+    env = environment(with_torch)
+    if args.out:
+        write_results(args.out, rows, env, with_torch)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(table(rows))
+        print("\n" + footer(env, with_torch))
+    return 0
+
+
+def write_results(out, rows: list[dict], env: dict, with_torch: bool) -> None:
+    """records.json (the rows), summary.json (rows + environment + command), summary.md."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = [f"{k}={os.environ[k]}" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                  "TINYLORA_MALLOC") if k in os.environ]
+    from_shell = sys.argv[0].endswith(("tinylora", "__main__.py"))
+    command = " ".join([*settings, "tinylora", *(sys.argv[1:] if from_shell else ["bench"])])
+    (out / "records.json").write_text(json.dumps(rows, indent=1))
+    (out / "summary.json").write_text(json.dumps({"environment": env, "command": command,
+                                                  "rows": rows}, indent=1))
+    (out / "summary.md").write_text(f"{table(rows)}\n\n{footer(env, with_torch)}\n\n"
+                                    f"Command: `{command}`\n")

@@ -1,0 +1,171 @@
+"""PyTorch (CPU, eager, autograd, ``torch.optim.Adam``) mirrors of the benchmark workloads.
+
+Each mirror starts from the workload's initial weights and data (`Workload.init`, `.x`, `.y`),
+computes the same function with the same dtype and the same LoRA+ groups, and lets autograd
+derive the gradients. PyTorch is optional: `available()` says whether it can be imported, and
+nothing in the library or its tests needs it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tinylora import backend
+from tinylora.bench_workloads import LR, LR_RATIO, Workload
+
+
+def available() -> tuple[bool, str]:
+    """(True, version) when PyTorch imports, else (False, the reason)."""
+    try:
+        import torch  # noqa: PLC0415 (optional, only for the comparison)
+    except ImportError as err:
+        return False, f"PyTorch is not installed ({err})"
+    return True, torch.__version__
+
+
+def _tensors(wl: Workload):
+    import torch  # noqa: PLC0415
+
+    frozen = {k: torch.from_numpy(v.copy()) for k, v in wl.init.items()}
+    for k in wl.model.trainable:
+        frozen[k].requires_grad_(True)
+    x = torch.from_numpy(backend.to_numpy(wl.x).copy())
+    y = torch.from_numpy(backend.to_numpy(wl.y).copy())
+    return frozen, x, y
+
+
+def _adam(params: dict):
+    """torch.optim.Adam with the LoRA+ groups: every ``*.B`` at LR * LR_RATIO, the rest at LR."""
+    import torch  # noqa: PLC0415
+
+    slow = [v for k, v in params.items() if v.requires_grad and not k.endswith(".B")]
+    fast = [v for k, v in params.items() if v.requires_grad and k.endswith(".B")]
+    return torch.optim.Adam([{"params": slow, "lr": LR}, {"params": fast, "lr": LR * LR_RATIO}])
+
+
+def mlp_step(wl: Workload):
+    """-> (step(), params): the LoRA MLP of `wl` in PyTorch; `params` are the live tensors."""
+    import torch  # noqa: PLC0415
+
+    p, x, y = _tensors(wl)
+    model = wl.model
+    scale, names = model.scale, model.layer_names
+    opt = _adam(p)
+
+    def forward(h):
+        for i, name in enumerate(names):
+            z_a = h @ p[f"{name}.A"]  # [N, d_in] -> [N, r]
+            h = h @ p[f"{name}.W"] + (scale * z_a) @ p[f"{name}.B"]
+            if i < len(names) - 1:
+                h = torch.relu(h)
+        return h
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.mse_loss(forward(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, p
+
+
+def block_step(wl: Workload):
+    """-> (step(), params): the pre-LN Transformer block of `wl` in PyTorch, written as a
+    PyTorch user would: F.layer_norm, F.scaled_dot_product_attention (causal), F.gelu (tanh)."""
+    import torch  # noqa: PLC0415
+
+    F = torch.nn.functional
+    p, x, y = _tensors(wl)
+    scale, n_head, targets = wl.model.scale, wl.model.n_head, set(wl.model.targets)
+    d = x.shape[-1]
+    opt = _adam(p)
+
+    def lin(h, name):
+        out = h @ p[f"{name}.W"] + p[f"{name}.b"]
+        if name in targets:
+            out = out + (scale * (h @ p[f"{name}.A"])) @ p[f"{name}.B"]
+        return out
+
+    def heads(t):  # (N, T, d) -> (N, H, T, dh)
+        return t.view(*t.shape[:2], n_head, d // n_head).transpose(1, 2)
+
+    def forward(x):
+        h = F.layer_norm(x, (d,), p["ln1.g"], p["ln1.b"], eps=1e-5)
+        q, k, v = (heads(lin(h, f"attn.{n}")) for n in "qkv")
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x1 = x + lin(a.transpose(1, 2).reshape(x.shape), "attn.o")
+        h2 = F.layer_norm(x1, (d,), p["ln2.g"], p["ln2.b"], eps=1e-5)
+        return x1 + lin(F.gelu(lin(h2, "mlp.fc1"), approximate="tanh"), "mlp.fc2")
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(forward(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, p
+
+
+def grid_step(wl: Workload):
+    """-> (step(), params): the grid's cells batched in PyTorch. torch.optim.Adam has one
+    learning rate per group, so each cell's A and B are their own leaves (2 groups per cell),
+    stacked in the forward into (S, ., .) tensors; params["fc2.A"] is the list of S leaves."""
+    import torch  # noqa: PLC0415
+
+    p, x, y = _tensors(wl)
+    S, scale = len(wl.cells), wl.model.scale
+    A = [p["fc2.A"][s].detach().clone().requires_grad_(True) for s in range(S)]
+    B = [p["fc2.B"][s].detach().clone().requires_grad_(True) for s in range(S)]
+    groups = []
+    for s, (eta_a, eta_b) in enumerate(wl.cells):
+        groups += [{"params": [A[s]], "lr": eta_a}, {"params": [B[s]], "lr": eta_b}]
+    opt = torch.optim.Adam(groups)
+    W1, W2, W3 = p["fc1.W"], p["fc2.W"], p["fc3.W"]
+
+    def forward():
+        h = torch.relu(x @ W1)  # [N, n], shared by every cell
+        z_a = h @ torch.stack(A)  # [S, N, r]
+        h = torch.relu(h @ W2 + (scale * z_a) @ torch.stack(B))  # [S, N, n]
+        return h @ W3  # [S, N, 1]
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = ((forward() - y) ** 2).mean(dim=(1, 2)).sum()  # each cell's own mean
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, {"fc2.A": A, "fc2.B": B}
+
+
+MIRRORS = {"mlp": mlp_step, "block": block_step, "grid": grid_step}
+
+
+def threads() -> int | None:
+    """PyTorch's intra-op thread count (None without PyTorch)."""
+    if not available()[0]:
+        return None
+    import torch  # noqa: PLC0415
+
+    return torch.get_num_threads()
+
+
+def match_threads() -> None:
+    """Give PyTorch the thread count of NumPy's BLAS, so both compute on the same cores: the
+    count OpenBLAS read from OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS), else every core."""
+    import torch  # noqa: PLC0415
+
+    blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    n = int(blas) if blas and blas.isdigit() else os.cpu_count() or 1
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def torch_step(wl: Workload):
+    """The PyTorch step for `wl`, or None when PyTorch is absent or the workload has no mirror."""
+    if not available()[0] or wl.name not in MIRRORS:
+        return None
+    match_threads()
+    return MIRRORS[wl.name](wl)[0]

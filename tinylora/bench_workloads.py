@@ -1,0 +1,229 @@
+"""The workloads that `tinylora bench` times: a model, its data, one training step, a floor.
+
+A `Workload` is everything the timer needs, built once:
+
+    step()   one training step exactly as the library trains:
+             ``loss, grads = loss_and_grads(model, x, y); opt.step(grads)``   (in place)
+    floor()  the bare matrix products that an exact step cannot avoid, same shapes and dtype,
+             on the same array library (for "grid": the same cells trained one by one)
+
+`tinylora.bench_torch` mirrors each workload in PyTorch from the same weights and data.
+
+    mlp    LoRAMLP width -> width -> width, LoRA (rank 8) on fc1 and fc2, batch 256, Adam (LoRA+)
+    block  TransformerBlock d_model = width, 4 heads, LoRA (rank 8) on q, k, v, o, fc1, fc2,
+           x (8, 128, width), Adam (LoRA+)
+    grid   16 (eta_A, eta_B) cells of the lab's width-sweep model trained at once (a stacked
+           LoRAMLP, learning rates per cell) against the same 16 cells one by one
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tinylora import backend
+from tinylora.models import LoRAMLP
+from tinylora.optim import Adam, loraplus_groups
+from tinylora.train import loss_and_grads
+from tinylora.transformer import BLOCK_TARGETS, TransformerBlock
+
+BATCH = 256  # MLP rows per step
+RANK = 8
+LR, LR_RATIO = 1e-3, 16.0  # Adam with the LoRA+ groups: A at LR, B at LR * LR_RATIO
+
+
+@dataclass
+class Workload:
+    """One benchmark case. `x`, `y` and `init` (host copies of the parameters before any step)
+    let `tinylora.bench_torch` rebuild the identical computation."""
+
+    name: str  # "mlp" | "block" | "grid"
+    width: int
+    dtype: str
+    model: object
+    opt: object
+    x: object
+    y: object
+    step: Callable[[], object]
+    floor: Callable[[], object]
+    init: dict = field(default_factory=dict)
+    cells: list = field(default_factory=list)  # grid only: (eta_A, eta_B) per stacked model
+    singles: list = field(default_factory=list)  # grid only: (model, optimizer) per cell
+
+
+def train_step(model, opt, x, y, loss: str = "mse"):
+    """The library's training step: forward, loss, backward, optimizer update (in place)."""
+    value, grads = loss_and_grads(model, x, y, loss)
+    opt.step(grads)
+    return value
+
+
+def _adam(model):
+    params = model.trainable_params()
+    return Adam(params, groups=loraplus_groups(params, lr=LR, lr_ratio=LR_RATIO))
+
+
+def _host_copy(params):
+    return {k: backend.to_numpy(v).copy() for k, v in params.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# (a) the LoRA MLP
+
+
+def build_mlp(width: int, dtype: str = "float32", seed: int = 0, backend_name=None) -> Workload:
+    """LoRAMLP(width, width, width), relu, LoRA rank 8 on fc1 and fc2, MSE on a batch of 256."""
+    xp = backend.get_xp(backend_name)
+    model = LoRAMLP(width, width, width, r=RANK, seed=seed, backend=backend_name, dtype=dtype)
+    rng = backend.host_rng(seed + 1)
+    x = backend.normal(rng, (BATCH, width), 1.0, xp, dtype)
+    y = backend.normal(rng, (BATCH, width), 1.0, xp, dtype)
+    init = _host_copy(model.params)
+    opt = _adam(model)
+    return Workload("mlp", width, dtype, model, opt, x, y, init=init,
+                    step=lambda: train_step(model, opt, x, y), floor=mlp_floor(model, x))
+
+
+def mlp_floor(model, x):
+    """The products of one exact LoRA-MLP step (`lora_products` per layer; the first layer's
+    input needs no gradient)."""
+    M, r = x.shape[0], model.lora.r
+    products = []
+    for i in range(len(model.layer_names)):
+        products += lora_products(M, model.widths[i], model.widths[i + 1], r, need_dx=i > 0)
+    return matmul_floor(products, backend.xp_of(x), x.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# The floor: bare products on fresh arrays of the step's shapes and dtype
+
+
+def T(shape):
+    """An operand of `shape` used transposed (last two axes), as the step uses ``x^T`` or ``W^T``:
+    a view of a contiguous array, which BLAS reads without a copy."""
+    return ("T", tuple(shape))
+
+
+def lora_products(M, d_in, d_out, r, need_dx=True):
+    """The products of one LoRA layer ``y = x W + scale (x A) B`` on M rows, forward and backward:
+
+        forward   x W, x A, z_a B
+        backward  dz_a = dy B^T, dB = z_a^T dy, dA = x^T dz_a, and (need_dx) dy W^T, dz_a A^T
+    """
+    products = [((M, d_in), (d_in, d_out)), ((M, d_in), (d_in, r)), ((M, r), (r, d_out)),
+                ((M, d_out), T((r, d_out))), (T((M, r)), (M, d_out)), (T((M, d_in)), (M, r))]
+    if need_dx:
+        products += [((M, d_out), T((d_in, d_out))), ((M, r), T((d_in, r)))]
+    return products
+
+
+def matmul_floor(products, xp, dtype, seed: int = 123):
+    """A function that computes ``a @ b`` for every (a, b) in `products` (shapes, or `T` shapes)
+    on random arrays made once here: the matrix-multiply work of a step and nothing else."""
+    rng = backend.host_rng(seed)
+
+    def operand(spec):
+        if spec[0] == "T":
+            return backend.normal(rng, spec[1], 1.0, xp, dtype).swapaxes(-1, -2)
+        return backend.normal(rng, spec, 1.0, xp, dtype)
+
+    pairs = [(operand(a), operand(b)) for a, b in products]
+
+    def floor():
+        for a, b in pairs:
+            a @ b
+
+    return floor
+
+
+# --------------------------------------------------------------------------------------------
+# (b) the Transformer block
+
+
+BLOCK_N, BLOCK_T, BLOCK_HEADS = 8, 128, 4
+
+
+def build_block(width: int, dtype: str = "float32", seed: int = 0, backend_name=None) -> Workload:
+    """TransformerBlock(d_model = width, 4 heads), LoRA rank 8 on q, k, v, o, fc1, fc2; MSE on
+    x, y of shape (8, 128, width)."""
+    xp = backend.get_xp(backend_name)
+    model = TransformerBlock(width, BLOCK_HEADS, targets=BLOCK_TARGETS, r=RANK, seed=seed,
+                             backend=backend_name, dtype=dtype)
+    rng = backend.host_rng(seed + 1)
+    x = backend.normal(rng, (BLOCK_N, BLOCK_T, width), 1.0, xp, dtype)
+    y = backend.normal(rng, (BLOCK_N, BLOCK_T, width), 1.0, xp, dtype)
+    init = _host_copy(model.params)
+    opt = _adam(model)
+    return Workload("block", width, dtype, model, opt, x, y, init=init,
+                    step=lambda: train_step(model, opt, x, y), floor=block_floor(model, x))
+
+
+def block_floor(model, x):
+    """The products of one exact block step: the six LoRA projections (q, k, v need no dx: the
+    block's input and ln1 are frozen) and the attention's four batched products and their
+    backward (dp = dyh vh^T, dvh = p^T dyh, dqh = ds kh, dkh = ds^T qh), on contiguous heads."""
+    N, T_, d = x.shape
+    M, r, d_ff, H = N * T_, model.lora.r, model.d_ff, model.n_head
+    head, att = (N, H, T_, d // H), (N, H, T_, T_)
+    products = []
+    for d_in, d_out, need_dx in ((d, d, False), (d, d, False), (d, d, False), (d, d, True),
+                                 (d, d_ff, True), (d_ff, d, True)):  # q, k, v, o, fc1, fc2
+        products += lora_products(M, d_in, d_out, r, need_dx)
+    products += [(head, T(head)), (att, head),  # s = qh kh^T, yh = p vh
+                 (head, T(head)), (T(att), head), (att, head), (T(att), head)]  # backward
+    return matmul_floor(products, backend.xp_of(x), x.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# (c) the batched grid: many (eta_A, eta_B) cells at once against the same cells one by one
+
+GRID_ETA_A = (1e-4, 3e-4, 1e-3, 3e-3)
+GRID_ETA_B = (1e-3, 3e-3, 1e-2, 3e-2)  # 4 x 4 = 16 cells, each its own (eta_A, eta_B)
+GRID_POINTS, GRID_D_IN, GRID_RANK = 1000, 5, 4
+
+
+def grid_model(width: int, dtype, stack=(), weights=None, seed=0, backend_name=None):
+    """The lab's width-sweep model (paper Eq. 3, fine-tuning variant): LoRAMLP
+    5 -> width -> width -> 1, relu, LoRA rank 4 on the middle layer fc2, Init[1]."""
+    return LoRAMLP(GRID_D_IN, [width, width], 1, targets=["fc2"], r=GRID_RANK, stack=stack,
+                   weights=weights, seed=seed, backend=backend_name, dtype=dtype)
+
+
+def build_grid(width: int, dtype: str = "float32", seed: int = 0, backend_name=None) -> Workload:
+    """`step`: the 16 cells as one stacked model (``stack=(16,)``, Adam with learning rates of
+    shape (16, 1, 1)); `floor`: the same 16 cells as 16 plain models, one training step each.
+    Data: x ~ N(0, I_5), y = sin(mean(x)), 1000 points (the lab's numerical toy)."""
+    xp = backend.get_xp(backend_name)
+    cells = [(ea, eb) for ea in GRID_ETA_A for eb in GRID_ETA_B]
+    S = len(cells)
+    model = grid_model(width, dtype, stack=(S,), seed=seed, backend_name=backend_name)
+    rng = backend.host_rng(seed + 1)
+    x = backend.normal(rng, (GRID_POINTS, GRID_D_IN), 1.0, xp, dtype)
+    y = xp.sin(x.mean(axis=1, keepdims=True))
+    init = _host_copy(model.params)
+
+    def rates(column):  # one learning rate per cell, shaped to broadcast against (S, ., .)
+        return xp.asarray([c[column] for c in cells], dtype=dtype).reshape(S, 1, 1)
+
+    opt = Adam(model.trainable_params(), groups=[{"params": ["fc2.A"], "lr": rates(0)},
+                                                 {"params": ["fc2.B"], "lr": rates(1)}])
+    weights = [model.params[f"fc{i}.W"] for i in (1, 2, 3)]
+    singles = []
+    for s, (ea, eb) in enumerate(cells):  # the same cells, one plain model each
+        one = grid_model(width, dtype, weights=weights, backend_name=backend_name)
+        for k in ("fc2.A", "fc2.B"):
+            one.params[k][...] = model.params[k][s]
+        one_opt = Adam(one.trainable_params(), groups=[{"params": ["fc2.A"], "lr": ea},
+                                                       {"params": ["fc2.B"], "lr": eb}])
+        singles.append((one, one_opt))
+
+    def one_by_one():
+        for one, one_opt in singles:
+            train_step(one, one_opt, x, y)
+
+    return Workload("grid", width, dtype, model, opt, x, y, init=init, cells=cells,
+                    singles=singles, step=lambda: train_step(model, opt, x, y), floor=one_by_one)
+
+
+BUILDERS = {"mlp": build_mlp, "block": build_block, "grid": build_grid}
+WIDTHS = {"mlp": (128, 512, 2048), "block": (128, 256, 512), "grid": (64, 128, 256)}

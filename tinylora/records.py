@@ -1,0 +1,152 @@
+"""The results folder of a command: records, summary, figures, and resumable parts.
+
+Every experiment command writes to ``--out DIR``:
+
+    records.json   one row per measured number: {"width", ..., "step", "quantity", "value"}
+    summary.json   the few numbers the command exists to produce (keys documented per command)
+    summary.md     the same, as tables a person reads
+    *.png          figures with self-describing names and titles
+    parts/*.json   finished units of work (one per width), each stored with the configuration
+                   that produced it: a rerun with the same configuration reuses them, so an
+                   interrupted run loses nothing it had finished.
+
+JSON has no infinity, and a diverged run's loss *is* infinite: numbers that are not finite are
+written as the strings "inf", "-inf", "nan" and read back as floats (``float("inf")`` parses).
+This module handles host data only (JSON, floats), so it imports numpy directly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np  # host-side conversion of results to JSON, never device arrays
+
+_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def encode(obj):
+    """A JSON-ready copy of `obj`: numpy scalars/arrays to Python, non-finite floats to strings."""
+    if isinstance(obj, dict):
+        return {str(k): encode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [encode(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return encode(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        x = float(obj)
+        return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def decode(obj):
+    """The inverse of `encode` for the strings "inf", "-inf", "nan" (everything else unchanged)."""
+    if isinstance(obj, dict):
+        return {k: decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode(v) for v in obj]
+    if isinstance(obj, str) and obj in _NONFINITE:
+        return _NONFINITE[obj]
+    return obj
+
+
+def write_json(path, obj) -> Path:
+    """Write `obj` as strict JSON, atomically (a crash never leaves half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(encode(obj), indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path):
+    """Read a file written by `write_json` (non-finite numbers come back as floats)."""
+    return decode(json.loads(Path(path).read_text()))
+
+
+class ResultsDir:
+    """The ``--out`` folder of one command run with one configuration.
+
+    `config` is a JSON-able dict of everything that changes the numbers (not the list of
+    widths, so that a run with more widths reuses the ones already done, and not the backend).
+    """
+
+    def __init__(self, out, config: dict):
+        self.path = Path(out)
+        self.config = encode(config)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def _part(self, key: str) -> Path:
+        return self.path / "parts" / f"{key}.json"
+
+    def load_part(self, key: str):
+        """The payload saved under `key` by a run with the same configuration, else None."""
+        path = self._part(key)
+        if not path.exists():
+            return None
+        try:
+            saved = json.loads(path.read_text())
+        except json.JSONDecodeError:  # a torn file from a crash: redo that part
+            return None
+        if saved.get("config") != self.config:
+            return None
+        return decode(saved["payload"])
+
+    def save_part(self, key: str, payload) -> Path:
+        """Store a finished unit of work with the configuration that produced it."""
+        return write_json(self._part(key), {"config": self.config, "payload": payload})
+
+    def write(self, name: str, obj) -> Path:
+        """Write ``name``: JSON for a .json name, text otherwise."""
+        if name.endswith(".json"):
+            return write_json(self.path / name, obj)
+        path = self.path / name
+        path.write_text(obj)
+        return path
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub-flavoured markdown table; floats printed with 3 significant digits."""
+
+    def cell(v):
+        if isinstance(v, float):
+            return "diverged (inf)" if v == math.inf else f"{v:.3g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def parse_list(text, kind=int, name: str = "--widths") -> tuple | None:
+    """'64,128,256' -> (64, 128, 256); None stays None (the command's default)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(kind(v) for v in str(text).replace(" ", "").split(",") if v)
+    except ValueError as err:
+        raise ValueError(f"{name}: expected a comma-separated list, got {text!r}") from err
+    if not values or any(v <= 0 for v in values):
+        raise ValueError(f"{name}: expected positive values, got {text!r}")
+    return values
+
+
+def add_common_arguments(p, out: str, seeds: int) -> None:
+    """The options every experiment command shares."""
+    p.add_argument("--out", default=out, help=f"results folder (default {out})")
+    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--seeds", type=int, default=None, help=f"number of seeds (default {seeds})")
+    p.add_argument("--widths", default=None, help="comma-separated widths, e.g. 64,256,1024")
+    p.add_argument("--fast", action="store_true", help="a small run that takes seconds")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
