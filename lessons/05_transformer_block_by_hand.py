@@ -34,9 +34,11 @@ import numpy as np  # a lesson is user code: it may use NumPy directly (the libr
 
 from tinylora import attention, layers
 from tinylora.checks import randomize_lora
+from tinylora.coordcheck import CoordSetup, deltas, measure
+from tinylora.fit import loglog_slope
 from tinylora.gradcheck import check, numerical_grad, rel_error
 from tinylora.norms import EPS, layernorm_backward, layernorm_forward
-from tinylora.optim import Adam, loraplus_groups
+from tinylora.optim import Adam
 from tinylora.projection import proj_forward
 from tinylora.train import loss_and_grads
 from tinylora.transformer import TransformerBlock
@@ -467,18 +469,10 @@ print(f"outputs at positions 0..{T - 2}: bit-identical; at position {T - 1}: mov
 # - `delta2 = scale Z A_{t-1} (B_t - B_{t-1})`: what moving `B` did,
 # - `delta3 = scale Z (A_t - A_{t-1}) (B_t - B_{t-1})`: both (second order),
 #
-# and `delta1 + delta2 + delta3` is exactly the change of the LoRA path's output (asserted).
-#
-# The set-up: one block at widths `n = d_model`, LoRA (rank 4, Init[1]) on `q, k, v, o`, a
-# random regression target, full-batch Adam, two schedules:
-# - **shared**: `eta_A = eta_B = c` at every width;
-# - **LoRA+ scaling**: `eta_B = c`, `eta_A = c n0 / n` (`lr_ratio = n / n0`): `eta_A ~ 1/n`.
-#
-# The paper's prediction with Adam: `delta2 ~ eta_B` and `delta1 ~ eta_A eta_B n` (each step
-# of `A` has `n` coordinates of size `eta_A`, all pushing `Z A` the same way). So with a shared
-# rate `delta1` grows with `n` (slope up to 1) and only the LoRA+ scaling keeps both flat.
-# The block's inputs `Z` are `ln1(x)` for `q, k, v` and the heads' output for `o`, recomputed
-# here with the library's pieces.
+# and `delta1 + delta2 + delta3` is exactly the change of the LoRA path's output.
+# `tinylora.coordcheck` measures them for any model given a `CoordSetup`: the model, its data,
+# and a function that returns each LoRA layer's input `Z`. For the block, `Z` is `ln1(x)` for
+# `q, k, v` and the heads' output for `o`; we recompute both with the library's pieces.
 
 # %%
 widths = [32, 64, 128, 256] if FAST else [32, 64, 128, 256, 512, 1024]
@@ -486,10 +480,6 @@ steps = 3  # steps 2 and 3: A has moved (at step 1 only B moves: dA = 0 at B = 0
 c_lr, n0, n_head, rank = 1e-2, widths[0], 4, 4
 N_cc, T_cc = 4, 8
 TARGETS = ("attn.q", "attn.k", "attn.v", "attn.o")
-
-
-def rms(a):
-    return float(np.sqrt((a * a).mean()))
 
 
 def lora_inputs(params, x, scale):
@@ -500,6 +490,43 @@ def lora_inputs(params, x, scale):
     return {"attn.q": h1, "attn.k": h1, "attn.v": h1, "attn.o": heads}
 
 
+def block_setup(width):
+    """A block with LoRA (rank 4, Init[1]) on q, k, v, o; random inputs and regression target."""
+    model = TransformerBlock(width, n_head, targets=("q", "k", "v", "o"), r=rank, seed=0)
+    data = np.random.default_rng(1)
+    x_cc = data.standard_normal((N_cc, T_cc, width))
+    y_cc = data.standard_normal((N_cc, T_cc, width))
+    return CoordSetup(model, x_cc, y_cc, lambda m, cache: lora_inputs(m.params, x_cc, m.scale))
+
+
+# One Adam step by hand, and the decomposition checked on it (the lab's `deltas`).
+setup = block_setup(n0)
+model_cc = setup.model
+opt_cc = Adam(model_cc.trainable_params(), lr=c_lr)
+for _ in range(2):  # two steps: at step 1 A cannot move (B = 0), at step 2 both move
+    before = {k: a.copy() for k, a in model_cc.trainable_params().items()}
+    Z = lora_inputs(model_cc.params, setup.x, model_cc.scale)
+    opt_cc.step(loss_and_grads(model_cc, setup.x, setup.y)[1])
+A0, B0 = before["attn.v.A"], before["attn.v.B"]
+A1, B1 = model_cc.params["attn.v.A"], model_cc.params["attn.v.B"]
+parts = deltas(Z["attn.v"], A0, B0, A1, B1, model_cc.scale)  # each [N, T, n]
+change = model_cc.scale * (Z["attn.v"] @ A1 @ B1 - Z["attn.v"] @ A0 @ B0)
+assert np.allclose(parts["delta1"] + parts["delta2"] + parts["delta3"], change, atol=1e-15)
+print("step 2, attn.v: RMS of " + ", ".join(
+    f"{q} {np.sqrt((parts[q] ** 2).mean()):.2e}" for q in ("delta1", "delta2", "delta3"))
+    + "; their sum is the LoRA path's change")
+
+# %% [markdown]
+# Now the sweep: each width trains `steps` full-batch Adam steps under two schedules:
+# - **shared**: `eta_A = eta_B = c` at every width;
+# - **LoRA+ scaling**: `eta_B = c`, `eta_A = c n0 / n` (`lr_ratio = n / n0`): `eta_A ~ 1/n`.
+#
+# The paper's prediction with Adam: `delta2 ~ eta_B` and `delta1 ~ eta_A eta_B n` (each step
+# of `A` has `n` coordinates of size `eta_A`, all pushing `Z A` the same way). So with a shared
+# rate `delta1` grows with `n` (slope up to 1) and only the LoRA+ scaling keeps both flat.
+# `Z_B = scale Z A_t B_t`, the adapter's whole output so far, is recorded too.
+
+# %%
 SCHEDULES = {  # width n -> (eta_A, eta_B)
     "shared": lambda n: (c_lr, c_lr),
     "loraplus": lambda n: (c_lr * n0 / n, c_lr),  # eta_A ~ 1/n, eta_B ~ 1
@@ -507,67 +534,41 @@ SCHEDULES = {  # width n -> (eta_A, eta_B)
 
 
 def coord_check(width, schedule):
-    """Train one block for `steps` steps; -> records (dicts) of the delta terms per step."""
-    model = TransformerBlock(width, n_head, targets=("q", "k", "v", "o"), r=rank, seed=0)
-    data = np.random.default_rng(1)
-    x_cc = data.standard_normal((N_cc, T_cc, width))
-    y_cc = data.standard_normal((N_cc, T_cc, width))
+    """`coordcheck.measure` on the block: rows {width, schedule, step, layer, quantity, value}."""
     lr_A, lr_B = SCHEDULES[schedule](width)
-    opt = Adam(model.trainable_params(),
-               groups=loraplus_groups(model.trainable_params(), lr=lr_A, lr_ratio=lr_B / lr_A))
-    out0, _ = model.forward(x_cc)
-    records = []
-    for t in range(1, steps + 1):
-        old = {k: model.params[k].copy() for k in model.adapter_keys()}
-        Z = lora_inputs(model.params, x_cc, model.scale)
-        _, grads = loss_and_grads(model, x_cc, y_cc)
-        opt.step(grads)
-        for name in TARGETS:
-            A0, B0 = old[f"{name}.A"], old[f"{name}.B"]
-            A1, B1 = model.params[f"{name}.A"], model.params[f"{name}.B"]
-            zA0, zdA = Z[name] @ A0, Z[name] @ (A1 - A0)  # [N,T,n] @ [n,r] -> [N,T,r]
-            d1, d2 = model.scale * zdA @ B0, model.scale * zA0 @ (B1 - B0)  # [N,T,n] each
-            d3 = model.scale * zdA @ (B1 - B0)
-            change = model.scale * (Z[name] @ A1 @ B1 - zA0 @ B0)  # the LoRA path's change
-            assert np.allclose(d1 + d2 + d3, change, rtol=1e-9, atol=1e-15)
-            records.append({"width": width, "schedule": schedule, "step": t, "target": name,
-                            "delta1": rms(d1), "delta2": rms(d2), "delta3": rms(d3)})
-        out_t, _ = model.forward(x_cc)
-        records.append({"width": width, "schedule": schedule, "step": t, "target": "block out",
-                        "out change": rms(out_t - out0)})
-    return records
+    rows = measure(block_setup(width), lr_A, lr_B, steps)
+    return [{"width": width, "schedule": schedule, **row} for row in rows]
 
 
 records = [rec for schedule in ("shared", "loraplus") for n in widths
            for rec in coord_check(n, schedule)]
-print(f"{len(records)} records: widths {widths}, {steps} steps, 2 schedules")
+print(f"{len(records)} records: widths {widths}, {steps} steps, 2 schedules; e.g. {records[0]}")
 
 
 def series(schedule, step, quantity, target=None):
     """Per width: the quantity at `step`, averaged over the four targets (or one target)."""
     out = []
     for n in widths:
-        vals = [rec[quantity] for rec in records if rec["width"] == n
-                and rec["schedule"] == schedule and rec["step"] == step and quantity in rec
-                and (target is None or rec["target"] == target)]
+        vals = [rec["value"] for rec in records if rec["width"] == n
+                and rec["schedule"] == schedule and rec["step"] == step
+                and rec["quantity"] == quantity and (target is None or rec["layer"] == target)]
         out.append(float(np.mean(vals)))
     return np.array(out)
 
 
 def slope(values):
-    """The least-squares slope of log(values) against log(width)."""
-    return float(np.polyfit(np.log(widths), np.log(values), 1)[0])
+    """The least-squares slope of log(values) against log(width) (`tinylora.fit`)."""
+    return loglog_slope(widths, values).slope
 
 
 print(f"slopes against width at step {steps} (0 = Theta(1), 1 = grows like n):")
 slopes = {}
 for schedule in ("shared", "loraplus"):
-    for quantity in ("delta1", "delta2", "out change"):
+    for quantity in ("delta1", "delta2", "Z_B"):
         slopes[schedule, quantity] = slope(series(schedule, steps, quantity))
-        per_target = "   " + " ".join(
-            f"{t[5:]}:{slope(series(schedule, steps, quantity, t)):+.2f}" for t in TARGETS
-        ) if quantity != "out change" else ""
-        print(f"  {schedule:>8} {quantity:>10}: {slopes[schedule, quantity]:+.2f}{per_target}")
+        per_target = " ".join(
+            f"{t[5:]}:{slope(series(schedule, steps, quantity, t)):+.2f}" for t in TARGETS)
+        print(f"  {schedule:>8} {quantity:>6}: {slopes[schedule, quantity]:+.2f}   {per_target}")
 
 # Step 2 is exact: step 1 moved only B (dA = 0 at B = 0), identically in both schedules, so at
 # step 2 the gradients are the same and A's Adam step is proportional to eta_A.
@@ -579,16 +580,17 @@ print("step 2: delta1(LoRA+ scaling) / delta1(shared) = n0 / n exactly; delta2 i
 assert slopes["shared", "delta1"] > 0.5  # a shared rate: A's effect grows with the width
 assert abs(slopes["loraplus", "delta1"]) < 0.35  # eta_A ~ 1/n: flat
 assert abs(slopes["shared", "delta2"]) < 0.35 and abs(slopes["loraplus", "delta2"]) < 0.35
-assert slopes["shared", "out change"] > slopes["loraplus", "out change"] + 0.15
+assert slopes["shared", "Z_B"] > slopes["loraplus", "Z_B"]
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
 titles = {"shared": "shared rate: eta_A = eta_B", "loraplus": "LoRA+ scaling: eta_A = c n0 / n"}
+colors = {"delta1": "C0", "delta2": "C1", "Z_B": "C2"}
 for ax, schedule in zip(axes, ("shared", "loraplus")):
-    for quantity, style in (("delta1", "o-"), ("delta2", "s-"), ("out change", "^--")):
+    for quantity, style in (("delta1", "o-"), ("delta2", "s-"), ("Z_B", "^--")):
         for t, alpha_line in ((2, 0.35), (steps, 1.0)):
             ax.loglog(widths, series(schedule, t, quantity), style, base=2, alpha=alpha_line,
-                      color={"delta1": "C0", "delta2": "C1", "out change": "C2"}[quantity],
+                      color=colors[quantity],
                       label=(f"{quantity} (slope {slopes[schedule, quantity]:+.2f})"
                              if t == steps else None))
     ax.set(xlabel="width n = d_model", title=titles[schedule])
@@ -602,15 +604,17 @@ plt.show()
 
 # %% [markdown]
 # **What to look for.**
-# - Left (shared rate): the `delta1` line climbs with the width (the printed slope is well
-#   above 0.5); `delta2` is flat. One rate cannot keep both flat: make it small enough to
-#   tame `delta1` at large `n` and `delta2` (B's learning) shrinks with it (exercise 4).
+# - Left (shared rate): the `delta1` line climbs with the width (the printed slope is above 0.5);
+#   `delta2` is flat. One rate cannot keep both flat: make it small enough to tame `delta1` at
+#   large `n` and `delta2` (B's learning) shrinks with it (exercise 4).
 # - Right (`eta_A ~ 1/n`): both lines are flat. At step 2 the two panels differ by exactly
 #   `n0 / n` in `delta1` and not at all in `delta2` (asserted): only `A`'s rate changed.
 # - Why the shared slope is below 1 over this range: `Z (A_t - A_{t-1})` has a part aligned with
 #   the update (grows like `n`) and a random part (grows like `sqrt(n)`); the second still
 #   matters at small widths (the per-target slopes are printed above the plot).
-# - The block's output change (green) inherits it: it grows with width under the shared rate.
+# - `Z_B` (green), the adapter's output so far, is mostly the sum of the `delta2`s at these
+#   early steps (`delta2` is the larger term), so it follows `delta2`, plus a little of `delta1`'s
+#   growth under the shared rate (compare its two printed slopes).
 
 # %% [markdown]
 # ## Exercises
