@@ -1,0 +1,292 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 3: The analytic toy
+#
+# **Goal.** The LoRA+ paper's argument fits in one "layer" of width `n` with scalar output:
+# `f(x) = b a^T x` (its Eq. 2). We take its steps by hand, split each step's change of the output
+# into `delta1` (what moving `a` did), `delta2` (what moving `b` did) and `delta3` (both), and
+# measure how each scales with the width, from `n = 16` to `n = 65536`: with one shared learning
+# rate, and with the paper's `eta_a ~ 1/n`, `eta_b ~ 1`. The fitted log-log slopes land on the
+# theory's numbers.
+#
+# Runs in a few seconds. With `TINYLORA_FAST=1` (what the tests use) the widths stop at 4096.
+
+# %%
+import math
+import os
+
+import matplotlib.pyplot as plt
+import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
+
+from tinylora import toy
+from tinylora.gradcheck import TOLERANCE, numerical_grad, rel_error
+
+FAST = os.environ.get("TINYLORA_FAST") == "1"
+rng = np.random.default_rng(0)  # every random number in this lesson comes from this seed
+
+widths = [2**k for k in range(4, 13 if FAST else 17)]  # 16 .. 4096 (fast) or 65536
+lr = 0.1  # the base learning rate of every schedule (toy.rates)
+print(f"widths {widths[0]} .. {widths[-1]} ({len(widths)} of them), base lr = {lr}")
+
+# %% [markdown]
+# ## 1. The model and its gradients
+#
+# | quantity | formula | shape |
+# |---|---|---|
+# | input | `x`, coordinates `+-1` (so `\|\|x\|\|^2 = n` exactly) | `(n,)` |
+# | down (the paper's `Z_A`) | `s = a^T x` | scalar |
+# | output | `f = b s` | scalar |
+# | loss, one data point | `L = (f - y)^2 / 2`, `U = f - y` | scalar |
+#
+# `a` is the input-side factor (LoRA's `A`, here rank 1) and `b` the output-side one (`B`). The
+# frozen weight is 0 (replace `y` by `y - W* x`). By the chain rule:
+#
+# `dL/db = U s`   and   `dL/da = U b x`  (shape `(n,)`)
+#
+# Check both by finite differences at a point where neither is degenerate (`b != 0`, lesson 1).
+
+# %%
+n = 8
+x = rng.choice([-1.0, 1.0], size=n)
+a = rng.standard_normal(n) / math.sqrt(n)
+b = np.array([0.7])  # a 1-element array, so that numerical_grad can nudge it in place
+y = 1.0
+
+
+def L():
+    return 0.5 * (float(b[0] * (a @ x)) - y) ** 2
+
+
+s, U = a @ x, b[0] * (a @ x) - y
+db, da = np.array([U * s]), U * b[0] * x
+for name, analytic, arr in (("dL/db", db, b), ("dL/da", da, a)):
+    err = rel_error(analytic, numerical_grad(L, arr))
+    print(f"{name}: relative error {err:.1e}")
+    assert err < TOLERANCE
+
+# %% [markdown]
+# ## 2. One step, split in three
+#
+# A gradient-descent step moves `a` by `-eta_a U b x` and `b` by `-eta_b U s`. The output moves
+# from `b s` to `(b + Δb)(s + Δs)`, with `Δs = (Δa)^T x`, and the product expands into three
+# terms (PAPER.md):
+#
+# `f_t - f_{t-1} = b Δs + Δb s + Δb Δs = delta1 + delta2 + delta3`
+#
+# `delta1`: `a` moved, `b` held; `delta2`: `b` moved, `a` held; `delta3`: both (second order).
+# The identity is exact algebra: it must hold to round-off at every step of every run.
+
+# %%
+eta_a, eta_b = 0.05, 0.2
+a_new, b_new = a - eta_a * da, b - eta_b * db
+delta1 = b[0] * ((a_new - a) @ x)
+delta2 = (b_new[0] - b[0]) * (a @ x)
+delta3 = (b_new[0] - b[0]) * ((a_new - a) @ x)
+f_before, f_after = b[0] * (a @ x), b_new[0] * (a_new @ x)
+print(f"f: {f_before:.6f} -> {f_after:.6f}; delta1 {delta1:+.6f}, delta2 {delta2:+.6f}, "
+      f"delta3 {delta3:+.6f}")
+assert math.isclose(f_after - f_before, delta1 + delta2 + delta3, rel_tol=1e-12)
+
+# The gradient of a is along x, so delta1 = -eta_a U b^2 ||x||^2 = -eta_a U b^2 n: the width
+# enters through ||x||^2 = n. delta2 = -eta_b U s^2 has no n in it.
+assert math.isclose(delta1, -eta_a * U * b[0] ** 2 * n, rel_tol=1e-12)
+assert math.isclose(delta2, -eta_b * U * s**2, rel_tol=1e-12)
+print(f"delta1 = -eta_a U b^2 n = {-eta_a * U * b[0]**2 * n:+.6f}  (n = {n})")
+
+# %% [markdown]
+# ## 3. The first two steps under Init[1], in closed form
+#
+# `tinylora.toy` runs exactly this model at any width. Init[1]: `b_0 = 0` and `a_0 ~ N(0, 1/n)`,
+# moved along `x` so that `s_0 = a_0^T x = 1` at every width (the only random number that
+# matters, fixed, so widths differ only through `n`); `y = 1`, so `U_0 = -1`.
+#
+# - **Step 1.** `dL/da = U b x = 0` because `b_0 = 0`: `a` does not move, `delta1 = delta3 = 0`.
+#   `b_1 = eta_b`, and `delta2 = eta_b`.
+# - **Step 2.** `U_1 = b_1 s_1 - 1 = eta_b - 1`, and from part 2:
+#   `delta1 = -eta_a b_1^2 U_1 n = eta_a eta_b^2 (1 - eta_b) n`,
+#   `delta2 = -eta_b U_1 s_1^2 = eta_b (1 - eta_b)`.
+#
+# So at step 2 `delta1 ~ eta_a eta_b^2 n` and `delta2 ~ eta_b`: the paper's counting. With one
+# shared rate `eta` independent of `n`, `delta1` grows like `n`; shrinking `eta` to stop that
+# makes `delta2` vanish. `eta_a ~ 1/n`, `eta_b ~ 1` keeps both at `Theta(1)`.
+#
+# The closed forms, checked against `toy.run_width` (gradient descent) at every width, for the
+# schedules `shared` (`eta_a = eta_b = lr`) and `theory` (`eta_a = lr n0 / n`, `eta_b = 16 lr`,
+# base width `n0 = 16`; `toy.rates`):
+
+# %%
+for schedule in ("shared", "theory"):
+    for n in widths:
+        ea, eb = toy.rates(schedule, n, lr)
+        got = toy.run_width(n, schedule, "gd", steps=2, lr=lr)
+        assert got["delta1"][0] == 0 and got["delta3"][0] == 0
+        assert math.isclose(got["delta2"][0], eb, rel_tol=1e-9)
+        assert math.isclose(got["delta1"][1], ea * eb**2 * (1 - eb) * n, rel_tol=1e-9)
+        assert math.isclose(got["delta2"][1], eb * (1 - eb), rel_tol=1e-9)
+    ea_hi, eb_hi = toy.rates(schedule, widths[-1], lr)
+    print(f"{schedule:>7}: closed forms hold at all {len(widths)} widths; at n = {widths[-1]}: "
+          f"eta_a = {ea_hi:.2e}, eta_b = {eb_hi:g}, delta1(step 2) = "
+          f"{ea_hi * eb_hi**2 * (1 - eb_hi) * widths[-1]:+.3g}")
+
+# %% [markdown]
+# ## 4. Experiment: slopes against the width
+#
+# `toy.run` trains every (optimizer, schedule, width) for a few steps and returns records (one
+# row per step and quantity); `toy.slopes` fits `|delta| ~ c n^slope` by least squares in
+# log-log axes (`tinylora.fit.loglog_slope`) and puts the theory's slope beside it
+# (`toy.theory_slope`, derived in `tinylora/toy.py`'s docstring). Both optimizers: gradient
+# descent, and Adam, whose step is about `eta` per coordinate whatever the gradient's size
+# (lesson 2), so for Adam `delta1 ~ eta_a eta_b n` (one factor `eta_b`, not two).
+
+# %%
+steps = 3
+rows = toy.run(widths, steps=steps, init=1, schedules=("shared", "theory"), lr=lr)
+fits = toy.slopes(rows, init=1)
+print(f"{len(rows)} records, e.g. {rows[0]}")
+print("step 2: measured slope of log|delta| against log n (theory in brackets)")
+by_key = {(f["optimizer"], f["schedule"], f["step"], f["quantity"]): f for f in fits}
+for opt in toy.OPTIMIZERS:
+    for schedule in ("shared", "theory"):
+        cells = []
+        for q in toy.DELTAS:
+            f = by_key[opt, schedule, 2, q]
+            cells.append(f"{q} {round(f['slope'], 3) + 0.0:+.3f} ({f['theory']:+.2f})")
+        print(f"  {opt:>4} {schedule:>7}: " + ",  ".join(cells))
+
+exact = [f for f in fits if f["exact"] and f["slope"] is not None and f["theory"] is not None]
+gap = max(abs(f["slope"] - f["theory"]) for f in exact)
+print(f"{len(exact)} slopes the theory predicts exactly: largest |measured - theory| = {gap:.1e}")
+assert gap < 1e-6
+assert all(f["slope"] is None for f in fits  # step 1 under Init[1]: a cannot move
+           if f["step"] == 1 and f["quantity"] in ("delta1", "delta3"))
+
+# %% [markdown]
+# **The invariant, on every record.** `f_t - f_{t-1} = delta1 + delta2 + delta3` at every step of
+# every run (with `f_0 = b_0 s_0 = 0` under Init[1]), whether the run is calm or exploding.
+
+# %%
+runs = {}
+for r in rows:
+    runs.setdefault((r["optimizer"], r["schedule"], r["width"]), {}).setdefault(
+        r["quantity"], {})[r["step"]] = r["value"]
+checked = 0
+for run in runs.values():
+    for t in range(1, steps + 1):
+        f_prev = run["f"][t - 1] if t > 1 else 0.0
+        total = run["delta1"][t] + run["delta2"][t] + run["delta3"][t]
+        if math.isfinite(run["f"][t]):
+            step_change = run["f"][t] - f_prev
+            assert math.isclose(step_change, total, rel_tol=1e-9, abs_tol=1e-12)  # THE INVARIANT
+            checked += 1
+largest_f, where = max((abs(v), (*key, t)) for key, run in runs.items()
+                       for t, v in run["f"].items())
+print(f"f_t - f_(t-1) = delta1 + delta2 + delta3 on {checked} steps; the largest |f|, "
+      f"{largest_f:.2g}, is at (optimizer, schedule, width, step) = {where} (the target is y = 1)")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+for ax, opt in zip(axes, toy.OPTIMIZERS):
+    for schedule, style in (("shared", "-"), ("theory", "--")):
+        for q, color in (("delta1", "C0"), ("delta2", "C1")):
+            values = [abs(r["value"]) for r in rows if (r["optimizer"], r["schedule"], r["step"],
+                      r["quantity"]) == (opt, schedule, 2, q)]
+            ax.loglog(widths, values, style, marker="o", ms=3, base=2, color=color,
+                      label=f"{q}, {schedule} "
+                            f"(slope {round(by_key[opt, schedule, 2, q]['slope'], 2) + 0.0:+.2f})")
+    ax.set(xlabel="width n", title=f"{'gradient descent' if opt == 'gd' else 'Adam'}, step 2")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+axes[0].set_ylabel("|delta| at step 2")
+fig.suptitle("Analytic toy, Init[1]: solid = one shared rate, dashed = eta_a ~ 1/n, eta_b ~ 1")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **What to look for.**
+# - Solid blue (`delta1`, shared rate) is a straight line of slope 1 for both optimizers: what
+#   `a` does to the output grows in proportion to the width. At `n = 65536` (full mode) it is
+#   thousands of times larger than at `n = 16`, and the run blows up a step later (the
+#   largest `|f|` printed above, against a target of 1).
+# - Solid orange (`delta2`, shared) is flat: `b`'s effect does not care about `n`.
+# - Dashed (the theory's schedule): both flat, and the run is the same function of the step at
+#   every width (`eta_a n` and `eta_b` are width-free), so the slopes are exactly 0.
+# - The measured slopes match the theory to `1e-6` or better (printed): in this toy nothing is
+#   statistical, because the only random number, `s_0`, is fixed.
+
+# %% [markdown]
+# ## Exercises
+# Each has its expected outcome; the cell after the list checks them all.
+# 1. **Shrink the shared rate** like `1/sqrt(n)` (schedule `shared_sqrt`), gradient descent.
+#    *Expected:* at step 2, `delta2` has slope `-1/2` (it vanishes) and `delta1`
+#    `1 - 1/2 - 2 x 1/2 = -1/2`: both die. No power of `n` in one shared rate keeps both at 0:
+#    with `eta ~ n^-c` the slopes are `1 - 3c` and `-c`, so `delta1`'s slope minus three times
+#    `delta2`'s is always 1 under GD (the toy's form of the paper's Theorem 1).
+# 2. **A fixed ratio is not enough.** Schedule `loraplus16` (`eta_b = 16 eta_a`, neither
+#    scaled with `n`). *Expected:* the same slopes as `shared` at step 2 (`delta1` 1, `delta2`
+#    0): LoRA+'s ratio must grow with the width; 16 is a good value at one width only.
+# 3. **Init[2]** (`a_0 = 0`, `b_0 = 1`), shared rate. *Expected:* now at step 1 only `a` moves:
+#    `delta2 = delta3 = 0` and `delta1 = eta_a n` exactly (`U_0 = -1`, `b_0 = 1`), slope 1.
+# 4. **Adam's 0.744.** At step 2 under Init[1], `a`'s first non-zero gradient arrives after a
+#    zero one. *Expected:* its bias-corrected Adam step is
+#    `eta_a (0.1 / 0.19) / sqrt(0.001 / 0.001999) = 0.744 eta_a` per coordinate, so
+#    `|delta1| = 0.744 eta_a |b_1| n` with `|b_1| = eta_b`.
+
+# %%
+# Answers, checked.
+# 1. shared_sqrt, gradient descent
+sqrt_fits = {(f["step"], f["quantity"]): f for f in toy.slopes(
+    toy.run(widths, steps=2, optimizers=("gd",), schedules=("shared_sqrt",), lr=lr), init=1)}
+s1, s2 = sqrt_fits[2, "delta1"]["slope"], sqrt_fits[2, "delta2"]["slope"]
+print(f"1. shared_sqrt, GD, step 2: delta1 slope {s1:+.3f}, delta2 slope {s2:+.3f}")
+assert abs(s1 + 0.5) < 0.05 and abs(s2 + 0.5) < 0.05
+for fitted in ((s1, s2), (by_key["gd", "shared", 2, "delta1"]["slope"],
+                          by_key["gd", "shared", 2, "delta2"]["slope"])):
+    assert abs(fitted[0] - 3 * fitted[1] - 1) < 0.05  # slope(delta1) - 3 slope(delta2) = 1
+
+# 2. a fixed ratio of 16
+lp_fits = {(f["optimizer"], f["step"], f["quantity"]): f["slope"] for f in toy.slopes(
+    toy.run(widths, steps=2, schedules=("loraplus16",), lr=lr), init=1)}
+print("2. loraplus16, step 2: " + ", ".join(
+    f"{o} {q} {lp_fits[o, 2, q]:+.3f}" for o in toy.OPTIMIZERS for q in ("delta1", "delta2")))
+for o in toy.OPTIMIZERS:
+    assert abs(lp_fits[o, 2, "delta1"] - 1) < 1e-6 and abs(lp_fits[o, 2, "delta2"]) < 1e-6
+
+# 3. Init[2]
+for n in (widths[0], widths[-1]):
+    got = toy.run_width(n, "shared", "gd", steps=1, init=2, lr=lr)
+    assert got["delta2"][0] == 0 and got["delta3"][0] == 0
+    assert math.isclose(got["delta1"][0], lr * n, rel_tol=1e-12)
+print(f"3. Init[2], step 1: delta1 = eta_a n exactly (e.g. {lr * widths[-1]:g} at n = "
+      f"{widths[-1]}); delta2 = delta3 = 0")
+
+# 4. Adam's 0.744
+factor = (0.1 / (1 - 0.9**2)) / math.sqrt(0.001 / (1 - 0.999**2))
+for n in (widths[0], widths[-1]):
+    ea, eb = toy.rates("shared", n, lr)
+    got = toy.run_width(n, "shared", "adam", steps=2, lr=lr)
+    assert math.isclose(abs(got["delta1"][1]), factor * ea * eb * n, rel_tol=1e-6)
+print(f"4. Adam at step 2: |delta1| / (eta_a eta_b n) = {factor:.4f}")
+
+# %% [markdown]
+# ## Recap
+# - One step of LoRA changes the output by `delta1` (A moved) `+ delta2` (B moved) `+ delta3`;
+#   in the toy `delta1 ~ eta_a eta_b^2 n` (GD) or `eta_a eta_b n` (Adam), `delta2 ~ eta_b`.
+# - So one shared rate makes `delta1` grow like `n`, or, shrunk to stop it, `delta2` vanish;
+#   `eta_a ~ 1/n`, `eta_b ~ 1` keeps both `Theta(1)`: the ratio `eta_b / eta_a` must grow like `n`.
+# - In this toy the measured log-log slopes equal the theory's exactly; lesson 4 asks the same
+#   question of a network that must actually learn.
