@@ -72,13 +72,15 @@ def _host_copy(params):
 # (a) the LoRA MLP
 
 
-def build_mlp(width: int, dtype: str = "float32", seed: int = 0, backend_name=None) -> Workload:
-    """LoRAMLP(width, width, width), relu, LoRA rank 8 on fc1 and fc2, MSE on a batch of 256."""
+def build_mlp(width: int, dtype: str = "float32", seed: int = 0, backend_name=None,
+              batch: int = BATCH) -> Workload:
+    """LoRAMLP(width, width, width), relu, LoRA rank 8 on fc1 and fc2, MSE on a batch of 256
+    (`scripts/gpu_bench.py` uses batch 1024 on a GPU)."""
     xp = backend.get_xp(backend_name)
     model = LoRAMLP(width, width, width, r=RANK, seed=seed, backend=backend_name, dtype=dtype)
     rng = backend.host_rng(seed + 1)
-    x = backend.normal(rng, (BATCH, width), 1.0, xp, dtype)
-    y = backend.normal(rng, (BATCH, width), 1.0, xp, dtype)
+    x = backend.normal(rng, (batch, width), 1.0, xp, dtype)
+    y = backend.normal(rng, (batch, width), 1.0, xp, dtype)
     init = _host_copy(model.params)
     opt = _adam(model)
     return Workload("mlp", width, dtype, model, opt, x, y, init=init,
