@@ -23,14 +23,14 @@ def available() -> tuple[bool, str]:
     return True, torch.__version__
 
 
-def _tensors(wl: Workload):
+def _tensors(wl: Workload, device: str = "cpu"):
     import torch  # noqa: PLC0415
 
-    frozen = {k: torch.from_numpy(v.copy()) for k, v in wl.init.items()}
+    frozen = {k: torch.from_numpy(v.copy()).to(device) for k, v in wl.init.items()}
     for k in wl.model.trainable:
         frozen[k].requires_grad_(True)
-    x = torch.from_numpy(backend.to_numpy(wl.x).copy())
-    y = torch.from_numpy(backend.to_numpy(wl.y).copy())
+    x = torch.from_numpy(backend.to_numpy(wl.x).copy()).to(device)
+    y = torch.from_numpy(backend.to_numpy(wl.y).copy()).to(device)
     return frozen, x, y
 
 
@@ -43,11 +43,12 @@ def _adam(params: dict):
     return torch.optim.Adam([{"params": slow, "lr": LR}, {"params": fast, "lr": LR * LR_RATIO}])
 
 
-def mlp_step(wl: Workload):
-    """-> (step(), params): the LoRA MLP of `wl` in PyTorch; `params` are the live tensors."""
+def mlp_step(wl: Workload, device: str = "cpu"):
+    """-> (step(), params): the LoRA MLP of `wl` in PyTorch on `device` ("cpu" or "cuda");
+    `params` are the live tensors."""
     import torch  # noqa: PLC0415
 
-    p, x, y = _tensors(wl)
+    p, x, y = _tensors(wl, device)
     model = wl.model
     scale, names = model.scale, model.layer_names
     opt = _adam(p)

@@ -24,6 +24,7 @@ from typing import Callable
 from tinylora import backend
 from tinylora.models import LoRAMLP
 from tinylora.optim import Adam, loraplus_groups
+from tinylora.toy_problem import toy_task
 from tinylora.train import loss_and_grads
 from tinylora.transformer import BLOCK_TARGETS, TransformerBlock
 
@@ -71,13 +72,15 @@ def _host_copy(params):
 # (a) the LoRA MLP
 
 
-def build_mlp(width: int, dtype: str = "float32", seed: int = 0, backend_name=None) -> Workload:
-    """LoRAMLP(width, width, width), relu, LoRA rank 8 on fc1 and fc2, MSE on a batch of 256."""
+def build_mlp(width: int, dtype: str = "float32", seed: int = 0, backend_name=None,
+              batch: int = BATCH) -> Workload:
+    """LoRAMLP(width, width, width), relu, LoRA rank 8 on fc1 and fc2, MSE on a batch of 256
+    (`scripts/gpu_bench.py` uses batch 1024 on a GPU)."""
     xp = backend.get_xp(backend_name)
     model = LoRAMLP(width, width, width, r=RANK, seed=seed, backend=backend_name, dtype=dtype)
     rng = backend.host_rng(seed + 1)
-    x = backend.normal(rng, (BATCH, width), 1.0, xp, dtype)
-    y = backend.normal(rng, (BATCH, width), 1.0, xp, dtype)
+    x = backend.normal(rng, (batch, width), 1.0, xp, dtype)
+    y = backend.normal(rng, (batch, width), 1.0, xp, dtype)
     init = _host_copy(model.params)
     opt = _adam(model)
     return Workload("mlp", width, dtype, model, opt, x, y, init=init,
@@ -179,27 +182,23 @@ def block_floor(model, x):
 
 GRID_ETA_A = (1e-4, 3e-4, 1e-3, 3e-3)
 GRID_ETA_B = (1e-3, 3e-3, 1e-2, 3e-2)  # 4 x 4 = 16 cells, each its own (eta_A, eta_B)
-GRID_POINTS, GRID_D_IN, GRID_RANK = 1000, 5, 4
-
-
-def grid_model(width: int, dtype, stack=(), weights=None, seed=0, backend_name=None):
-    """The lab's width-sweep model (paper Eq. 3, fine-tuning variant): LoRAMLP
-    5 -> width -> width -> 1, relu, LoRA rank 4 on the middle layer fc2, Init[1]."""
-    return LoRAMLP(GRID_D_IN, [width, width], 1, targets=["fc2"], r=GRID_RANK, stack=stack,
-                   weights=weights, seed=seed, backend=backend_name, dtype=dtype)
+GRID_POINTS = 1000
 
 
 def build_grid(width: int, dtype: str = "float32", seed: int = 0, backend_name=None) -> Workload:
     """`step`: the 16 cells as one stacked model (``stack=(16,)``, Adam with learning rates of
     shape (16, 1, 1)); `floor`: the same 16 cells as 16 plain models, one training step each.
-    Data: x ~ N(0, I_5), y = sin(mean(x)), 1000 points (the lab's numerical toy)."""
+    Model and data: the lab's width-sweep task (`tinylora.toy_problem.toy_task`, the fine-tuning
+    variant of paper Eq. 3: 5 -> width -> width -> 1, LoRA rank 4 on fc2, 1000 points)."""
     xp = backend.get_xp(backend_name)
+    task = toy_task(width, "finetune", "adam", steps=1, record_steps=(1,), n_train=GRID_POINTS,
+                    n_test=8, model_seed=seed, backend_name=backend_name, dtype=dtype)
     cells = [(ea, eb) for ea in GRID_ETA_A for eb in GRID_ETA_B]
     S = len(cells)
-    model = grid_model(width, dtype, stack=(S,), seed=seed, backend_name=backend_name)
-    rng = backend.host_rng(seed + 1)
-    x = backend.normal(rng, (GRID_POINTS, GRID_D_IN), 1.0, xp, dtype)
-    y = xp.sin(x.mean(axis=1, keepdims=True))
+    model = task.build((S,))
+    for k, v in task.adapter_init(seed).items():
+        model.params[k][...] = v  # every cell starts from the same factors
+    x, y = task.x_train, task.y_train
     init = _host_copy(model.params)
 
     def rates(column):  # one learning rate per cell, shaped to broadcast against (S, ., .)
@@ -207,10 +206,9 @@ def build_grid(width: int, dtype: str = "float32", seed: int = 0, backend_name=N
 
     opt = Adam(model.trainable_params(), groups=[{"params": ["fc2.A"], "lr": rates(0)},
                                                  {"params": ["fc2.B"], "lr": rates(1)}])
-    weights = [model.params[f"fc{i}.W"] for i in (1, 2, 3)]
     singles = []
     for s, (ea, eb) in enumerate(cells):  # the same cells, one plain model each
-        one = grid_model(width, dtype, weights=weights, backend_name=backend_name)
+        one = task.build(())
         for k in ("fc2.A", "fc2.B"):
             one.params[k][...] = model.params[k][s]
         one_opt = Adam(one.trainable_params(), groups=[{"params": ["fc2.A"], "lr": ea},

@@ -17,9 +17,10 @@ learning. Schedules (eta = --lr, n0 = the base width 64):
     theory      eta_A = eta n0 / n, eta_B = 16 eta          (eta_A ~ 1/n, eta_B ~ 1; = LoRA+ at n0)
 
 Models come from `MODELS`: name -> setup(width, seed, backend, dtype) returning a `CoordSetup`.
-The LoRA MLP is here; a model is added by writing its setup (any model with ``params``,
-``targets``, ``scale``, ``forward``/``backward`` works) and an ``inputs`` function that reads
-each LoRA layer's input out of the forward cache.
+The LoRA MLP (`--model mlp`) and the Transformer block (`--model block`) are here; a model is
+added by writing its setup (any model with ``params``, ``targets``, ``scale``,
+``forward``/``backward`` works) and an ``inputs`` function that reads each LoRA layer's input out
+of the forward cache.
 """
 
 from __future__ import annotations
@@ -67,7 +68,44 @@ def mlp_setup(width: int, seed: int, backend_name=None, dtype=None, n_points: in
     return CoordSetup(model, x, model.xp.sin(x.mean(axis=1, keepdims=True)), mlp_inputs)
 
 
-MODELS = {"mlp": mlp_setup}
+def projection_inputs(model, cache) -> dict:
+    """For models built from `tinylora.projection` (the Transformer block, TinyLM): every
+    projection leaves ``(name, is_lora, inner)`` in the forward cache, and a LoRA layer's inner
+    cache starts with its input. Walk the cache and collect Z for each LoRA target."""
+    found = {}
+
+    def walk(c):
+        if isinstance(c, tuple):
+            if len(c) == 3 and isinstance(c[0], str) and isinstance(c[1], bool):
+                if c[0] in model.targets:
+                    found[c[0]] = c[2][0]  # the input of projection c[0]
+                return
+            for item in c:
+                walk(item)
+
+    walk(cache)
+    return {t: found[t] for t in model.targets}
+
+
+def block_setup(width: int, seed: int, backend_name=None, dtype=None, n_seq: int = 4,
+                T: int = 16):
+    """A pre-LN Transformer block of d_model = n (4 heads, d_ff = 4n), LoRA (r = 4, Init[1]) on
+    q, k, v, o, fc1, fc2; x ~ N(0, 1) of shape (4, 16, n), a random regression target."""
+    from tinylora.transformer import BLOCK_TARGETS, TransformerBlock  # noqa: PLC0415
+
+    model = TransformerBlock(width, 4, targets=BLOCK_TARGETS, r=4, seed=seed,
+                             backend=backend_name, dtype=dtype)
+    rng = backend.host_rng([seed, 1])
+    x = backend.normal(rng, (n_seq, T, width), 1.0, model.xp, dtype)
+    y = backend.normal(rng, (n_seq, T, width), 1.0, model.xp, dtype)
+    return CoordSetup(model, x, y, projection_inputs)
+
+
+MODELS = {"mlp": mlp_setup, "block": block_setup}
+DEFAULT_WIDTHS = {  # (default, --fast): the block's fc1 is n x 4n, so it stops at a smaller n
+    "mlp": (WIDTHS, FAST_WIDTHS),
+    "block": (tuple(2**k for k in range(6, 11)), tuple(2**k for k in range(5, 8))),
+}
 
 
 def rates(schedule: str, width: int, lr: float) -> tuple[float, float]:
@@ -195,7 +233,7 @@ def execute(args) -> dict:
     from tinylora.progress import bar
     from tinylora.records import ResultsDir, parse_list
 
-    widths = parse_list(args.widths) or (FAST_WIDTHS if args.fast else WIDTHS)
+    widths = parse_list(args.widths) or DEFAULT_WIDTHS[args.model][1 if args.fast else 0]
     seeds = tuple(range(args.seeds or (2 if args.fast else 3)))
     steps = args.steps or (3 if args.fast else 4)
     out = ResultsDir(args.out, {"command": "coordcheck"})
