@@ -30,5 +30,9 @@ gradcheck: $(VENV)/.stamp-plots
 bench: $(VENV)/.stamp-plots
 	$(BIN)/tinylora bench
 
+lint: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet ruff
+	$(BIN)/ruff check tinylora tests scripts
+
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

@@ -42,7 +42,8 @@ def test_use_backend_works_as_a_plain_setter():
 
 def test_unknown_backend_lists_the_valid_ones():
     """A typo names the argument, the valid choices and what was given."""
-    with pytest.raises(ValueError, match=r"backend: expected one of \['numpy', 'cupy'\], got 'jax'"):
+    expected = r"backend: expected one of \['numpy', 'cupy'\], got 'jax'"
+    with pytest.raises(ValueError, match=expected):
         get_xp("jax")
     with pytest.raises(ValueError, match="backend"):
         LoRAMLP(4, 8, 2, backend="torch")
@@ -72,7 +73,8 @@ def test_same_seed_gives_bit_identical_models():
 
 def test_unknown_dtype_lists_the_valid_ones():
     """Only float64 (default) and float32 are supported; say so."""
-    with pytest.raises(ValueError, match=r"dtype: expected one of \['float64', 'float32'\], got 'int8'"):
+    expected = r"dtype: expected one of \['float64', 'float32'\], got 'int8'"
+    with pytest.raises(ValueError, match=expected):
         backend.resolve_dtype("int8")
     assert backend.resolve_dtype(None) == np.float64
     assert backend.resolve_dtype(np.float32) == np.float32

@@ -91,7 +91,8 @@ def test_fast_commands_write_every_output(fast_study):
     """Both commands run end to end and leave records, summary (exactly the issue's keys, one
     entry per width), summary.md and the figures."""
     root, _, out = fast_study
-    assert {"records.json", "summary.json", "summary.md"} <= {p.name for p in (root / "pre").iterdir()}
+    written = {p.name for p in (root / "pre").iterdir()}
+    assert {"records.json", "summary.json", "summary.md"} <= written
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) == SUMMARY_KEYS
     assert all(len(summary[k]) == len(summary["widths"]) for k in SUMMARY_KEYS)

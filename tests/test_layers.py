@@ -64,13 +64,15 @@ def test_lora_linear_frozen_weight_gets_no_gradient_unless_asked():
 
 def test_wrong_input_width_names_the_layer():
     """A forward input of the wrong trailing size says which layer, what it expected, what came."""
-    with pytest.raises(ValueError, match=r"fc2: expected input with trailing size 4.*got shape \(3, 7\)"):
+    expected = r"fc2: expected input with trailing size 4.*got shape \(3, 7\)"
+    with pytest.raises(ValueError, match=expected):
         layers.linear_forward(np.ones((3, 7)), np.ones((4, 2)), name="fc2")
 
 
 def test_unknown_activation_lists_the_valid_ones():
     """Only relu and gelu exist; a typo lists them."""
-    with pytest.raises(ValueError, match=r"activation: expected one of \['gelu', 'relu'\], got 'tanh'"):
+    expected = r"activation: expected one of \['gelu', 'relu'\], got 'tanh'"
+    with pytest.raises(ValueError, match=expected):
         layers.activation("tanh")
 
 

@@ -142,9 +142,11 @@ def test_loading_mismatched_adapters_raises_and_changes_nothing(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"r": 0}, r"r: expected a positive integer rank, got 0"),
-    ({"r": 4}, r"r: expected 1 <= r <= min\(d_in, d_out\) = 3 for layer 'fc2' \(d_in=8, d_out=3\), got 4"),
+    ({"r": 4}, r"r: expected 1 <= r <= min\(d_in, d_out\) = 3 for layer 'fc2' "
+               r"\(d_in=8, d_out=3\), got 4"),
     ({"alpha": 0.0}, r"alpha: expected a finite number > 0, got 0.0"),
-    ({"targets": ["fc1", "attn"]}, r"targets: \['attn'\] are not layers; valid ones are \['fc1', 'fc2'\]"),
+    ({"targets": ["fc1", "attn"]},
+     r"targets: \['attn'\] are not layers; valid ones are \['fc1', 'fc2'\]"),
     ({"init": "gaussian"}, r"init: expected one of \['zero_B', 'zero_A'\], got 'gaussian'"),
     ({"activation": "tanh"}, r"activation: expected one of"),
     ({"dtype": "float16"}, r"dtype: expected one of"),

@@ -25,14 +25,16 @@ def toy_analytic_table(s=None) -> str:
     s = s or _load("toy-analytic")
     lines = ["| optimizer / schedule | delta1 | delta2 | delta3 |", "| --- | --- | --- | --- |"]
     for key, slopes in s["slopes"].items():
-        cells = [f"{slopes[q]:+.3f} ({s['theory'][key][q]:+.2f})" for q in ("delta1", "delta2", "delta3")]
+        cells = [f"{slopes[q]:+.3f} ({s['theory'][key][q]:+.2f})"
+                 for q in ("delta1", "delta2", "delta3")]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def width_sweep_table(s=None) -> str:
     s = s or _load("width-sweep")
-    lines = ["| width | best ratio eta_B*/eta_A* [interval] | LoRA loss | LoRA+ loss | LoRA / LoRA+ |",
+    lines = ["| width | best ratio eta_B*/eta_A* [interval] | LoRA loss | LoRA+ loss "
+             "| LoRA / LoRA+ |",
              "| --- | --- | --- | --- | --- |"]
     for w, r, (lo, hi), a, b in zip(s["widths"], s["best_ratio"], s["ratio_interval"],
                                     s["loss_lora"], s["loss_loraplus"]):
@@ -50,7 +52,8 @@ def width_sweep_exponent(s=None) -> str:
 
 def finetune_table(s=None) -> str:
     s = s or _load("finetune")
-    lines = ["| d_model | LoRA loss | LoRA+ x16 loss | speed-up of LoRA+ x16 [interval] | best ratio |",
+    lines = ["| d_model | LoRA loss | LoRA+ x16 loss | speed-up of LoRA+ x16 [interval] "
+             "| best ratio |",
              "| --- | --- | --- | --- | --- |"]
     for w, a, b, sp, (lo, hi), r in zip(s["widths"], s["loss_lora"], s["loss_loraplus"],
                                         s["speedup"], s["speedup_interval"], s["best_ratio"]):
@@ -110,7 +113,8 @@ def test_readme_sentences_quote_the_recorded_numbers():
 def test_readme_figures_exist():
     """Every image the README shows is a committed file."""
     readme = (ROOT / "README.md").read_text()
-    images = [line.split("](")[1].split(")")[0] for line in readme.splitlines() if line.startswith("![")]
+    images = [line.split("](")[1].split(")")[0] for line in readme.splitlines()
+              if line.startswith("![")]
     assert images
     for image in images:
         assert (ROOT / image).is_file(), image

@@ -84,7 +84,7 @@ def cupy_available() -> tuple[bool, str]:
 
 
 class use_backend:  # noqa: N801 (reads as a function: `with use_backend("cupy"):`)
-    """Select a backend: ``with use_backend("cupy"): ...`` or, as a setter, ``use_backend("numpy")``.
+    """Select a backend: ``with use_backend("cupy"): ...``, or as a setter ``use_backend(name)``.
 
     The name is checked (and CuPy imported) immediately, so a bad choice fails where it is made.
     As a context manager the previous choice comes back on exit; as a plain call it stays set.

@@ -19,7 +19,7 @@ A `Workload` is everything the timer needs, built once:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from tinylora import backend
 from tinylora.models import LoRAMLP

@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gradcheck", help="check every backward against finite differences")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
-    p.add_argument("--json", action="store_true", help="print a JSON list of {name, max_rel_error, ok}")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list of {name, max_rel_error, ok}")
     p.set_defaults(func=cmd_gradcheck)
 
     for name, module, text in COMMANDS:

@@ -74,7 +74,7 @@ class FinetuneConfig:
 
 
 def finetune_config(fast: bool = False, **overrides) -> FinetuneConfig:
-    """The default study, or with ``fast`` a tiny one (seconds). None-valued overrides are ignored."""
+    """The default study, or with ``fast`` a tiny one (seconds). None overrides are ignored."""
     fast_settings = {"widths": FAST_WIDTHS, "steps": 30, "eval_every": 5, "n_eval": 8,
                      "ratios": (1.0, 16.0), "lrs": (3e-3, 1e-2), "seeds": (1, 2),
                      "sample_chars": 40}
@@ -242,17 +242,20 @@ def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_p
 def add_arguments(p) -> None:
     p.add_argument("--widths", type=int, nargs="+", default=None,
                    help=f"d_model values (default {list(DEFAULT_WIDTHS)})")
-    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per run (default 120)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="fine-tuning steps per run (default 120)")
     p.add_argument("--ratios", type=float, nargs="+", default=None,
                    help="lr_B / lr_A grid, must contain 1 and 16 (default 1 4 16 64)")
     p.add_argument("--lrs", type=float, nargs="+", default=None,
-                   help="lr grid; at ratio R, lr_A runs over these / sqrt(R) (default 1e-3 3e-3 1e-2)")
+                   help="lr grid; at ratio R, lr_A runs over these / sqrt(R) "
+                        "(default 1e-3 3e-3 1e-2)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="comparison seeds (1 2 3)")
     p.add_argument("--pretrain-steps", type=int, default=None,
                    help="which cached bases to use (pretrained with this many steps)")
     p.add_argument("--cache", default=None, help="folder of saved bases (see tinylora pretrain)")
     p.add_argument("--out", default="finetune-out", help="folder for records, summary, figures")
-    p.add_argument("--fast", action="store_true", help="a tiny study (seconds): tests, a first look")
+    p.add_argument("--fast", action="store_true",
+                   help="a tiny study (seconds): tests, a first look")
     p.add_argument("--restart", action="store_true", help="discard records.json in --out")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

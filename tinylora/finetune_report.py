@@ -202,7 +202,8 @@ def markdown(records: dict, details: list[dict]) -> str:
         f"{cfg['tune_seed']}); ratios tried {list(cfg['ratios'])}; then {n_seeds} seeds "
         f"{list(cfg['seeds'])} per method at its tuned rate. Losses: validation cross-entropy "
         "(nats per character) on fixed windows of the held-out last 10 % of the text. "
-        "Brackets: 95 % t-intervals over seeds (speed-ups: geometric mean, interval of the log)."), "",
+        "Brackets: 95 % t-intervals over seeds "
+        "(speed-ups: geometric mean, interval of the log)."), "",
         ("Speed-up: steps plain LoRA needs to reach its own final loss, divided by the steps LoRA+ "
         "needs to reach it (paired by seed; if LoRA+ ends worse, both are measured at LoRA+'s "
         "final loss, giving < 1). Gain: LoRA final loss minus LoRA+ final loss (> 0: LoRA+ "
@@ -246,6 +247,7 @@ def markdown(records: dict, details: list[dict]) -> str:
             if sample:
                 lines += [f"After {m['label']}:", "", "```", sample, "```", ""]
     runs = records["runs"]
-    lines.append(f"The {len(runs)} fine-tuning runs took {sum(r['seconds'] for r in runs) / 60:.1f} "
+    minutes = sum(r["seconds"] for r in runs) / 60
+    lines.append(f"The {len(runs)} fine-tuning runs took {minutes:.1f} "
                  "minutes in all (the sum of their own times; pretraining not included).")
     return "\n".join(lines) + "\n"

@@ -210,7 +210,7 @@ ACTIVATIONS = {"relu": (relu_forward, relu_backward), "gelu": (gelu_forward, gel
 
 
 def activation(name: str):
-    """(forward, backward) for 'relu' or 'gelu'; anything else is an error listing the valid ones."""
+    """(forward, backward) for 'relu' or 'gelu'; anything else: an error listing the valid ones."""
     if name not in ACTIVATIONS:
         raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]
@@ -231,7 +231,8 @@ def mse_forward(pred, y, stack_ndim: int = 0):
     pred (*S, ..., d_out), y (..., d_out) -> loss, shape S (a scalar when unstacked).
     """
     if tuple(pred.shape[pred.ndim - y.ndim :]) != tuple(y.shape):
-        raise ValueError(f"mse: target shape {tuple(y.shape)} does not match pred {tuple(pred.shape)}")
+        raise ValueError(f"mse: target shape {tuple(y.shape)} does not match "
+                         f"pred {tuple(pred.shape)}")
     diff = pred - y
     stack = tuple(diff.shape[:stack_ndim])
     rows = diff.reshape(*stack, 1, -1)  # [*S, 1, K]: each model's K = batch x d_out numbers

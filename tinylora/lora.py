@@ -34,7 +34,8 @@ class LoRAConfig:
     def __post_init__(self):
         if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r <= 0:
             raise ValueError(f"r: expected a positive integer rank, got {self.r!r}")
-        if not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha > 0):
+        alpha = self.alpha
+        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
             raise ValueError(f"alpha: expected a finite number > 0, got {self.alpha!r}")
         if self.init not in INITS:
             raise ValueError(f"init: expected one of {list(INITS)}, got {self.init!r}")
@@ -102,7 +103,8 @@ class LoRAModel:
                 )
             keys = tuple(k for k in self.params if k in set(trainable))
         else:
-            raise ValueError(f"trainable: expected 'lora', 'all' or a list of keys, got {trainable!r}")
+            raise ValueError(
+                f"trainable: expected 'lora', 'all' or a list of keys, got {trainable!r}")
         self.trainable = keys
 
     def trainable_params(self) -> dict:

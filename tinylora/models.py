@@ -56,7 +56,8 @@ class LoRAMLP(LoRAModel):
         targets = self.layer_names if targets is None else tuple(targets)
         bad = [t for t in targets if t not in self.layer_names]
         if bad:
-            raise ValueError(f"targets: {bad} are not layers; valid ones are {list(self.layer_names)}")
+            raise ValueError(
+                f"targets: {bad} are not layers; valid ones are {list(self.layer_names)}")
         self.targets = tuple(t for t in self.layer_names if t in targets)
         self.stack = tuple(stack)
 
@@ -67,12 +68,14 @@ class LoRAMLP(LoRAModel):
             if weights is not None:
                 W = xp.asarray(weights[i], dtype=dtype)
                 if tuple(W.shape) != (fan_in, fan_out):
-                    raise ValueError(f"weights[{i}]: expected shape {(fan_in, fan_out)}, got {tuple(W.shape)}")
+                    raise ValueError(f"weights[{i}]: expected shape {(fan_in, fan_out)}, "
+                                     f"got {tuple(W.shape)}")
             else:
                 W = _backend.normal(rng, (fan_in, fan_out), 1.0 / math.sqrt(fan_in), xp, dtype)
             self.params[f"{name}.W"] = W
             if bias:
-                b = xp.zeros(fan_out, dtype=dtype) if biases is None else xp.asarray(biases[i], dtype=dtype)
+                b = (xp.zeros(fan_out, dtype=dtype) if biases is None
+                     else xp.asarray(biases[i], dtype=dtype))
                 self.params[f"{name}.b"] = b
         for i, name in enumerate(self.layer_names):
             if name in self.targets:
@@ -103,8 +106,9 @@ class LoRAMLP(LoRAModel):
         """dout (*stack, ..., d_out) -> grads: a dict with exactly the trainable keys."""
         trainable, grads = set(self.trainable), {}
         caches = list(cache)
-        first = min(i for i, n in enumerate(self.layer_names)  # the lowest layer that trains:
-                    if any(k.startswith(n + ".") for k in trainable))  # nothing below it needs a gradient
+        # the lowest layer that trains: nothing below it needs a gradient
+        first = min(i for i, n in enumerate(self.layer_names)
+                    if any(k.startswith(n + ".") for k in trainable))
         dh = dout
         for i in reversed(range(first, len(self.layer_names))):
             name = self.layer_names[i]

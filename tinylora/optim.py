@@ -45,7 +45,8 @@ def loraplus_groups(params, lr: float, lr_ratio: float = 16.0, weight_decay: flo
     fast = [k for k in keys if k.endswith(".B")]
     slow = [k for k in keys if not k.endswith(".B")]
     groups = [{"params": slow, "lr": lr, "weight_decay": weight_decay, "name": "A (and others)"},
-              {"params": fast, "lr": _times(lr, lr_ratio), "weight_decay": weight_decay, "name": "B"}]
+              {"params": fast, "lr": _times(lr, lr_ratio), "weight_decay": weight_decay,
+               "name": "B"}]
     return [g for g in groups if g["params"]]
 
 
@@ -75,7 +76,8 @@ class Optimizer:
             group["lr"] = self._as_rate(_check_lr(group["lr"], f"groups[{i}].lr"), g["params"])
             wd = group["weight_decay"]
             if not (isinstance(wd, (int, float)) and math.isfinite(wd) and wd >= 0):
-                raise ValueError(f"groups[{i}].weight_decay: expected a finite number >= 0, got {wd!r}")
+                raise ValueError(
+                    f"groups[{i}].weight_decay: expected a finite number >= 0, got {wd!r}")
             self.groups.append(group)
         missing = [k for k in params if k not in seen]
         if missing:

@@ -43,7 +43,8 @@ def finetune_curves(details: list, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)  # per panel: the tuned learning rates differ by width
     axes[0][0].set_ylabel("validation loss on Areopagitica")
-    fig.suptitle("LoRA vs LoRA+ fine-tuning a Shakespeare TinyLM on Milton (mean, min-max of seeds)")
+    fig.suptitle("LoRA vs LoRA+ fine-tuning a Shakespeare TinyLM on Milton "
+                 "(mean, min-max of seeds)")
     return _save(fig, path)
 
 

@@ -79,7 +79,8 @@ def default_cache() -> Path:
 
 
 def build_model(config: PretrainConfig, backend_name=None, **kwargs):
-    """A TinyLM with the base's architecture; `kwargs` (targets, r, init, trainable, seed) pass on."""
+    """A TinyLM with the base's architecture; `kwargs` (targets, r, init, trainable, seed) go to
+    its constructor."""
     from tinylora.transformer import TinyLM
 
     kwargs.setdefault("seed", config.seed)

@@ -87,7 +87,8 @@ def _check_windows(ids, context: int, what: str) -> None:
     if isinstance(context, bool) or not isinstance(context, int) or context < 1:
         raise ValueError(f"context: expected a positive integer, got {context!r}")
     if len(ids) < context + 1:
-        raise ValueError(f"{what}: expected at least context + 1 = {context + 1} ids, got {len(ids)}")
+        raise ValueError(
+            f"{what}: expected at least context + 1 = {context + 1} ids, got {len(ids)}")
 
 
 class BatchSampler:
