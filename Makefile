@@ -32,7 +32,7 @@ bench: $(VENV)/.stamp-plots
 
 lint: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet ruff
-	$(BIN)/ruff check tinylora tests scripts
+	$(BIN)/ruff check tinylora tests scripts lessons
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

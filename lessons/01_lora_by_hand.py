@@ -286,7 +286,7 @@ Y = X @ (W_exp + Delta)
 cfg = LoRAConfig(r=2, alpha=2.0)
 A_t, B_t = init_factors(rng_exp, d, d, cfg, np, "float64")
 history = {"loss": [], "|dA|": [], "|dB|": []}
-for step in range(steps):
+for _ in range(steps):
     out, c = layers.lora_linear_forward(X, W_exp, None, A_t, B_t, cfg.scale)
     loss, loss_cache = layers.mse_forward(out, Y)
     _, _, _, dA_t, dB_t = layers.lora_linear_backward(layers.mse_backward(1.0, loss_cache), c,

@@ -263,10 +263,11 @@ assert all(a.dtype == np.float32 for a in model32.params.values())  # THE INVARI
 # %% [markdown]
 # ## 5. Experiment: the same training everywhere, and its cost
 #
-# (a) **Same numbers?** Train the LoRA+ run of the low-rank-shift comparison (`tinylora.shift.compare`, ratio
-# 16) on every backend available, in float64 and float32, and compare each loss curve with
-# NumPy float64. Float64 on CuPy should agree with NumPy to round-off (different libraries
-# add in different orders); float32 should agree to about float32's precision.
+# (a) **Same numbers?** Train the LoRA+ run of the low-rank-shift comparison
+# (`tinylora.shift.compare`, ratio 16) on every backend available, in float64 and float32, and
+# compare each loss curve with NumPy float64. Float64 on CuPy should agree with NumPy to
+# round-off (different libraries add in different orders); float32 should agree to about
+# float32's precision.
 #
 # (b) **What it costs.** Time one training step (float32, batch 256, rank 8) at growing widths.
 
