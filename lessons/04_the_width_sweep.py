@@ -185,7 +185,13 @@ show(plots.heatmaps(panels, workdir / "figure2.png",
 # says eta_B >> eta_A. Against our printed setting at t = 10:
 caption = (2.78, 1.29e-4)
 b10 = found["paper_gd"][f"train_t{steps_kept[0]}"]["best"]
-decades = lambda p, q: (abs(math.log10(p[0] / q[0])), abs(math.log10(p[1] / q[1])))  # noqa: E731
+
+
+def decades(p, q):
+    """How many decades apart two (eta_A, eta_B) pairs are, per coordinate."""
+    return abs(math.log10(p[0] / q[0])), abs(math.log10(p[1] / q[1]))
+
+
 as_printed = decades((b10["eta_A"], b10["eta_B"]), caption)
 swapped = decades((b10["eta_A"], b10["eta_B"]), caption[::-1])
 print(f"our best at t = {steps_kept[0]}: ({b10['eta_A']:.3g}, {b10['eta_B']:.3g}); decades away "

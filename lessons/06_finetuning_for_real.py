@@ -23,7 +23,7 @@
 # hand (checking what moves and what must not), then run `tinylora.finetune`'s protocol to
 # compare LoRA with LoRA+ fairly: each tuned over its own learning rates, then several seeds.
 #
-# Runs in about half a minute. With `TINYLORA_FAST=1` (what the tests use) in a few seconds: a
+# Runs in under half a minute. With `TINYLORA_FAST=1` (what the tests use) in a few seconds: a
 # narrower model, fewer steps, fewer seeds. (`tinylora pretrain` and `tinylora finetune` run the
 # same code at larger widths; their recorded results are in `docs/results/finetune/`.)
 
@@ -229,6 +229,9 @@ if recorded.exists():
         print(f"  d_model {w}: LoRA {study['loss_lora'][i]:.4f}, LoRA+ (16) "
               f"{study['loss_loraplus'][i]:.4f}, speed-up {study['speedup'][i]:.2f} "
               f"[{lo:.2f}, {hi:.2f}], best ratio {study['best_ratio'][i]:g}")
+    print("  every speed-up interval contains 1:",
+          all(lo <= 1 <= hi for lo, hi in study["speedup_interval"]),
+          "; largest best ratio:", max(study["best_ratio"]))
 else:
     print(f"(the recorded study is not here: {recorded.resolve()} is missing)")
 
