@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 
 from tinylora import backend, layers
-from tinylora.gradcheck import check
+from tinylora.gradcheck import check, check_model
 from tinylora.models import LoRAMLP
 from tinylora.transformer_checks import TRANSFORMER_CASES
 
@@ -109,21 +109,6 @@ def randomize_lora(model, seed: int = 0) -> None:
     for k in [*model.adapter_keys(), *(k for k in model.params if k.endswith(".b"))]:
         p = model.params[k]
         p[...] = backend.normal(rng, tuple(p.shape), 0.5, xp, p.dtype)
-
-
-def check_model(name, model, x, seed: int = 0):
-    """Check a model's backward for every trainable array at its current (random) point."""
-    cache = {}
-
-    def forward():
-        out, cache["c"] = model.forward(x)
-        return out
-
-    def backward(g):
-        forward()
-        return model.backward(g, cache["c"])
-
-    return check(name, forward, backward, model.params, keys=list(model.trainable), seed=seed)
 
 
 def case_mlp(xp):

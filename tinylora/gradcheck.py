@@ -89,6 +89,23 @@ def check(name: str, forward, backward, arrays: dict, keys=None, seed: int = 0,
     return results
 
 
+def check_model(name: str, model, x, seed: int = 0, checker=check) -> list[Result]:
+    """Check a model's backward for every trainable array at its current point (make it a
+    random, non-degenerate one first). `checker` is `check` or a variant with the same
+    arguments (the Transformer's handles the key bias, whose gradient is exactly zero)."""
+    cache = {}
+
+    def forward():
+        out, cache["c"] = model.forward(x)
+        return out
+
+    def backward(g):
+        forward()
+        return model.backward(g, cache["c"])
+
+    return checker(name, forward, backward, model.params, keys=list(model.trainable), seed=seed)
+
+
 def worst_per_tensor(results: list[Result]) -> list[Result]:
     """One row per distinct name, keeping the largest error (names repeat across configs)."""
     worst: dict[str, Result] = {}

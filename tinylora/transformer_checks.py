@@ -14,7 +14,7 @@ import itertools
 from tinylora import attention, backend
 from tinylora.block import BLOCK_TARGETS, TransformerBlock
 from tinylora.embedding import embedding_backward, embedding_forward
-from tinylora.gradcheck import Result, check, numerical_grad
+from tinylora.gradcheck import Result, check, check_model, numerical_grad
 from tinylora.norms import layernorm_backward, layernorm_forward
 from tinylora.transformer import TinyLM
 
@@ -41,17 +41,18 @@ def _randomize_norms(model, seed):
             p[...] = 1.0 + backend.normal(rng, tuple(p.shape), 0.3, model.xp, p.dtype)
 
 
-def _check_tf(name, forward, backward, arrays, keys=None, tol=TOL):
+def _check_tf(name, forward, backward, arrays, keys=None, seed=0, tol=TOL):
     """check(), except for the key bias ``attn.k.b``: its gradient is exactly zero (it adds
     q_t . b_k to every score of row t, and softmax ignores a shift of a row), so a relative error
     would compare two round-off noises. For it, both gradients must vanish: the largest absolute
     entry of either is the reported error."""
     keys = list(arrays) if keys is None else list(keys)
     zero = [k for k in keys if k.endswith("attn.k.b")]
-    results = check(name, forward, backward, arrays, [k for k in keys if k not in zero], tol=tol)
+    results = check(name, forward, backward, arrays, [k for k in keys if k not in zero], seed,
+                    tol)
     if zero:
         out = forward()
-        g = backend.normal(0, tuple(out.shape), 1.0, backend.xp_of(out), F64)  # as check() does
+        g = backend.normal(seed, tuple(out.shape), 1.0, backend.xp_of(out), F64)  # as check()
         analytic = backward(g)
         loss = lambda: float((forward() * g).sum())  # noqa: E731
         for k in zero:
@@ -74,21 +75,6 @@ def _check_arrays(name, fwd, bwd, a, tol=TOL):
         return bwd(g, cache["c"])
 
     return _check_tf(name, forward, backward, a, tol=tol)
-
-
-def _check_tf_model(name, model, x):
-    """check_model() for the Transformer models (with the key bias's special case)."""
-    cache = {}
-
-    def forward():
-        out, cache["c"] = model.forward(x)
-        return out
-
-    def backward(g):
-        forward()
-        return model.backward(g, cache["c"])
-
-    return _check_tf(name, forward, backward, model.params, model.trainable)
 
 
 def case_layernorm(xp):
@@ -142,11 +128,11 @@ def case_block(xp):
         blk = TransformerBlock(6, 2, targets=(target,), init=init, seed=26, **kw)
         randomize_lora(blk, seed=100 + 2 * i + (init == "zero_A"))  # a different point each
         _randomize_norms(blk, seed=28)
-        results += _check_tf_model(f"block[{target},{init}]", blk, x)
+        results += check_model(f"block[{target},{init}]", blk, x, checker=_check_tf)
     blk = TransformerBlock(6, 2, targets=BLOCK_TARGETS, rslora=True, trainable="all", seed=29, **kw)
     randomize_lora(blk, seed=30)
     _randomize_norms(blk, seed=31)
-    results += _check_tf_model("block[trainable=all]", blk, x)
+    results += check_model("block[trainable=all]", blk, x, checker=_check_tf)
     a, cache = {"x": x}, {}
 
     def forward():
@@ -171,7 +157,8 @@ def case_tinylm(xp):
                     backend=xp.__name__)
         randomize_lora(lm, seed=33 + i)
         _randomize_norms(lm, seed=35 + i)
-        results += _check_tf_model(f"tinylm[{init},trainable={trainable}]", lm, tokens)
+        results += check_model(f"tinylm[{init},trainable={trainable}]", lm, tokens,
+                               checker=_check_tf)
     return results
 
 
