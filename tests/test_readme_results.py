@@ -24,10 +24,11 @@ def toy_analytic_table(s=None) -> str:
     """Slopes of log|delta_i| against log n at the reported step, measured and predicted."""
     s = s or _load("toy-analytic")
     lines = ["| optimizer / schedule | delta1 | delta2 | delta3 |", "| --- | --- | --- | --- |"]
-    for key, slopes in s["slopes"].items():
-        cells = [f"{slopes[q]:+.3f} ({s['theory'][key][q]:+.2f})"
-                 for q in ("delta1", "delta2", "delta3")]
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    for opt, o in s["by_optimizer"].items():
+        for sched, slopes in o["slopes"].items():
+            cells = [f"{slopes[q]:+.3f} ({o['theory'][sched][q]:+.2f})"
+                     for q in ("delta1", "delta2", "delta3")]
+            lines.append(f"| {opt}/{sched} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

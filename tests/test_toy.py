@@ -75,8 +75,8 @@ def test_toy_analytic_command_end_to_end(tmp_path, capsys):
     """`tinylora toy-analytic --fast`: records, summary with the documented keys, figures."""
     assert main(["toy-analytic", "--fast", "--out", str(tmp_path), "--no-progress"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert set(summary["slopes"]) == set(summary["theory"]) == {
-        f"{o}/{s}" for o in toy.OPTIMIZERS for s in toy.SCHEDULES}
+    assert set(summary["slopes"]) == set(summary["theory"]) == set(toy.SCHEDULES)
+    assert summary["optimizer"] == "gd" and set(summary["by_optimizer"]) == set(toy.OPTIMIZERS)
     for deltas in summary["slopes"].values():
         assert set(deltas) == {"delta1", "delta2", "delta3"}
     assert summary["max_gap_exact"] < 0.05

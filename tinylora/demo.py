@@ -62,7 +62,7 @@ def main(args) -> int:
     t = toy_result["summary"]
     lines.append("1. Analytic toy (Eq. 2), GD, step 2: slope of log|delta1| against log n")
     for sched in ("shared", "loraplus16", "theory"):
-        s, th = t["slopes"][f"gd/{sched}"]["delta1"], t["theory"][f"gd/{sched}"]["delta1"]
+        s, th = t["slopes"][sched]["delta1"], t["theory"][sched]["delta1"]
         lines.append(f"   {sched:11s} measured {s:+.3f}   theory {th:+.2f}")
     lines.append(f"   (largest gap to an exact prediction: {t['max_gap_exact']:.1e})")
     lines.append("2. Width sweep (fine-tuning toy, Adam; fast settings - `tinylora width-sweep` "
