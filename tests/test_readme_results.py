@@ -88,7 +88,10 @@ def prose_claims() -> list[str]:
     base = [f"{bases[str(w)]['loss_finetune_text']:.3f}" for w in _load("finetune")["widths"]]
     grid = [r["floor_ms"] / r["step_ms"] for r in bench["rows"]
             if r["workload"] == "grid" and r["dtype"] == "float32"]
+    rate = {k: (sweep[f"exponent_{k}"], *sweep[f"exponent_{k}_interval"])
+            for k in ("eta_A", "eta_B")}
     return [f"by {min(gains):.1f}x to {max(gains):.1f}x in training loss",
+            *(f"{k}* ~ width^{e:.2f} [{lo:.2f}, {hi:.2f}]" for k, (e, lo, hi) in rate.items()),
             f"the frozen bases score {', '.join(base[:-1])} and {base[-1]} on Milton",
             f"batching them is {min(grid):.1f}x to {max(grid):.1f}x faster"]
 
