@@ -70,6 +70,7 @@ def test_learning_rates_sit_on_a_quarter_decade_lattice():
 
 
 def test_record_steps_are_checked():
+    """Asking to record a step beyond the run's last step is an error, not a silent gap."""
     with pytest.raises(ValueError, match="record_steps"):
         toy_task(16, "finetune", "adam", 5, (10,))
 

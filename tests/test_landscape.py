@@ -36,11 +36,13 @@ def test_analysis_ratio_interval_and_lora():
 
 
 def test_every_cell_diverged_gives_no_best_not_an_error():
+    """A grid where every cell diverged has no best cell: reported as None / inf, no crash."""
     a = landscape.analyze([_cell(0, 0, math.inf), _cell(1, 0, math.inf)], per_decade=4)
     assert a["best"] is None and a["best_ratio"] is None and a["loss_lora"] == math.inf
 
 
 def test_matrix_fills_the_bounding_box_with_nan_for_missing_cells():
+    """A heatmap needs a full rectangle: cells never trained are NaN (blank), diverged ones inf."""
     eta_a, eta_b, rows, _ = landscape.matrix(CELLS)
     assert len(eta_a) == 9 and len(eta_b) == 5  # kA -12..-4, kB -8..-4
     assert math.isnan(rows[0][1]) and rows[0][0] == math.inf

@@ -33,6 +33,7 @@ def test_sweep_figures_with_missing_widths(tmp_path):
 
 
 def test_coordcheck_and_toy_figures(tmp_path):
+    """The coordinate-check and analytic-toy figures are written as PNG files without a display."""
     rows = [{"schedule": "theory", "layer": "fc2", "step": t, "quantity": q, "width": w,
              "seed": s, "value": (w / 64) ** 0.1 * (1 + s) if q != "delta1" or t > 1 else 0.0}
             for t in (1, 2) for q in ("delta1", "delta2") for w in (64, 128) for s in (0, 1)]

@@ -65,6 +65,7 @@ def test_conditioned_init_has_s0_one_and_unit_coordinates():
 
 
 def test_bad_schedule_and_init_are_clear_errors():
+    """An unknown schedule or init names the argument instead of failing deep inside."""
     with pytest.raises(ValueError, match="schedule"):
         toy.rates("lora", 64, 0.1)
     with pytest.raises(ValueError, match="init"):

@@ -23,5 +23,6 @@ def test_toy_heatmap_command_end_to_end(tmp_path, capsys):
 
 
 def test_unknown_setting_is_a_clear_error(tmp_path, capsys):
+    """An unknown --settings value exits with code 2 and a message naming the option."""
     assert main(["toy-heatmap", "--fast", "--settings", "paper_adam", "--out", str(tmp_path)]) == 2
     assert "--settings" in capsys.readouterr().err
