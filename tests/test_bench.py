@@ -55,18 +55,23 @@ def test_float32_step_stays_float32_and_reuses_optimizer_state():
     assert set(wl.opt.state) == set(wl.model.trainable)  # no state for the frozen W
 
 
-def test_torch_mirror_trains_the_same_numbers():
-    """The PyTorch mirror starts from the same weights and data and, after three Adam steps,
-    holds the same A and B (float64, to rounding): the comparison is like with like."""
+@pytest.mark.parametrize("build, mirror, width, tol", [
+    (build_mlp, bench_torch.mlp_step, 16, {"rtol": 1e-9, "atol": 1e-12}),
+    (build_block, bench_torch.block_step, 8, {"rtol": 1e-8, "atol": 1e-11}),
+], ids=["mlp", "block"])
+def test_torch_mirror_trains_the_same_numbers(build, mirror, width, tol):
+    """The PyTorch mirror (the MLP; the block with layer norm, causal SDPA, tanh gelu) starts
+    from the same weights and data and, after three Adam steps, holds the same A and B (float64,
+    to rounding): the comparison is like with like."""
     pytest.importorskip("torch")
-    wl = build_mlp(16, "float64")
-    step, tparams = bench_torch.mlp_step(wl)
+    wl = build(width, "float64")
+    step, tparams = mirror(wl)
     for _ in range(3):
         wl.step()
         step()
     for k in wl.model.trainable:
-        np.testing.assert_allclose(tparams[k].detach().numpy(), wl.model.params[k],
-                                   rtol=1e-9, atol=1e-12, err_msg=k)
+        np.testing.assert_allclose(tparams[k].detach().numpy(), wl.model.params[k], **tol,
+                                   err_msg=k)
 
 
 def test_interleaved_timer_calls_each_function_the_stated_number_of_times():
@@ -130,20 +135,6 @@ def test_timed_block_step_is_the_plain_training_step():
         opt.step(grads)
     for k, v in model.params.items():
         np.testing.assert_array_equal(wl.model.params[k], v, err_msg=k)
-
-
-def test_torch_block_mirror_trains_the_same_numbers():
-    """The PyTorch block (layer norm, causal SDPA, tanh gelu) from the same weights holds the same
-    LoRA factors as the NumPy block after three Adam steps (float64)."""
-    pytest.importorskip("torch")
-    wl = build_block(8, "float64")
-    step, tparams = bench_torch.block_step(wl)
-    for _ in range(3):
-        wl.step()
-        step()
-    for k in wl.model.trainable:
-        np.testing.assert_allclose(tparams[k].detach().numpy(), wl.model.params[k],
-                                   rtol=1e-8, atol=1e-11, err_msg=k)
 
 
 def test_outer_product_fast_path_is_exact():

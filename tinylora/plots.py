@@ -168,12 +168,18 @@ def ratio_vs_width(summary: dict, path):
             ax.plot(fw, [math.exp(float(np.mean(ly))) * (v / mid) for v in fw], "--",
                     color="C3", alpha=0.7, label="theory: slope 1")
         _log2_width_axis(ax, widths)
+    _finish(ax, "best ratio eta_B* / eta_A*",
+            "LoRA+: the best learning-rate ratio against the width")
+    return _save(fig, path)
+
+
+def _finish(ax, ylabel: str, title: str) -> None:
+    """A log y axis with its label, the title, a grid and the legend."""
     ax.set_yscale("log")
-    ax.set_ylabel("best ratio eta_B* / eta_A*")
-    ax.set_title("LoRA+: the best learning-rate ratio against the width", fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, path)
 
 
 def lora_vs_loraplus(summary: dict, path):
@@ -187,11 +193,7 @@ def lora_vs_loraplus(summary: dict, path):
         if pts:
             ax.plot(*zip(*pts), style, label=label)
     _log2_width_axis(ax, widths)
-    ax.set_yscale("log")
-    ax.set_ylabel("best training loss (MSE)")
-    ax.set_title("Best loss after tuning: LoRA vs LoRA+", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    _finish(ax, "best training loss (MSE)", "Best loss after tuning: LoRA vs LoRA+")
     return _save(fig, path)
 
 
