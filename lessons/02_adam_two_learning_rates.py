@@ -31,7 +31,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
 
-from tinylora.shift import compare, lowrank_shift_task
+from tinylora.lab.shift import compare, lowrank_shift_task
 from tinylora.models import LoRAMLP
 from tinylora.optim import SGD, Adam, loraplus_groups
 from tinylora.train import loss_and_grads

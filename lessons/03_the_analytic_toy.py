@@ -33,8 +33,8 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
 
-from tinylora import toy
 from tinylora.gradcheck import TOLERANCE, numerical_grad, rel_error
+from tinylora.lab import toy
 
 FAST = os.environ.get("TINYLORA_FAST") == "1"
 rng = np.random.default_rng(0)  # every random number in this lesson comes from this seed
@@ -111,7 +111,7 @@ print(f"delta1 = -eta_a U b^2 n = {-eta_a * U * b[0]**2 * n:+.6f}  (n = {n})")
 # %% [markdown]
 # ## 3. The first two steps under Init[1], in closed form
 #
-# `tinylora.toy` runs exactly this model at any width. Init[1]: `b_0 = 0` and `a_0 ~ N(0, 1/n)`,
+# `tinylora.lab.toy` runs exactly this model at any width. Init[1]: `b_0 = 0` and `a_0 ~ N(0, 1/n)`,
 # moved along `x` so that `s_0 = a_0^T x = 1` at every width (the only random number that
 # matters, fixed, so widths differ only through `n`); `y = 1`, so `U_0 = -1`.
 #
@@ -149,7 +149,7 @@ for schedule in ("shared", "theory"):
 # `toy.run` trains every (optimizer, schedule, width) for a few steps and returns records (one
 # row per step and quantity); `toy.slopes` fits `|delta| ~ c n^slope` by least squares in
 # log-log axes (`tinylora.fit.loglog_slope`) and puts the theory's slope beside it
-# (`toy.theory_slope`, derived in `tinylora/toy.py`'s docstring). Both optimizers: gradient
+# (`toy.theory_slope`, derived in `tinylora/lab/toy.py`'s docstring). Both optimizers: gradient
 # descent, and Adam, whose step is about `eta` per coordinate whatever the gradient's size
 # (lesson 2), so for Adam `delta1 ~ eta_a eta_b n` (one factor `eta_b`, not two).
 

@@ -40,10 +40,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
 
-from tinylora import grid, landscape, plots, sweep, toy_heatmap
-from tinylora.fit import loglog_slope, t975
-from tinylora.sweep_report import headline
-from tinylora.toy_problem import toy_task
+from tinylora.lab import grid, landscape, plots, sweep, toy_heatmap
+from tinylora.lab.fit import loglog_slope, t975
+from tinylora.lab.sweep_report import headline
+from tinylora.lab.toy_problem import toy_task
 from tinylora.train import loss_and_grads
 
 FAST = os.environ.get("TINYLORA_FAST") == "1"
@@ -52,7 +52,7 @@ RECORDED = Path("..") / "docs" / "results"  # the recorded full-size runs (lesso
 
 
 def show(path):
-    """Display a figure that `tinylora.plots` wrote (the library draws to files)."""
+    """Display a figure that `tinylora.lab.plots` wrote (the library draws to files)."""
     image = plt.imread(path)
     fig, ax = plt.subplots(figsize=(image.shape[1] / 100, image.shape[0] / 100))
     ax.imshow(image)
@@ -71,8 +71,8 @@ def show(path):
 # | LoRA layer | `z = relu(h W_mid + (h A) B)` | `(N, n)`; `A (n, r)`, `B (r, n)`, `r = 4` |
 # | readout, frozen | `f = z W_out` | `(N, 1)` |
 #
-# Loss: mean squared error; plain gradient descent in the paper. `tinylora.toy_problem` builds it
-# in two variants:
+# Loss: mean squared error; plain gradient descent in the paper. `tinylora.lab.toy_problem`
+# builds it in two variants:
 # - `"paper"`, as the appendix prints it: **no** `W_mid` (`W_mid = 0`), and *both* factors
 #   random, `A ~ N(0, 1/n)`, `B ~ N(0, 1)`: neither Init[1] (`B = 0`) nor Init[2] (`A = 0`).
 # - `"finetune"`: a frozen `W_mid ~ N(0, 1/n)`, and Init[1]: true fine-tuning.
@@ -110,7 +110,7 @@ assert np.all(grads["fc2.A"] == 0) and np.abs(grads["fc2.B"]).max() > 0  # lesso
 # ## 2. A grid of learning rates, trained all at once
 #
 # Figure 2 needs one training run per cell `(eta_A, eta_B)` of a grid, per seed. Rates live on a
-# lattice, `eta = 10^(k / per_decade)` (`grid.eta`, `grid.lattice`). `tinylora.grid` trains the
+# lattice, `eta = 10^(k / per_decade)` (`grid.eta`, `grid.lattice`). `tinylora.lab.grid` trains the
 # cells together: a model with a *stack* axis holds `S` independent copies of the factors that
 # share the frozen weights and the data, and Adam or SGD get the learning rates as arrays of
 # shape `(S, 1, 1)`. Each copy's gradient is exactly the one it would get alone; a check
@@ -204,7 +204,7 @@ assert largest_stable["paper_gd"][1] >= 1000 * largest_stable["paper_gd"][0]
 # %% [markdown]
 # ## 4. Experiment: the best ratio across widths
 #
-# `tinylora.sweep` repeats the search at each width on the fine-tuning variant with Adam
+# `tinylora.lab.sweep` repeats the search at each width on the fine-tuning variant with Adam
 # (Init[1], frozen `W_mid`), several seeds, each seed its own frozen model, data and init. The
 # grid is a window on the quarter-decade lattice that starts at the same place for every
 # width and **grows** by half a decade on any side where the best cell sits, until the best cell
@@ -247,7 +247,7 @@ show(plots.ratio_vs_width(summary, workdir / "ratio_vs_width.png"))
 # %% [markdown]
 # ## 5. How to read the intervals
 #
-# **The interval of one best ratio** (`tinylora.landscape`). A grid gives a best cell, but the
+# **The interval of one best ratio** (`tinylora.lab.landscape`). A grid gives a best cell, but the
 # cells within 1 % of its loss are as good given the noise, and another seed can prefer another
 # cell. The interval spans the ratios `eta_B / eta_A` of both kinds of cells, widened by half a
 # lattice step on each side (the true optimum can lie between grid points). Rebuilt by hand for
@@ -316,7 +316,7 @@ else:
 # 4. **The grid and the loss are not stated** (the axes run about `1e-4` to `1e1`): we use a
 #    lattice of `per_decade` points per decade and the mean squared error, and say so.
 # 5. **The readout** `W_out ~ N(0, 1/n)` sums `n` features, which adds a `sqrt(n)` gain that the
-#    paper's counting leaves out; `tinylora/toy_problem.py` works out that it predicts
+#    paper's counting leaves out; `tinylora/lab/toy_problem.py` works out that it predicts
 #    `eta_B ~ n^-1/2` and a ratio `~ n^1/2` (try `tinylora width-sweep --readout mup`).
 # 6. **One width only**: Figure 2 is at `n = 100`. The growth of the best ratio with `n` is a
 #    prediction the paper never plots; part 4 measures it (and the recorded full sweep prints

@@ -32,10 +32,10 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
 
-from tinylora import attention, coordcheck, layers
-from tinylora.checks import randomize_lora
-from tinylora.fit import loglog_slope
-from tinylora.gradcheck import check, numerical_grad, rel_error
+from tinylora import attention, layers
+from tinylora.gradcheck import check, numerical_grad, randomize_lora, rel_error
+from tinylora.lab import coordcheck
+from tinylora.lab.fit import loglog_slope
 from tinylora.norms import EPS, layernorm_backward, layernorm_forward
 from tinylora.optim import Adam
 from tinylora.projection import proj_forward
@@ -346,7 +346,7 @@ print("our chain equals attention.attend_backward")
 # Backward: lesson 1's layer for `o`, part 2's chain for the heads, lesson 1's layer three more
 # times. `h` feeds three projections, so **`dh = dh_q + dh_k + dh_v`**: a fork with three paths.
 # The arrays come from a `TransformerBlock` with LoRA on all four projections; every `B` (and
-# bias) is moved to random values (`tinylora.checks.randomize_lora`: never check at `B = 0`).
+# bias) is moved to random values (`tinylora.gradcheck.randomize_lora`: never check at `B = 0`).
 
 # %%
 r = 2
@@ -469,7 +469,7 @@ print(f"outputs at positions 0..{T - 2}: bit-identical; at position {T - 1}: mov
 # - `delta3 = scale Z (A_t - A_{t-1}) (B_t - B_{t-1})`: both (second order),
 #
 # and `delta1 + delta2 + delta3` is exactly the change of the LoRA path's output.
-# `tinylora.coordcheck` measures them (`tinylora coordcheck --model block` is the command). Its
+# `tinylora.lab.coordcheck` measures them (`tinylora coordcheck --model block` is the command). Its
 # block set-up (`coordcheck.block_setup`) puts LoRA (rank 4, Init[1]) on all six projections,
 # `q, k, v, o, fc1, fc2`, with a random input and regression target, and reads each layer's input
 # `Z` out of the forward cache (`coordcheck.projection_inputs`). First we check that it reads the
@@ -556,7 +556,7 @@ def series(schedule, step, quantity, target=None):
 
 
 def slope(values):
-    """The least-squares slope of log(values) against log(width) (`tinylora.fit`)."""
+    """The least-squares slope of log(values) against log(width) (`tinylora.lab.fit`)."""
     return loglog_slope(widths, values).slope
 
 

@@ -20,7 +20,7 @@
 # **Goal.** Do what LoRA is for, end to end, on a model small enough to train here: pretrain a
 # tiny character-level GPT (`TinyLM`) on Shakespeare with every weight trainable, freeze it, attach
 # LoRA factors to every projection, and fine-tune it on Milton's prose. We take the first steps by
-# hand (checking what moves and what must not), then run `tinylora.finetune`'s protocol to
+# hand (checking what moves and what must not), then run `tinylora.text.finetune`'s protocol to
 # compare LoRA with LoRA+ fairly: each tuned over its own learning rates, then several seeds.
 #
 # Runs in under half a minute. With `TINYLORA_FAST=1` (what the tests use) in a few seconds: a
@@ -38,11 +38,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
 
-from tinylora.finetune import Data, finetune_config, finetune_run, run_study, sample_text
-from tinylora.finetune_report import lr_grid, summarize
 from tinylora.optim import Adam, loraplus_groups
-from tinylora.pretrain import build_model, ensure_base, load_base, mean_loss, pretrain_config
-from tinylora.text import BatchSampler, load_text
+from tinylora.text.corpus import BatchSampler, load_text
+from tinylora.text.finetune import Data, finetune_config, finetune_run, run_study, sample_text
+from tinylora.text.pretrain import build_model, ensure_base, load_base, mean_loss, pretrain_config
+from tinylora.text.report import lr_grid, summarize
 from tinylora.train import loss_and_grads
 from tinylora.transformer import BLOCK_TARGETS
 

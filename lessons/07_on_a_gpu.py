@@ -37,8 +37,8 @@ import numpy as np  # a lesson is user code: it may use NumPy directly (the libr
 import tinylora
 from tinylora import backend
 from tinylora.backend import BackendError, cupy_available, get_xp, to_numpy, use_backend
-from tinylora.shift import compare
 from tinylora.gradcheck import TOLERANCE, numerical_grad, rel_error
+from tinylora.lab.shift import compare
 from tinylora.layers import lora_linear_backward, lora_linear_forward
 from tinylora.models import LoRAMLP
 from tinylora.optim import Adam, loraplus_groups

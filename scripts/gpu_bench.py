@@ -18,9 +18,10 @@ import argparse
 import json
 import sys
 
-from tinylora import allocator, backend, bench_torch
-from tinylora.bench import time_interleaved
-from tinylora.bench_workloads import build_mlp
+from tinylora import allocator, backend
+from tinylora.bench import torch_mirror as bench_torch
+from tinylora.bench.run import time_interleaved
+from tinylora.bench.workloads import build_mlp
 
 
 def synchronizer(backend_name: str, torch_device: str):

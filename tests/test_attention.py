@@ -4,7 +4,7 @@ import numpy as np
 
 from tinylora import attention, backend
 from tinylora.block import TransformerBlock
-from tinylora.transformer_checks import case_attention
+from tinylora.checks import case_attention
 
 
 def _qkv(seed, shape=(2, 5, 8), std=1.0):

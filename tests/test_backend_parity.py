@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tinylora import backend, checks
+from tinylora.gradcheck import randomize_lora
 from tinylora.models import LoRAMLP
 from tinylora.optim import Adam, loraplus_groups
 from tinylora.train import loss_and_grads, train
@@ -25,7 +26,7 @@ def _setup(name, dtype):
     xp = backend.get_xp(name)
     model = LoRAMLP(8, [32, 32], 4, r=2, activation="gelu", bias=True, seed=0, backend=name,
                     dtype=dtype)
-    checks.randomize_lora(model, seed=1)
+    randomize_lora(model, seed=1)
     x = backend.normal(2, (64, 8), 1.0, xp, dtype)
     y = backend.normal(3, (64, 4), 1.0, xp, dtype)
     return model, x, y

@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from tinylora import bench, bench_torch, cli
-from tinylora.bench_workloads import build_block, build_grid, build_mlp
+from tinylora import cli
+from tinylora.bench import run as bench
+from tinylora.bench import torch_mirror as bench_torch
+from tinylora.bench.workloads import build_block, build_grid, build_mlp
 from tinylora.models import LoRAMLP
 from tinylora.optim import Adam, loraplus_groups
 from tinylora.train import loss_and_grads
 from tinylora.transformer import BLOCK_TARGETS, TransformerBlock
-
 
 
 def _plain_training(width, dtype, x, y, steps):

@@ -6,8 +6,8 @@ import pytest
 
 from tinylora import backend
 from tinylora.block import BLOCK_TARGETS, TransformerBlock
-from tinylora.checks import randomize_lora
-from tinylora.transformer_checks import case_block
+from tinylora.checks import case_block
+from tinylora.gradcheck import randomize_lora
 
 
 def _assert_all_ok(results):

@@ -1,12 +1,13 @@
-"""tinylora.coordcheck: the coordinate check as assertions (a plot that cannot fail is no test)."""
+"""tinylora.lab.coordcheck: the coordinate check as assertions (a plot that cannot fail tests
+nothing)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from tinylora import coordcheck
 from tinylora.cli import main
+from tinylora.lab import coordcheck
 
 
 def test_deltas_add_up_to_the_change_of_the_adapter_output():

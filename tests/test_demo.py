@@ -2,8 +2,8 @@
 
 import json
 
-from tinylora import coordcheck, demo, sweep, toy
 from tinylora.cli import main
+from tinylora.lab import coordcheck, demo, sweep, toy
 
 
 def test_demo_end_to_end(tmp_path, capsys, monkeypatch):

@@ -6,8 +6,24 @@ import math
 import numpy as np
 import pytest
 
-from tinylora import backend, cli, finetune
-from tinylora.finetune_report import (
+from tinylora import backend, cli
+from tinylora.text import finetune
+from tinylora.text.corpus import (
+    PRETRAIN_TEXT,
+    eval_windows,
+    load_text,
+    shipped_tokenizer,
+    train_val_split,
+)
+from tinylora.text.pretrain import (
+    base_paths,
+    build_model,
+    ensure_base,
+    load_base,
+    mean_loss,
+    pretrain_config,
+)
+from tinylora.text.report import (
     best_ratio,
     lr_grid,
     mean_interval,
@@ -17,15 +33,6 @@ from tinylora.finetune_report import (
     summarize,
     tuned,
 )
-from tinylora.pretrain import (
-    base_paths,
-    build_model,
-    ensure_base,
-    load_base,
-    mean_loss,
-    pretrain_config,
-)
-from tinylora.text import PRETRAIN_TEXT, eval_windows, load_text, shipped_tokenizer, train_val_split
 
 SUMMARY_KEYS = {"widths", "speedup", "speedup_interval", "loss_lora", "loss_loraplus",
                 "best_ratio"}

@@ -1,10 +1,11 @@
-"""tinylora.fit: log-log slopes and their intervals (every width-scaling claim rests on them)."""
+"""tinylora.lab.fit: log-log slopes and their intervals (every width-scaling claim rests on
+them)."""
 
 import math
 
 import pytest
 
-from tinylora.fit import loglog_slope, t975
+from tinylora.lab.fit import loglog_slope, t975
 
 
 def test_exact_power_law_gives_its_exponent():

@@ -1,12 +1,12 @@
-"""tinylora.grid: many (eta_A, eta_B) cells and seeds trained at once, exactly as one by one."""
+"""tinylora.lab.grid: many (eta_A, eta_B) cells and seeds trained at once, exactly as one by one."""
 
 import math
 
 import numpy as np
 import pytest
 
-from tinylora import grid
-from tinylora.toy_problem import seeded_tasks, toy_task
+from tinylora.lab import grid
+from tinylora.lab.toy_problem import seeded_tasks, toy_task
 
 CELLS = [(1e-3, 1e-2), (3e-3, 1e-3), (1e-2, 1e-1)]
 

@@ -1,10 +1,11 @@
-"""tinylora.landscape: reading a grid - best cell, 1 % neighbours, ratio interval, LoRA's best."""
+"""tinylora.lab.landscape: reading a grid - best cell, 1 % neighbours, ratio interval, LoRA's
+best."""
 
 import math
 
 import pytest
 
-from tinylora import landscape
+from tinylora.lab import landscape
 
 
 def _cell(ka, kb, *seed_losses):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tinylora import checks
+from tinylora.gradcheck import randomize_lora
 from tinylora.models import LoRAMLP
 from tinylora.optim import Adam
 from tinylora.train import loss_and_grads, train
@@ -37,7 +38,7 @@ def test_merged_weights_reproduce_the_lora_output():
     """W + scale * A @ B in a plain MLP gives the LoRA MLP's output: LoRA is a weight change."""
     x, _ = _data()
     lora = LoRAMLP(6, 8, 3, r=2, alpha=5.0, seed=1)
-    checks.randomize_lora(lora, seed=2)
+    randomize_lora(lora, seed=2)
     merged = lora.merged_weights()
     plain = LoRAMLP(6, 8, 3, targets=[], weights=[merged["fc1"], merged["fc2"]])
     np.testing.assert_allclose(plain.forward(x)[0], lora.forward(x)[0], rtol=1e-12, atol=1e-12)
@@ -68,7 +69,7 @@ def test_duplicating_the_batch_leaves_loss_and_gradients_unchanged():
     """The loss is a mean over the batch: two copies of the data are the same data."""
     x, y = _data()
     model = LoRAMLP(6, 8, 3, r=2, seed=1)
-    checks.randomize_lora(model, seed=5)
+    randomize_lora(model, seed=5)
     loss1, g1 = loss_and_grads(model, x, y)
     loss2, g2 = loss_and_grads(model, np.concatenate([x, x]), np.concatenate([y, y]))
     assert np.isclose(loss1, loss2, rtol=1e-13)
@@ -119,7 +120,7 @@ def test_float32_runs_stay_float32():
 def test_save_and_load_adapters_round_trip(tmp_path):
     """Adapters saved to .npz load back bit-identically into a fresh model."""
     a = LoRAMLP(6, 8, 3, r=2, seed=1)
-    checks.randomize_lora(a, seed=3)
+    randomize_lora(a, seed=3)
     a.save_adapters(tmp_path / "ad.npz")
     b = LoRAMLP(6, 8, 3, r=2, seed=1)
     b.load_adapters(tmp_path / "ad.npz")
@@ -131,7 +132,7 @@ def test_loading_mismatched_adapters_raises_and_changes_nothing(tmp_path):
     LoRAMLP(6, 8, 3, r=2, seed=1).save_adapters(tmp_path / "r2.npz")
     LoRAMLP(6, 8, 3, r=2, targets=["fc1"], seed=1).save_adapters(tmp_path / "fc1.npz")
     model = LoRAMLP(6, 8, 3, r=3, seed=1)
-    checks.randomize_lora(model, seed=4)
+    randomize_lora(model, seed=4)
     before = {k: v.copy() for k, v in model.params.items()}
     with pytest.raises(ValueError, match=r"'fc1.A' expected shape \(6, 3\), got \(6, 2\)"):
         model.load_adapters(tmp_path / "r2.npz")

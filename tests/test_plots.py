@@ -1,4 +1,4 @@
-"""tinylora.plots: every figure function writes a PNG without a display (Agg)."""
+"""tinylora.lab.plots: every figure function writes a PNG without a display (Agg)."""
 
 import math
 
@@ -6,7 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from tinylora import plots  # noqa: E402
+from tinylora.lab import plots  # noqa: E402
 
 
 def _png(path):

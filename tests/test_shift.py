@@ -1,8 +1,8 @@
-"""tinylora.shift: the quick LoRA vs LoRA+ comparison on a low-rank shift (a README example)."""
+"""tinylora.lab.shift: the quick LoRA vs LoRA+ comparison on a low-rank shift (a README example)."""
 
 import math
 
-from tinylora.shift import compare, lowrank_shift_task
+from tinylora.lab.shift import compare, lowrank_shift_task
 
 
 def test_compare_trains_both_ratios_from_the_same_start():

@@ -1,11 +1,11 @@
-"""tinylora.sweep: the width sweep - resumable, honest about edges, with the documented keys."""
+"""tinylora.lab.sweep: the width sweep - resumable, honest about edges, with the documented keys."""
 
 import json
 
 import pytest
 
-from tinylora import sweep
 from tinylora.cli import main
+from tinylora.lab import sweep
 from tinylora.records import ResultsDir, encode
 
 TINY = sweep.SweepConfig(seeds=2, steps=10, n_train=16, n_test=8, per_decade=2,

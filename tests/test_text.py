@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tinylora.text import (
+from tinylora.text.corpus import (
     FINETUNE_TEXT,
     PRETRAIN_TEXT,
     TEXTS,
@@ -24,7 +24,7 @@ def test_shipped_texts_are_small_distinct_and_documented():
     assert load_text(PRETRAIN_TEXT) != load_text(FINETUNE_TEXT)
     from importlib import resources
 
-    sources = resources.files("tinylora").joinpath("data", "SOURCES.md").read_text()
+    sources = resources.files("tinylora.text").joinpath("data", "SOURCES.md").read_text()
     assert "public domain" in sources.lower() and all(f in sources for f in TEXTS.values())
 
 

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from tinylora import toy
 from tinylora.cli import main
+from tinylora.lab import toy
 
 WIDTHS = tuple(2**k for k in range(4, 15))
 

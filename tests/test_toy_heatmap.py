@@ -3,7 +3,7 @@
 import json
 
 from tinylora.cli import main
-from tinylora.toy_heatmap import SETTINGS
+from tinylora.lab.toy_heatmap import SETTINGS
 
 
 def test_toy_heatmap_command_end_to_end(tmp_path, capsys):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from tinylora import backend, cli
-from tinylora.checks import randomize_lora
+from tinylora.checks import case_tinylm
+from tinylora.gradcheck import randomize_lora
 from tinylora.optim import Adam
 from tinylora.train import loss_and_grads
 from tinylora.transformer import BLOCK_TARGETS, TinyLM, TransformerBlock
-from tinylora.transformer_checks import case_tinylm
 
 SMALL = {"d_model": 8, "n_head": 2, "n_layer": 2, "context": 8, "d_ff": 16, "r": 2}
 

@@ -29,28 +29,26 @@ def cmd_gradcheck(args) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-def _run(module: str):
-    """A command: `tinylora.<module>.main(args)`, imported only when that command runs."""
-
-    def run(args) -> int:
-        return importlib.import_module(f"tinylora.{module}").main(args)
-
-    return run
-
-
 COMMANDS = [  # (command, module, help): each module has add_arguments(p) and main(args)
-    ("demo", "demo", "the width-scaling demonstration (what `make demo` runs)"),
-    ("toy-analytic", "toy_report", "the analytic toy (paper Eq. 2): delta slopes vs theory"),
-    ("toy-heatmap", "toy_heatmap", "the numerical toy (Eq. 3, Figure 2): heatmaps of the loss"),
-    ("width-sweep", "sweep_report", "the best LoRA+ ratio eta_B*/eta_A* measured across widths"),
-    ("coordcheck", "coordcheck", "mup-style coordinate check: delta1/2/3, Z_A, Z_B against width"),
-    ("pretrain", "pretrain", "pretrain the TinyLM bases on Shakespeare (cached)"),
-    ("finetune", "finetune", "LoRA vs LoRA+ fine-tuning on Milton, across widths"),
-    ("bench", "bench", "time a training step against the matmul floor and PyTorch"),
+    ("demo", "lab.demo", "the width-scaling demonstration (what `make demo` runs)"),
+    ("toy-analytic", "lab.toy_report", "the analytic toy (paper Eq. 2): delta slopes vs theory"),
+    ("toy-heatmap", "lab.toy_heatmap", "the numerical toy (Eq. 3, Figure 2): loss heatmaps"),
+    ("width-sweep", "lab.sweep_report", "the best LoRA+ ratio eta_B*/eta_A* across widths"),
+    ("coordcheck", "lab.coordcheck", "mup-style coordinate check: delta1/2/3, Z_A, Z_B vs width"),
+    ("pretrain", "text.pretrain", "pretrain the TinyLM bases on Shakespeare (cached)"),
+    ("finetune", "text.finetune", "LoRA vs LoRA+ fine-tuning on Milton, across widths"),
+    ("bench", "bench.run", "time a training step against the matmul floor and PyTorch"),
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_module(module: str):
+    """`tinylora.<module>`, imported by name when its command runs (the library itself never
+    imports the lab, text or bench packages: `tests/test_layout.py` pins it)."""
+    return importlib.import_module(f"tinylora.{module}")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser. Every command is listed; only `command`'s module is imported, for its options."""
     parser = argparse.ArgumentParser(prog="tinylora", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -62,13 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, module, text in COMMANDS:
         p = sub.add_parser(name, help=text)
-        importlib.import_module(f"tinylora.{module}").add_arguments(p)
-        p.set_defaults(func=_run(module))
+        if name == command:
+            mod = command_module(module)
+            mod.add_arguments(p)
+            p.set_defaults(func=mod.main)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     from tinylora.allocator import keep_freed_memory
 
     keep_freed_memory()  # this command owns its process: keep freed memory for the next step

@@ -11,6 +11,7 @@ would pass. The catalogue (`tinylora.checks`) always uses a random, non-zero B.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from tinylora import backend
@@ -33,20 +34,33 @@ def rel_error(analytic, numerical) -> float:
 def numerical_grad(f, x, h: float = 1e-5):
     """dF/dx by centred differences, changing `x` in place entry by entry (and restoring it).
 
-    f() -> a Python float that reads `x`.
+    f() -> a Python float that reads `x`. `x` may be any writable array, a strided view (a
+    slice, a transpose) included: each entry is written through `x[index]`, never through a
+    reshaped copy that f would not read.
     """
-    xp = backend.xp_of(x)
-    grad = xp.zeros_like(x)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)  # views: writing flat[i] changes x
-    for i in range(flat.size):
-        old = float(flat[i])
-        flat[i] = old + h
+    grad = backend.xp_of(x).zeros_like(x)
+    for index in itertools.product(*(range(k) for k in x.shape)):
+        old = float(x[index])
+        x[index] = old + h
         f_plus = f()
-        flat[i] = old - h
+        x[index] = old - h
         f_minus = f()
-        flat[i] = old
-        gflat[i] = (f_plus - f_minus) / (2 * h)
+        x[index] = old
+        grad[index] = (f_plus - f_minus) / (2 * h)
     return grad
+
+
+def randomize_lora(model, seed: int = 0) -> None:
+    """Move a model to a non-degenerate point: every LoRA factor and bias random (std 0.5),
+    every layer-norm gain ``*.g`` random around 1 (std 0.3). At init B = 0 (or A = 0) and a
+    bug in the other factor's gradient would pass unseen."""
+    xp, rng = model.xp, backend.host_rng(seed)
+    for k in [*model.adapter_keys(), *(k for k in model.params if k.endswith(".b"))]:
+        p = model.params[k]
+        p[...] = backend.normal(rng, tuple(p.shape), 0.5, xp, p.dtype)
+    for k in (k for k in model.params if k.endswith(".g")):
+        p = model.params[k]
+        p[...] = 1.0 + backend.normal(rng, tuple(p.shape), 0.3, xp, p.dtype)
 
 
 @dataclass
@@ -69,41 +83,63 @@ class Result:
 
 
 def check(name: str, forward, backward, arrays: dict, keys=None, seed: int = 0,
-          tol: float = TOLERANCE) -> list[Result]:
+          tol: float = TOLERANCE, zero: tuple[str, ...] = ()) -> list[Result]:
     """Check `backward` against finite differences of `forward` for each array in `keys`.
 
     forward() -> out, reading the arrays of `arrays` (which are changed in place and restored);
     backward(g) -> {key: dL/d arrays[key]} for the fake loss L = sum(out * g).
+    `zero`: key suffixes whose gradient is exactly zero by a symmetry (the attention's key bias:
+    softmax ignores a shift of a row). A relative error would compare two round-offs, so for
+    those both gradients must vanish: the larger absolute entry is the reported error.
     """
     out = forward()
-    xp = backend.xp_of(out)
-    g = backend.normal(seed, tuple(out.shape), 1.0, xp, "float64")
+    g = backend.normal(seed, tuple(out.shape), 1.0, backend.xp_of(out), "float64")
     analytic = backward(g)
     loss = lambda: float((forward() * g).sum())  # noqa: E731
     results = []
-    for k in keys or list(arrays):
+    for k in list(arrays) if keys is None else list(keys):
         if analytic.get(k) is None:
             raise AssertionError(f"{name}: backward gave no gradient for {k!r}")
         numerical = numerical_grad(loss, arrays[k])
-        results.append(Result(f"{name}/{k}", rel_error(analytic[k], numerical), tol))
+        if k.endswith(zero) and zero:
+            err = max(float(abs(backend.to_numpy(analytic[k])).max()),
+                      float(abs(backend.to_numpy(numerical)).max()))
+            results.append(Result(f"{name}/{k} (exactly 0)", err, tol))
+        else:
+            results.append(Result(f"{name}/{k}", rel_error(analytic[k], numerical), tol))
     return results
 
 
-def check_model(name: str, model, x, seed: int = 0, checker=check) -> list[Result]:
-    """Check a model's backward for every trainable array at its current point (make it a
-    random, non-degenerate one first). `checker` is `check` or a variant with the same
-    arguments (the Transformer's handles the key bias, whose gradient is exactly zero)."""
+def _pair(fwd, bwd):
+    """forward() and backward(g) sharing one cache; backward reruns forward first, so its cache
+    is from the arrays as they are now (finite differences nudge them in between)."""
     cache = {}
 
     def forward():
-        out, cache["c"] = model.forward(x)
+        out, cache["c"] = fwd()
         return out
 
     def backward(g):
         forward()
-        return model.backward(g, cache["c"])
+        return bwd(g, cache["c"])
 
-    return checker(name, forward, backward, model.params, keys=list(model.trainable), seed=seed)
+    return forward, backward
+
+
+def check_layer(name: str, fwd, bwd, arrays: dict, tol: float = TOLERANCE,
+                zero: tuple[str, ...] = ()) -> list[Result]:
+    """Check a layer function pair: fwd(arrays) -> (out, cache); bwd(g, cache) -> {key: grad}."""
+    forward, backward = _pair(lambda: fwd(arrays), bwd)
+    return check(name, forward, backward, arrays, tol=tol, zero=zero)
+
+
+def check_model(name: str, model, x, seed: int = 0, tol: float = TOLERANCE,
+                zero: tuple[str, ...] = ()) -> list[Result]:
+    """Check a model's backward for every trainable array at its current point (make it a
+    random, non-degenerate one first: `randomize_lora`)."""
+    forward, backward = _pair(lambda: model.forward(x), model.backward)
+    return check(name, forward, backward, model.params, keys=list(model.trainable), seed=seed,
+                 tol=tol, zero=zero)
 
 
 def worst_per_tensor(results: list[Result]) -> list[Result]:

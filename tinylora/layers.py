@@ -9,7 +9,7 @@ returned as ``None`` and never computed: frozen weights get no gradient and no b
 Shapes. Row-vector code: ``y = x @ W`` with W stored ``(d_in, d_out)``. Inputs may carry any
 leading axes ``(..., d_in)``. Parameters may carry leading *stack* axes ``(*S, d_in, d_out)``: a
 stack of S independent models trained at once by broadcasting (the learning-rate grids of
-`tinylora.grid`). Where the input has no stack axes it is shared by every model in the stack.
+`tinylora.lab.grid`). Where the input has no stack axes it is shared by every model in the stack.
 
 The arrays may be NumPy or CuPy; nothing here imports either: `xp_of(x)` names the module that
 owns an array, so the same code runs on both.

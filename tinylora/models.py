@@ -5,7 +5,7 @@
 Layer ``fc<i>`` is a frozen linear ``h W + b``; on a LoRA target it becomes
 ``h W + b + scale * (h A) B`` (see `tinylora.layers.lora_linear_forward`).
 With ``stack=(S,)`` every LoRA factor gets a leading axis of S independent copies that share the
-frozen weights: S models trained at once by broadcasting (`tinylora.grid`).
+frozen weights: S models trained at once by broadcasting (`tinylora.lab.grid`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import math
 from tinylora import backend as _backend
 from tinylora.layers import (
     activation as _activation,
+)
+from tinylora.layers import (
     linear_backward,
     linear_forward,
     lora_linear_backward,

@@ -7,7 +7,7 @@ weight decay. LoRA+ is nothing more than two groups: ``*.B`` at ``lr * lr_ratio`
 ``lr`` (`loraplus_groups`).
 
 A learning rate may be a Python float or an array that broadcasts against the parameter, e.g.
-shape ``(S, 1, 1)`` for a stack of S models with one rate each (the grids of `tinylora.grid`).
+shape ``(S, 1, 1)`` for a stack of S models with one rate each (the grids of `tinylora.lab.grid`).
 Learning rates stay Python floats where they can, so float32 runs are never promoted to float64.
 """
 

@@ -28,16 +28,7 @@ from pathlib import Path
 from tinylora import backend
 from tinylora.progress import bar as progress_bar
 from tinylora.records import read_json, write_json
-from tinylora.pretrain import (
-    DEFAULT_WIDTHS,
-    FAST_WIDTHS,
-    build_model,
-    ensure_base,
-    load_base,
-    mean_loss,
-    pretrain_config,
-)
-from tinylora.text import (
+from tinylora.text.corpus import (
     FINETUNE_TEXT,
     PRETRAIN_TEXT,
     BatchSampler,
@@ -45,6 +36,15 @@ from tinylora.text import (
     load_text,
     shipped_tokenizer,
     train_val_split,
+)
+from tinylora.text.pretrain import (
+    DEFAULT_WIDTHS,
+    FAST_WIDTHS,
+    build_model,
+    ensure_base,
+    load_base,
+    mean_loss,
+    pretrain_config,
 )
 from tinylora.train import loss_and_grads
 from tinylora.transformer import BLOCK_TARGETS
@@ -200,7 +200,7 @@ def open_records(config: FinetuneConfig, out, restart: bool = False) -> dict:
 def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_progress=True,
               restart=False) -> dict:
     """Run (or resume) the whole protocol; records.json is saved after every run. -> records."""
-    from tinylora.finetune_report import best_ratio, lr_grid, tuned
+    from tinylora.text.report import best_ratio, lr_grid, tuned
 
     records = open_records(config, out, restart)
     path = Path(out) / "records.json"
@@ -262,8 +262,8 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from tinylora import plots_finetune as plots
-    from tinylora.finetune_report import markdown, summarize
+    from tinylora.text import plots
+    from tinylora.text.report import markdown, summarize
 
     config = finetune_config(args.fast, widths=args.widths, steps=args.steps, ratios=args.ratios,
                              lrs=args.lrs, seeds=args.seeds, pretrain_steps=args.pretrain_steps)

@@ -1,8 +1,8 @@
 """`tinylora width-sweep`: measure the best ratio eta_B* / eta_A* of LoRA+ as the width grows.
 
-At each width n the fine-tuning toy (`tinylora.toy_problem`, variant "finetune": a frozen middle
+At each width n the fine-tuning toy (`tinylora.lab.toy_problem`, variant "finetune": a frozen middle
 weight, Init[1], Adam) trains every cell of a learning-rate grid, for several seeds, in batched
-passes (`tinylora.grid`). The paper predicts eta_A* ~ 1/n and eta_B* ~ 1, so the best ratio
+passes (`tinylora.lab.grid`). The paper predicts eta_A* ~ 1/n and eta_B* ~ 1, so the best ratio
 should grow like n^1; we fit log(best ratio) against log(n) and report the exponent with its
 95 % interval, whatever it is.
 
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from tinylora import grid, landscape
-from tinylora.fit import loglog_slope
-from tinylora.toy_problem import seeded_tasks
+from tinylora.lab import grid, landscape
+from tinylora.lab.fit import loglog_slope
+from tinylora.lab.toy_problem import seeded_tasks
 
 WIDTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 

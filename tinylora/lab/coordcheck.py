@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tinylora import backend
-from tinylora.fit import loglog_slope
+from tinylora.lab.fit import loglog_slope
 from tinylora.layers import mse_backward, mse_forward
 from tinylora.models import LoRAMLP
 from tinylora.optim import Adam
@@ -229,7 +229,7 @@ def main(args) -> int:
 
 def execute(args) -> dict:
     """Run, write every output file. -> {"summary", "text", "figures", "out"}."""
-    from tinylora import plots
+    from tinylora.lab import plots
     from tinylora.progress import bar
     from tinylora.records import ResultsDir, parse_list
 

@@ -4,7 +4,7 @@ The task: a frozen MLP whose target is the same MLP with a rank-2 change to its 
 so a rank-4 LoRA can fit it exactly. Both runs share the frozen weights, the data, the init and
 the learning rate of A; LoRA+ only multiplies B's learning rate by 16.
 
-    from tinylora.shift import compare
+    from tinylora.lab.shift import compare
     curves = compare(steps=200)          # {1.0: [loss per step], 16.0: [...]}
 """
 

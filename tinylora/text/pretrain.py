@@ -22,7 +22,7 @@ from pathlib import Path
 from tinylora import backend
 from tinylora.progress import bar as progress_bar
 from tinylora.records import read_json, write_json
-from tinylora.text import (
+from tinylora.text.corpus import (
     PRETRAIN_TEXT,
     BatchSampler,
     eval_windows,
@@ -253,7 +253,7 @@ def main(args) -> int:
         print(f"d_model={d:4d}  val loss {r['val_loss']:.4f}  "
               f"({'reused' if r['reused'] else 'trained'}: {r['path']})")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    from tinylora import plots_finetune as plots
+    from tinylora.text import plots
 
     path = plots.pretrain_curves(records, out / "pretrain_val_loss_by_width.png")
     print(f"wrote {out / 'records.json'}, {out / 'summary.json'}, {out / 'summary.md'}, {path}")

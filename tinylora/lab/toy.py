@@ -56,7 +56,7 @@ from __future__ import annotations
 import math
 
 from tinylora import backend
-from tinylora.fit import loglog_slope
+from tinylora.lab.fit import loglog_slope
 from tinylora.optim import make_optimizer
 
 SCHEDULES = {  # name: (alpha, beta, ratio eta_b / eta_a at the base width)

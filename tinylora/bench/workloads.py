@@ -7,7 +7,7 @@ A `Workload` is everything the timer needs, built once:
     floor()  the bare matrix products that an exact step cannot avoid, same shapes and dtype,
              on the same array library (for "grid": the same cells trained one by one)
 
-`tinylora.bench_torch` mirrors each workload in PyTorch from the same weights and data.
+`tinylora.bench.torch_mirror` mirrors each workload in PyTorch from the same weights and data.
 
     mlp    LoRAMLP width -> width -> width, LoRA (rank 8) on fc1 and fc2, batch 256, Adam (LoRA+)
     block  TransformerBlock d_model = width, 4 heads, LoRA (rank 8) on q, k, v, o, fc1, fc2,
@@ -18,13 +18,13 @@ A `Workload` is everything the timer needs, built once:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from tinylora import backend
+from tinylora.lab.toy_problem import toy_task
 from tinylora.models import LoRAMLP
 from tinylora.optim import Adam, loraplus_groups
-from tinylora.toy_problem import toy_task
 from tinylora.train import loss_and_grads
 from tinylora.transformer import BLOCK_TARGETS, TransformerBlock
 
@@ -36,7 +36,7 @@ LR, LR_RATIO = 1e-3, 16.0  # Adam with the LoRA+ groups: A at LR, B at LR * LR_R
 @dataclass
 class Workload:
     """One benchmark case. `x`, `y` and `init` (host copies of the parameters before any step)
-    let `tinylora.bench_torch` rebuild the identical computation."""
+    let `tinylora.bench.torch_mirror` rebuild the identical computation."""
 
     name: str  # "mlp" | "block" | "grid"
     width: int

@@ -1,6 +1,6 @@
 """`tinylora bench`: how close is a LoRA training step to the matrix products it cannot avoid?
 
-For each workload (`tinylora.bench_workloads`), width and dtype it times, in one run and
+For each workload (`tinylora.bench.workloads`), width and dtype it times, in one run and
 interleaved so that a busy machine slows every contender alike:
 
     step    one library training step (forward, loss, backward, Adam on A and B)
@@ -24,8 +24,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from tinylora import allocator, backend, bench_torch
-from tinylora.bench_workloads import BUILDERS, WIDTHS
+from tinylora import allocator, backend
+from tinylora.bench import torch_mirror as bench_torch
+from tinylora.bench.workloads import BUILDERS, WIDTHS
 
 DTYPES = ("float32", "float64")
 ROW_KEYS = ("workload", "width", "dtype", "step_ms", "floor_ms", "torch_ms", "ratio_floor",

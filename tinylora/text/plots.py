@@ -1,11 +1,11 @@
 """Figures of the fine-tuning study (`tinylora pretrain`, `tinylora finetune`).
 
-Same rules as `tinylora.plots`: matplotlib imported lazily, every figure written to a file.
+Same rules as `tinylora.lab.plots`: matplotlib imported lazily, every figure written to a file.
 """
 
 from __future__ import annotations
 
-from tinylora.plots import _pyplot, _save
+from tinylora.lab.plots import _pyplot, _save
 
 
 def pretrain_curves(records: list, path):

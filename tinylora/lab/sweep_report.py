@@ -1,4 +1,4 @@
-"""The `tinylora width-sweep` command: run `tinylora.sweep`, then write and print the results.
+"""The `tinylora width-sweep` command: run `tinylora.lab.sweep`, then write and print the results.
 
     --out DIR/records.json    one row per width, cell, seed, recorded step, quantity
     --out DIR/summary.json    widths, best_ratio, ratio_interval, loss_lora, loss_loraplus,
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from tinylora import landscape, sweep
+from tinylora.lab import landscape, sweep
 from tinylora.records import markdown_table
 
 
@@ -27,7 +27,7 @@ def add_arguments(p) -> None:
                    help=f"training points (default {sweep.SweepConfig.n_train})")
     p.add_argument("--readout", choices=["sp", "mup"], default=None,
                    help="W_out ~ N(0, 1/n) as the paper prints it (sp, default) or "
-                        "N(0, 1/n^2) (mup): see tinylora/toy_problem.py")
+                        "N(0, 1/n^2) (mup): see tinylora/lab/toy_problem.py")
 
 
 def headline(summary: dict) -> str:
@@ -98,7 +98,7 @@ def markdown(summary: dict, figures: list) -> str:
 
 
 def figures(payloads: list, summary: dict, cfg, out) -> list:
-    from tinylora import plots
+    from tinylora.lab import plots
 
     steps = sweep.record_steps(cfg)
     paths = []

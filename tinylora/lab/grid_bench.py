@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
-from tinylora import grid
-from tinylora.toy_problem import toy_task
+from tinylora.lab import grid
+from tinylora.lab.toy_problem import toy_task
 
 
 def _best_time(fn, repeats: int) -> float:

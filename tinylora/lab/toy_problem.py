@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 from tinylora import backend
-from tinylora.grid import GridTask
+from tinylora.lab.grid import GridTask
 from tinylora.models import LoRAMLP
 
 VARIANTS = ("paper", "finetune")

@@ -1,6 +1,7 @@
 """What the fine-tuning study reports: tuned learning rates, the speed-up, intervals, summary.md.
 
-Host-only arithmetic on the run records of `tinylora.finetune` (lists of floats), no model here.
+Host-only arithmetic on the run records of `tinylora.text.finetune` (lists of floats), no model
+here.
 
 The speed-up, per seed, paired (LoRA and LoRA+ with the same seed share the init of A and the
 order of batches): both runs reach the loss ``L* = max(final LoRA, final LoRA+)``, the worse of

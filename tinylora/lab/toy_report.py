@@ -1,4 +1,4 @@
-"""The `tinylora toy-analytic` command: run the analytic toy (`tinylora.toy`), fit the slopes,
+"""The `tinylora toy-analytic` command: run the analytic toy (`tinylora.lab.toy`), fit the slopes,
 write records.json, summary.json (``{"slopes": {schedule: {delta: s}}, "theory": {same}}`` at
 step 2, for gradient descent when it ran, and the same per optimizer under "by_optimizer"),
 summary.md and a figure per optimizer, and print the table.
@@ -6,7 +6,7 @@ summary.md and a figure per optimizer, and print the table.
 
 from __future__ import annotations
 
-from tinylora.toy import (
+from tinylora.lab.toy import (
     DELTAS,
     OPTIMIZERS,
     REPORT_STEP,
@@ -84,7 +84,7 @@ def main(args) -> int:
 
 def execute(args) -> dict:
     """Run, write every output file. -> {"summary", "text" (markdown table), "figures", "out"}."""
-    from tinylora import plots
+    from tinylora.lab import plots
     from tinylora.progress import bar
     from tinylora.records import ResultsDir, parse_list
 
@@ -121,6 +121,6 @@ def _markdown(text, widths, init, summary, figures) -> str:
             f"Widths {', '.join(map(str, widths))}. Each cell: the fitted slope of log|delta| "
             f"against log n, with the theory's slope in brackets (`~` = only as n -> infinity; "
             f"`-` = the delta is exactly zero at that step). The derivation is in "
-            f"`tinylora/toy.py`.\n\n{text}\n"
+            f"`tinylora/lab/toy.py`.\n\n{text}\n"
             + (f"Largest gap to an exact prediction: {gap:.2e}.\n\n" if gap is not None else "")
             + "".join(f"![{p.name}]({p.name})\n" for p in figures))

@@ -2,7 +2,7 @@
 eta_B / eta_A with an interval, and plain LoRA's best (the eta_A = eta_B diagonal).
 
 A cell is a dict ``{"kA", "kB", "eta_A", "eta_B", "train", "test"}`` where k are lattice indices
-(``eta = 10^(k / per_decade)``, see `tinylora.grid`) and ``train[s][j]`` is seed s's loss at the
+(``eta = 10^(k / per_decade)``, see `tinylora.lab.grid`) and ``train[s][j]`` is seed s's loss at the
 j-th recorded step. A cell's loss is the mean over its seeds; one diverged seed makes it inf.
 
 The interval of the best ratio (per width) is the range of eta_B / eta_A over

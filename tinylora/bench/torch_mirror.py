@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from tinylora import backend
-from tinylora.bench_workloads import LR, LR_RATIO, Workload
+from tinylora.bench.workloads import LR, LR_RATIO, Workload
 
 
 def available() -> tuple[bool, str]:

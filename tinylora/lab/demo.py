@@ -26,18 +26,19 @@ def add_arguments(p) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _args(command: str, out: Path, args, *extra: str) -> argparse.Namespace:
-    """The arguments `tinylora <command> --fast --out <out> ...` would get."""
-    from tinylora.cli import build_parser
-
-    argv = [command, "--fast", "--out", str(out), *extra]
+def _args(command, out: Path, args, *extra: str) -> argparse.Namespace:
+    """The options `tinylora <command> --fast --out <out> ...` would get, parsed by the command
+    module's own `add_arguments` (the demo calls the commands directly, not through the CLI)."""
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    argv = ["--fast", "--out", str(out), *extra]
     argv += ["--backend", args.backend] if args.backend else []
     argv += ["--no-progress"] if args.no_progress else []
-    return build_parser().parse_args(argv)
+    return parser.parse_args(argv)
 
 
 def main(args) -> int:
-    from tinylora import coordcheck, grid_bench, sweep_report, toy, toy_report
+    from tinylora.lab import coordcheck, grid_bench, sweep_report, toy, toy_report
     from tinylora.records import ResultsDir, markdown_table
 
     out = ResultsDir(args.out, {"command": "demo"})
@@ -51,11 +52,11 @@ def main(args) -> int:
 
     widths = ",".join(str(n) for n in toy.WIDTHS)  # the toy is cheap: every width up to 2^16
     toy_result = part("analytic toy", lambda: toy_report.execute(
-        _args("toy-analytic", out / "toy-analytic", args, "--widths", widths)))
+        _args(toy_report, out / "toy-analytic", args, "--widths", widths)))
     sweep_result = part("width sweep", lambda: sweep_report.execute(
-        _args("width-sweep", out / "width-sweep", args)))
+        _args(sweep_report, out / "width-sweep", args)))
     cc_result = part("coordinate check", lambda: coordcheck.execute(
-        _args("coordcheck", out / "coordcheck", args)))
+        _args(coordcheck, out / "coordcheck", args)))
     bench = part("batched vs one by one", lambda: [
         grid_bench.speedup(n, n_cells=49, backend_name=args.backend) for n in BENCH_WIDTHS])
 

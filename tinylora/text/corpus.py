@@ -6,9 +6,10 @@
     batch = BatchSampler(train, batch_size=16, context=64, seed=0).sample()   # (16, 65)
     x, y = batch[:, :-1], batch[:, 1:]              # inputs and next-character targets
 
-Two public-domain texts ship inside the package (see ``tinylora/data/SOURCES.md``): Shakespeare's
-plays, the *pretraining* text, and Milton's prose *Areopagitica*, the *fine-tuning* text. Nothing
-is downloaded. Everything here lives on the host; a batch moves to the GPU with ``xp.asarray``.
+Two public-domain texts ship inside the package (see ``tinylora/text/data/SOURCES.md``):
+Shakespeare's plays, the *pretraining* text, and Milton's prose *Areopagitica*, the *fine-tuning*
+text. Nothing is downloaded. Everything here lives on the host; a batch moves to the GPU with
+``xp.asarray``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def load_text(name: str) -> str:
     """The shipped text `name` ('shakespeare' or 'areopagitica') as one string."""
     if name not in TEXTS:
         raise ValueError(f"text: expected one of {sorted(TEXTS)}, got {name!r}")
-    return resources.files("tinylora").joinpath("data", TEXTS[name]).read_text(encoding="ascii")
+    data = resources.files("tinylora.text").joinpath("data")
+    return data.joinpath(TEXTS[name]).read_text(encoding="ascii")
 
 
 class CharTokenizer:

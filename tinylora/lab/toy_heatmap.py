@@ -1,7 +1,7 @@
 """`tinylora toy-heatmap`: the paper's Figure 2, the (eta_A, eta_B) landscape of the numerical toy.
 
-Three settings of `tinylora.toy_problem` (d = 5, n = 100, r = 4, Y = sin(mean(X)), 1000 train and
-100 test points, 3 seeds, about 200 steps):
+Three settings of `tinylora.lab.toy_problem` (d = 5, n = 100, r = 4, Y = sin(mean(X)), 1000
+train and 100 test points, 3 seeds, about 200 steps):
 
     paper_gd       (a) the printed setup: W_mid = 0, A ~ N(0, 1/n), B ~ N(0, 1), gradient descent
     finetune_gd    (b) a frozen middle weight, Init[1] (B = 0), gradient descent
@@ -10,16 +10,16 @@ Three settings of `tinylora.toy_problem` (d = 5, n = 100, r = 4, Y = sin(mean(X)
 For each: heatmaps of the training and test loss at t = 10 and at the end, with the best cell,
 the cells within 1 % of it and the diagonal eta_A = eta_B, and where the optimum lies relative to
 that diagonal (above it: eta_B > eta_A, as LoRA+ says). Every grid cell and seed of a setting is
-trained in batched passes (`tinylora.grid`); each finished setting is saved and reused.
+trained in batched passes (`tinylora.lab.grid`); each finished setting is saved and reused.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from tinylora import grid, landscape
+from tinylora.lab import grid, landscape
+from tinylora.lab.toy_problem import seeded_tasks
 from tinylora.records import markdown_table
-from tinylora.toy_problem import seeded_tasks
 
 SETTINGS = {  # name: (variant, optimizer, lowest and highest learning rate of the grid)
     "paper_gd": ("paper", "sgd", 1e-4, 1e1),
@@ -88,7 +88,7 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from tinylora import plots
+    from tinylora.lab import plots
     from tinylora.progress import bar
     from tinylora.records import ResultsDir, parse_list
 

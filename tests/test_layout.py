@@ -1,0 +1,119 @@
+"""The house rules, read from the source: the library is layered, small, and free of circles.
+
+    tinylora/          the library a student reads: arrays, layers, models, optimizers, checks, CLI
+    tinylora/lab/      the synthetic width-scaling experiments
+    tinylora/text/     pretraining and fine-tuning on real text
+    tinylora/bench/    the speed benchmark
+
+Every import statement (module level or inside a function) is an edge of the module graph.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "tinylora"
+OUTER = ("tinylora.lab", "tinylora.text", "tinylora.bench")
+MAX_LINES = 300
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(path: Path) -> set[str]:
+    """The tinylora modules that `path` imports (a `from pkg import name` of a submodule counts
+    as that submodule)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("tinylora")}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tinylora"):
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                found.add(sub if sub in MODULES else node.module)
+    return found
+
+
+GRAPH = {name: _imports(path) - {name} for name, path in MODULES.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm)."""
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_library_never_imports_lab_text_or_bench():
+    """Nothing directly in tinylora/ imports tinylora.lab, .text or .bench: the core stands."""
+    core = {n for n, p in MODULES.items() if p.parent == PACKAGE}
+    bad = {n: sorted(i for i in GRAPH[n] if i.startswith(OUTER)) for n in core}
+    assert not {n: v for n, v in bad.items() if v}
+
+
+def test_there_are_no_import_circles():
+    """No two modules import each other, directly or through others (every import counted)."""
+    assert _cycles(GRAPH) == []
+
+
+def test_the_cycle_finder_finds_a_planted_circle():
+    """The rule above can fail: a planted a -> b -> c -> a is reported as one circle."""
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_every_module_is_under_300_lines():
+    """Past about 300 lines a module is split by concept (never into "utils")."""
+    long = {n: len(p.read_text().splitlines()) for n, p in MODULES.items()}
+    assert {n: k for n, k in long.items() if k > MAX_LINES} == {}
+
+
+def _loaded_after(code: str) -> set[str]:
+    probe = code + "\nimport sys\nprint(' '.join(m for m in sys.modules if 'tinylora' in m))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_importing_tinylora_loads_only_the_library():
+    """`import tinylora` and the CLI's parser load no lab, text or bench module."""
+    loaded = _loaded_after("import tinylora, tinylora.cli\ntinylora.cli.build_parser()")
+    assert not {m for m in loaded if m.startswith(OUTER)}
+
+
+def test_a_command_imports_only_its_own_module():
+    """`tinylora width-sweep` builds its options from the lab alone: no text or bench module."""
+    loaded = _loaded_after("import tinylora.cli\ntinylora.cli.build_parser('width-sweep')")
+    assert "tinylora.lab.sweep_report" in loaded
+    assert not {m for m in loaded if m.startswith(("tinylora.text", "tinylora.bench"))}
