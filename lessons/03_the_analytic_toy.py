@@ -84,7 +84,7 @@ for name, analytic, arr in (("dL/db", db, b), ("dL/da", da, a)):
 #
 # A gradient-descent step moves `a` by `-eta_a U b x` and `b` by `-eta_b U s`. The output moves
 # from `b s` to `(b + Δb)(s + Δs)`, with `Δs = (Δa)^T x`, and the product expands into three
-# terms (PAPER.md):
+# terms (`docs/paper.md`):
 #
 # `f_t - f_{t-1} = b Δs + Δb s + Δb Δs = delta1 + delta2 + delta3`
 #

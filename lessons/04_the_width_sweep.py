@@ -22,7 +22,7 @@
 # numerical toy (its Eq. 3). We redraw the paper's Figure 2, the loss over a grid of
 # `(eta_A, eta_B)` at `n = 100`, then repeat the search at several widths and fit how the best
 # ratio grows, with an interval. On the way: how to read that interval, and where the paper's
-# printed setup is unclear (PAPER.md).
+# printed setup is unclear (`docs/paper.md`).
 #
 # Runs in about half a minute. With `TINYLORA_FAST=1` (what the tests use) in a few seconds:
 # coarser grids, fewer steps and widths. The full-size runs are `tinylora toy-heatmap` and

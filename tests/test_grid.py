@@ -76,7 +76,7 @@ def test_record_steps_are_checked():
 
 
 def test_paper_variant_with_init1_cannot_learn():
-    """PAPER.md: with W_mid = 0 and B = 0 the ReLU sees exactly 0, so every gradient is zero -
+    """docs/paper.md: with W_mid = 0 and B = 0 the ReLU sees exactly 0, so every gradient is zero -
     why the fine-tuning variant adds a frozen middle weight."""
     from tinylora.train import loss_and_grads
 

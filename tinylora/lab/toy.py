@@ -5,7 +5,7 @@
     dL/db = (a^T x) U        dL/da = b U x
 
 x has coordinates +-1 (random signs), so ||x||^2 = n exactly. Write s = a^T x (the paper's Z_A).
-One step moves the output by delta1 + delta2 + delta3 (PAPER.md):
+One step moves the output by delta1 + delta2 + delta3 (`docs/paper.md`):
 
     delta1 = b_{t-1} (a_t - a_{t-1})^T x          what moving a did (b held)
     delta2 = (b_t - b_{t-1}) a_{t-1}^T x          what moving b did (a held)

@@ -7,7 +7,7 @@
 
 "paper"    the setting as printed in the paper's appendix: W_mid = 0 (the paper's model is
            ``W_out relu(B A relu(W_in x))``), W_in ~ N(0, 1), W_out ~ N(0, 1/n), and both factors
-           random, A ~ N(0, 1/n), B ~ N(0, 1) (neither Init[1] nor Init[2]; see PAPER.md).
+           random, A ~ N(0, 1/n), B ~ N(0, 1) (neither Init[1] nor Init[2]; see `docs/paper.md`).
 "finetune" true fine-tuning: a frozen middle weight W_mid ~ N(0, 1/n) and Init[1]
            (B = 0, A ~ N(0, 1/n)). With W_mid = 0 Init[1] could not learn at all: B = 0 makes the
            ReLU's input exactly 0 and its derivative 0, so every gradient would vanish.
@@ -15,7 +15,7 @@
 Readout. The paper prints W_out ~ N(0, 1/n) ("sp", standard parametrisation): the output sums n
 coordinates, so a change that moves every feature by Theta(1) in a coordinated way moves the
 output by Theta(sqrt(n)). With ``readout="mup"``, W_out ~ N(0, 1/n^2) (muP's readout), a
-Theta(1) change of the features moves the output by Theta(1). Counting as in PAPER.md with the sp
+Theta(1) change of the features moves the output by Theta(1). Counting as in `docs/paper.md` with the sp
 readout's sqrt(n) gain, a stable output asks eta_B ~ n^-1/2 (and eta_A ~ 1/n, a ratio ~ n^1/2);
 without that gain (mup) the paper's eta_B ~ 1, ratio ~ n. (A hypothesis to test with
 ``tinylora width-sweep --readout mup``; a short probe, 100 steps, gave flat, inconclusive optima.)
