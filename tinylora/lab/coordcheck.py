@@ -8,8 +8,8 @@ root-mean-square size of (row-vector form, Z the layer's input before the step, 
     delta3 = s (Z (A_t - A_{t-1})) (B_t - B_{t-1})
     Z_A = Z A_t (the r features),  Z_B = s Z_A B_t (the adapter's output)
 
-Efficient, stable feature learning (`docs/paper.md`) means delta1 and delta2 stay Theta(1) as the width
-grows: flat lines against log2(width). A slope > 0 is an explosion, < 0 a factor that stops
+Efficient, stable feature learning (`docs/paper.md`) means delta1 and delta2 stay Theta(1) as the
+width grows: flat lines against log2(width). A slope > 0 is an explosion, < 0 a factor that stops
 learning. Schedules (eta = --lr, n0 = the base width 64):
 
     shared      eta_A = eta_B = eta                        (LoRA)
