@@ -16,8 +16,8 @@ Readout. The paper prints W_out ~ N(0, 1/n) ("sp", standard parametrisation): th
 coordinates, so a change that moves every feature by Theta(1) in a coordinated way moves the
 output by Theta(sqrt(n)). With ``readout="mup"``, W_out ~ N(0, 1/n^2) (muP's readout), a
 Theta(1) change of the features moves the output by Theta(1). Counting as in `docs/paper.md` with
-the sp readout's sqrt(n) gain, a stable output asks eta_B ~ n^-1/2 (and eta_A ~ 1/n, a ratio ~ n^1/2);
-without that gain (mup) the paper's eta_B ~ 1, ratio ~ n. (A hypothesis to test with
+the sp readout's sqrt(n) gain, a stable output asks eta_B ~ n^-1/2 (and eta_A ~ 1/n, a ratio
+~ n^1/2); without that gain (mup) the paper's eta_B ~ 1, ratio ~ n. (A hypothesis to test with
 ``tinylora width-sweep --readout mup``; a short probe, 100 steps, gave flat, inconclusive optima.)
 
 This is a `tinylora.models.LoRAMLP` ``d -> n -> n -> 1`` with LoRA on fc2 (the middle layer) and
