@@ -461,8 +461,9 @@ print(f"outputs at positions 0..{T - 2}: bit-identical; at position {T - 1}: mov
 #
 # muP's *coordinate check* (`docs/paper.md`, related work): train at several widths and plot
 # the typical size of a quantity (its root mean square over coordinates) against the width,
-# log-log. A slope 0 is "Theta(1) in the width": efficient learning. LoRA+ measures three quantities for
-# each LoRA layer at each step (`docs/paper.md`), here in row form with `Z` the layer's input:
+# log-log. A slope 0 is "Theta(1) in the width": efficient learning. LoRA+ measures three
+# quantities for each LoRA layer at each step (`docs/paper.md`), here in row form with `Z` the
+# layer's input:
 #
 # - `delta1 = scale Z (A_t - A_{t-1}) B_{t-1}`: what moving `A` did,
 # - `delta2 = scale Z A_{t-1} (B_t - B_{t-1})`: what moving `B` did,
