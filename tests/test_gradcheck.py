@@ -18,6 +18,17 @@ def test_numerical_grad_of_a_known_function():
     assert np.array_equal(x, [0.5, -1.2, 2.0])  # restored after every perturbation
 
 
+def test_numerical_grad_writes_through_views_transposes_and_slices():
+    """A strided view (a transpose, a column slice) is nudged in place too: no silent zeros."""
+    base = np.random.default_rng(1).standard_normal((4, 6))
+    for name, view in [("transpose", base.T), ("column slice", base[:, 1::2]),
+                       ("row slice", base[1:3])]:
+        before = base.copy()
+        g = numerical_grad(lambda v=view: float((v**3).sum()), view)
+        np.testing.assert_allclose(g, 3 * view**2, rtol=1e-7, atol=1e-8, err_msg=name)
+        assert np.array_equal(base, before), name  # restored
+
+
 def test_rel_error_is_zero_for_equal_and_one_for_opposite():
     """The scale-free error: 0 for a perfect match, 1 for a gradient with the wrong sign."""
     a = np.array([1.0, -2.0, 3.0])

@@ -170,3 +170,14 @@ def test_repr_says_what_trains():
     """The repr teaches: widths, targets, rank, scale, and how few numbers train."""
     text = repr(LoRAMLP(6, 8, 3, r=2, alpha=4.0))
     assert "6 -> 8 -> 3" in text and "r=2" in text and "scale=2" in text and "trainable=" in text
+
+
+def test_lora_config_default_scale_is_every_model_default():
+    """`LoRAConfig()` and every model built with its defaults have the same scale: alpha = r, 1."""
+    from tinylora import LoRAConfig, TinyLM, TransformerBlock
+
+    scales = {"LoRAConfig()": LoRAConfig().scale, "LoRAConfig(r=4)": LoRAConfig(r=4).scale,
+              "LoRAMLP": LoRAMLP(4, 8, 4).scale, "TransformerBlock": TransformerBlock(8, 2).scale,
+              "TinyLM": TinyLM(5, d_model=8, n_head=2, n_layer=1, context=4).scale}
+    assert scales == dict.fromkeys(scales, 1.0)
+    assert LoRAConfig(r=4, alpha=8).scale == 2.0  # an explicit alpha still counts

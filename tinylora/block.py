@@ -187,7 +187,7 @@ class TransformerBlock(LoRAModel):
             raise ValueError(f"n_head: expected a divisor of d_model={d_model}, got {n_head}")
         self.d_ff = check_positive_int(4 * d_model if d_ff is None else d_ff, "d_ff")
         short = check_targets(targets)
-        self.lora = LoRAConfig(r=r, alpha=float(r if alpha is None else alpha), rslora=rslora,
+        self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora,
                                init=init)
         self.params = init_block(_backend.host_rng(seed), d_model, self.d_ff, xp, dtype)
         lora_rng = _backend.host_rng([seed, 1])  # its own stream: the base never depends on LoRA

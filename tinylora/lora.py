@@ -21,19 +21,22 @@ class LoRAConfig:
     """Rank `r`, `alpha`, the scale rule and the init of the LoRA factors.
 
     scale = alpha / r (LoRA), or alpha / sqrt(r) with ``rslora=True`` (rsLoRA).
+    alpha = None (the default) means alpha = r: scale 1 (every model's default, set here only).
     init  = "zero_B": the paper's Init[1] (and LoRA's, PEFT's): A ~ N(0, 1/d_in), B = 0.
             "zero_A": the paper's Init[2]: A = 0, B ~ N(0, 1) (variance Theta(1) in the width).
     Both start exactly at the frozen model; both zero would be a saddle where nothing learns.
     """
 
     r: int = 8
-    alpha: float = 16.0
+    alpha: float | None = None
     rslora: bool = False
     init: str = "zero_B"
 
     def __post_init__(self):
         if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r <= 0:
             raise ValueError(f"r: expected a positive integer rank, got {self.r!r}")
+        if self.alpha is None:
+            object.__setattr__(self, "alpha", float(self.r))  # frozen: set once, here
         alpha = self.alpha
         if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
             raise ValueError(f"alpha: expected a finite number > 0, got {self.alpha!r}")

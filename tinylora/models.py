@@ -53,7 +53,7 @@ class LoRAMLP(LoRAModel):
         self.layer_names = tuple(f"fc{i + 1}" for i in range(len(self.widths) - 1))
         self.act_name = activation
         self.act_forward, self.act_backward = _activation(activation)
-        self.lora = LoRAConfig(r=r, alpha=float(r if alpha is None else alpha), rslora=rslora,
+        self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora,
                                init=init)
         targets = self.layer_names if targets is None else tuple(targets)
         bad = [t for t in targets if t not in self.layer_names]

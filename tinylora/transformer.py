@@ -65,7 +65,7 @@ class TinyLM(LoRAModel):
         short = check_targets(targets)
         self.vocab_size, self.d_model, self.n_head = vocab_size, d_model, n_head
         self.n_layer, self.context, self.d_ff = n_layer, context, d_ff
-        self.lora = LoRAConfig(r=r, alpha=float(r if alpha is None else alpha), rslora=rslora,
+        self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora,
                                init=init)
         self.config = {"vocab_size": vocab_size, "d_model": d_model, "n_head": n_head,
                        "n_layer": n_layer, "context": context, "d_ff": d_ff,
