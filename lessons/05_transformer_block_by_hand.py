@@ -222,8 +222,9 @@ assert np.array_equal(attention.merge_heads(qh), q)  # merge undoes split
 assert np.array_equal(qh[1, 1, 2], q[1, 2, dh:2 * dh])  # head 1 of position 2 = features dh..2dh
 print(f"q {q.shape} -> qh {qh.shape}; head h of position t is q[n, t, h*dh:(h+1)*dh]")
 assert np.shares_memory(qh, q) and not qh.flags.c_contiguous  # a strided view, no copy
-# numerical_grad nudges its array in place through a flat reshape, which for a strided view
-# would be a copy (nudging nothing): the checks below use contiguous copies of the heads.
+# numerical_grad nudges its array entry by entry through `x[index]`, so it works on such a view
+# too (a flat reshape would have been a copy, nudging nothing). The checks below still use
+# contiguous copies of the heads, so that nudging qh does not also move q.
 qh, kh, vh = (np.ascontiguousarray(a) for a in (qh, kh, vh))
 
 # %% [markdown]
