@@ -1,12 +1,14 @@
-"""tinylora.lab.plots: every figure function writes a PNG without a display (Agg)."""
+"""tinylora.lab.plots and tinylora.text.plots: every figure function writes a PNG without a
+display, and none of them touches matplotlib's backend (the user's, or a notebook's, choice)."""
 
 import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-from tinylora.lab import plots  # noqa: E402
+from tinylora.lab import plots
 
 
 def _png(path):
@@ -43,3 +45,30 @@ def test_coordcheck_and_toy_figures(tmp_path):
     assert _png(plots.toy_deltas(toy_rows, tmp_path / "t.png", "gd", 2, 1,
                                  {"shared/delta1": 1.0}))
     assert _png(plots.loss_curves({"a": [1.0, 0.5]}, tmp_path / "lc.png", "t"))
+
+
+def test_plots_leave_the_users_backend_and_pyplot_alone(tmp_path):
+    """Importing and drawing every kind of figure leaves `matplotlib.get_backend()` as the user set
+    it and never imports pyplot (a fresh interpreter, `MPLBACKEND` unset, backend set to svg)."""
+    code = textwrap.dedent(f"""
+        import sys
+        import matplotlib
+        matplotlib.use("svg")
+        from tinylora.lab import plots
+        from tinylora.text import plots as text_plots
+        out = {str(tmp_path)!r}
+        plots.loss_curves({{"a": [1.0, 0.5]}}, out + "/a.png", "t")
+        plots.heatmaps([{{"title": "t", "eta_A": [0.1, 1.0], "eta_B": [0.1, 1.0],
+                          "loss": [[1.0, 2.0], [3.0, float("inf")]], "best": (0, 0)}}],
+                       out + "/h.png", "t")
+        text_plots.pretrain_curves([{{"curve": {{"step": [0, 1], "val_loss": [2.0, 1.0]}},
+                                     "config": {{"d_model": 8}}}}], out + "/p.png")
+        print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.split() == ["svg", "False"]
+    assert all(_png(tmp_path / f) for f in ("a.png", "h.png", "p.png"))

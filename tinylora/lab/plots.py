@@ -1,6 +1,8 @@
 """Figures from records. matplotlib is imported inside each function, so the core library needs
-NumPy only; install the `plots` extra for these. Every figure is written to a file (Agg works
-without a display) and its title says what it shows."""
+NumPy only; install the `plots` extra for these. Every figure is a `matplotlib.figure.Figure`
+drawn and saved without pyplot: no backend is chosen, switched or registered, so a notebook's
+inline backend (or any user's choice) is left as it was. Each function writes its figure to a
+file and returns the path; its title says what it shows."""
 
 from __future__ import annotations
 
@@ -8,21 +10,19 @@ import math
 from pathlib import Path
 
 
-def _pyplot():
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, **kw):
+    """A new Figure (not registered with pyplot) and its axes, as `plt.subplots` returns them."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise RuntimeError("plots need matplotlib: pip install 'tinylora[plots]'") from err
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def loss_curves(curves: dict, path, title: str, ylabel: str = "training loss (MSE)"):
     """One line per label: {label: [loss at step 0, 1, ...]} on a log y axis. -> the path."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     for label, losses in curves.items():
         ax.plot(range(len(losses)), losses, label=label)
     ax.set_yscale("log")
@@ -31,20 +31,15 @@ def loss_curves(curves: dict, path, title: str, ylabel: str = "training loss (MS
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
+    return _save(fig, path, dpi=120)
+
+
+def _save(fig, path, dpi: int = 110) -> Path:
+    """Lay the figure out and write it (the format from the suffix); nothing global changes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
+    fig.savefig(path, dpi=dpi)
     return path
 
 
@@ -58,9 +53,8 @@ def _log2_width_axis(ax, widths):
 def toy_deltas(rows, path, optimizer: str, step: int, init: int, theory: dict):
     """Analytic toy: |delta1|, |delta2|, |delta3| at `step` against the width, one panel per
     schedule, with the theory's slope drawn dashed through the widest point. -> the path."""
-    plt = _pyplot()
     schedules = list(dict.fromkeys(r["schedule"] for r in rows))
-    fig, axes = plt.subplots(1, len(schedules), figsize=(3.2 * len(schedules), 3.2), sharey=True)
+    fig, axes = _subplots(1, len(schedules), figsize=(3.2 * len(schedules), 3.2), sharey=True)
     axes = [axes] if len(schedules) == 1 else list(axes)
     for ax, sched in zip(axes, schedules):
         for i, q in enumerate(("delta1", "delta2", "delta3")):
@@ -100,12 +94,11 @@ def heatmaps(panels: list, path, title: str, ncols: int | None = None):
     blank. The best cell is a red star, the cells within 1 % of it are circled, and the
     eta_A = eta_B diagonal (plain LoRA) is a dashed line. -> the path.
     """
-    plt = _pyplot()
     import numpy as np  # noqa: PLC0415 (host-side drawing only)
 
     ncols = ncols or min(4, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.3 * nrows), squeeze=False)
+    fig, axes = _subplots(nrows, ncols, figsize=(3.6 * ncols, 3.3 * nrows), squeeze=False)
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
     for ax, p in zip(axes.ravel(), panels):
@@ -143,8 +136,7 @@ def heatmaps(panels: list, path, title: str, ncols: int | None = None):
 def ratio_vs_width(summary: dict, path):
     """Best ratio eta_B*/eta_A* against the width (log-log), with its interval, each seed's
     best ratio, the fitted power law and the theory's slope 1 for comparison. -> the path."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 4))
+    fig, ax = _subplots(figsize=(5.2, 4))
     widths, best, ivs = summary["widths"], summary["best_ratio"], summary["ratio_interval"]
     pts = [(w, b, iv) for w, b, iv in zip(widths, best, ivs) if b is not None]
     if pts:
@@ -184,8 +176,7 @@ def _finish(ax, ylabel: str, title: str) -> None:
 
 def lora_vs_loraplus(summary: dict, path):
     """Best final loss of LoRA (one shared rate) and LoRA+ (best pair) against the width."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 4))
+    fig, ax = _subplots(figsize=(5.2, 4))
     widths = summary["widths"]
     for key, label, style in (("loss_lora", "LoRA (best shared rate)", "o-"),
                               ("loss_loraplus", "LoRA+ (best eta_A, eta_B)", "s-")):
@@ -200,13 +191,12 @@ def lora_vs_loraplus(summary: dict, path):
 def coordcheck(rows, path, schedule: str):
     """mup-style coordinate check: one row of panels per LoRA layer, one panel per step; RMS of
     each quantity against log2(width), mean over seeds with a min-max band. -> the path."""
-    plt = _pyplot()
     rows = [r for r in rows if r["schedule"] == schedule]
     layers = list(dict.fromkeys(r["layer"] for r in rows))
     steps = sorted({r["step"] for r in rows})
     quantities = list(dict.fromkeys(r["quantity"] for r in rows))
     widths = sorted({r["width"] for r in rows})
-    fig, axes = plt.subplots(len(layers), len(steps), figsize=(3 * len(steps), 2.8 * len(layers)),
+    fig, axes = _subplots(len(layers), len(steps), figsize=(3 * len(steps), 2.8 * len(layers)),
                              squeeze=False, sharey="row")
     data: dict = {}
     for r in rows:

@@ -1,17 +1,17 @@
 """Figures of the fine-tuning study (`tinylora pretrain`, `tinylora finetune`).
 
-Same rules as `tinylora.lab.plots`: matplotlib imported lazily, every figure written to a file.
+Same rules as `tinylora.lab.plots`: matplotlib imported lazily, every figure a `Figure` drawn
+without pyplot (the user's backend is never touched) and written to a file.
 """
 
 from __future__ import annotations
 
-from tinylora.lab.plots import _pyplot, _save
+from tinylora.lab.plots import _save, _subplots
 
 
 def pretrain_curves(records: list, path):
     """Validation loss of each pretrained base against its step, one line per width."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     for r in records:
         c = r["curve"]
         ax.plot(c["step"], c["val_loss"], marker=".", label=f"d_model = {r['config']['d_model']}")
@@ -26,8 +26,7 @@ def pretrain_curves(records: list, path):
 def finetune_curves(details: list, path):
     """One panel per width: validation loss against step for LoRA, LoRA+ (16) and the best
     ratio, mean over seeds with the min-max band; the frozen base's loss as a dashed line."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(details), figsize=(4.2 * len(details), 3.8), squeeze=False)
+    fig, axes = _subplots(1, len(details), figsize=(4.2 * len(details), 3.8), squeeze=False)
     for ax, d in zip(axes[0], details):
         for m in d["methods"].values():
             steps = m["eval_steps"]
@@ -51,8 +50,7 @@ def finetune_curves(details: list, path):
 def finetune_by_width(details: list, path):
     """Left: speed-up of LoRA+ over LoRA against width; right: final-loss gain (LoRA - LoRA+),
     both with 95 % intervals over seeds, for ratio 16 and the best ratio of the grid."""
-    plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8))
+    fig, (ax1, ax2) = _subplots(1, 2, figsize=(9, 3.8))
     widths = [d["width"] for d in details]
     for shift, key, label in ((1.0, 16.0, "LoRA+ ratio 16"),
                               (1.05, "best", "LoRA+ best ratio of the grid")):
@@ -79,9 +77,8 @@ def finetune_by_width(details: list, path):
 
 def finetune_lr_grid(records: dict, details: list, path):
     """One panel per width: final validation loss against lr_A for each ratio (tuning seed)."""
-    plt = _pyplot()
     cfg = records["config"]
-    fig, axes = plt.subplots(1, len(details), figsize=(4.2 * len(details), 3.6), squeeze=False)
+    fig, axes = _subplots(1, len(details), figsize=(4.2 * len(details), 3.6), squeeze=False)
     for ax, d in zip(axes[0], details):
         for ratio in cfg["ratios"]:
             runs = sorted((r for r in records["runs"] if r["width"] == d["width"]
