@@ -27,6 +27,8 @@ from pathlib import Path
 from tinylora import allocator, backend
 from tinylora.bench import torch_mirror as bench_torch
 from tinylora.bench.workloads import BUILDERS, WIDTHS
+from tinylora.progress import bar as progress_bar
+from tinylora.records import markdown_table
 
 DTYPES = ("float32", "float64")
 ROW_KEYS = ("workload", "width", "dtype", "step_ms", "floor_ms", "torch_ms", "ratio_floor",
@@ -126,22 +128,12 @@ def run(workloads=tuple(BUILDERS), widths=None, dtypes=DTYPES, quick=False, with
     """Every row of the benchmark. `widths` (a list) overrides each workload's default widths."""
     jobs = [(name, n, dt) for name in workloads for n in (widths or WIDTHS[name]) for dt in dtypes]
     rows = []
-    bar = _progress(jobs, progress)
+    bar = progress_bar(jobs, show=progress, leave=False)
     for name, n, dt in bar:
         if hasattr(bar, "set_description"):
             bar.set_description(f"{name} {n} {dt}")
         rows.append(bench_one(name, n, dt, quick, with_torch, backend_name))
     return rows
-
-
-def _progress(items, enabled):
-    if not enabled:
-        return items
-    try:
-        from tqdm import tqdm  # noqa: PLC0415 (optional: the core needs numpy only)
-    except ImportError:
-        return items
-    return tqdm(items, leave=False)
 
 
 def _fmt(value, spec):
@@ -150,15 +142,12 @@ def _fmt(value, spec):
 
 def table(rows: list[dict]) -> str:
     """The rows as a Markdown table (ms per step, ratios, peak MB)."""
-    head = ("| workload | width | dtype | step ms | floor ms | torch ms | step/floor | step/torch "
-            "| peak MB |")
-    lines = [head, "|" + "---|" * 9]
-    for r in rows:
-        lines.append(
-            f"| {r['workload']} | {r['width']} | {r['dtype']} | {r['step_ms']:.3f} | "
-            f"{r['floor_ms']:.3f} | {_fmt(r['torch_ms'], '.3f')} | {r['ratio_floor']:.2f} | "
-            f"{_fmt(r['ratio_torch'], '.2f')} | {r['peak_mb']:.2f} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["workload", "width", "dtype", "step ms", "floor ms", "torch ms", "step/floor",
+         "step/torch", "peak MB"],
+        [[r["workload"], r["width"], r["dtype"], f"{r['step_ms']:.3f}", f"{r['floor_ms']:.3f}",
+          _fmt(r["torch_ms"], ".3f"), f"{r['ratio_floor']:.2f}", _fmt(r["ratio_torch"], ".2f"),
+          f"{r['peak_mb']:.2f}"] for r in rows])
 
 
 def environment(with_torch: bool) -> dict:

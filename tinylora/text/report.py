@@ -23,10 +23,8 @@ import math
 
 import numpy as np  # host-only module: statistics over recorded floats
 
-# Two-sided 95 % quantiles of Student's t, t_{0.975, df}, df = 1..30 (beyond: the normal 1.96).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+from tinylora.lab.fit import t975
+from tinylora.records import markdown_table
 
 
 def lr_grid(lrs, ratio: float) -> list[float]:
@@ -51,7 +49,7 @@ def mean_interval(values) -> tuple[float, float, float]:
     m = float(v.mean())
     if v.size == 1:
         return m, m, m
-    t = _T975[v.size - 2] if v.size - 1 <= len(_T975) else 1.96
+    t = t975(v.size - 1)
     half = t * float(v.std(ddof=1)) / math.sqrt(v.size)
     return m, m - half, m + half
 
@@ -190,6 +188,12 @@ def _ci(m_lo_hi, fmt="{:.4f}") -> str:
     return f"{fmt.format(m)} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
+def _tuned_cell(d: dict, ratio, cfg: dict) -> str:
+    """'2.0712 (lr 0.003*)': a ratio's tuned loss and lr (* = at an end of its grid)."""
+    lr, loss = d["tuning"][ratio]
+    return f"{loss:.4f} (lr {lr:g}{'*' if lr in _ends(cfg['lrs'], ratio) else ''})"
+
+
 def markdown(records: dict, details: list[dict]) -> str:
     """summary.md: the setup, one table row per width and method, samples before and after."""
     cfg = records["config"]
@@ -209,13 +213,12 @@ def markdown(records: dict, details: list[dict]) -> str:
         "needs to reach it (paired by seed; if LoRA+ ends worse, both are measured at LoRA+'s "
         "final loss, giving < 1). Gain: LoRA final loss minus LoRA+ final loss (> 0: LoRA+ "
         "better)."), "",
-        "| d_model | base: Shakespeare val loss | base: Areopagitica val loss (frozen) |",
-        "| --- | --- | --- |",
-        *[f"| {d['width']} | {d['base']['pretrain_val_loss']:.4f} | "
-          f"{d['base']['loss_finetune_text']:.4f} |" for d in details], "",
-        "| d_model | frozen base | method | lr (A) | final val loss | gain vs LoRA | speed-up |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        markdown_table(["d_model", "base: Shakespeare val loss",
+                        "base: Areopagitica val loss (frozen)"],
+                       [[d["width"], f"{d['base']['pretrain_val_loss']:.4f}",
+                         f"{d['base']['loss_finetune_text']:.4f}"] for d in details]),
     ]
+    rows = []
     for d in details:
         for ratio, m in d["methods"].items():
             edge = " (grid edge)" if m["lr_at_grid_edge"] else ""
@@ -223,19 +226,16 @@ def markdown(records: dict, details: list[dict]) -> str:
             best = " = best" if ratio == d["best_ratio"] and ratio != 1 else ""
             gain = "" if ratio == 1 else _ci(m["loss_gain"])
             speed = "1" if ratio == 1 else _ci(m["speedup"], "{:.2f}")
-            lines.append(f"| {d['width']} | {d['base']['loss_finetune_text']:.4f} | "
-                         f"{m['label']}{best} | {m['lr']:g}{edge} | {_ci(m['final'])}{div} | "
-                         f"{gain} | {speed} |")
-    lines += ["", (f"Tuning (seed {cfg['tune_seed']}): final validation loss at the best lr of "
-              "each ratio (* = that lr is at an end of the ratio's grid)."), "",
-              "| d_model | " + " | ".join(
-        f"ratio {r:g}" for r in cfg["ratios"]) + " | best ratio |",
-        "| --- " * (len(cfg["ratios"]) + 2) + "|"]
-    for d in details:
-        cells = [f"{d['tuning'][r][1]:.4f} (lr {d['tuning'][r][0]:g}"
-                 f"{'*' if d['tuning'][r][0] in _ends(cfg['lrs'], r) else ''})"
-                 for r in cfg["ratios"]]
-        lines.append(f"| {d['width']} | " + " | ".join(cells) + f" | {d['best_ratio']:g} |")
+            rows.append([d["width"], f"{d['base']['loss_finetune_text']:.4f}",
+                         f"{m['label']}{best}", f"{m['lr']:g}{edge}",
+                         f"{_ci(m['final'])}{div}", gain, speed])
+    lines += [markdown_table(["d_model", "frozen base", "method", "lr (A)", "final val loss",
+                              "gain vs LoRA", "speed-up"], rows),
+              (f"Tuning (seed {cfg['tune_seed']}): final validation loss at the best lr of "
+               "each ratio (* = that lr is at an end of the ratio's grid)."), "",
+              markdown_table(["d_model", *(f"ratio {r:g}" for r in cfg["ratios"]), "best ratio"],
+                             [[d["width"], *(_tuned_cell(d, r, cfg) for r in cfg["ratios"]),
+                               f"{d['best_ratio']:g}"] for d in details])]
     lines += ["", "## Samples (temperature 0.8), prompted with the start of the validation text",
               ""]
     for d in details:
