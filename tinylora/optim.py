@@ -15,16 +15,22 @@ from __future__ import annotations
 
 import math
 
-from tinylora import backend
+from tinylora import backend, validate
 
 
 def _check_lr(lr, what: str = "lr"):
-    """A finite learning rate >= 0 (a number or an array of them); anything else is an error."""
-    if lr is None or not backend.is_finite_number(lr):
-        raise ValueError(f"{what}: expected a finite learning rate >= 0, got {lr!r}")
-    if float(backend.to_numpy(lr).min()) < 0:
-        raise ValueError(f"{what}: expected a finite learning rate >= 0, got {lr!r}")
-    return float(lr) if isinstance(lr, (int, float)) else lr
+    """A finite learning rate >= 0: a number (-> float), or an array of them (unchanged)."""
+    expected = "a finite learning rate >= 0 (a number or an array of them)"
+    if not hasattr(lr, "dtype") or getattr(lr, "ndim", 0) == 0:
+        try:
+            return validate.non_negative(lr, what)
+        except ValueError:
+            validate.fail(what, expected, lr)
+    host = backend.to_numpy(lr)
+    if host.dtype.kind not in "fiu" or host.size == 0 or not backend.is_finite_number(host) \
+            or float(host.min()) < 0:
+        validate.fail(what, expected, lr)
+    return lr
 
 
 def loraplus_groups(params, lr: float, lr_ratio: float = 16.0, weight_decay: float = 0.0):
@@ -38,9 +44,9 @@ def loraplus_groups(params, lr: float, lr_ratio: float = 16.0, weight_decay: flo
 
     `params`: a dict or an iterable of keys. Returns a list of group dicts for an optimizer.
     """
-    _check_lr(lr)
-    if not (isinstance(lr_ratio, (int, float)) and math.isfinite(lr_ratio) and lr_ratio > 0):
-        raise ValueError(f"lr_ratio: expected a finite number > 0, got {lr_ratio!r}")
+    lr = _check_lr(lr)
+    lr_ratio = validate.positive(lr_ratio, "lr_ratio")
+    weight_decay = validate.non_negative(weight_decay, "weight_decay")
     keys = list(params)
     fast = [k for k in keys if k.endswith(".B")]
     slow = [k for k in keys if not k.endswith(".B")]
@@ -59,12 +65,17 @@ class Optimizer:
 
     def __init__(self, params: dict, lr=1e-3, weight_decay=0.0, groups=None):
         if not isinstance(params, dict) or not params:
-            raise ValueError("params: expected a non-empty dict of arrays by key")
+            validate.fail("params", "a non-empty dict of arrays by key", params)
         self.params = params
         if groups is None:
             groups = [{"params": list(params)}]
+        if isinstance(groups, (str, dict)) or not hasattr(groups, "__iter__"):
+            validate.fail("groups", "a list of dicts, each with a 'params' list of keys", groups)
         self.groups, seen = [], set()
         for i, g in enumerate(groups):
+            if not isinstance(g, dict) or not isinstance(g.get("params"), (list, tuple)) \
+                    or not all(isinstance(k, str) for k in g["params"]):
+                validate.fail(f"groups[{i}]", "a dict with a 'params' list of keys", g)
             unknown = [k for k in g["params"] if k not in params]
             if unknown:
                 raise ValueError(f"groups[{i}]: unknown parameters {unknown}")
@@ -74,10 +85,8 @@ class Optimizer:
             seen.update(g["params"])
             group = {"lr": lr, "weight_decay": weight_decay, **g}
             group["lr"] = self._as_rate(_check_lr(group["lr"], f"groups[{i}].lr"), g["params"])
-            wd = group["weight_decay"]
-            if not (isinstance(wd, (int, float)) and math.isfinite(wd) and wd >= 0):
-                raise ValueError(
-                    f"groups[{i}].weight_decay: expected a finite number >= 0, got {wd!r}")
+            group["weight_decay"] = validate.non_negative(group["weight_decay"],
+                                                          f"groups[{i}].weight_decay")
             self.groups.append(group)
         missing = [k for k in params if k not in seen]
         if missing:
@@ -93,9 +102,19 @@ class Optimizer:
         return backend.xp_of(p).asarray(backend.to_numpy(lr), dtype=p.dtype)
 
     def step(self, grads: dict) -> None:
-        """One update of every parameter, in place. `grads` has exactly the parameters' keys."""
-        if set(grads) != set(self.params):
-            raise ValueError(f"grads: expected keys {sorted(self.params)}, got {sorted(grads)}")
+        """One update of every parameter, in place. `grads` has exactly the parameters' keys,
+        each a finite real array of its parameter's shape on its backend. Every gradient is
+        checked before anything is written: a refused step leaves parameters, state and t as
+        they were."""
+        if not isinstance(grads, dict) or set(grads) != set(self.params):
+            keys = sorted(grads) if isinstance(grads, dict) else grads
+            validate.fail("grads", f"a dict with keys {sorted(self.params)}", keys)
+        for k, p in self.params.items():
+            validate.array(grads[k], f"grads[{k!r}]", f"a finite float array of shape "
+                           f"{tuple(p.shape)} (its parameter's)", xp=backend.xp_of(p))
+            if tuple(grads[k].shape) != tuple(p.shape):  # never broadcast into an update
+                validate.fail(f"grads[{k!r}]", f"shape {tuple(p.shape)} (its parameter's)",
+                              grads[k])
         self.t += 1
         for g in self.groups:
             for k in g["params"]:
@@ -125,9 +144,7 @@ class SGD(Optimizer):
     """p <- p - lr * v,   v <- momentum * v + (g + wd * p)   (PyTorch's form; v = g at t = 1)."""
 
     def __init__(self, params, lr=1e-2, momentum=0.0, weight_decay=0.0, groups=None):
-        if not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
-            raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = validate.number(momentum, "momentum", low=0.0, low_ok=True, high=1.0)
         super().__init__(params, lr, weight_decay, groups)
 
     def _update(self, key, p, grad, group):
@@ -161,12 +178,11 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  groups=None):
-        b1, b2 = betas
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ValueError(f"betas: expected two numbers in [0, 1), got {betas!r}")
-        if not (math.isfinite(eps) and eps >= 0):
-            raise ValueError(f"eps: expected a finite number >= 0, got {eps!r}")
-        self.beta1, self.beta2, self.eps = float(b1), float(b2), float(eps)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            validate.fail("betas", "two numbers (beta1, beta2) in [0, 1)", betas)
+        self.beta1, self.beta2 = (validate.number(b, f"betas[{i}]", low=0.0, low_ok=True,
+                                                  high=1.0) for i, b in enumerate(betas))
+        self.eps = validate.positive(eps, "eps")  # eps = 0: 0 / 0 where a gradient is 0
         super().__init__(params, lr, weight_decay, groups)
 
     def _update(self, key, p, grad, group):
@@ -212,6 +228,5 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 def make_optimizer(name: str, params: dict, **kwargs) -> Optimizer:
     """An optimizer by name: 'sgd', 'adam' or 'adamw' (anything else lists the valid ones)."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)}, got {name!r}")
+    validate.choice(name, "optimizer", sorted(OPTIMIZERS))
     return OPTIMIZERS[name](params, **kwargs)

@@ -24,18 +24,17 @@ the run goes on.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tinylora import backend
+from tinylora.diverge import DIVERGED, diverged, quiet_overflow  # noqa: F401 (DIVERGED: the rule)
 from tinylora.layers import mse_forward
 from tinylora.optim import make_optimizer
 from tinylora.train import loss_and_grads
 
 PER_DECADE = 4
-DIVERGED = 1e6  # a loss this many times the starting loss counts as diverged
 CHUNK_ELEMENTS = 2**20  # activations per chunk (S * N * width): 8 MB per array in float64, so
 MIN_CHUNK = 16  # that it stays in cache; but at least 16 models share each frozen matmul
 
@@ -119,15 +118,14 @@ def train_chunk(task: GridTask, jobs: list, stacked: bool = True):
     record = set(task.record_steps)
     train, test = [[] for _ in jobs], [[] for _ in jobs]
     alive, start = [True] * S, None
-    errstate = getattr(xp, "errstate", None)  # numpy warns on overflow in a diverging cell
-    with errstate(all="ignore") if errstate else contextlib.nullcontext():
+    with quiet_overflow(xp):  # numpy warns on overflow in a diverging cell
         for t in range(task.steps + 1):
             value, grads = loss_and_grads(model, task.x_train, task.y_train)
             losses = _host_list(value)
             start = losses if start is None else start
-            dead = [i for i in range(S) if alive[i] and not losses[i] <= DIVERGED * start[i]]
+            dead = [i for i in range(S) if alive[i] and diverged(losses[i], start[i])]
             if dead:
-                _retire(opt, dead, stacked)
+                _retire(opt, dead, stacked, grads)
                 for i in dead:
                     alive[i] = False
             if t in record:
@@ -140,15 +138,16 @@ def train_chunk(task: GridTask, jobs: list, stacked: bool = True):
     return train, test
 
 
-def _retire(opt, dead: list, stacked: bool) -> None:
-    """Diverged cells: factors, learning rates and optimizer state to 0 (finite from now on)."""
+def _retire(opt, dead: list, stacked: bool, grads: dict) -> None:
+    """Diverged cells: factors, gradients, learning rates and optimizer state to 0 (finite from
+    now on: the optimizer refuses a non-finite gradient)."""
     for group in opt.groups:
         if stacked:
             group["lr"][dead] = 0.0
         else:
             group["lr"] = 0.0
         for k in group["params"]:
-            for arr in [opt.params[k], *opt.state.get(k, {}).values()]:
+            for arr in [opt.params[k], grads[k], *opt.state.get(k, {}).values()]:
                 if stacked:
                     arr[dead] = 0.0
                 else:

@@ -1,0 +1,126 @@
+"""Checks of arguments, one function per kind of input; each returns the value it accepted.
+
+Every refusal is a `ValueError` whose message names the argument, what was expected and what
+came, e.g. ``lr: expected a finite number > 0, got '1e-3' (str)``. NumPy scalars are accepted
+wherever Python numbers are (``np.int64(2)`` is an integer, ``np.float32(0.01)`` a number);
+``True`` is not a number here. Callers validate everything first and write afterwards, so a
+refused call leaves nothing half-done.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from tinylora import backend
+
+
+def describe(value) -> str:
+    """How a received value is shown in an error: ``'1e-3' (str)``, ``array (3, 1) float64``."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"{type(value).__module__.split('.')[0]} array of shape {tuple(value.shape)}, " \
+               f"dtype {value.dtype}"
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def fail(name: str, expected: str, value):
+    """Raise the house error: ``<name>: expected <expected>, got <value> (<type>)``."""
+    raise ValueError(f"{name}: expected {expected}, got {describe(value)}")
+
+
+def integer(value, name: str, low: int = 1) -> int:
+    """An integer >= `low` (Python or NumPy; not a bool, not a float like 2.0) -> int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        fail(name, f"an integer >= {low}", value)
+    return int(value)
+
+
+def positive_int(value, name: str) -> int:
+    """An integer >= 1 -> int."""
+    return integer(value, name, 1)
+
+
+def number(value, name: str, low: float | None = None, low_ok: bool = False,
+           high: float | None = None, high_ok: bool = False) -> float:
+    """A finite real number in the interval given by `low`/`high` (each bound open unless
+    `low_ok`/`high_ok`) -> a Python float (so float32 arithmetic is never promoted)."""
+    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
+          and math.isfinite(float(value)))
+    ok = ok and (low is None or (value >= low if low_ok else value > low))
+    ok = ok and (high is None or (value <= high if high_ok else value < high))
+    if not ok:
+        fail(name, f"a finite number{_interval(low, low_ok, high, high_ok)}", value)
+    return float(value)
+
+
+def _interval(low, low_ok, high, high_ok) -> str:
+    if low is not None and high is not None:
+        return f" in {'[' if low_ok else '('}{low:g}, {high:g}{']' if high_ok else ')'}"
+    if low is not None:
+        return f" {'>=' if low_ok else '>'} {low:g}"
+    return "" if high is None else f" {'<=' if high_ok else '<'} {high:g}"
+
+
+def positive(value, name: str) -> float:
+    """A finite number > 0 -> float."""
+    return number(value, name, low=0.0)
+
+
+def non_negative(value, name: str) -> float:
+    """A finite number >= 0 -> float."""
+    return number(value, name, low=0.0, low_ok=True)
+
+
+def choice(value, name: str, options) -> str:
+    """One of `options` (compared by equality; a list in the error)."""
+    if not isinstance(value, str) or value not in options:
+        fail(name, f"one of {list(options)}", value)
+    return value
+
+
+def names(value, name: str, valid, allow_empty: bool = True) -> tuple:
+    """A list of names from `valid`; a single string is one name (not its letters). Duplicates
+    are dropped; the result follows the order of `valid`."""
+    items = (value,) if isinstance(value, str) else value
+    if items is None or not isinstance(items, (list, tuple, set, frozenset)):
+        fail(name, f"a name or a list of names from {list(valid)}", value)
+    bad = [t for t in items if not isinstance(t, str) or t not in valid]
+    if bad:
+        raise ValueError(f"{name}: expected names from {list(valid)}, got {bad!r} among "
+                         f"{describe(value)}")
+    if not items and not allow_empty:
+        fail(name, f"at least one name from {list(valid)}", value)
+    return tuple(t for t in valid if t in items)
+
+
+def array(x, name: str, expected: str, *, ndim: int | None = None, last: int | None = None,
+          kind: str = "f", xp=None, finite: bool = True):
+    """An array with `ndim` axes (any when None) and trailing size `last`, a dtype of `kind`
+    ("f": real floating point; "iu": integers), on backend `xp`, non-empty, and finite.
+    `expected` describes it for the error, e.g. "a float array of shape (..., 8)"."""
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        fail(name, expected, x)
+    if x.dtype.kind not in kind or (ndim is not None and x.ndim != ndim) or x.ndim == 0 \
+            or (last is not None and x.shape[-1] != last):
+        fail(name, expected, x)
+    if x.size == 0:
+        fail(name, f"{expected}, with no axis of length 0", x)
+    if xp is not None and backend.xp_of(x) is not xp:
+        fail(name, f"{expected} on the model's backend ({xp.__name__})", x)
+    if finite and kind == "f":
+        finite_values(x, name)
+    return x
+
+
+def finite_values(x, name: str):
+    """`x` unchanged if every value is finite, else an error that counts the bad ones."""
+    xp = backend.xp_of(x)
+    if bool(xp.isfinite(x.sum())):  # one read pass; a NaN or inf anywhere makes the sum so
+        return x
+    n_bad = int((~xp.isfinite(x)).sum())
+    if n_bad:
+        raise ValueError(f"{name}: expected finite values, got {n_bad} NaN or inf of {x.size} "
+                         f"({describe(x)})")
+    return x  # the sum overflowed, but every value is finite
