@@ -37,8 +37,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
+from IPython.display import Image, display
 
 from tinylora.lab import grid, landscape, plots, sweep, toy_heatmap
 from tinylora.lab.fit import loglog_slope, t975
@@ -52,13 +52,9 @@ RECORDED = Path("..") / "docs" / "results"  # the recorded full-size runs (lesso
 
 
 def show(path):
-    """Display a figure that `tinylora.lab.plots` wrote (the library draws to files)."""
-    image = plt.imread(path)
-    fig, ax = plt.subplots(figsize=(image.shape[1] / 100, image.shape[0] / 100))
-    ax.imshow(image)
-    ax.axis("off")
-    fig.tight_layout(pad=0)
-    plt.show()
+    """Display a figure that `tinylora.lab.plots` wrote (the library draws to files, never to
+    pyplot, so it leaves this kernel's backend alone)."""
+    display(Image(filename=str(path)))
 
 
 # %% [markdown]

@@ -2,13 +2,18 @@
 
 Each lesson is a jupytext pair: ``lessons/NN_name.py`` (percent format, what one reads and edits)
 and ``lessons/NN_name.ipynb`` (what Jupyter opens), committed without outputs. Every notebook is
-executed here in fast mode (``TINYLORA_FAST=1``, ``MPLBACKEND=Agg``) with the ``python3`` kernel
-and the working directory ``lessons/``; an exception in any cell, an assert included, fails it.
+executed here in fast mode (``TINYLORA_FAST=1``) with the ``python3`` kernel, the working
+directory ``lessons/`` and **no** ``MPLBACKEND`` (the kernel's own inline backend, as a student
+gets it); an exception in any cell, an assert included, fails it. Each figure a cell draws must
+come back as one ``image/png`` output of that cell, and each exercise's checker must find the
+shipped stub wrong and the solution right (``TINYLORA_CHECK_EXERCISES=1``, see
+``lessons/exercises.py``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -55,11 +60,36 @@ def test_notebook_matches_its_py_pair(path):
         f"{path.name} and {path.with_suffix('.py').name} differ: run `jupytext --sync {path}`")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
-def test_lesson_runs_top_to_bottom_in_fast_mode(path, monkeypatch):
-    """A lesson that does not run teaches nothing: every cell, every assert, in fast mode."""
+# A figure is made by one of these calls, one per figure, never inside a loop or a helper (so
+# that reading the source counts them): pyplot's two constructors and every library figure
+# function (`plots.heatmaps(...)`, `text_plots.finetune_curves(...)`), which a lesson displays.
+FIGURE_CALL = re.compile(r"\bplt\.(?:subplots|figure)\(|\b\w*plots\.\w+\(")
+
+
+def figures_drawn(source: str) -> int:
+    """How many figures a code cell draws, counted from its source (comments left out)."""
+    code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
+    return len(FIGURE_CALL.findall(code))
+
+
+def images_shown(cell) -> int:
+    """How many PNG images a cell's outputs hold (what a student sees in Jupyter)."""
+    return sum("image/png" in out.get("data", {}) for out in cell.get("outputs", []))
+
+
+def test_figures_drawn_counts_constructors_and_library_figures():
+    """The source count finds plt.subplots, plt.figure and plots.* calls, and skips comments."""
+    src = ("fig, ax = plt.subplots(1, 2)\nplt.figure()\n# plt.subplots() in a comment\n"
+           "display(Image(plots.heatmaps(p, 'h.png', 't')))\nx = text_plots.finetune_curves(d, q)")
+    assert figures_drawn(src) == 4
+    assert figures_drawn("plt.show()\nnp.subplots = 1") == 0
+
+
+def _execute(path: Path, monkeypatch):
+    """Run one lesson in a fresh python3 kernel, fast mode, without MPLBACKEND -> the notebook."""
     monkeypatch.setenv("TINYLORA_FAST", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel picks its inline backend
+    monkeypatch.setenv("TINYLORA_CHECK_EXERCISES", "1")
     monkeypatch.setenv("TQDM_DISABLE", "1")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         # lesson-sized matrices: one BLAS thread is fastest, and never oversubscribes 2 cores
@@ -71,3 +101,16 @@ def test_lesson_runs_top_to_bottom_in_fast_mode(path, monkeypatch):
     client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S,
                                      resources={"metadata": {"path": str(LESSONS)}})
     client.execute()  # raises CellExecutionError, with the cell and its traceback, on any error
+    return nb
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_lesson_runs_and_shows_every_figure_it_draws(path, monkeypatch):
+    """Every cell runs (every assert holds), in fast mode and without MPLBACKEND, and each cell
+    shows as many PNG images as it draws figures: a figure drawn and not shown teaches nothing."""
+    nb = _execute(path, monkeypatch)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    counts = [(i, figures_drawn(c.source), images_shown(c)) for i, c in enumerate(code)]
+    missing = [(i, drawn, shown) for i, drawn, shown in counts if drawn != shown]
+    assert not missing, f"{path.name}: (code cell, figures drawn, images shown): {missing}"
+    assert sum(drawn for _, drawn, _ in counts) >= 1, f"{path.name} draws no figure at all"
