@@ -72,16 +72,37 @@ def read_json(path):
 
 
 class ResultsDir:
-    """The ``--out`` folder of one command run with one configuration.
+    """The ``--out`` folder of one command run with one configuration, and its resumable parts.
 
     `config` is a JSON-able dict of everything that changes the numbers (not the list of
     widths, so that a run with more widths reuses the ones already done, and not the backend).
+    A part saved with another configuration is recomputed; with ``strict=True`` it is refused
+    instead (a study that must not mix two configurations: `ValueError` lists the differences).
+
+        out = ResultsDir("width-sweep-out", config)
+        payload = out.cached(f"width{n}", lambda: sweep_width(n))   # computed once, then read
     """
 
-    def __init__(self, out, config: dict):
+    def __init__(self, out, config: dict, strict: bool = False):
         self.path = Path(out)
         self.config = encode(config)
+        self.strict = strict
         self.path.mkdir(parents=True, exist_ok=True)
+
+    def cached(self, key: str, compute):
+        """The payload saved under `key` by a run with this configuration; else ``compute()``,
+        saved and read back (so a first run returns exactly the numbers a rerun would read)."""
+        payload = self.load_part(key)
+        if payload is None:
+            self.save_part(key, compute())
+            payload = self.load_part(key)
+        return payload
+
+    def differences(self, saved: dict) -> list[str]:
+        """'key: saved X, asked Y' for each configuration entry that differs from `saved`."""
+        keys = sorted(set(saved) | set(self.config))
+        return [f"{k}: saved {saved.get(k)!r}, asked {self.config.get(k)!r}" for k in keys
+                if saved.get(k) != self.config.get(k)]
 
     def _part(self, key: str) -> Path:
         return self.path / "parts" / f"{key}.json"
@@ -96,6 +117,9 @@ class ResultsDir:
         except json.JSONDecodeError:  # a torn file from a crash: redo that part
             return None
         if saved.get("config") != self.config:
+            if self.strict:
+                raise ValueError(f"out: {path} was made with another configuration "
+                                 f"({'; '.join(self.differences(saved.get('config') or {}))})")
             return None
         return decode(saved["payload"])
 

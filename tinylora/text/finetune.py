@@ -21,13 +21,14 @@ its curve is inf from there on and its final loss is inf.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tinylora import backend
 from tinylora.progress import bar as progress_bar
-from tinylora.records import read_json, write_json
+from tinylora.records import ResultsDir, write_json
 from tinylora.text.corpus import (
     FINETUNE_TEXT,
     PRETRAIN_TEXT,
@@ -171,60 +172,39 @@ def finetune_run(config: FinetuneConfig, width: int, ratio: float, lr: float, se
 # The study: resumable records, the protocol, the command
 
 
-def _plain(obj):
-    """The JSON form of a config (tuples become lists), for comparing with a saved one."""
-    import json
-
-    return json.loads(json.dumps(obj))
-
-
-def open_records(config: FinetuneConfig, out, restart: bool = False) -> dict:
-    """records.json in `out` when it was made with this configuration (resume), else a new one.
-
-    A records.json made with another configuration is refused (unless `restart`): mixing runs
-    of two studies would make every number in the summary meaningless.
-    """
-    path = Path(out) / "records.json"
-    wanted = _plain(asdict(config))
-    if path.exists() and not restart:
-        records = read_json(path)
-        if records.get("config") != wanted:
-            diff = [k for k in sorted(set(wanted) | set(records.get("config", {})))
-                    if wanted.get(k) != records.get("config", {}).get(k)]
-            raise ValueError(f"out: {path} holds a study with another configuration (differs in "
-                             f"{diff}); use another --out, or --restart to discard it")
-        return records
-    return {"config": wanted, "bases": {}, "runs": []}
-
-
 def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_progress=True,
               restart=False) -> dict:
-    """Run (or resume) the whole protocol; records.json is saved after every run. -> records."""
+    """Run (or resume) the whole protocol. -> records (also written to ``out/records.json``).
+
+    Each base and each run is a part of ``out`` (`ResultsDir`), saved when it finishes: a rerun
+    with the same configuration trains nothing it already has. Parts of a study with another
+    configuration are refused (mixing two studies would make every number meaningless) unless
+    `restart`, which discards them.
+    """
     from tinylora.text.report import best_ratio, lr_grid, tuned
 
-    records = open_records(config, out, restart)
-    path = Path(out) / "records.json"
-    done = {(r["width"], r["ratio"], r["lr"], r["seed"]): r for r in records["runs"]}
+    if restart:
+        shutil.rmtree(Path(out) / "parts", ignore_errors=True)
+    parts = ResultsDir(out, asdict(config), strict=True)
+    records = {"config": parts.config, "bases": {}, "runs": []}
+    runs = {}
     data = Data(config)
     per_width = len(config.ratios) * len(config.lrs) + 3 * len(config.seeds)
     bar = progress_bar(total=len(config.widths) * per_width, desc="finetune runs",
                        show=show_progress, leave=True)
 
     def run(width, ratio, lr, seed, sample=False):
-        key = (width, float(ratio), float(lr), seed)
-        if key not in done:
-            bar.set_postfix_str(f"d={width} ratio={ratio:g} lr={lr:g} seed={seed}")
-            done[key] = finetune_run(config, width, ratio, lr, seed, data, cache, backend_name,
-                                     sample)
-            records["runs"].append(done[key])
-            write_json(path, records)
+        key = f"run_d{width}_ratio{float(ratio)!r}_lr{float(lr)!r}_seed{seed}"
+        bar.set_postfix_str(f"d={width} ratio={ratio:g} lr={lr:g} seed={seed}")
+        runs[key] = parts.cached(key, lambda: finetune_run(config, width, ratio, lr, seed, data,
+                                                           cache, backend_name, sample))
+        records["runs"] = list(runs.values())
         bar.update(1)
 
     for width in config.widths:
-        if str(width) not in records["bases"]:
-            records["bases"][str(width)] = base_record(config, width, data, cache, backend_name,
-                                                       show_progress)
-            write_json(path, records)
+        records["bases"][str(width)] = parts.cached(
+            f"base_d{width}", lambda w=width: base_record(config, w, data, cache, backend_name,
+                                                          show_progress))
         for ratio in config.ratios:
             for lr in lr_grid(config.lrs, ratio):
                 run(width, ratio, lr, config.tune_seed)
@@ -235,7 +215,7 @@ def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_p
             for seed in config.seeds:
                 run(width, ratio, table[ratio][0], seed, sample=seed == config.seeds[0])
     bar.close()
-    write_json(path, records)
+    write_json(Path(out) / "records.json", records)
     return records
 
 

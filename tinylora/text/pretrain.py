@@ -13,6 +13,7 @@ or use another cache folder), so a study can never silently fine-tune the wrong 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from tinylora import backend
 from tinylora.progress import bar as progress_bar
-from tinylora.records import read_json, write_json
+from tinylora.records import ResultsDir, markdown_table, write_json
 from tinylora.text.corpus import (
     PRETRAIN_TEXT,
     BatchSampler,
@@ -153,17 +154,17 @@ def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
     return lm, record
 
 
-def _differences(saved: dict, wanted: dict) -> list[str]:
-    keys = sorted(set(saved) | set(wanted))
-    return [f"{k}: saved {saved.get(k)!r}, asked {wanted.get(k)!r}" for k in keys
-            if saved.get(k) != wanted.get(k) and k != "vocab"] + (
-        ["vocab: the saved base was trained with another vocabulary"]
-        if saved.get("vocab") != wanted.get("vocab") else [])
+def _bases(config: PretrainConfig, cache=None, strict: bool = True) -> ResultsDir:
+    """The cache folder as a ResultsDir keyed by this base's configuration (the vocabulary by a
+    fingerprint, so that a difference reads as one short line)."""
+    key = {**asdict(config), "vocab": hashlib.sha256(config.vocab.encode()).hexdigest()[:12]}
+    return ResultsDir(default_cache() if cache is None else cache, key, strict=strict)
 
 
-def base_paths(config: PretrainConfig, cache) -> tuple[Path, Path]:
-    cache = Path(cache)
-    return cache / f"{config.stem}.npz", cache / f"{config.stem}.json"
+def base_paths(config: PretrainConfig, cache=None) -> tuple[Path, Path]:
+    """(the base's arrays .npz, its record .json) in the cache folder."""
+    bases = _bases(config, cache)
+    return bases / f"{config.stem}.npz", bases / "parts" / f"{config.stem}.json"
 
 
 def ensure_base(config: PretrainConfig, cache=None, force=False, backend_name=None,
@@ -174,32 +175,27 @@ def ensure_base(config: PretrainConfig, cache=None, force=False, backend_name=No
     A saved base with another configuration is refused with the differences listed, unless
     `force` (then it is retrained and overwritten).
     """
-    npz, meta = base_paths(config, default_cache() if cache is None else cache)
-    if meta.exists() and npz.exists():
-        record = read_json(meta)
-        diff = _differences(record["config"], asdict(config))
-        if not diff:
-            return {**record, "reused": True, "path": str(npz)}
-        if not force:
-            raise ValueError(
-                f"cache: {meta} holds a base with another configuration ({'; '.join(diff)}). "
-                "Use --force to retrain it, or another --cache folder")
-    lm, record = train_base(config, backend_name, show_progress)
-    npz.parent.mkdir(parents=True, exist_ok=True)
-    lm.save(npz, keys=lm.base_keys())
-    write_json(meta, record)
-    return {**record, "reused": False, "path": str(npz)}
+    bases = _bases(config, cache, strict=not force)
+    npz, meta = base_paths(config, cache)
+    if not npz.exists():
+        meta.unlink(missing_ok=True)  # a record without its arrays is no base
+    trained = []
+
+    def train() -> dict:
+        lm, record = train_base(config, backend_name, show_progress)
+        lm.save(npz, keys=lm.base_keys())
+        trained.append(True)
+        return record
+
+    record = bases.cached(config.stem, train)
+    return {**record, "reused": not trained, "path": str(npz)}
 
 
 def load_base(lm, config: PretrainConfig, cache=None) -> None:
     """Copy the cached base arrays of `config` into `lm` (which must have its architecture)."""
-    npz, meta = base_paths(config, default_cache() if cache is None else cache)
-    if not meta.exists():
+    npz, _ = base_paths(config, cache)
+    if _bases(config, cache).load_part(config.stem) is None or not npz.exists():
         raise ValueError(f"cache: no base {config.stem} in {npz.parent}; run tinylora pretrain")
-    diff = _differences(read_json(meta)["config"], asdict(config))
-    if diff:
-        raise ValueError(f"cache: {meta} holds a base with another configuration "
-                         f"({'; '.join(diff)})")
     lm.load(npz, keys=lm.base_keys())
 
 
@@ -244,12 +240,13 @@ def main(args) -> int:
                                       "reused": [r["reused"] for r in records]})
     lines = ["# Pretrained bases (TinyLM, all arrays trained, AdamW)", "",
              f"Text: {records[0]['config']['text']}; validation = the last 10 % of it.", "",
-             "| d_model | parameters | steps | val loss (nats/char) | seconds | cached at |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             markdown_table(["d_model", "parameters", "steps", "val loss (nats/char)", "seconds",
+                             "cached at"],
+                            [[d, r.get("n_params", ""), r["config"]["steps"],
+                              f"{r['val_loss']:.4f}",
+                              "reused" if r["reused"] else f"{r['seconds']:.0f}", f"`{r['path']}`"]
+                             for d, r in zip(widths, records)])]
     for d, r in zip(widths, records):
-        state = "reused" if r["reused"] else f"{r['seconds']:.0f}"
-        lines.append(f"| {d} | {r.get('n_params', '')} | {r['config']['steps']} | "
-                     f"{r['val_loss']:.4f} | {state} | `{r['path']}` |")
         print(f"d_model={d:4d}  val loss {r['val_loss']:.4f}  "
               f"({'reused' if r['reused'] else 'trained'}: {r['path']})")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
