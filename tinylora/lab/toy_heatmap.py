@@ -107,14 +107,14 @@ def main(args) -> int:
     for name in names:
         for width in widths:
             key = f"{name}_n{width}"
-            payload = out.load_part(key)
-            if payload is None:
+
+            def compute(name=name, width=width, key=key):
                 with bar(total=0, desc=key, unit="run", show=not args.no_progress) as pb:
                     side = len(grid.lattice(*SETTINGS[name][2:], cfg.per_decade))
                     pb.total = side**2 * cfg.seeds
-                    payload = run_setting(name, width, cfg, args.backend, progress=pb)
-                out.save_part(key, payload)
-                payload = out.load_part(key)
+                    return run_setting(name, width, cfg, args.backend, progress=pb)
+
+            payload = out.cached(key, compute)
             rows += [{"setting": name, "width": width, "eta_A": c["eta_A"], "eta_B": c["eta_B"],
                       "seed": s, "step": t, "quantity": f"{w}_loss", "value": c[w][s][j]}
                      for c in payload["cells"] for w in ("train", "test")
