@@ -187,7 +187,7 @@ print(f"all {len(frozen_before)} frozen arrays are bit-identical after training"
 # 2. *compare*: each ratio at its tuned rate on the other seeds (new factor init, new batches).
 #
 # It reuses our cached base (same configuration), writes `records.json`, and
-# `finetune_report.summarize` turns the records into means with 95 % intervals and the paired
+# `tinylora.text.report.summarize` turns the records into means with 95 % intervals and the paired
 # speed-up (steps LoRA needs to reach its final loss / steps LoRA+ needs for the same loss).
 
 # %%

@@ -19,7 +19,7 @@ import json
 import sys
 
 from tinylora import allocator, backend
-from tinylora.bench import torch_mirror as bench_torch
+from tinylora.bench import torch_mirror
 from tinylora.bench.run import time_interleaved
 from tinylora.bench.workloads import build_mlp
 
@@ -40,9 +40,9 @@ def synchronizer(backend_name: str, torch_device: str):
 def bench_width(width, args, sync) -> dict:
     wl = build_mlp(width, args.dtype, backend_name=args.backend, batch=args.batch)
     fns = {"step": wl.step, "floor": wl.floor}
-    have_torch, version = bench_torch.available()
+    have_torch, version = torch_mirror.available()
     if have_torch and not args.no_torch:
-        fns["torch"], _ = bench_torch.mlp_step(wl, device=args.torch_device)
+        fns["torch"], _ = torch_mirror.mlp_step(wl, device=args.torch_device)
     timed = {k: (lambda f=f: (f(), sync())) for k, f in fns.items()}  # the clock sees the GPU
     ms = {k: 1e3 * v for k, v in time_interleaved(timed, args.rounds, args.inner, 3).items()}
     torch_ms = ms.get("torch")

@@ -9,7 +9,7 @@ import pytest
 
 from tinylora import cli
 from tinylora.bench import run as bench
-from tinylora.bench import torch_mirror as bench_torch
+from tinylora.bench import torch_mirror
 from tinylora.bench.workloads import build_block, build_grid, build_mlp
 from tinylora.models import LoRAMLP
 from tinylora.optim import Adam, loraplus_groups
@@ -57,8 +57,8 @@ def test_float32_step_stays_float32_and_reuses_optimizer_state():
 
 
 @pytest.mark.parametrize("build, mirror, width, tol", [
-    (build_mlp, bench_torch.mlp_step, 16, {"rtol": 1e-9, "atol": 1e-12}),
-    (build_block, bench_torch.block_step, 8, {"rtol": 1e-8, "atol": 1e-11}),
+    (build_mlp, torch_mirror.mlp_step, 16, {"rtol": 1e-9, "atol": 1e-12}),
+    (build_block, torch_mirror.block_step, 8, {"rtol": 1e-8, "atol": 1e-11}),
 ], ids=["mlp", "block"])
 def test_torch_mirror_trains_the_same_numbers(build, mirror, width, tol):
     """The PyTorch mirror (the MLP; the block with layer norm, causal SDPA, tanh gelu) starts
@@ -104,7 +104,7 @@ def test_quick_json_rows_have_the_documented_keys(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [(r["workload"], r["width"], r["dtype"]) for r in rows] == [
         (w, 8, dt) for w in ("mlp", "block", "grid") for dt in ("float32", "float64")]
-    has_torch = bench_torch.available()[0]
+    has_torch = torch_mirror.available()[0]
     for r in rows:
         assert tuple(r) == bench.ROW_KEYS
         assert r["step_ms"] > 0 and r["floor_ms"] > 0 and r["peak_mb"] >= 0
@@ -118,7 +118,7 @@ def test_table_prints_every_ratio(capsys):
                      "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "| step/floor | step/torch |" in out and "| mlp | 16 | float32 |" in out
-    reason = "--no-torch" if bench_torch.available()[0] else "PyTorch is not installed"
+    reason = "--no-torch" if torch_mirror.available()[0] else "PyTorch is not installed"
     assert f"PyTorch column skipped: {reason}" in out  # says why, whether torch is here or not
 
 
@@ -179,7 +179,7 @@ def test_torch_grid_mirror_trains_the_same_numbers():
     same factors as the NumPy stacked step after three steps (float64)."""
     pytest.importorskip("torch")
     wl = build_grid(8, "float64")
-    step, tparams = bench_torch.grid_step(wl)
+    step, tparams = torch_mirror.grid_step(wl)
     for _ in range(3):
         wl.step()
         step()

@@ -117,3 +117,30 @@ def test_a_command_imports_only_its_own_module():
     loaded = _loaded_after("import tinylora.cli\ntinylora.cli.build_parser('width-sweep')")
     assert "tinylora.lab.sweep_report" in loaded
     assert not {m for m in loaded if m.startswith(("tinylora.text", "tinylora.bench"))}
+
+
+def _readme_tree() -> set[str]:
+    """The module paths the README's tree lists (``tinylora/lab/toy.py``, ...)."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("```text\ntinylora/"):]
+    block = block[: block.index("```", 3)]
+    paths, folder = set(), ""
+    for line in block.splitlines()[1:]:
+        name = line.split()[0] if line.strip() else ""
+        if line.startswith("  ") and not line.startswith("    ") and name.endswith("/"):
+            folder = name
+        elif line.startswith("    ") and name.endswith(".py"):
+            paths.add(f"tinylora/{folder}{name}")
+        elif line.startswith("  ") and name.endswith(".py"):
+            folder = ""
+            paths.add(f"tinylora/{name}")
+    return paths
+
+
+def test_readme_tree_lists_every_module():
+    """The README's "What is inside" names every module of the package, and only those."""
+    on_disk = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
+               if p.name != "__init__.py" or p.parent == PACKAGE}
+    listed = _readme_tree()
+    assert sorted(on_disk - listed) == [], "add these to README.md's tree"
+    assert sorted(listed - on_disk) == [], "the README's tree lists modules that do not exist"

@@ -25,7 +25,7 @@ import tracemalloc
 from pathlib import Path
 
 from tinylora import allocator, backend
-from tinylora.bench import torch_mirror as bench_torch
+from tinylora.bench import torch_mirror
 from tinylora.bench.workloads import BUILDERS, WIDTHS
 from tinylora.progress import bar as progress_bar
 from tinylora.records import markdown_table
@@ -107,7 +107,7 @@ def bench_one(name: str, width: int, dtype: str, quick: bool = False, with_torch
     """One row: {workload, width, dtype, step_ms, floor_ms, torch_ms, ratios, peak_mb}."""
     wl = BUILDERS[name](width, dtype, backend_name=backend_name)
     fns = {"step": wl.step, "floor": wl.floor}
-    torch_fn = bench_torch.torch_step(wl) if with_torch else None
+    torch_fn = torch_mirror.torch_step(wl) if with_torch else None
     if torch_fn is not None:
         fns["torch"] = torch_fn
     per_call = warm_up(fns, 1)
@@ -158,12 +158,12 @@ def environment(with_torch: bool) -> dict:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    ok, torch_info = bench_torch.available()
+    ok, torch_info = torch_mirror.available()
     blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "numpy": backend.get_xp("numpy").__version__, "numpy_blas_threads": blas or "default",
             "torch": torch_info if ok else None,
-            "torch_threads": bench_torch.threads() if (ok and with_torch) else None,
+            "torch_threads": torch_mirror.threads() if (ok and with_torch) else None,
             "malloc": "keeps freed memory" if allocator.is_tuned() else "default"}
 
 
@@ -174,7 +174,7 @@ def footer(env: dict, with_torch: bool) -> str:
                  f"{env['torch_threads']} threads)")
     else:
         torch = "PyTorch column skipped: " + ("--no-torch" if env["torch"] else
-                                              bench_torch.available()[1])
+                                              torch_mirror.available()[1])
     return (f"Medians of interleaved repeated steps after a warm-up. floor: the bare matrix "
             f"products of the step (grid: the same cells one by one). {env['cpu']}, "
             f"{env['cores']} cores; NumPy {env['numpy']} (BLAS threads: "
@@ -196,7 +196,7 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    with_torch = bench_torch.available()[0] and not args.no_torch
+    with_torch = torch_mirror.available()[0] and not args.no_torch
     rows = run(args.workloads, args.widths, args.dtypes, args.quick, with_torch,
                progress=not (args.no_progress or args.json))
     env = environment(with_torch)
