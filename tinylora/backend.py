@@ -17,6 +17,7 @@ Asking for cupy where it cannot run raises `BackendError`; there is never a sile
 from __future__ import annotations
 
 import os
+import zipfile
 from types import ModuleType
 
 import numpy as np
@@ -149,8 +150,16 @@ def asarray(a, xp: ModuleType, dtype=None):
 
 
 def host_rng(seed) -> np.random.Generator:
-    """The host-side random generator every random draw goes through."""
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    """The host-side random generator every random draw goes through. `seed`: a Generator, an
+    integer >= 0 (NumPy's too) or a list of them; anything else is a ValueError naming it."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    parts = seed if isinstance(seed, (list, tuple)) else [seed]
+    if not parts or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0
+                        for s in parts):
+        raise ValueError(f"seed: expected an integer >= 0 (or a numpy Generator), got {seed!r} "
+                         f"({type(seed).__name__})")
+    return np.random.default_rng(seed)
 
 
 def normal(rng, shape, std: float, xp: ModuleType, dtype=None):
@@ -174,9 +183,20 @@ def save_npz(path, arrays: dict) -> None:
 
 
 def load_npz(path) -> dict[str, np.ndarray]:
-    """Read every array of a .npz file into host (NumPy) arrays."""
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+    """Read every array of a .npz file into host (NumPy) arrays. A file that is not one (empty,
+    truncated, not a zip, a lone .npy array, pickled objects) is a ValueError naming it."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"path: expected a .npz file, got {str(path)!r}: no such file")
+    try:
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not named arrays")
+        with f:
+            return {k: f[k] for k in f.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        why = "not a .npz archive" if "pickle" in str(err) else str(err) or type(err).__name__
+        raise ValueError(f"path: expected a .npz file of named arrays (written by save), got "
+                         f"{str(path)!r}, which cannot be read as one ({why})") from None
 
 
 def finite_or_inf(value):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
-from tinylora import backend
+from tinylora import backend, validate
 
 INITS = ("zero_B", "zero_A")
 
@@ -33,15 +34,14 @@ class LoRAConfig:
     init: str = "zero_B"
 
     def __post_init__(self):
-        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r <= 0:
-            raise ValueError(f"r: expected a positive integer rank, got {self.r!r}")
+        r = validate.positive_int(self.r, "r", "a positive integer rank")  # NumPy ints too
+        object.__setattr__(self, "r", r)  # frozen: set once, here
         if self.alpha is None:
-            object.__setattr__(self, "alpha", float(self.r))  # frozen: set once, here
-        alpha = self.alpha
-        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
-            raise ValueError(f"alpha: expected a finite number > 0, got {self.alpha!r}")
-        if self.init not in INITS:
-            raise ValueError(f"init: expected one of {list(INITS)}, got {self.init!r}")
+            object.__setattr__(self, "alpha", float(r))  # frozen: set once, here
+        object.__setattr__(self, "alpha", validate.positive(self.alpha, "alpha"))
+        if not isinstance(self.rslora, bool):
+            validate.fail("rslora", "True or False", self.rslora)
+        validate.choice(self.init, "init", INITS)
 
     @property
     def scale(self) -> float:
@@ -54,6 +54,14 @@ class LoRAConfig:
                 f"r: expected 1 <= r <= min(d_in, d_out) = {min(d_in, d_out)} for layer "
                 f"{layer!r} (d_in={d_in}, d_out={d_out}), got {self.r}"
             )
+
+
+def npz_path(path) -> Path:
+    """`path` as a .npz file: the suffix added when missing; a .npy file is refused."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        validate.fail("path", "a .npz file of named arrays (written by save)", str(path))
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
 def init_factors(rng, d_in: int, d_out: int, config: LoRAConfig, xp, dtype, stack=()):
@@ -119,26 +127,41 @@ class LoRAModel:
         p = self.params
         return {t: p[f"{t}.W"] + self.scale * (p[f"{t}.A"] @ p[f"{t}.B"]) for t in self.targets}
 
-    def save(self, path, keys=None) -> None:
-        """Save the arrays named by `keys` (default: the adapters) to a .npz file."""
-        keys = self.adapter_keys() if keys is None else tuple(keys)
+    def _keys(self, keys) -> tuple:
+        keys = self.adapter_keys() if keys is None else validate.names(keys, "keys", self.params)
+        if not keys:
+            validate.fail("keys", f"at least one of {sorted(self.params)}", keys)
+        return keys
+
+    def save(self, path, keys=None) -> Path:
+        """Save the arrays named by `keys` (default: the adapters) to a .npz file. A path
+        without the .npz suffix gets it (as `numpy.savez` does), and `load` finds it the same
+        way. -> the path written."""
+        keys, path = self._keys(keys), npz_path(path)
         backend.save_npz(path, {k: self.params[k] for k in keys})
+        return path
 
     def load(self, path, keys=None) -> None:
-        """Load arrays saved by `save`. Names and shapes must match exactly; on any mismatch
-        this raises and the model is left as it was."""
-        keys = self.adapter_keys() if keys is None else tuple(keys)
+        """Load arrays saved by `save`. Names, shapes and real dtypes must match: every array is
+        read and converted first, so on any refusal the model is left exactly as it was."""
+        keys, path = self._keys(keys), npz_path(path)
         arrays = backend.load_npz(path)
         if sorted(arrays) != sorted(keys):
             raise ValueError(
                 f"load {path}: expected arrays {sorted(keys)}, the file holds {sorted(arrays)}"
             )
+        ready = {}
         for k in keys:
-            want, got = tuple(self.params[k].shape), tuple(arrays[k].shape)
-            if want != got:
-                raise ValueError(f"load {path}: array {k!r} expected shape {want}, got {got}")
+            want, a = self.params[k], arrays[k]
+            if tuple(a.shape) != tuple(want.shape):
+                raise ValueError(f"load {path}: array {k!r} expected shape "
+                                 f"{tuple(want.shape)}, got {tuple(a.shape)}")
+            if a.dtype.kind not in "fiu":  # complex parts would be dropped, strings fail
+                validate.fail(f"load {path}: array {k!r}", "a real (float) array", a)
+            ready[k] = self.xp.asarray(a, dtype=want.dtype)
+            validate.finite_values(ready[k], f"load {path}: array {k!r}")
         for k in keys:  # every check passed: now write, in place (optimizers hold these arrays)
-            self.params[k][...] = self.xp.asarray(arrays[k], dtype=self.params[k].dtype)
+            self.params[k][...] = ready[k]
 
     def save_adapters(self, path) -> None:
         self.save(path)

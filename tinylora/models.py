@@ -11,8 +11,10 @@ frozen weights: S models trained at once by broadcasting (`tinylora.lab.grid`).
 from __future__ import annotations
 
 import math
+import numbers
 
 from tinylora import backend as _backend
+from tinylora import validate
 from tinylora.layers import (
     activation as _activation,
 )
@@ -23,6 +25,14 @@ from tinylora.layers import (
     lora_linear_forward,
 )
 from tinylora.lora import LoRAConfig, LoRAModel, init_factors
+
+
+def _given(a, name: str, shape: tuple, xp, dtype):
+    """A frozen array given by the user, checked (real, finite, of `shape`) and converted."""
+    host = _backend.to_numpy(a)
+    if host.dtype.kind not in "fiu" or tuple(host.shape) != shape:
+        validate.fail(name, f"a real array of shape {shape}", a)
+    return validate.finite_values(xp.asarray(host, dtype=dtype), name)
 
 
 class LoRAMLP(LoRAModel):
@@ -44,40 +54,43 @@ class LoRAMLP(LoRAModel):
                  trainable="lora", stack=(), seed=0, backend=None, dtype=None):
         xp = _backend.get_xp(backend)
         dtype = _backend.resolve_dtype(dtype)
-        hidden = [d_hidden] if isinstance(d_hidden, int) else list(d_hidden)
-        self.widths = [d_in, *hidden, d_out]
-        for name, w in zip(("d_in", "d_hidden", "d_out"), (d_in, hidden, d_out)):
-            for n in w if isinstance(w, list) else [w]:
-                if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-                    raise ValueError(f"{name}: expected positive integer widths, got {w!r}")
+        hidden = [d_hidden] if isinstance(d_hidden, numbers.Integral) else d_hidden
+        if not isinstance(hidden, (list, tuple)) or not hidden:
+            validate.fail("d_hidden", "a positive integer or a non-empty list of them", d_hidden)
+        self.widths = [validate.positive_int(d_in, "d_in"),
+                       *(validate.positive_int(n, "d_hidden") for n in hidden),
+                       validate.positive_int(d_out, "d_out")]
         self.layer_names = tuple(f"fc{i + 1}" for i in range(len(self.widths) - 1))
         self.act_name = activation
         self.act_forward, self.act_backward = _activation(activation)
         self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora,
                                init=init)
-        targets = self.layer_names if targets is None else tuple(targets)
-        bad = [t for t in targets if t not in self.layer_names]
-        if bad:
-            raise ValueError(
-                f"targets: {bad} are not layers; valid ones are {list(self.layer_names)}")
-        self.targets = tuple(t for t in self.layer_names if t in targets)
-        self.stack = tuple(stack)
+        self.targets = (self.layer_names if targets is None
+                        else validate.names(targets, "targets", self.layer_names, what="layers"))
+        if not isinstance(stack, (tuple, list)):
+            validate.fail("stack", "a tuple of positive integers such as (3,)", stack)
+        self.stack = tuple(validate.positive_int(n, "stack") for n in stack)
+        if not isinstance(bias, bool):
+            validate.fail("bias", "True or False", bias)
+        if biases is not None and not bias:
+            validate.fail("biases", "None when bias=False (pass bias=True to use them)", biases)
+        n = len(self.layer_names)
+        for what, given in (("weights", weights), ("biases", biases)):
+            if given is not None and (not isinstance(given, (list, tuple)) or len(given) != n):
+                validate.fail(what, f"a list of {n} arrays, one per layer", given)
 
         rng = _backend.host_rng(seed)
         self.params = {}
         for i, name in enumerate(self.layer_names):  # frozen weights first: the same seed gives
             fan_in, fan_out = self.widths[i], self.widths[i + 1]  # the same base for any LoRA setup
             if weights is not None:
-                W = xp.asarray(weights[i], dtype=dtype)
-                if tuple(W.shape) != (fan_in, fan_out):
-                    raise ValueError(f"weights[{i}]: expected shape {(fan_in, fan_out)}, "
-                                     f"got {tuple(W.shape)}")
+                W = _given(weights[i], f"weights[{i}]", (fan_in, fan_out), xp, dtype)
             else:
                 W = _backend.normal(rng, (fan_in, fan_out), 1.0 / math.sqrt(fan_in), xp, dtype)
             self.params[f"{name}.W"] = W
             if bias:
                 b = (xp.zeros(fan_out, dtype=dtype) if biases is None
-                     else xp.asarray(biases[i], dtype=dtype))
+                     else _given(biases[i], f"biases[{i}]", (fan_out,), xp, dtype))
                 self.params[f"{name}.b"] = b
         for i, name in enumerate(self.layer_names):
             if name in self.targets:
@@ -89,6 +102,8 @@ class LoRAMLP(LoRAModel):
 
     def forward(self, x):
         """x (..., d_in) -> (out (*stack, ..., d_out), cache)."""
+        validate.array(x, "x", f"a float array of shape (..., d_in={self.widths[0]})",
+                       xp=self.xp)  # its width: checked by fc1, which names itself
         p, caches = self.params, []
         h = x
         for i, name in enumerate(self.layer_names):
@@ -109,8 +124,8 @@ class LoRAMLP(LoRAModel):
         trainable, grads = set(self.trainable), {}
         caches = list(cache)
         # the lowest layer that trains: nothing below it needs a gradient
-        first = min(i for i, n in enumerate(self.layer_names)
-                    if any(k.startswith(n + ".") for k in trainable))
+        first = min((i for i, n in enumerate(self.layer_names)
+                     if any(k.startswith(n + ".") for k in trainable)), default=len(self.widths))
         dh = dout
         for i in reversed(range(first, len(self.layer_names))):
             name = self.layer_names[i]

@@ -30,16 +30,16 @@ def fail(name: str, expected: str, value):
     raise ValueError(f"{name}: expected {expected}, got {describe(value)}")
 
 
-def integer(value, name: str, low: int = 1) -> int:
+def integer(value, name: str, low: int = 1, what: str | None = None) -> int:
     """An integer >= `low` (Python or NumPy; not a bool, not a float like 2.0) -> int."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        fail(name, f"an integer >= {low}", value)
+        fail(name, what or f"an integer >= {low}", value)
     return int(value)
 
 
-def positive_int(value, name: str) -> int:
+def positive_int(value, name: str, what: str = "a positive integer") -> int:
     """An integer >= 1 -> int."""
-    return integer(value, name, 1)
+    return integer(value, name, 1, what)
 
 
 def number(value, name: str, low: float | None = None, low_ok: bool = False,
@@ -80,7 +80,7 @@ def choice(value, name: str, options) -> str:
     return value
 
 
-def names(value, name: str, valid, allow_empty: bool = True) -> tuple:
+def names(value, name: str, valid, allow_empty: bool = True, what: str = "valid names") -> tuple:
     """A list of names from `valid`; a single string is one name (not its letters). Duplicates
     are dropped; the result follows the order of `valid`."""
     items = (value,) if isinstance(value, str) else value
@@ -88,8 +88,7 @@ def names(value, name: str, valid, allow_empty: bool = True) -> tuple:
         fail(name, f"a name or a list of names from {list(valid)}", value)
     bad = [t for t in items if not isinstance(t, str) or t not in valid]
     if bad:
-        raise ValueError(f"{name}: expected names from {list(valid)}, got {bad!r} among "
-                         f"{describe(value)}")
+        raise ValueError(f"{name}: {bad!r} are not {what}; valid ones are {list(valid)}")
     if not items and not allow_empty:
         fail(name, f"at least one name from {list(valid)}", value)
     return tuple(t for t in valid if t in items)
