@@ -1,5 +1,6 @@
 # The two commands: `make test` and `make demo`. Each creates .venv when it is missing and
-# reinstalls when pyproject.toml changed (the stamp files below remember what was installed).
+# reinstalls when pyproject.toml or the version (tinylora/__init__.py) changed (the stamp files
+# below remember what was installed).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,11 +11,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
+$(VENV)/.stamp-test: pyproject.toml tinylora/__init__.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-$(VENV)/.stamp-plots: pyproject.toml | $(BIN)/python
+$(VENV)/.stamp-plots: pyproject.toml tinylora/__init__.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[plots]'
 	touch $@
 

@@ -144,3 +144,13 @@ def test_readme_tree_lists_every_module():
     listed = _readme_tree()
     assert sorted(on_disk - listed) == [], "add these to README.md's tree"
     assert sorted(listed - on_disk) == [], "the README's tree lists modules that do not exist"
+
+
+def test_version_is_written_in_one_place():
+    """The installed package's version is `tinylora.__version__`: pyproject reads it, no copy."""
+    import importlib.metadata
+
+    import tinylora
+
+    assert importlib.metadata.version("tinylora") == tinylora.__version__
+    assert "version =" not in (ROOT / "pyproject.toml").read_text().split("[tool.setuptools")[0]

@@ -10,7 +10,7 @@ from tinylora.optim import SGD, Adam, AdamW, loraplus_groups
 from tinylora.train import loss_and_grads, train
 from tinylora.transformer import TinyLM, TransformerBlock
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject reads it)
 
 __all__ = ["Adam", "AdamW", "LoRAConfig", "LoRAMLP", "SGD", "get_xp", "loraplus_groups",
            "loss_and_grads", "to_numpy", "train", "use_backend", "TinyLM", "TransformerBlock"]
