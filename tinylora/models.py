@@ -15,16 +15,9 @@ import numbers
 
 from tinylora import backend as _backend
 from tinylora import validate
-from tinylora.layers import (
-    activation as _activation,
-)
-from tinylora.layers import (
-    linear_backward,
-    linear_forward,
-    lora_linear_backward,
-    lora_linear_forward,
-)
+from tinylora.layers import activation as _activation
 from tinylora.lora import LoRAConfig, LoRAModel, init_factors
+from tinylora.projection import proj_backward, proj_forward, trains
 
 
 def _given(a, name: str, shape: tuple, xp, dtype):
@@ -104,15 +97,9 @@ class LoRAMLP(LoRAModel):
         """x (..., d_in) -> (out (*stack, ..., d_out), cache)."""
         validate.array(x, "x", f"a float array of shape (..., d_in={self.widths[0]})",
                        xp=self.xp)  # its width: checked by fc1, which names itself
-        p, caches = self.params, []
-        h = x
+        h, caches = x, []
         for i, name in enumerate(self.layer_names):
-            b = p.get(f"{name}.b")
-            if name in self.targets:  # h W + b + scale (h A) B
-                h, c = lora_linear_forward(h, p[f"{name}.W"], b, p[f"{name}.A"], p[f"{name}.B"],
-                                           self.scale, name=name)
-            else:
-                h, c = linear_forward(h, p[f"{name}.W"], b, name=name)
+            h, c = proj_forward(h, self.params, name, self.scale)  # h W + b (+ scale (h A) B)
             caches.append(c)
             if i < len(self.layer_names) - 1:
                 h, c = self.act_forward(h)
@@ -121,27 +108,16 @@ class LoRAMLP(LoRAModel):
 
     def backward(self, dout, cache):
         """dout (*stack, ..., d_out) -> grads: a dict with exactly the trainable keys."""
-        trainable, grads = set(self.trainable), {}
-        caches = list(cache)
+        trainable, grads, caches = set(self.trainable), {}, list(cache)
+        top = len(self.layer_names) - 1
         # the lowest layer that trains: nothing below it needs a gradient
-        first = min((i for i, n in enumerate(self.layer_names)
-                     if any(k.startswith(n + ".") for k in trainable)), default=len(self.widths))
+        first = min((i for i, n in enumerate(self.layer_names) if trains(trainable, n)),
+                    default=top + 1)
         dh = dout
-        for i in reversed(range(first, len(self.layer_names))):
-            name = self.layer_names[i]
-            if i < len(self.layer_names) - 1:
+        for i in reversed(range(first, top + 1)):
+            if i < top:
                 dh = self.act_backward(dh, caches.pop())
-            want = {"need_dx": i > first,  # below `first` nothing trains: skip that product
-                    "need_dW": f"{name}.W" in trainable, "need_db": f"{name}.b" in trainable}
-            if name in self.targets:
-                dh, dW, db, dA, dB = lora_linear_backward(dh, caches.pop(), **want)
-                grads[f"{name}.A"], grads[f"{name}.B"] = dA, dB
-            else:
-                dh, dW, db = linear_backward(dh, caches.pop(), **want)
-            if dW is not None:
-                grads[f"{name}.W"] = dW
-            if db is not None:
-                grads[f"{name}.b"] = db
+            dh = proj_backward(dh, caches.pop(), trainable, grads, need_dx=i > first)
         return {k: grads[k] for k in self.trainable}
 
     def __repr__(self) -> str:
