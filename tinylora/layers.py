@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 from tinylora.backend import xp_of
+from tinylora.validate import class_targets, regression_target
 
 # --------------------------------------------------------------------------------------------
 # Small helpers for broadcasting and error messages
@@ -230,9 +231,7 @@ def mse_forward(pred, y, stack_ndim: int = 0):
 
     pred (*S, ..., d_out), y (..., d_out) -> loss, shape S (a scalar when unstacked).
     """
-    if tuple(pred.shape[pred.ndim - y.ndim :]) != tuple(y.shape):
-        raise ValueError(f"mse: target shape {tuple(y.shape)} does not match "
-                         f"pred {tuple(pred.shape)}")
+    regression_target(pred, y, stack_ndim)  # finite floats of pred's shape, never broadcast
     diff = pred - y
     stack = tuple(diff.shape[:stack_ndim])
     rows = diff.reshape(*stack, 1, -1)  # [*S, 1, K]: each model's K = batch x d_out numbers
@@ -273,14 +272,7 @@ def cross_entropy_forward(logits, targets, stack_ndim: int = 0):
     logits (*S, ..., V), integer targets (...) with values in [0, V) -> loss, shape S.
     """
     xp = xp_of(logits)
-    V = logits.shape[-1]
-    if tuple(logits.shape[logits.ndim - 1 - targets.ndim : -1]) != tuple(targets.shape):
-        raise ValueError(
-            f"cross_entropy: targets shape {tuple(targets.shape)} does not match logits "
-            f"{tuple(logits.shape)} (expected logits (..., V) with targets (...))"
-        )
-    if targets.size and (int(targets.min()) < 0 or int(targets.max()) >= V):
-        raise ValueError(f"cross_entropy: targets must lie in [0, {V}), got values outside")
+    class_targets(logits, targets, stack_ndim)  # integers in [0, V) of the logits' shape
     logp = log_softmax(logits)  # [*S, ..., V]
     t = xp.broadcast_to(targets, logits.shape[:-1])[..., None]  # [*S, ..., 1]
     nll = -xp.take_along_axis(logp, t, axis=-1)[..., 0]  # [*S, ...]

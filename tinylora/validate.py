@@ -123,3 +123,31 @@ def finite_values(x, name: str):
         raise ValueError(f"{name}: expected finite values, got {n_bad} NaN or inf of {x.size} "
                          f"({describe(x)})")
     return x  # the sum overflowed, but every value is finite
+
+
+def regression_target(pred, y, stack_ndim: int = 0):
+    """`y` for a prediction `pred` (*S, ..., d_out): a finite float array of exactly the shape
+    of one model's prediction (..., d_out), or of the whole stack's; never broadcast."""
+    one = tuple(pred.shape[stack_ndim:])
+    array(y, "mse: target y", f"a float array of shape {one}", xp=backend.xp_of(pred))
+    if tuple(y.shape) not in (one, tuple(pred.shape)):
+        fail("mse: target y", f"shape {one} (the prediction's, never broadcast)", y)
+    return y
+
+
+def class_targets(logits, targets, stack_ndim: int = 0):
+    """Integer class ids for `logits` (*S, ..., V): of shape (...) (or (*S, ...)), each in
+    [0, V); the error shows the values that are not."""
+    one, V = tuple(logits.shape[stack_ndim:-1]), logits.shape[-1]
+    array(targets, "cross_entropy: targets", f"an integer array of shape {one}", kind="iu",
+          xp=backend.xp_of(logits))
+    if tuple(targets.shape) not in (one, tuple(logits.shape[:-1])):
+        fail("cross_entropy: targets", f"shape {one} (the logits' without V, never broadcast)",
+             targets)
+    lo, hi = int(targets.min()), int(targets.max())
+    if lo < 0 or hi >= V:
+        host = backend.to_numpy(targets)
+        bad = sorted({int(v) for v in host[(host < 0) | (host >= V)].reshape(-1)[:10]})
+        raise ValueError(f"cross_entropy: targets must lie in [0, {V}), got values in "
+                         f"[{lo}, {hi}] (outside: {bad})")
+    return targets
