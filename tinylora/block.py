@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 from tinylora import backend as _backend
+from tinylora import validate
 from tinylora.attention import attention_backward, attention_forward
 from tinylora.layers import gelu_backward, gelu_forward
 from tinylora.lora import LoRAConfig, LoRAModel, init_factors
@@ -29,19 +30,15 @@ TARGET_PATHS = {"q": "attn.q", "k": "attn.k", "v": "attn.v", "o": "attn.o",
 
 
 def check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
+    """An integer >= 1 (NumPy's too) -> int; anything else names `name` (`tinylora.validate`)."""
+    return validate.positive_int(value, name)
 
 
 def check_targets(targets) -> tuple:
-    """Short target names (``q``, ``fc1``...) in BLOCK_TARGETS order; anything else is an error."""
-    targets = (targets,) if isinstance(targets, str) else tuple(targets or ())
-    bad = [t for t in targets if t not in BLOCK_TARGETS]
-    if bad:
-        raise ValueError(f"targets: {bad} are not block layers; "
-                         f"valid ones are {list(BLOCK_TARGETS)}")
-    return tuple(t for t in BLOCK_TARGETS if t in targets)
+    """Short target names (``q``, ``fc1``...) in BLOCK_TARGETS order: one name or a list of
+    them (None: none); anything else is an error."""
+    return validate.names(() if targets is None else targets, "targets", BLOCK_TARGETS,
+                          what="block layers")
 
 
 def layer_shapes(d_model: int, d_ff: int) -> dict:
@@ -196,9 +193,11 @@ class TransformerBlock(LoRAModel):
         self._set_trainable(trainable)
 
     def _check_input(self, x):
-        if getattr(x, "ndim", None) != 3 or x.shape[-1] != self.d_model:
+        validate.array(x, "x", f"a float array of shape (N, T, d_model={self.d_model})",
+                       xp=self.xp)
+        if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x: expected shape (N, T, d_model={self.d_model}), "
-                             f"got {tuple(getattr(x, 'shape', ()))}")
+                             f"got {tuple(x.shape)}")
 
     def forward(self, x):
         """x (N, T, d_model) -> (out (N, T, d_model), cache)."""

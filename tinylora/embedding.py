@@ -21,7 +21,9 @@ def check_tokens(tokens, vocab_size: int, context: int, name: str = "tokens"):
                          f"got shape {tuple(getattr(tokens, 'shape', ()))}")
     if tokens.dtype.kind not in "iu":
         raise ValueError(f"{name}: expected integer token ids, got dtype {tokens.dtype}")
-    T = tokens.shape[1]
+    N, T = tokens.shape
+    if N == 0:
+        raise ValueError(f"{name}: expected a non-empty batch (N >= 1), got shape {(N, T)}")
     if not 1 <= T <= context:
         raise ValueError(f"{name}: sequence length T={T} must be between 1 and the model's "
                          f"context {context}; crop the sequence to its last {context} tokens")

@@ -18,6 +18,7 @@ trainable="all"``, save ``base_keys()``, then load them into a model with LoRA a
 from __future__ import annotations
 
 from tinylora import backend as _backend
+from tinylora import validate
 from tinylora.block import (
     BLOCK_TARGETS,
     TransformerBlock,
@@ -148,14 +149,11 @@ class TinyLM(LoRAModel):
         softmax(logits / temperature), drawn on the host with `seed`. The model reads only the
         last `context` tokens.
         """
-        if isinstance(n_new, bool) or not isinstance(n_new, int) or n_new < 0:
-            raise ValueError(f"n_new: expected an integer >= 0, got {n_new!r}")
-        if not (isinstance(temperature, (int, float)) and temperature >= 0):
-            raise ValueError(f"temperature: expected a number >= 0, got {temperature!r}")
-        prompt = self.xp.asarray(prompt)
-        if prompt.ndim != 1 or prompt.size == 0:
-            raise ValueError(f"prompt: expected a non-empty 1-D array of token ids, got shape "
-                             f"{tuple(prompt.shape)}")
+        n_new = validate.integer(n_new, "n_new", low=0)
+        temperature = validate.non_negative(temperature, "temperature")
+        given, prompt = prompt, self.xp.asarray(prompt)
+        if prompt.ndim != 1 or prompt.size == 0 or prompt.dtype.kind not in "iu":
+            validate.fail("prompt", "a non-empty 1-D array of integer token ids", given)
         rng = _backend.host_rng(seed)
         out = [int(t) for t in _backend.to_numpy(prompt)]
         for _ in range(n_new):
