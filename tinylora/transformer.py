@@ -150,7 +150,8 @@ class TinyLM(LoRAModel):
         last `context` tokens.
         """
         n_new = validate.integer(n_new, "n_new", low=0)
-        temperature = validate.non_negative(temperature, "temperature")
+        temperature = validate.number(temperature, "temperature", low=0.0, low_ok=True,
+                                      what="a number >= 0")
         given, prompt = prompt, self.xp.asarray(prompt)
         if prompt.ndim != 1 or prompt.size == 0 or prompt.dtype.kind not in "iu":
             validate.fail("prompt", "a non-empty 1-D array of integer token ids", given)

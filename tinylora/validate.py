@@ -43,7 +43,7 @@ def positive_int(value, name: str, what: str = "a positive integer") -> int:
 
 
 def number(value, name: str, low: float | None = None, low_ok: bool = False,
-           high: float | None = None, high_ok: bool = False) -> float:
+           high: float | None = None, high_ok: bool = False, what: str | None = None) -> float:
     """A finite real number in the interval given by `low`/`high` (each bound open unless
     `low_ok`/`high_ok`) -> a Python float (so float32 arithmetic is never promoted)."""
     ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
@@ -51,7 +51,7 @@ def number(value, name: str, low: float | None = None, low_ok: bool = False,
     ok = ok and (low is None or (value >= low if low_ok else value > low))
     ok = ok and (high is None or (value <= high if high_ok else value < high))
     if not ok:
-        fail(name, f"a finite number{_interval(low, low_ok, high, high_ok)}", value)
+        fail(name, what or f"a finite number{_interval(low, low_ok, high, high_ok)}", value)
     return float(value)
 
 
