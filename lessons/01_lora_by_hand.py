@@ -22,20 +22,27 @@
 # Then assert that `tinylora`'s own layer computes exactly the same numbers, and see why LoRA
 # starts from `B = 0` and what that does to the gradient of `A` (it is exactly zero at step 1).
 #
-# Runs in a few seconds. With `TINYLORA_FAST=1` (what the tests use) the experiment is smaller.
+# With `TINYLORA_FAST=1` (what the tests use) the experiment is smaller; the last cell prints
+# how long the lesson took. The notation (`W`, `A`, `B`, `r`, `alpha`, `scale`, Init[1], ...) is
+# on the card in `lessons/README.md`; the paper, as we read it, is `docs/paper.md`.
 
 # %%
 import math
 import os
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
+import pictures  # lessons/pictures.py: boxes and arrows for the diagrams
+from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
 from tinylora import layers
 from tinylora.gradcheck import TOLERANCE, numerical_grad, rel_error
 from tinylora.lora import LoRAConfig, init_factors
 
+T0 = time.perf_counter()
 FAST = os.environ.get("TINYLORA_FAST") == "1"
+ex = Exercises("01_lora_by_hand")
 rng = np.random.default_rng(0)  # every random number in this lesson comes from this seed
 
 N, d_in, d_out, r = 6, 5, 4, 2  # batch rows, input width, output width, LoRA rank
@@ -66,7 +73,23 @@ print(f"finite-difference tolerance (relative error): {TOLERANCE:g}")
 # | output | `y = x W + b + u B` | `(N, d_out)` |
 #
 # The product `A B` (a full `d_in x d_out` matrix) is never formed: the LoRA path costs
-# `N r (d_in + d_out)` multiplications instead of `N d_in d_out`.
+# `N r (d_in + d_out)` multiplications instead of `N d_in d_out`. In a picture, with the
+# widths of the boxes drawn to the shapes (`r` much smaller than `d_in`, `d_out`):
+
+# %%
+fig, ax = plt.subplots(figsize=(11, 3.2))
+pictures.blank(ax, (-0.3, 17.5), (-1.0, 4.4),
+               "y = x W + b + scale (x A) B: the LoRA path is two thin matrices beside W")
+pictures.matrix(ax, 0, 1.25, 4, 1.5, "x", "(N, d_in)", "#e0e0e0")
+ax.text(4.45, 2, "@", ha="center", va="center", fontsize=12)
+pictures.matrix(ax, 4.9, 0, 4, 4, "W\n(frozen)", "(d_in, d_out)", "#b0b0b0")
+ax.text(10.4, 2, "+ scale · x @", ha="center", va="center", fontsize=11)
+pictures.matrix(ax, 11.9, 0, 0.5, 4, "A", "(d_in, r)", "C0")
+ax.text(12.75, 2, "@", ha="center", va="center", fontsize=12)
+pictures.matrix(ax, 13.1, 1.75, 4, 0.5, "B", "(r, d_out)", "C1")
+ax.text(15.1, 3.2, "trains: r (d_in + d_out) numbers\nagainst d_in d_out in W", ha="center",
+        fontsize=8)
+plt.show()
 
 # %%
 def lora_forward(x, W, b, A, B, scale):
@@ -96,7 +119,39 @@ print(f"at d_in = d_out = {n_big}, r = {r_big}: {r_big * 2 * n_big:,} trainable 
 # `y` and use `L = sum(y * g)`. Then `dL/dy = g` exactly, so `dy = g` is the upstream gradient,
 # and every gradient below must equal the numerical derivative of `L`. We compare with centred
 # finite differences, `(L(θ + h) - L(θ - h)) / 2h` entry by entry, in float64
-# (`tinylora.gradcheck.numerical_grad`), and measure `rel_error = |a - n| / (|a| + |n|)`.
+# (`tinylora.gradcheck.numerical_grad`), and measure one number per tensor,
+# `rel_error = ||a - n|| / (||a|| + ||n||)`, with Frobenius norms over the *whole tensor*
+# (per entry, an entry that is nearly zero would carry the differences' round-off, about
+# `1e-11`, as a large relative error).
+#
+# The graph of the layer, forward in black, each gradient in red on the edge it flows back
+# along. Where `x` forks into two paths, its two gradients are summed:
+
+# %%
+fig, ax = plt.subplots(figsize=(12, 4.8))
+pictures.blank(ax, (-2.6, 13.6), (-2.6, 4.6),
+               "One LoRA layer: forward (black), backward (red, on the edges)")
+for (px, py), text, color in (((0, 1), "x", "#e0e0e0"), ((4, 2.8), "x W + b", "#b0b0b0"),
+                              ((3, -0.4), "z_a = x A", "#cfe0f5"),
+                              ((6.5, -0.4), "u = scale z_a", "white"),
+                              ((10, -0.4), "u B", "#fbd9bf"), ((12.5, 1), "y", "#e0e0e0"),
+                              ((3, -2.0), "A", "C0"), ((10, -2.0), "B", "C1"),
+                              ((4, 4.0), "W, b (frozen)", "#b0b0b0")):
+    pictures.node(ax, px, py, text, color, width=0.15 * len(text) + 0.5)
+for start, end, grad in (((0, 1), (4, 2.8), "dy W^T"), ((0, 1), (3, -0.4), "dz_a A^T"),
+                         ((4, 2.8), (12.5, 1), "dy"), ((10, -0.4), (12.5, 1), "dy"),
+                         ((3, -2.0), (3, -0.4), ""), ((10, -2.0), (10, -0.4), ""),
+                         ((4, 4.0), (4, 2.8), "")):
+    pictures.arrow(ax, start, end, grad)
+for start, end, grad in (((4.0, -0.4), (5.2, -0.4), "dz_a =\nscale du"),
+                         ((7.8, -0.4), (9.5, -0.4), "du = dy B^T")):  # box edge to box edge
+    pictures.arrow(ax, start, end, grad, shrink=2)
+ax.text(3.2, -1.2, "dA = x^T dz_a", color="C3", fontsize=8, va="center")
+ax.text(10.2, -1.2, "dB = u^T dy", color="C3", fontsize=8, va="center")
+ax.text(-2.5, 1.6, "dx = dy W^T + dz_a A^T\n(the fork: summed)", color="C3", fontsize=8)
+plt.show()
+
+# %%
 
 # %%
 g = rng.standard_normal(y.shape)
@@ -207,7 +262,10 @@ assert dW_default is None and db_default is None
 # %% [markdown]
 # ## 4. Why `B = 0` at init, and what it does to `dA`
 #
-# LoRA's init (the paper's *Init[1]*, also PEFT's default): `A ~ N(0, 1/d_in)`, `B = 0`.
+# LoRA's init, the paper's *Init[1]*: `B = 0` and `A` random with variance `Theta(1/d_in)`;
+# tinylora draws `A ~ N(0, 1/d_in)`. (HF PEFT's default is Init[1] too, with `A` drawn from
+# a Kaiming-uniform distribution, variance `1/(3 d_in)`: the same `Theta(1/d_in)`, another
+# constant.)
 # - With `B = 0` the LoRA path adds exactly nothing: fine-tuning **starts at the pretrained
 #   model**. This is the lesson's invariant, asserted bit for bit below.
 # - Not both zero: with `A = B = 0`, `dA = scale x^T dy B^T = 0` and `dB = u^T dy = 0`: a saddle
@@ -329,7 +387,7 @@ plt.show()
 #   in `A` and `B`.
 
 # %% [markdown]
-# ## Exercises
+# ## Experiments to try
 # Each has its expected outcome; the cell after the list checks them all.
 # 1. **Init[2].** Use `LoRAConfig(r=r, alpha=alpha, init="zero_A")` (`A = 0`, `B` random).
 #    *Expected:* the output is still the frozen output, but now `dB` is exactly zero at step 1
@@ -373,6 +431,69 @@ err_dx_init = rel_error(dy @ W.T, numerical_grad(L_init, x))
 print(f"4. dx without LoRA term: error {err_dx_init:.1e} at B = 0, "
       f"{err_frozen_only:.1e} at random B")
 assert err_dx_init < TOLERANCE and err_frozen_only > 1e-3
+
+# %% [markdown]
+# ## Exercises: your turn
+# Each exercise is a function to complete (replace the `raise`), then a checker cell that says
+# right or not yet. The solutions are in `lessons/solutions/01_lora_by_hand.py`: try first.
+#
+# **Exercise 1: `dB`.** Write `dB` from `u = scale (x A)` and the upstream `dy`
+# (`[r, N] @ [N, d_out]`).
+
+# %%
+def grad_B(u, dy):
+    """dL/dB of y = ... + u B, shape (r, d_out)."""
+    raise NotImplementedError("your line: return ...")
+
+
+# %%
+ex.check(grad_B, lambda f: np.allclose(f(u, dy), dB_lib, rtol=0, atol=1e-12))
+
+# %% [markdown]
+# **Exercise 2: `dA`, `scale` included.** From `x`, `dy`, `B` and `scale`. The checker uses a
+# random `B` and two scales (2 and 3), so neither a forgotten `B` nor a forgotten `scale` hides.
+
+# %%
+def grad_A(x, dy, B, scale):
+    """dL/dA of y = ... + scale (x A) B, shape (d_in, r)."""
+    raise NotImplementedError("your line: return ...")
+
+
+# %%
+def fake_loss_at(s):
+    """The fake loss of part 2 with scale s (a function of the arrays as they are now)."""
+    return lambda: float((lora_forward(x, W, b, A, B, s) * g).sum())
+
+
+ex.check(grad_A, lambda f: all(rel_error(f(x, dy, B, s), numerical_grad(fake_loss_at(s), A))
+                               < TOLERANCE for s in (scale, 3.0)))
+
+# %% [markdown]
+# **Exercise 3: `dx`, where the two paths meet.** From `dy`, `W`, `A`, `B` and `scale`.
+
+# %%
+def grad_x(dy, W, A, B, scale):
+    """dL/dx of y = x W + b + scale (x A) B, shape (N, d_in)."""
+    raise NotImplementedError("your line: return ...")
+
+
+# %%
+ex.check(grad_x, lambda f: rel_error(f(dy, W, A, B, scale), numerical_grad(L, x)) < TOLERANCE)
+
+# %% [markdown]
+# **Exercise 4: merge the adapter.** The one matrix that does the work of `W` and the LoRA path
+# together (so that inference costs nothing extra once training is over).
+
+# %%
+def merged_weight(W, A, B, scale):
+    """W' with x W' + b = x W + b + scale (x A) B for every x, shape (d_in, d_out)."""
+    raise NotImplementedError("your line: return ...")
+
+
+# %%
+ex.check(merged_weight, lambda f: np.allclose(x @ f(W, A, B, scale) + b,
+                                              lora_forward(x, W, b, A, B, scale), atol=1e-12))
+print(f"this lesson ran in {time.perf_counter() - T0:.1f} s (fast mode: {FAST})")
 
 # %% [markdown]
 # ## Recap
