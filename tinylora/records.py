@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np  # host-side conversion of results to JSON, never device arrays
@@ -57,18 +59,42 @@ def decode(obj):
 
 
 def write_json(path, obj) -> Path:
-    """Write `obj` as strict JSON, atomically (a crash never leaves half a file)."""
+    """Write `obj` as strict JSON, atomically: to a temporary file of this writer's own (two
+    processes writing one path never share it), then renamed over `path` in one step, so a
+    reader sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(encode(obj), indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(encode(obj), indent=1, allow_nan=False) + "\n"  # fails before any write
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")  # this writer's
+    try:
+        with open(tmp, "x") as f:  # "x": never an existing file; permissions as for any file
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
 def read_json(path):
     """Read a file written by `write_json` (non-finite numbers come back as floats)."""
     return decode(json.loads(Path(path).read_text()))
+
+
+class Unreadable(UserWarning):
+    """A results file could not be read; it was set aside (renamed, never deleted)."""
+
+
+def set_aside(path: Path, why) -> Path:
+    """Rename an unreadable `path` to ``<name>.unreadable[.N]`` beside it and say so."""
+    aside, n = path.with_name(path.name + ".unreadable"), 1
+    while aside.exists():
+        aside, n = path.with_name(f"{path.name}.unreadable.{n}"), n + 1
+    os.replace(path, aside)
+    reason = str(why).splitlines()[0][:120] if str(why) else type(why).__name__
+    warnings.warn(f"{path} is unreadable ({reason}): set aside as {aside.name}, recomputing",
+                  Unreadable, stacklevel=3)
+    return aside
 
 
 class ResultsDir:
@@ -114,7 +140,10 @@ class ResultsDir:
             return None
         try:
             saved = json.loads(path.read_text())
-        except json.JSONDecodeError:  # a torn file from a crash: redo that part
+            if not isinstance(saved, dict) or "payload" not in saved:
+                raise ValueError(f"a JSON {type(saved).__name__} without a payload")
+        except ValueError as err:  # torn, garbage, or not a part: set it aside, redo that part
+            set_aside(path, err)
             return None
         if saved.get("config") != self.config:
             if self.strict:
@@ -162,15 +191,23 @@ def parse_list(text, kind=int, name: str = "--widths") -> tuple | None:
         raise ValueError(f"{name}: expected a comma-separated list, got {text!r}") from err
     if not values or any(v <= 0 for v in values):
         raise ValueError(f"{name}: expected positive values, got {text!r}")
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise ValueError(f"{name}: expected distinct values, got {text!r} "
+                         f"({', '.join(map(str, twice))} twice)")
     return values
 
 
 def add_common_arguments(p, out: str, seeds: int) -> None:
     """The options every experiment command shares."""
-    p.add_argument("--out", default=out, help=f"results folder (default {out})")
+    from tinylora import options
+
+    p.add_argument("--out", type=options.out_folder, default=out,
+                   help=f"results folder (default {out})")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    p.add_argument("--seeds", type=int, default=None, help=f"number of seeds (default {seeds})")
+    p.add_argument("--seeds", type=options.positive_int, default=None,
+                   help=f"number of seeds (default {seeds})")
     p.add_argument("--widths", default=None, help="comma-separated widths, e.g. 64,256,1024")
     p.add_argument("--fast", action="store_true", help="a small run that takes seconds")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

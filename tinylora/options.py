@@ -1,0 +1,70 @@
+"""Types for the commands' options: each turns the text typed on the command line into a checked
+value, or into argparse's own error (``tinylora <command>: error: argument --seeds: expected an
+integer >= 1, got '0'``, exit code 2, no traceback).
+
+    p.add_argument("--steps", type=options.positive_int, default=None)
+    p.add_argument("--widths", type=int, nargs="+", action=options.Distinct)
+    p.add_argument("--out", type=options.out_folder, default="width-sweep-out")
+
+A default of None means "the command's default"; commands read it as
+``DEFAULT if args.x is None else args.x``, never ``args.x or DEFAULT`` (which turns 0 into the
+default instead of refusing it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def positive_int(text: str) -> int:
+    """'3' -> 3; '0', '-5', '2.5', 'x' -> an argparse error saying what was expected."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """'1e-3' -> 0.001; '0', '-1', 'nan', 'inf', 'x' -> an argparse error."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def out_folder(text: str) -> str:
+    """A folder the command can write into: an existing writable folder, or a path whose
+    nearest existing parent is one (the folder is made when the command writes)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"expected a folder, got {text!r}, which is a file")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"expected a folder, got {text!r}: {str(existing)!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(
+            f"expected a writable folder, got {text!r}: {str(existing)!r} is not writable")
+    return text
+
+
+class Distinct(argparse.Action):
+    """For ``nargs="+"``: the values must all differ (``--widths 64 64`` would give two
+    identical rows)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        twice = sorted({v for v in values if list(values).count(v) > 1})
+        if twice:
+            parser.error(f"argument {option_string}: expected distinct values, got "
+                         f"{' '.join(map(str, values))} ({', '.join(map(str, twice))} twice)")
+        setattr(namespace, self.dest, list(values))
