@@ -9,6 +9,7 @@ import argparse
 import importlib
 import json
 import sys
+import warnings
 
 
 def cmd_gradcheck(args) -> int:
@@ -39,6 +40,10 @@ COMMANDS = [  # (command, module, help): each module has add_arguments(p) and ma
     ("finetune", "text.finetune", "LoRA vs LoRA+ fine-tuning on Milton, across widths"),
     ("bench", "bench.run", "time a training step against the matmul floor and PyTorch"),
 ]
+
+
+RESUMABLE = ("demo", "toy-analytic", "toy-heatmap", "width-sweep", "coordcheck", "pretrain",
+             "finetune")  # commands whose finished parts a rerun reuses
 
 
 def command_module(module: str):
@@ -73,11 +78,32 @@ def main(argv=None) -> int:
     from tinylora.allocator import keep_freed_memory
 
     keep_freed_memory()  # this command owns its process: keep freed memory for the next step
+    shown, warnings.formatwarning = warnings.formatwarning, _one_line  # warnings: one line
     try:
         return args.func(args)
-    except (ValueError, RuntimeError) as err:  # bad input: one clear line, not a traceback
+    except KeyboardInterrupt:  # Ctrl-C: say what survives and how to go on, not a traceback
+        print(f"tinylora {args.command}: interrupted; {_kept(args)}", file=sys.stderr)
+        return 130
+    except (NotImplementedError, RecursionError):  # RuntimeErrors that are bugs: a traceback
+        raise
+    except (ValueError, RuntimeError, OSError) as err:  # bad input, a backend, a file: one line
         print(f"tinylora {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = shown
+
+
+def _one_line(message, category, filename, lineno, line=None) -> str:
+    return f"tinylora: {category.__name__}: {message}\n"
+
+
+def _kept(args) -> str:
+    """What an interrupted command keeps, and how to resume it."""
+    out = getattr(args, "out", None)
+    if args.command in RESUMABLE and out:
+        return (f"the work it had finished is kept in {out}/ (and, for the text commands, the "
+                f"base cache); run the same command again to resume from there")
+    return "it keeps no partial results; run it again to start over"
 
 
 if __name__ == "__main__":

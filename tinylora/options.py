@@ -18,15 +18,24 @@ import os
 from pathlib import Path
 
 
-def positive_int(text: str) -> int:
-    """'3' -> 3; '0', '-5', '2.5', 'x' -> an argparse error saying what was expected."""
+def _integer(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         value = None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    if value is None or value < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """'3' -> 3; '0', '-5', '2.5', 'x' -> an argparse error saying what was expected."""
+    return _integer(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """'0' -> 0 (a seed, say); '-1', '2.5', 'x' -> an argparse error."""
+    return _integer(text, 0)
 
 
 def positive_float(text: str) -> float:

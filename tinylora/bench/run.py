@@ -182,15 +182,18 @@ def footer(env: dict, with_torch: bool) -> str:
 
 
 def add_arguments(p) -> None:
+    from tinylora import options
+
     p.add_argument("--workloads", nargs="+", choices=list(BUILDERS), default=list(BUILDERS),
                    help="which workloads (default: all three)")
-    p.add_argument("--widths", type=int, nargs="+", default=None,
+    p.add_argument("--widths", type=options.positive_int, nargs="+", default=None,
+                   action=options.Distinct,
                    help="widths to time instead of each workload's defaults")
     p.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
     p.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
-    p.add_argument("--out", default=None,
+    p.add_argument("--out", type=options.out_folder, default=None,
                    help="also write records.json, summary.json and summary.md to this folder")
     p.add_argument("--no-progress", action="store_true")
 

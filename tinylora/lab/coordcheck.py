@@ -198,12 +198,15 @@ def slopes(rows: list[dict], step: int | None = None) -> dict:
 
 
 def add_arguments(p) -> None:
+    from tinylora import options
     from tinylora.records import add_common_arguments
 
     add_common_arguments(p, "coordcheck-out", seeds=3)
     p.add_argument("--model", choices=sorted(MODELS), default="mlp")
-    p.add_argument("--steps", type=int, default=None, help="Adam steps T (default 4)")
-    p.add_argument("--lr", type=float, default=1e-2, help="the base learning rate eta")
+    p.add_argument("--steps", type=options.positive_int, default=None,
+                   help="Adam steps T (default 4)")
+    p.add_argument("--lr", type=options.positive_float, default=1e-2,
+                   help="the base learning rate eta")
 
 
 def markdown(slope_table: dict, step: int) -> str:
@@ -234,8 +237,8 @@ def execute(args) -> dict:
     from tinylora.records import ResultsDir, parse_list
 
     widths = parse_list(args.widths) or DEFAULT_WIDTHS[args.model][1 if args.fast else 0]
-    seeds = tuple(range(args.seeds or (2 if args.fast else 3)))
-    steps = args.steps or (3 if args.fast else 4)
+    seeds = tuple(range((2 if args.fast else 3) if args.seeds is None else args.seeds))
+    steps = (3 if args.fast else 4) if args.steps is None else args.steps
     out = ResultsDir(args.out, {"command": "coordcheck"})
     with bar(total=len(SCHEDULES) * len(widths) * len(seeds), desc="coordcheck",
              show=not args.no_progress) as pb:

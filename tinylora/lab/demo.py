@@ -21,7 +21,10 @@ BENCH_WIDTHS = (64, 256)  # widths at which the batched grid is timed against on
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--out", default="demo-out", help="results folder (default demo-out)")
+    from tinylora import options
+
+    p.add_argument("--out", type=options.out_folder, default="demo-out",
+                   help="results folder (default demo-out)")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

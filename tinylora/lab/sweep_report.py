@@ -16,14 +16,15 @@ from tinylora.records import markdown_table
 
 
 def add_arguments(p) -> None:
+    from tinylora import options
     from tinylora.records import add_common_arguments
 
     add_common_arguments(p, "width-sweep-out", seeds=sweep.SweepConfig.seeds)
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=options.positive_int, default=None,
                    help=f"Adam steps per cell (default {sweep.SweepConfig.steps})")
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=None,
                    help="adam (default) or sgd (plain gradient descent)")
-    p.add_argument("--n-train", dest="n_train", type=int, default=None,
+    p.add_argument("--n-train", dest="n_train", type=options.positive_int, default=None,
                    help=f"training points (default {sweep.SweepConfig.n_train})")
     p.add_argument("--readout", choices=["sp", "mup"], default=None,
                    help="W_out ~ N(0, 1/n) as the paper prints it (sp, default) or "

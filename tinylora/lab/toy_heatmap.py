@@ -77,13 +77,15 @@ def analyze(payload: dict, cfg: HeatmapConfig) -> dict:
 
 
 def add_arguments(p) -> None:
+    from tinylora import options
     from tinylora.records import add_common_arguments
 
     add_common_arguments(p, "toy-heatmap-out", seeds=HeatmapConfig.seeds)
-    p.add_argument("--steps", type=int, default=None, help="steps per cell (default 200)")
+    p.add_argument("--steps", type=options.positive_int, default=None,
+                   help="steps per cell (default 200)")
     p.add_argument("--settings", default=",".join(SETTINGS),
                    help=f"comma-separated subset of {', '.join(SETTINGS)}")
-    p.add_argument("--per-decade", dest="per_decade", type=int, default=None,
+    p.add_argument("--per-decade", dest="per_decade", type=options.positive_int, default=None,
                    help="grid points per decade (default 2)")
 
 

@@ -57,13 +57,16 @@ def table(fits: list[dict]) -> str:
 
 
 def add_arguments(p) -> None:
+    from tinylora import options
     from tinylora.records import add_common_arguments
 
     add_common_arguments(p, "toy-analytic-out", seeds=1)
     p.add_argument("--init", type=int, choices=[1, 2], default=1,
                    help="1: b = 0, a random (default); 2: a = 0, b = 1")
-    p.add_argument("--steps", type=int, default=None, help="steps per run (default 4)")
-    p.add_argument("--lr", type=float, default=0.1, help="the base learning rate (see schedules)")
+    p.add_argument("--steps", type=options.positive_int, default=None,
+                   help="steps per run (default 4)")
+    p.add_argument("--lr", type=options.positive_float, default=0.1,
+                   help="the base learning rate (see schedules)")
     p.add_argument("--optimizer", choices=["gd", "adam", "both"], default="both")
 
 
@@ -89,12 +92,12 @@ def execute(args) -> dict:
     from tinylora.records import ResultsDir, parse_list
 
     widths = parse_list(args.widths) or (FAST_WIDTHS if args.fast else WIDTHS)
-    steps = args.steps or (3 if args.fast else 4)
+    steps = (3 if args.fast else 4) if args.steps is None else args.steps
     if steps < REPORT_STEP:
         raise ValueError(f"--steps: expected at least {REPORT_STEP} (the step reported), "
                          f"got {steps}")
     optimizers = OPTIMIZERS if args.optimizer == "both" else (args.optimizer,)
-    seeds = tuple(range(args.seeds or 1))
+    seeds = tuple(range(1 if args.seeds is None else args.seeds))
     out = ResultsDir(args.out, {"command": "toy-analytic"})
     total = len(optimizers) * len(SCHEDULES) * len(widths) * len(seeds)
     with bar(total=total, desc="toy-analytic", show=not args.no_progress) as pb:

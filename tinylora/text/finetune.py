@@ -220,20 +220,27 @@ def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_p
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--widths", type=int, nargs="+", default=None,
+    from tinylora import options
+
+    p.add_argument("--widths", type=options.positive_int, nargs="+", default=None,
+                   action=options.Distinct,
                    help=f"d_model values (default {list(DEFAULT_WIDTHS)})")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=options.positive_int, default=None,
                    help="fine-tuning steps per run (default 120)")
-    p.add_argument("--ratios", type=float, nargs="+", default=None,
+    p.add_argument("--ratios", type=options.positive_float, nargs="+", default=None,
+                   action=options.Distinct,
                    help="lr_B / lr_A grid, must contain 1 and 16 (default 1 4 16 64)")
-    p.add_argument("--lrs", type=float, nargs="+", default=None,
+    p.add_argument("--lrs", type=options.positive_float, nargs="+", default=None,
+                   action=options.Distinct,
                    help="lr grid; at ratio R, lr_A runs over these / sqrt(R) "
                         "(default 1e-3 3e-3 1e-2)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="comparison seeds (1 2 3)")
-    p.add_argument("--pretrain-steps", type=int, default=None,
+    p.add_argument("--seeds", type=options.non_negative_int, nargs="+", default=None,
+                   action=options.Distinct, help="comparison seeds (1 2 3)")
+    p.add_argument("--pretrain-steps", type=options.positive_int, default=None,
                    help="which cached bases to use (pretrained with this many steps)")
     p.add_argument("--cache", default=None, help="folder of saved bases (see tinylora pretrain)")
-    p.add_argument("--out", default="finetune-out", help="folder for records, summary, figures")
+    p.add_argument("--out", type=options.out_folder, default="finetune-out",
+                   help="folder for records, summary, figures")
     p.add_argument("--fast", action="store_true",
                    help="a tiny study (seconds): tests, a first look")
     p.add_argument("--restart", action="store_true", help="discard records.json in --out")

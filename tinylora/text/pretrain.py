@@ -204,14 +204,20 @@ def load_base(lm, config: PretrainConfig, cache=None) -> None:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--widths", type=int, nargs="+", default=None,
+    from tinylora import options
+
+    p.add_argument("--widths", type=options.positive_int, nargs="+", default=None,
+                   action=options.Distinct,
                    help=f"d_model values (default {list(DEFAULT_WIDTHS)}; --fast: "
                         f"{list(FAST_WIDTHS)})")
-    p.add_argument("--steps", type=int, default=None, help="AdamW steps per width (default 600)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-3)")
+    p.add_argument("--steps", type=options.positive_int, default=None,
+                   help="AdamW steps per width (default 600)")
+    p.add_argument("--lr", type=options.positive_float, default=None,
+                   help="peak learning rate (default 3e-3)")
     p.add_argument("--cache", default=None,
                    help=f"folder of saved bases (default ${CACHE_ENV} or ~/.cache/tinylora/bases)")
-    p.add_argument("--out", default="pretrain-out", help="folder for records, summary, figure")
+    p.add_argument("--out", type=options.out_folder, default="pretrain-out",
+                   help="folder for records, summary, figure")
     p.add_argument("--fast", action="store_true", help="tiny models and few steps (seconds)")
     p.add_argument("--force", action="store_true", help="retrain a cached base whose "
                    "configuration differs, overwriting it")
@@ -230,7 +236,7 @@ def run(widths, fast=False, steps=None, lr=None, cache=None, force=False, backen
 
 
 def main(args) -> int:
-    widths = args.widths or (FAST_WIDTHS if args.fast else DEFAULT_WIDTHS)
+    widths = (FAST_WIDTHS if args.fast else DEFAULT_WIDTHS) if args.widths is None else args.widths
     records = run(widths, args.fast, args.steps, args.lr, args.cache, args.force, args.backend,
                   not args.no_progress)
     out = Path(args.out)
