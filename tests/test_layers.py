@@ -1,6 +1,8 @@
 """The layers' backward passes are the derivatives of their forwards (finite differences),
 and the LoRA path is computed the cheap way."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,21 @@ def test_cross_entropy_rejects_targets_out_of_range():
     """A target id >= V is a clear error, not an index error deep inside."""
     with pytest.raises(ValueError, match=r"targets must lie in \[0, 4\)"):
         layers.cross_entropy_forward(np.zeros((2, 4)), np.array([1, 4]))
+
+
+def test_gelu_backward_fast_path_equals_its_equation():
+    """The in-place gelu gradient is the docstring's expression, to round-off (float64)."""
+    rng = np.random.default_rng(3)
+    x, dy = rng.standard_normal((4, 7)) * 3, rng.standard_normal((4, 7))
+    _, (x_c, t) = layers.gelu_forward(x)
+    c, k = math.sqrt(2 / math.pi), 0.044715
+    expected = dy * ((1 + t) / 2 + x / 2 * (1 - t**2) * c * (1 + 3 * k * x**2))
+    np.testing.assert_allclose(layers.gelu_backward(dy, (x_c, t)), expected, rtol=1e-13,
+                               atol=1e-15)
+
+
+def test_outer_product_fast_path_equals_matmul():
+    """`_mm` with a summed axis of length 1 (an outer product) gives exactly what @ gives."""
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((5, 3, 1)), rng.standard_normal((1, 6))
+    np.testing.assert_allclose(layers._mm(a, b), a @ b, rtol=1e-15, atol=0)

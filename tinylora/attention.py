@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 from tinylora.backend import xp_of
-from tinylora.projection import proj_backward, proj_forward, trains
+from tinylora.projection import passes_none, proj_backward, proj_forward, trains
 
 # --------------------------------------------------------------------------------------------
 # Heads: (N, T, d) <-> (N, H, T, dh)
@@ -161,24 +161,22 @@ def attention_forward(x, params: dict, name: str, n_head: int, scale: float):
     return out, (name, c_q, c_k, c_v, c_att, c_o)
 
 
+@passes_none
 def attention_backward(dout, cache, trainable, grads: dict, need_dx: bool = True):
     """Write the trainable gradients into `grads`; -> dx (N, T, d), or None when not needed.
 
-    Work that nothing asks for is skipped: without need_dx and with q, k, v frozen, the backward
-    stops after the output projection.
+    Without need_dx and with q, k, v frozen, nothing below the output projection is needed,
+    and `passes_none` stops the backward there.
     """
     name, c_q, c_k, c_v, c_att, c_o = cache
     need_dy = need_dx or trains(trainable, f"{name}.q", f"{name}.k", f"{name}.v")
-    dy = proj_backward(dout, c_o, trainable, grads, need_dx=need_dy)
-    if not need_dy:
-        return None
-    dq, dk, dv = attend_backward(dy, c_att)
+    dy = proj_backward(dout, c_o, trainable, grads, need_dx=need_dy)  # [N,T,d] -> [N,T,d]
+    dq, dk, dv = _attend_backward_or_none(dy, c_att)
     dx_q = proj_backward(dq, c_q, trainable, grads, need_dx=need_dx)
     dx_k = proj_backward(dk, c_k, trainable, grads, need_dx=need_dx)
     dx_v = proj_backward(dv, c_v, trainable, grads, need_dx=need_dx)
-    if not need_dx:
-        return None
-    dx = dx_q  # fork: x fed q, k and v, so its gradient is the sum of the three paths
-    dx += dx_k
-    dx += dx_v
-    return dx
+    return dx_q + dx_k + dx_v if need_dx else None  # fork: x fed q, k and v; the paths sum
+
+
+def _attend_backward_or_none(dy, cache):
+    return (None, None, None) if dy is None else attend_backward(dy, cache)

@@ -22,7 +22,7 @@ from tinylora.attention import attention_backward, attention_forward
 from tinylora.layers import gelu_backward, gelu_forward
 from tinylora.lora import LoRAConfig, LoRAModel, init_factors
 from tinylora.norms import layernorm_backward, layernorm_forward
-from tinylora.projection import proj_backward, proj_forward, trains
+from tinylora.projection import passes_none, proj_backward, proj_forward, trains
 
 BLOCK_TARGETS = ("q", "k", "v", "o", "fc1", "fc2")
 TARGET_PATHS = {"q": "attn.q", "k": "attn.k", "v": "attn.v", "o": "attn.o",
@@ -93,17 +93,17 @@ def mlp_forward(h, params: dict, name: str, scale: float):
     return m, (name, c_fc1, c_act, c_fc2)
 
 
+@passes_none
 def mlp_backward(dm, cache, trainable, grads: dict, need_dx: bool = True):
     """Write the MLP's trainable gradients into `grads`; -> dh (or None when not needed)."""
     name, c_fc1, c_act, c_fc2 = cache
     need_da = need_dx or trains(trainable, f"{name}.fc1")
-    da = proj_backward(dm, c_fc2, trainable, grads, need_dx=need_da)
-    if not need_da:
-        return None
-    du = gelu_backward(da, c_act)
-    return proj_backward(du, c_fc1, trainable, grads, need_dx=need_dx)
+    da = proj_backward(dm, c_fc2, trainable, grads, need_dx=need_da)  # [N,T,d] -> [N,T,d_ff]
+    du = passes_none(gelu_backward)(da, c_act)
+    return proj_backward(du, c_fc1, trainable, grads, need_dx=need_dx)  # [N,T,d_ff] -> [N,T,d]
 
 
+@passes_none
 def ln_backward(dy, cache, name: str, trainable, grads: dict, need_dx: bool = True):
     """layernorm_backward for the layer norm ``<name>.g``, ``<name>.b``, gradients into `grads`."""
     dx, dg, db = layernorm_backward(dy, cache, need_dx=need_dx, need_dg=f"{name}.g" in trainable,
@@ -131,35 +131,27 @@ def block_forward(x, params: dict, prefix: str, n_head: int, scale: float):
     return out, (P, c_ln1, c_attn, c_ln2, c_mlp)
 
 
+@passes_none
 def block_backward(dout, cache, trainable, grads: dict, need_dx: bool = True):
     """Write the block's trainable gradients into `grads`; -> dx (N, T, d) or None.
 
-    `trainable` is a set of keys; a branch with nothing trainable in or below it is skipped.
+    `trainable` is a set of keys. Which activation gradients anything uses is decided first;
+    one that nothing uses is None, and `passes_none` skips the work below it.
     """
     P, c_ln1, c_attn, c_ln2, c_mlp = cache
-    attn_layers = [f"{P}attn.{n}" for n in "qkvo"]
-    need_dx1 = need_dx or trains(trainable, f"{P}ln1", *attn_layers)  # anything below x1 trains?
+    need_x1 = need_dx or trains(trainable, f"{P}ln1", *(f"{P}attn.{n}" for n in "qkvo"))
+    need_h2 = need_x1 or trains(trainable, f"{P}ln2")
+    need_h1 = need_dx or trains(trainable, f"{P}ln1")
 
     # second half, out = x1 + mlp(ln2(x1)): x1 forks into the residual path and the MLP branch
-    dx1_branch = None
-    if need_dx1 or trains(trainable, f"{P}ln2", f"{P}mlp.fc1", f"{P}mlp.fc2"):
-        dh2 = mlp_backward(dout, c_mlp, trainable, grads,
-                           need_dx=need_dx1 or trains(trainable, f"{P}ln2"))
-        if dh2 is not None:
-            dx1_branch = ln_backward(dh2, c_ln2, f"{P}ln2", trainable, grads, need_dx=need_dx1)
-    if not need_dx1:
-        return None
-    dx1 = dout + dx1_branch  # fork: around the MLP (dout as it is) + through ln2 and the MLP
+    dh2 = mlp_backward(dout, c_mlp, trainable, grads, need_dx=need_h2)
+    dx1_branch = ln_backward(dh2, c_ln2, f"{P}ln2", trainable, grads, need_dx=need_x1)
+    dx1 = dout + dx1_branch if need_x1 else None  # fork: around the MLP + through ln2 and it
 
     # first half, x1 = x + attn(ln1(x)): x forks into the residual path and the attention branch
-    dh1 = attention_backward(dx1, c_attn, trainable, grads,
-                             need_dx=need_dx or trains(trainable, f"{P}ln1"))
-    if dh1 is None:
-        return None
+    dh1 = attention_backward(dx1, c_attn, trainable, grads, need_dx=need_h1)
     dx_branch = ln_backward(dh1, c_ln1, f"{P}ln1", trainable, grads, need_dx=need_dx)
-    if not need_dx:
-        return None
-    return dx1 + dx_branch  # fork: around the attention (dx1) + through ln1 and the attention
+    return dx1 + dx_branch if need_dx else None  # fork: around the attention + through ln1 and it
 
 
 class TransformerBlock(LoRAModel):

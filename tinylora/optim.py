@@ -187,29 +187,19 @@ class Adam(Optimizer):
 
     def _update(self, key, p, grad, group):
         lr, wd = group["lr"], group["weight_decay"]
-        s = self._buffers(key, p, ("m", "v", "tmp"))
-        m, v, tmp = s["m"], s["v"], s["tmp"]
-        xp = backend.xp_of(p)
+        s = self._buffers(key, p, ("m", "v"))
+        m, v, t = s["m"], s["v"], self.t
         if wd and self.decoupled:  # AdamW: p <- p (1 - lr wd), before the moments
-            xp.multiply(p, lr * wd, out=tmp)
-            p -= tmp
+            p -= lr * wd * p
         elif wd:  # Adam: L2 penalty in the gradient
             grad = grad + wd * p
         b1, b2 = self.beta1, self.beta2
         m *= b1
-        xp.multiply(grad, 1.0 - b1, out=tmp)
-        m += tmp  # m = b1 m + (1 - b1) g
+        m += (1.0 - b1) * grad  # m = b1 m + (1 - b1) g
         v *= b2
-        xp.multiply(grad, grad, out=tmp)
-        tmp *= 1.0 - b2
-        v += tmp  # v = b2 v + (1 - b2) g^2
-        bias1, bias2 = 1.0 - b1**self.t, 1.0 - b2**self.t
-        xp.sqrt(v, out=tmp)
-        tmp *= 1.0 / math.sqrt(bias2)
-        tmp += self.eps  # sqrt(v_hat) + eps
-        xp.divide(m, tmp, out=tmp)  # m / (sqrt(v_hat) + eps)
-        tmp *= lr / bias1 if isinstance(lr, float) else lr * (1.0 / bias1)
-        p -= tmp
+        v += (1.0 - b2) * (grad * grad)  # v = b2 v + (1 - b2) g^2
+        denom = backend.xp_of(p).sqrt(v) / math.sqrt(1.0 - b2**t) + self.eps  # sqrt(v_hat) + eps
+        p -= (lr / (1.0 - b1**t)) * (m / denom)  # lr m_hat / (sqrt(v_hat) + eps)
 
 
 class AdamW(Adam):

@@ -13,6 +13,8 @@ A frozen array (its key not in `trainable`) gets no gradient and no buffer.
 
 from __future__ import annotations
 
+import functools
+
 from tinylora.layers import (
     linear_backward,
     linear_forward,
@@ -32,6 +34,22 @@ def proj_forward(x, params: dict, name: str, scale: float):
     return y, (name, False, cache)
 
 
+def passes_none(backward):
+    """Let a gradient that nobody needs pass through: given ``dy = None``, return None.
+
+    The one mechanism that prunes a backward pass: each step is asked only for the input
+    gradient that something below it uses (``need_dx``); one not asked for is None, and every
+    step below it then computes nothing. The maths in each backward stays unconditional.
+    """
+
+    @functools.wraps(backward)
+    def backward_or_none(dy, *args, **kwargs):
+        return None if dy is None else backward(dy, *args, **kwargs)
+
+    return backward_or_none
+
+
+@passes_none
 def proj_backward(dy, cache, trainable, grads: dict, need_dx: bool = True):
     """Write the trainable gradients of projection `name` into `grads`; -> dx (None if not asked).
 

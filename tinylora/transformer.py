@@ -117,29 +117,25 @@ class TinyLM(LoRAModel):
     def backward(self, dlogits, cache):
         """dlogits (N, T, V) -> grads: a dict with exactly the trainable keys.
 
-        Below the lowest stage that trains nothing needs a gradient, so the backward stops there
-        (with LoRA only, it never computes the gradient of block 0's input).
+        The chain rule from the head down: logits = ln_f(x_L) W_head, x_{i+1} = block_i(x_i),
+        x_0 = embed(tokens). A stage passes a gradient down only when something below it trains
+        (`down`); with LoRA only, block 0 never computes the gradient of its input.
         """
         c_emb, c_blocks, c_lnf, c_head = cache
         t, grads, L = set(self.trainable), {}, self.n_layer
-        first = min((self._stage(k) for k in t), default=L + 3)  # the lowest stage that trains
-        if first > L + 2:
-            return {}
-        dh, dW, _ = linear_backward(dlogits, c_head, need_dx=first <= L + 1,
-                                    need_dW="head.W" in t)
+        lowest = min((self._stage(k) for k in t), default=L + 3)  # the lowest stage that trains
+        down = [lowest < s for s in range(L + 3)]  # down[s]: does stage s pass a gradient down?
+        dh, dW, _ = linear_backward(dlogits, c_head, need_dx=down[L + 2], need_dW="head.W" in t)
         if dW is not None:
             grads["head.W"] = dW
-        if first <= L + 1:
-            dx = ln_backward(dh, c_lnf, "ln_f", t, grads, need_dx=first <= L)
-            for i in reversed(range(L)):
-                if first > i + 1:  # nothing in block i or below trains
-                    break
-                dx = block_backward(dx, c_blocks[i], t, grads, need_dx=first <= i)
-            if first == 0:
-                dtok, dpos = embedding_backward(dx, c_emb, need_dtok="tok_emb" in t,
-                                                need_dpos="pos_emb" in t)
-                grads.update({k: g for k, g in (("tok_emb", dtok), ("pos_emb", dpos))
-                              if g is not None})
+        dx = ln_backward(dh, c_lnf, "ln_f", t, grads, need_dx=down[L + 1])  # [N,T,d]
+        for i in reversed(range(L)):
+            dx = block_backward(dx, c_blocks[i], t, grads, need_dx=down[1 + i])
+        if dx is not None:  # the embeddings train
+            dtok, dpos = embedding_backward(dx, c_emb, need_dtok="tok_emb" in t,
+                                            need_dpos="pos_emb" in t)
+            grads.update({k: g for k, g in (("tok_emb", dtok), ("pos_emb", dpos))
+                          if g is not None})
         return {k: grads[k] for k in self.trainable}
 
     def generate(self, prompt, n_new: int, temperature: float = 0.0, seed: int = 0):
