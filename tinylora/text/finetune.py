@@ -14,8 +14,9 @@ The protocol, per width:
 
 Every run is one record (width, ratio, lr, seed, validation curve, final loss); records.json is
 rewritten after each run, and a rerun with the same configuration skips the runs already there,
-so a stopped study resumes where it stopped. A run whose loss stops being finite is *diverged*:
-its curve is inf from there on and its final loss is inf.
+so a stopped study resumes where it stopped. A run is *diverged* by the rule of `tinylora.diverge`
+(its loss not finite, or above DIVERGED times the starting loss, the same rule as `train` and the
+lab's grids): its curve is inf from there on, its final loss is inf, and the record says where.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tinylora import backend
+from tinylora.diverge import diverged
 from tinylora.progress import bar as progress_bar
 from tinylora.records import ResultsDir, write_json
 from tinylora.text.corpus import (
@@ -149,13 +151,13 @@ def finetune_run(config: FinetuneConfig, width: int, ratio: float, lr: float, se
         if step % config.eval_every == 0 or step == config.steps:
             steps.append(step)
             losses.append(math.inf if diverged_at is not None else mean_loss(lm, data.val))
-            if math.isinf(losses[-1]) and diverged_at is None:
-                diverged_at = step
+            if diverged_at is None and diverged(losses[-1], losses[0]):  # tinylora.diverge
+                diverged_at, losses[-1] = step, math.inf
         if step == config.steps or diverged_at is not None:
             continue  # after a divergence the loop only records inf at the evaluation steps
         batch = xp.asarray(sampler.sample())
         loss, grads = loss_and_grads(lm, batch[:, :-1], batch[:, 1:], loss="cross_entropy")
-        if math.isinf(backend.finite_or_inf(loss)):
+        if diverged(backend.finite_or_inf(loss), losses[0]):  # the rule `train` uses too
             diverged_at = step
             continue
         opt.step(grads)
