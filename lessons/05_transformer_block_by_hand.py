@@ -21,16 +21,22 @@
 # self-attention, one small step at a time, checking each step against finite differences. Then
 # put LoRA on the attention's four projections `q, k, v, o`, check the whole pre-LN block, and
 # run a *coordinate check*: how big are the LoRA updates `delta1` (A moved) and `delta2` (B moved)
-# as the width grows, with one shared learning rate and with LoRA+'s `eta_A ~ 1/n`?
+# as the width grows, with one shared learning rate and with the width-scaled rates
+# `eta_A ~ 1/n`, `eta_B ~ 1` (so `lambda = eta_B / eta_A` grows like `n`: the paper's law,
+# `docs/paper.md`)? Notation: the card in `lessons/README.md`.
 #
-# Runs in a few seconds. With `TINYLORA_FAST=1` (what the tests use) the experiment is smaller.
+# With `TINYLORA_FAST=1` (what the tests use) the experiment is smaller; the last cell prints
+# how long the lesson took.
 
 # %%
 import math
 import os
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
+import pictures  # lessons/pictures.py: boxes and arrows for the diagrams
+from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
 from tinylora import attention, layers
 from tinylora.gradcheck import check, numerical_grad, randomize_lora, rel_error
@@ -42,8 +48,10 @@ from tinylora.projection import proj_forward
 from tinylora.train import loss_and_grads
 from tinylora.transformer import TransformerBlock
 
+T0 = time.perf_counter()
 FAST = os.environ.get("TINYLORA_FAST") == "1"
 rng = np.random.default_rng(0)  # every random number in this lesson comes from this seed
+ex = Exercises("05_transformer_block_by_hand")
 TOL = 1e-7  # relative error of a float64 finite-difference check (lesson 1)
 
 N, T, d, H = 2, 4, 8, 2  # sequences, positions, model width, heads
@@ -418,7 +426,27 @@ print("ours equals attention.attention_forward / attention_backward")
 # with `x, x1, out` all `(N, T, d)` and the MLP's hidden width `4 d`. Each residual is a fork:
 # `x` goes around the attention and into it, so `dx = dx1 + (the gradient through ln1 and the
 # attention)`, and the same for `x1` around the MLP. `tinylora.gradcheck.check` runs the fake
-# loss over every LoRA factor and the block's input.
+# loss over every LoRA factor and the block's input. In a picture, forward in black and the
+# gradients in red, the two forks where they are summed:
+
+# %%
+fig, ax = plt.subplots(figsize=(12, 3.6))
+pictures.blank(ax, (-1.2, 15.6), (-1.6, 2.6), "The pre-LN block: two residual forks")
+spots = {"x": (0, 0), "ln1": (2.2, 1.4), "attn": (4.6, 1.4), "+1": (6.6, 0), "x1": (7.8, 0),
+         "ln2": (9.6, 1.4), "mlp": (12.0, 1.4), "+2": (14.0, 0), "out": (15.2, 0)}
+for key, text in (("x", "x"), ("ln1", "ln1"), ("attn", "attn\nLoRA: q, k, v, o"), ("+1", "+"),
+                  ("x1", "x1"), ("ln2", "ln2"), ("mlp", "mlp\nLoRA: fc1, fc2"), ("+2", "+"),
+                  ("out", "out")):
+    lora = "LoRA" in text
+    pictures.node(ax, *spots[key], text, width=1.9 if lora else 0.8, height=0.9 if lora else 0.6)
+for a_key, b_key, label in (("x", "ln1", ""), ("ln1", "attn", ""), ("attn", "+1", ""),
+                            ("x", "+1", "dx1 (the skip: unchanged)"), ("+1", "x1", ""),
+                            ("x1", "ln2", ""), ("ln2", "mlp", ""), ("mlp", "+2", ""),
+                            ("x1", "+2", "dout (the skip: unchanged)"), ("+2", "out", "")):
+    pictures.arrow(ax, spots[a_key], spots[b_key], label, dy=-0.45, shrink=18)
+ax.text(0, -1.3, "dx = dx1 + (through attn, ln1)", color="C3", ha="center", fontsize=8)
+ax.text(7.8, -1.3, "dx1 = dout + (through mlp, ln2)", color="C3", ha="center", fontsize=8)
+plt.show()
 
 # %%
 x_blk = rng.standard_normal((N, T, d))
@@ -462,7 +490,7 @@ print(f"outputs at positions 0..{T - 2}: bit-identical; at position {T - 1}: mov
 #
 # muP's *coordinate check* (`docs/paper.md`, related work): train at several widths and plot
 # the typical size of a quantity (its root mean square over coordinates) against the width,
-# log-log. A slope 0 is "Theta(1) in the width": efficient learning. LoRA+ measures three
+# log-log. A slope 0 is "Theta(1) in the width": efficient learning. The LoRA+ paper measures three
 # quantities for each LoRA layer at each step (`docs/paper.md`), here in row form with `Z` the
 # layer's input:
 #
@@ -520,17 +548,17 @@ print("step 2, attn.v: RMS of " + ", ".join(
 # %% [markdown]
 # Now the sweep: each width trains `steps` full-batch Adam steps under two schedules:
 # - **shared**: `eta_A = eta_B = c` at every width;
-# - **LoRA+ scaling**: `eta_B = c`, `eta_A = c n0 / n` (`lr_ratio = n / n0`): `eta_A ~ 1/n`.
+# - **width-scaled schedule**: `eta_B = c`, `eta_A = c n0 / n` (`lr_ratio = n / n0`): `eta_A ~ 1/n`.
 #
 # The paper's prediction with Adam: `delta2 ~ eta_B` and `delta1 ~ eta_A eta_B n` (each step
 # of `A` has `n` coordinates of size `eta_A`, all pushing `Z A` the same way). So with a shared
-# rate `delta1` grows with `n` (slope up to 1) and only the LoRA+ scaling keeps both flat.
+# rate `delta1` grows with `n` (slope up to 1) and only the width-scaled schedule keeps both flat.
 # `Z_B = scale Z A_t B_t`, the adapter's whole output so far, is recorded too.
 
 # %%
 SCHEDULES = {  # width n -> (eta_A, eta_B)
     "shared": lambda n: (c_lr, c_lr),
-    "loraplus": lambda n: (c_lr * n0 / n, c_lr),  # eta_A ~ 1/n, eta_B ~ 1
+    "scaled": lambda n: (c_lr * n0 / n, c_lr),  # eta_A ~ 1/n, eta_B ~ 1
 }
 
 
@@ -541,7 +569,7 @@ def coord_check(width, schedule):
     return [{"width": width, "schedule": schedule, **row} for row in rows]
 
 
-records = [rec for schedule in ("shared", "loraplus") for n in widths
+records = [rec for schedule in ("shared", "scaled") for n in widths
            for rec in coord_check(n, schedule)]
 print(f"{len(records)} records: widths {widths}, {steps} steps, 2 schedules; e.g. {records[0]}")
 
@@ -564,33 +592,39 @@ def slope(values):
 
 print(f"slopes against width at step {steps} (0 = Theta(1), 1 = grows like n):")
 slopes = {}
-for schedule in ("shared", "loraplus"):
+for schedule in ("shared", "scaled"):
     for quantity in ("delta1", "delta2", "Z_B"):
         slopes[schedule, quantity] = slope(series(schedule, steps, quantity))
         per_target = " ".join(
             f"{t.split('.')[-1]}:{slope(series(schedule, steps, quantity, t)):+.2f}"
             for t in TARGETS)
         print(f"  {schedule:>8} {quantity:>6}: {slopes[schedule, quantity]:+.2f}   {per_target}")
+layer_d2 = {t: slope(series("shared", steps, "delta2", t)) for t in TARGETS}
+print(f"shared, delta2 per layer: from {min(layer_d2.values()):+.2f} "
+      f"({min(layer_d2, key=layer_d2.get)}) to {max(layer_d2.values()):+.2f} "
+      f"({max(layer_d2, key=layer_d2.get)}); delta1's smallest per-layer slope "
+      f"{min(slope(series('shared', steps, 'delta1', t)) for t in TARGETS):+.2f}")
 
 # Step 2 is exact: step 1 moved only B (dA = 0 at B = 0), identically in both schedules, so at
 # step 2 the gradients are the same and A's Adam step is proportional to eta_A.
-d1_shared, d1_plus = series("shared", 2, "delta1"), series("loraplus", 2, "delta1")
-assert np.allclose(d1_plus / d1_shared, n0 / np.array(widths), rtol=1e-6)
-assert np.allclose(series("shared", 2, "delta2"), series("loraplus", 2, "delta2"), rtol=1e-6)
-print("step 2: delta1(LoRA+ scaling) / delta1(shared) = n0 / n exactly; delta2 identical")
+d1_shared, d1_scaled = series("shared", 2, "delta1"), series("scaled", 2, "delta1")
+assert np.allclose(d1_scaled / d1_shared, n0 / np.array(widths), rtol=1e-6)
+assert np.allclose(series("shared", 2, "delta2"), series("scaled", 2, "delta2"), rtol=1e-6)
+print("step 2: delta1(width-scaled schedule) / delta1(shared) = n0 / n exactly; delta2 identical")
 
 assert slopes["shared", "delta1"] > 0.5  # a shared rate: A's effect grows with the width
-assert abs(slopes["loraplus", "delta1"]) < 0.35  # eta_A ~ 1/n: flat
+assert abs(slopes["scaled", "delta1"]) < 0.35  # eta_A ~ 1/n: flat
 assert slopes["shared", "delta1"] > slopes["shared", "delta2"] + 0.4  # and faster than B's
-assert abs(slopes["loraplus", "delta2"]) < 0.35
-assert slopes["shared", "Z_B"] > slopes["loraplus", "Z_B"] + 0.15
-assert abs(slopes["loraplus", "Z_B"]) < 0.35
+assert abs(slopes["scaled", "delta2"]) < 0.35
+assert slopes["shared", "Z_B"] > slopes["scaled", "Z_B"] + 0.15
+assert abs(slopes["scaled", "Z_B"]) < 0.35
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-titles = {"shared": "shared rate: eta_A = eta_B", "loraplus": "LoRA+ scaling: eta_A = c n0 / n"}
+titles = {"shared": "shared rate: eta_A = eta_B",
+          "scaled": "width-scaled: eta_A = c n0 / n, eta_B = c"}
 colors = {"delta1": "C0", "delta2": "C1", "Z_B": "C2"}
-for ax, schedule in zip(axes, ("shared", "loraplus")):
+for ax, schedule in zip(axes, ("shared", "scaled")):
     for quantity, style in (("delta1", "o-"), ("delta2", "s-"), ("Z_B", "^--")):
         for t, alpha_line in ((2, 0.35), (steps, 1.0)):
             ax.loglog(widths, series(schedule, t, quantity), style, base=2, alpha=alpha_line,
@@ -609,20 +643,19 @@ plt.show()
 # %% [markdown]
 # **What to look for.**
 # - Left (shared rate): the `delta1` line climbs with the width (its printed slope is well above
-#   0.5) and much faster than `delta2` (both asserted). Per layer (printed), `delta2` is close to
-#   flat except in `fc2`, the layer that reads the MLP's hidden features. One rate cannot keep
-#   both flat: make it small enough to tame `delta1` at large `n` and `delta2` (B's learning)
-#   shrinks with it (exercise 4).
+#   0.5) and faster than `delta2`, by more than 0.4 in slope (both asserted). `delta2` is not
+#   flat either: its per-layer slopes are printed (their range, and which layers), and they
+#   differ from layer to layer. One rate cannot keep both flat: make it small enough to tame
+#   `delta1` at large `n` and `delta2` (B's learning) shrinks with it (experiment 4).
 # - Right (`eta_A ~ 1/n`): both lines are flat. At step 2 the two panels differ by exactly
 #   `n0 / n` in `delta1` and not at all in `delta2` (asserted): only `A`'s rate changed.
-# - Why the shared slope is below 1 over this range: `Z (A_t - A_{t-1})` has a part aligned with
-#   the update (grows like `n`) and a random part (grows like `sqrt(n)`); the second still
-#   matters at small widths.
+# - The shared slope of `delta1` is below the counting's 1 over these widths (printed). The
+#   counting is a statement about large `n`; this lesson measures the gap and does not explain it.
 # - `Z_B` (green), the adapter's whole output so far, grows with the width under the shared rate
-#   and stays flat under the LoRA+ scaling (its two slopes are printed; asserted).
+#   and stays flat under the width-scaled schedule (its two slopes are printed; asserted).
 
 # %% [markdown]
-# ## Exercises
+# ## Experiments to try
 # Each has its expected outcome; the cell after the list checks them all.
 # 1. **Forget the `1/sqrt(dh)`** in the scores' backward (`dqh = ds kh`). *Expected:* the
 #    gradient comes out `sqrt(dh) = 2` times too large, so the relative error is exactly
@@ -678,6 +711,69 @@ print(f"4. eta ~ 1/sqrt(n): delta1 slope {slope_d1_sqrt:+.2f} (shared "
       f"{slopes['shared', 'delta1']:+.2f}), delta2 slope {slope_d2_sqrt:+.2f}")
 assert slope_d1_sqrt < slopes["shared", "delta1"] - 0.7 and abs(slope_d1_sqrt) < 0.35
 assert -0.75 < slope_d2_sqrt < -0.3
+
+# %% [markdown]
+# ## Exercises: your turn
+# Complete each function (replace the `raise`), then run the checker below it. The solutions are
+# in `lessons/solutions/05_transformer_block_by_hand.py`: try first.
+#
+# **Exercise 1: layer norm's backward in one line.** From `dxhat = dy * g`, `xhat` and `rstd`
+# (part 1's names and shapes), return `dx`.
+
+# %%
+def layernorm_dx(dxhat, xhat, rstd):
+    """dL/dx of layer norm, shaped like xhat (N, T, d)."""
+    raise NotImplementedError("your line: return ...")
+
+
+# %%
+ex.check(layernorm_dx, lambda f: np.allclose(f(dy * g_ln, xhat, rstd), dx_lib, atol=1e-12))
+
+# %% [markdown]
+# **Exercise 2: softmax's backward.** From the probabilities `p` and the upstream `dp` (both
+# `(..., T)`, softmax over the last axis), return `ds` without building the Jacobian.
+
+# %%
+def softmax_ds(p, dp):
+    """dL/ds for p = softmax(s) over the last axis, shaped like p."""
+    raise NotImplementedError("your line: return ...")
+
+
+# %%
+ex.check(softmax_ds, lambda f: np.allclose(f(p, gp), attention.softmax_backward(gp, p),
+                                           atol=1e-14))
+
+# %% [markdown]
+# **Exercise 3: the three delta terms.** From a layer's input `Z` `(N, T, d_in)`, its factors
+# before (`A0, B0`) and after (`A1, B1`) a step, and `scale`, return
+# `{"delta1": ..., "delta2": ..., "delta3": ...}`, each `(N, T, d_out)` (part 5's formulas).
+
+# %%
+def delta_terms(Z, A0, B0, A1, B1, scale):
+    """-> {"delta1", "delta2", "delta3"}: what moving A, B, and both did to the LoRA path."""
+    raise NotImplementedError("your lines")
+
+
+# %%
+ex.check(delta_terms, lambda f: all(np.allclose(f(Z["attn.v"], A0, B0, A1, B1, model_cc.scale)[q],
+                                                parts[q], rtol=1e-12, atol=1e-15)
+                                    for q in ("delta1", "delta2", "delta3")))
+
+# %% [markdown]
+# **Exercise 4: predict a slope.** At step 2, by how much does the log-log slope of `delta1`
+# against the width change from the shared schedule to the width-scaled one? (Step 1 moved only
+# `B`, the same way in both; what differs at step 2 is `eta_A`.) Return the number.
+
+# %%
+def delta1_slope_change():
+    """slope(delta1, width-scaled, step 2) - slope(delta1, shared, step 2)."""
+    raise NotImplementedError("your line: return ...")
+
+
+# %%
+ex.check(delta1_slope_change,
+         lambda f: math.isclose(slope(d1_scaled) - slope(d1_shared), f(), abs_tol=1e-6))
+print(f"this lesson ran in {time.perf_counter() - T0:.1f} s (fast mode: {FAST})")
 
 # %% [markdown]
 # ## Recap

@@ -15,9 +15,10 @@ def matrix(ax, x: float, y: float, w: float, h: float, name: str, shape: str, co
     ax.text(x + w / 2, y - 0.25, shape, ha="center", va="top", fontsize=8)
 
 
-def node(ax, x: float, y: float, text: str, color: str = "white", width: float = 1.3):
+def node(ax, x: float, y: float, text: str, color: str = "white", width: float = 1.3,
+         height: float = 0.6):
     """A node of a graph: a rounded box centred at (x, y)."""
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - 0.3), width, 0.6,
+    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
                                 boxstyle="round,pad=0.05", facecolor=color, edgecolor="black"))
     ax.text(x, y, text, ha="center", va="center", fontsize=9)
 
