@@ -24,7 +24,7 @@
 #
 # **No GPU?** The lesson still runs: every GPU cell says it is skipped, and why, and prints what
 # it would have done. The float32 part runs on the CPU. With `TINYLORA_FAST=1` (what the tests
-# use) the experiments are smaller.
+# use) the experiments are smaller; the last cell prints how long the lesson took.
 
 # %%
 import os
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
+from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
 import tinylora
 from tinylora import backend
@@ -44,7 +45,9 @@ from tinylora.models import LoRAMLP
 from tinylora.optim import Adam, loraplus_groups
 from tinylora.train import loss_and_grads
 
+T0 = time.perf_counter()
 FAST = os.environ.get("TINYLORA_FAST") == "1"
+ex = Exercises("07_on_a_gpu")
 GPU, why_no_gpu = cupy_available()  # (True, "") where CuPy and a CUDA device both work
 BACKENDS = ["numpy", "cupy"] if GPU else ["numpy"]
 
@@ -344,7 +347,7 @@ plt.show()
 #   NumPy's at large widths.
 
 # %% [markdown]
-# ## Exercises
+# ## Experiments to try
 # Each has its expected outcome; the cell after the list checks them (the GPU ones where there
 # is a GPU).
 # 1. **Ask for CuPy by environment variable.** Set `TINYLORA_BACKEND=cupy` and build a model.
@@ -397,6 +400,68 @@ if GPU:
           f"{1e3 * median_time(step, xp, sync=False):.2f} ms without")
 else:
     skipped("time a width-4096 CuPy step with and without synchronising.")
+
+# %% [markdown]
+# ## Exercises: your turn
+# Complete each function, then run the checker below it (they run on a CPU; where there is a
+# GPU they check the CuPy case too). The solutions are in `lessons/solutions/07_on_a_gpu.py`.
+#
+# **Exercise 1: bring an array home.** Return a NumPy array holding `a`'s numbers, for a NumPy
+# array or a CuPy one, *without* `np.asarray` on a CuPy array (it raises, part 2).
+
+# %%
+def host_copy(a):
+    """A NumPy array with a's values (a is a NumPy or CuPy array)."""
+    raise NotImplementedError("your line(s)")
+
+
+# %%
+def brings_home(f):
+    host = np.arange(6.0).reshape(2, 3)
+    cases = [host] + ([cp.asarray(host)] if GPU else [])
+    return all(isinstance(f(c), np.ndarray) and np.array_equal(f(c), host) for c in cases)
+
+
+ex.check(host_copy, brings_home)
+
+# %% [markdown]
+# **Exercise 2: a scale that keeps float32 float32.** `alpha` may arrive as a NumPy float64
+# (read from a file, say). Return `scale = alpha / r` so that `x32 * scale` stays float32
+# (part 4). The stub below is the natural first try: run its checker and see why it is wrong.
+
+# %%
+def float32_safe_scale(alpha, r):
+    """alpha / r, in a form that does not promote a float32 array it multiplies."""
+    return alpha / r
+
+
+# %%
+ex.check(float32_safe_scale, lambda f: (x32 * f(np.float64(4.0), 2)).dtype == np.float32
+         and f(np.float64(4.0), 2) == 2.0)
+
+# %% [markdown]
+# **Exercise 3: float's round-off.** Return the unit round-off `u` of a float dtype: the largest
+# relative error of rounding a real number to the nearest float (`1 + u` rounds to 1). It is why
+# a float32 gradient check cannot reach the float64 tolerance of `1e-7` (part 4).
+
+# %%
+def unit_roundoff(dtype):
+    """u of np.float32 or np.float64, a Python float."""
+    raise NotImplementedError("your line: return ...")
+
+
+# %%
+def is_the_roundoff(f):
+    ok = []
+    for dt in (np.float32, np.float64):
+        u = dt(f(dt))
+        one = dt(1)
+        ok.append(one + u == one and one + dt(2) * u > one)  # 1 + u rounds to 1, 1 + 2u does not
+    return all(ok)
+
+
+ex.check(unit_roundoff, is_the_roundoff)
+print(f"this lesson ran in {time.perf_counter() - T0:.1f} s (fast mode: {FAST})")
 
 # %% [markdown]
 # ## Recap
