@@ -1,0 +1,78 @@
+"""A run that goes wrong is said to have gone wrong: one divergence rule (`tinylora.diverge`)
+for `train`, the lab's grids and the fine-tuning, reported with the step."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from tinylora import LoRAMLP, diverge
+from tinylora.optim import SGD, Adam
+from tinylora.train import train
+
+
+def data(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((16, 8)), rng.standard_normal((16, 4))
+
+
+def run(make_opt, steps=20, stack=()):
+    """Train a small MLP; -> (history, every warning raised on the way)."""
+    model = LoRAMLP(8, 32, 4, r=2, seed=1, stack=stack)
+    x, y = data()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = train(model, make_opt(model.trainable_params()), x, y, steps)
+    return history, caught
+
+
+def test_the_rule_is_not_finite_or_above_a_multiple_of_the_start():
+    """inf and NaN diverge; so does a loss above DIVERGED times the start, and nothing below."""
+    start = 2.0
+    assert diverge.diverged(math.inf, start) and diverge.diverged(math.nan, start)
+    assert diverge.diverged(diverge.DIVERGED * start * 1.001, start)
+    assert not diverge.diverged(diverge.DIVERGED * start, start)
+    assert diverge.diverged(1.0, math.nan)  # a run that starts non-finite has diverged at once
+
+
+@pytest.mark.parametrize("make_opt", [lambda p: SGD(p, lr=1e3), lambda p: Adam(p, lr=1e3)],
+                         ids=["sgd", "adam"])
+def test_a_diverging_train_is_reported_with_its_step(make_opt):
+    """SGD and Adam at lr 1e3: `diverged_at` names the step, one `Diverged` warning says it (no
+    NumPy overflow warnings), and every loss from that step on is inf, never a huge number."""
+    history, caught = run(make_opt)
+    t = history.diverged_at
+    assert isinstance(t, int) and 0 < t < len(history) == 20
+    assert [type(w.message) for w in caught] == [diverge.Diverged]
+    assert f"diverged at step {t}" in str(caught[0].message)
+    assert all(math.isinf(v) for v in history[t:])
+    assert max(history[:t]) <= diverge.DIVERGED * history[0]  # what is kept as data is data
+
+
+def test_a_converging_train_is_not_flagged():
+    """Adam at lr 1e-2 trains all its steps, with diverged_at None and no warning."""
+    history, caught = run(lambda p: Adam(p, lr=1e-2))
+    assert history.diverged_at is None and caught == [] and history[-1] < history[0]
+
+
+def test_in_a_stack_only_the_model_that_diverged_stops():
+    """Two models at lr 1e-2 and 1e3 trained as one stack: the second is reported diverged and
+    recorded inf; the first trains on exactly as it does beside a model that does not diverge."""
+    history, caught = run(lambda p: Adam(p, lr=np.array([1e-2, 1e3]).reshape(2, 1, 1)),
+                          stack=(2,))
+    calm, _ = run(lambda p: Adam(p, lr=np.array([1e-2, 1e-2]).reshape(2, 1, 1)), stack=(2,))
+    assert history.diverged_at[0] is None and isinstance(history.diverged_at[1], int)
+    assert [type(w.message) for w in caught] == [diverge.Diverged]
+    assert "model 1 of the stack" in str(caught[0].message)
+    assert [h[0] for h in history] == [h[0] for h in calm]  # bit for bit
+    assert all(math.isinf(h[1]) for h in history[history.diverged_at[1]:])
+
+
+def test_the_grid_and_the_fine_tuning_use_the_same_rule():
+    """The lab's grid and the text fine-tuning import the rule from tinylora.diverge (one
+    definition, so that a cell and a run diverge under the same condition)."""
+    from tinylora.lab import grid
+    from tinylora.text import finetune
+
+    assert grid.diverged is diverge.diverged and finetune.diverged is diverge.diverged
