@@ -187,19 +187,39 @@ class Adam(Optimizer):
 
     def _update(self, key, p, grad, group):
         lr, wd = group["lr"], group["weight_decay"]
-        s = self._buffers(key, p, ("m", "v"))
-        m, v, t = s["m"], s["v"], self.t
+        s = self._buffers(key, p, ("m", "v", "tmp"))
         if wd and self.decoupled:  # AdamW: p <- p (1 - lr wd), before the moments
             p -= lr * wd * p
         elif wd:  # Adam: L2 penalty in the gradient
             grad = grad + wd * p
-        b1, b2 = self.beta1, self.beta2
-        m *= b1
-        m += (1.0 - b1) * grad  # m = b1 m + (1 - b1) g
-        v *= b2
-        v += (1.0 - b2) * (grad * grad)  # v = b2 v + (1 - b2) g^2
-        denom = backend.xp_of(p).sqrt(v) / math.sqrt(1.0 - b2**t) + self.eps  # sqrt(v_hat) + eps
-        p -= (lr / (1.0 - b1**t)) * (m / denom)  # lr m_hat / (sqrt(v_hat) + eps)
+        _adam_update_in_place(p, grad, s["m"], s["v"], s["tmp"], lr, self.beta1, self.beta2,
+                              self.eps, self.t)
+
+
+def _adam_update_in_place(p, g, m, v, tmp, lr, b1: float, b2: float, eps: float, t: int):
+    """The equations of `Adam`, each line one pass over a buffer:
+
+        m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2,
+        p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)   (PyTorch's order)
+
+    Fast path: written as those expressions, the update makes a temporary per operator and takes
+    twice as long (27 against 13 us for two (128, 8) arrays; 1.4 against 0.64 ms for the grid's
+    (147, 256, 4) ones: 4 % of those steps). A test checks it against the expressions.
+    """
+    xp = backend.xp_of(p)
+    m *= b1
+    xp.multiply(g, 1.0 - b1, out=tmp)
+    m += tmp  # m = b1 m + (1 - b1) g
+    v *= b2
+    xp.multiply(g, g, out=tmp)
+    tmp *= 1.0 - b2
+    v += tmp  # v = b2 v + (1 - b2) g^2
+    xp.sqrt(v, out=tmp)
+    tmp *= 1.0 / math.sqrt(1.0 - b2**t)
+    tmp += eps  # sqrt(v_hat) + eps
+    xp.divide(m, tmp, out=tmp)  # m / (sqrt(v_hat) + eps)
+    tmp *= lr / (1.0 - b1**t) if isinstance(lr, float) else lr * (1.0 / (1.0 - b1**t))
+    p -= tmp
 
 
 class AdamW(Adam):
