@@ -95,7 +95,7 @@ def fast_study(tmp_path_factory):
 
 
 def test_fast_commands_write_every_output(fast_study):
-    """Both commands run end to end and leave records, summary (exactly the issue's keys, one
+    """Both commands run end to end and leave records, summary (exactly the documented keys, one
     entry per width), summary.md and the figures."""
     root, _, out = fast_study
     written = {p.name for p in (root / "pre").iterdir()}

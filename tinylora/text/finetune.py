@@ -6,17 +6,27 @@ Adam fine-tunes them on Milton's prose with the LoRA+ groups: B at ``lr * ratio`
 
 The protocol, per width:
 1. *tune*: every ratio in `ratios` (1 = plain LoRA, 16 = the paper's LoRA+) at every lr_A in
-   ``lrs / sqrt(ratio)`` (`finetune_report.lr_grid`: the grid moves with the ratio, halfway
+   ``lrs / sqrt(ratio)`` (`tinylora.text.report.lr_grid`: the grid moves with the ratio, halfway
    between a fixed lr_A and a fixed lr_B), on the tuning seed; each ratio keeps the lr with the
    lowest final validation loss;
 2. *best ratio*: the ratio whose tuned run ends lowest;
 3. *compare*: ratio 1, ratio 16 and the best ratio, each at its tuned lr, on every seed in `seeds`.
 
-Every run is one record (width, ratio, lr, seed, validation curve, final loss); records.json is
-rewritten after each run, and a rerun with the same configuration skips the runs already there,
-so a stopped study resumes where it stopped. A run is *diverged* by the rule of `tinylora.diverge`
+Every run is one record (width, ratio, lr, seed, validation curve, final loss), saved as a part
+of ``--out`` when it finishes (`tinylora.records.ResultsDir`): a rerun with the same
+configuration skips the runs already there, so a stopped study resumes where it stopped.
+A run is *diverged* by the rule of `tinylora.diverge`
 (its loss not finite, or above DIVERGED times the starting loss, the same rule as `train` and the
 lab's grids): its curve is inf from there on, its final loss is inf, and the record says where.
+
+Outputs in ``--out``:
+
+    records.json   {"config", "bases": {width: base record}, "runs": [run record, ...]}
+    summary.json   widths, speedup (LoRA+ at ratio 16 against LoRA, geometric mean over seeds),
+                   speedup_interval (95 %), loss_lora, loss_loraplus (mean final validation
+                   loss), best_ratio (of the tuning grid), one entry per width
+    summary.md     the tables, the tuning grid and samples before and after
+    *.png          validation curves, the tuning, the speed-up and gain per width
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ here.
 The speed-up, per seed, paired (LoRA and LoRA+ with the same seed share the init of A and the
 order of batches): both runs reach the loss ``L* = max(final LoRA, final LoRA+)``, the worse of
 their two final validation losses. When LoRA+ ends at least as low as LoRA, L* is exactly plain
-LoRA's final loss (the issue's definition). Then
+LoRA's final loss, the definition we use. Then
 
     speed-up = (steps LoRA needs to reach L*) / (steps LoRA+ needs to reach L*)
 
@@ -158,7 +158,7 @@ def width_details(records: dict, width: int) -> dict:
 
 
 def summarize(records: dict) -> tuple[dict, list[dict]]:
-    """-> (summary.json's dict with exactly the issue's keys, the per-width details).
+    """-> (summary.json's dict, keys as in `tinylora.text.finetune`'s docstring, the details).
 
     ``loss_loraplus`` and ``speedup`` are those of LoRA+ at ratio 16 (the paper's suggestion);
     the best ratio of the grid is reported beside them (``best_ratio``, and in summary.md).
