@@ -10,6 +10,10 @@ interleaved so that a busy machine slows every contender alike:
 and reports medians after a warm-up, the ratios step/floor and step/torch, and the peak memory
 that one step allocates (NumPy reports its allocations to `tracemalloc`). The numbers, the
 machine and the settings they came from: docs/benchmarks.md.
+
+With ``--out``: records.json (the rows: workload, width, dtype, step_ms, floor_ms, torch_ms,
+ratio_floor, ratio_torch, peak_mb), summary.json ({"environment": CPU, cores, versions, threads,
+allocator; "command"; "rows"}) and summary.md (the table and where it was measured).
 """
 
 from __future__ import annotations

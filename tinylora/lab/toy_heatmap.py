@@ -11,6 +11,12 @@ For each: heatmaps of the training and test loss at t = 10 and at the end, with 
 the cells within 1 % of it and the diagonal eta_A = eta_B, and where the optimum lies relative to
 that diagonal (above it: eta_B > eta_A, as LoRA+ says). Every grid cell and seed of a setting is
 trained in batched passes (`tinylora.lab.grid`); each finished setting is saved and reused.
+
+Outputs in ``--out``: records.json (a row per setting, width, cell, seed, step, quantity),
+summary.json ({"config", "settings": {"<setting>_n<width>": {"<train|test>_t<step>": the
+reading of `tinylora.lab.landscape.analyze` (best cell, best ratio and its interval, LoRA's
+best, the position against the diagonal) plus "edge": the best cell on the grid's edge}}}),
+summary.md and one heatmap figure per setting and width.
 """
 
 from __future__ import annotations

@@ -3,12 +3,18 @@
 A `TinyLM` with every array trainable (``trainable="all"``) learns the first shipped text
 (Shakespeare) with AdamW, one model per width ``d_model``. Each base is saved in a cache folder:
 
-    <cache>/tinylm-d128-L2-T64.npz     the base arrays (lm.base_keys(): embeddings, W, b, norms)
-    <cache>/tinylm-d128-L2-T64.json    {"config": ..., "model": lm.config, "val_loss": ..., ...}
+    <cache>/tinylm-d128-L2-T64.npz         the base arrays (lm.base_keys(): embeddings, W, b, norms)
+    <cache>/parts/tinylm-d128-L2-T64.json  its record, stored with the configuration that made it
+                                           (`tinylora.records.ResultsDir`): {"config", "model",
+                                           "n_params", "val_loss", "curve", "seconds"}
 
 Rerunning reuses a saved base whose configuration matches exactly; a saved base with another
 configuration under the same name is refused (pass ``force=True`` / ``--force`` to retrain it,
 or use another cache folder), so a study can never silently fine-tune the wrong base.
+
+Outputs in ``--out``: records.json (one base record per width, with ``reused`` and ``path``),
+summary.json (widths, val_loss: the validation loss in nats per character, reused: whether the
+cached base was reused), summary.md (the table) and the validation curves' figure.
 """
 
 from __future__ import annotations
