@@ -47,6 +47,18 @@ def test_validate_messages_name_the_argument_the_expected_and_the_received(call,
         call()
 
 
+def test_integer_inputs_and_targets_are_accepted():
+    """Integer x and y are real numbers: the MLP and the MSE take them as they took them before."""
+    out, _ = mlp().forward(np.ones((2, 6), dtype=int))
+    assert out.shape == (2, 3) and float(mse_forward(out, np.zeros((2, 3), dtype=int))[0]) >= 0
+
+
+def test_an_optimizer_refuses_parameters_it_cannot_update_in_place():
+    """A list is not an array: refused when the optimizer is built, not at its first step."""
+    with pytest.raises(ValueError, match=r"params\['a'\]: expected a float array"):
+        Adam({"a": [1.0, 2.0]})
+
+
 def test_numpy_scalars_are_accepted_where_python_numbers_are():
     """np.int64 ranks, widths and token counts and np.float32 weight decays are legitimate."""
     model = LoRAMLP(np.int64(8), np.int64(16), np.int64(4), r=np.int64(2))
@@ -96,9 +108,9 @@ def test_a_single_target_name_is_one_layer_in_every_model():
 
 
 @pytest.mark.parametrize("x, message", [
-    ([[1.0] * 6], r"x: expected a float array of shape \(\.\.\., d_in=6\), got \[\[1\.0"),
+    ([[1.0] * 6], r"x: expected a real array of shape \(\.\.\., d_in=6\), got \[\[1\.0"),
     (np.zeros((0, 6)), r"x: expected .* with no axis of length 0, got numpy array of shape \(0,"),
-    (np.zeros((2, 6)) + 1j, r"x: expected a float array .* dtype complex128"),
+    (np.zeros((2, 6)) + 1j, r"x: expected a real array .* dtype complex128"),
     (np.full((2, 6), np.nan), r"x: expected finite values, got 12 NaN or inf of 12"),
 ])
 def test_bad_inputs_to_the_mlp_are_clear_errors(x, message):
@@ -108,7 +120,7 @@ def test_bad_inputs_to_the_mlp_are_clear_errors(x, message):
 
 
 @pytest.mark.parametrize("x, message", [
-    ([[[0.0] * 8]], r"x: expected a float array of shape \(N, T, d_model=8\), got \[\[\["),
+    ([[[0.0] * 8]], r"x: expected a real array of shape \(N, T, d_model=8\), got \[\[\["),
     (np.zeros((2, 0, 8)), r"with no axis of length 0, got numpy array of shape \(2, 0, 8\)"),
 ])
 def test_bad_inputs_to_the_block_are_clear_errors(x, message):
@@ -137,7 +149,7 @@ def test_bad_inputs_to_the_language_model_are_clear_errors(call, message):
     (np.zeros(4), r"mse: target y: expected shape \(5, 4\) \(the prediction's, never broadcast\)"),
     (np.zeros((1, 4)), r"mse: target y: expected shape \(5, 4\)"),
     (np.full((5, 4), np.nan), r"mse: target y: expected finite values"),
-    (np.zeros((5, 4), dtype=complex), r"mse: target y: expected a float array"),
+    (np.zeros((5, 4), dtype=complex), r"mse: target y: expected a real array"),
 ])
 def test_regression_targets_are_never_broadcast(y, message):
     """A target (4,) or (1, 4) for a prediction (5, 4) is refused, not broadcast into a loss."""

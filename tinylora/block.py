@@ -185,8 +185,8 @@ class TransformerBlock(LoRAModel):
         self._set_trainable(trainable)
 
     def _check_input(self, x):
-        validate.array(x, "x", f"a float array of shape (N, T, d_model={self.d_model})",
-                       xp=self.xp)
+        validate.array(x, "x", f"a real array of shape (N, T, d_model={self.d_model})",
+                       kind="fiu", xp=self.xp)
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x: expected shape (N, T, d_model={self.d_model}), "
                              f"got {tuple(x.shape)}")

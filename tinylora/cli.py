@@ -42,8 +42,8 @@ COMMANDS = [  # (command, module, help): each module has add_arguments(p) and ma
 ]
 
 
-RESUMABLE = ("demo", "toy-analytic", "toy-heatmap", "width-sweep", "coordcheck", "pretrain",
-             "finetune")  # commands whose finished parts a rerun reuses
+RESUMABLE = ("demo", "toy-analytic", "toy-heatmap", "width-sweep", "balance", "coordcheck",
+             "pretrain", "finetune")  # commands whose finished parts a rerun reuses
 
 
 def command_module(module: str):

@@ -95,7 +95,7 @@ class LoRAMLP(LoRAModel):
 
     def forward(self, x):
         """x (..., d_in) -> (out (*stack, ..., d_out), cache)."""
-        validate.array(x, "x", f"a float array of shape (..., d_in={self.widths[0]})",
+        validate.array(x, "x", f"a real array of shape (..., d_in={self.widths[0]})", kind="fiu",
                        xp=self.xp)  # its width: checked by fc1, which names itself
         h, caches = x, []
         for i, name in enumerate(self.layer_names):

@@ -66,6 +66,8 @@ class Optimizer:
     def __init__(self, params: dict, lr=1e-3, weight_decay=0.0, groups=None):
         if not isinstance(params, dict) or not params:
             validate.fail("params", "a non-empty dict of arrays by key", params)
+        for k, p in params.items():  # updated in place: each must be a float array already
+            validate.array(p, f"params[{k!r}]", "a float array (updated in place)", finite=False)
         self.params = params
         if groups is None:
             groups = [{"params": list(params)}]

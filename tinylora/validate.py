@@ -97,8 +97,8 @@ def names(value, name: str, valid, allow_empty: bool = True, what: str = "valid 
 def array(x, name: str, expected: str, *, ndim: int | None = None, last: int | None = None,
           kind: str = "f", xp=None, finite: bool = True):
     """An array with `ndim` axes (any when None) and trailing size `last`, a dtype of `kind`
-    ("f": real floating point; "iu": integers), on backend `xp`, non-empty, and finite.
-    `expected` describes it for the error, e.g. "a float array of shape (..., 8)"."""
+    ("f": real floating point; "iu": integers; "fiu": real), on backend `xp`, non-empty, and
+    (if floating) finite. `expected` describes it for the error, e.g. "a real array (..., 8)"."""
     if not (hasattr(x, "shape") and hasattr(x, "dtype")):
         fail(name, expected, x)
     if x.dtype.kind not in kind or (ndim is not None and x.ndim != ndim) or x.ndim == 0 \
@@ -108,7 +108,7 @@ def array(x, name: str, expected: str, *, ndim: int | None = None, last: int | N
         fail(name, f"{expected}, with no axis of length 0", x)
     if xp is not None and backend.xp_of(x) is not xp:
         fail(name, f"{expected} on the model's backend ({xp.__name__})", x)
-    if finite and kind == "f":
+    if finite and x.dtype.kind == "f":
         finite_values(x, name)
     return x
 
@@ -129,7 +129,7 @@ def regression_target(pred, y, stack_ndim: int = 0):
     """`y` for a prediction `pred` (*S, ..., d_out): a finite float array of exactly the shape
     of one model's prediction (..., d_out), or of the whole stack's; never broadcast."""
     one = tuple(pred.shape[stack_ndim:])
-    array(y, "mse: target y", f"a float array of shape {one}", xp=backend.xp_of(pred))
+    array(y, "mse: target y", f"a real array of shape {one}", kind="fiu", xp=backend.xp_of(pred))
     if tuple(y.shape) not in (one, tuple(pred.shape)):
         fail("mse: target y", f"shape {one} (the prediction's, never broadcast)", y)
     return y
