@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tinylora import backend
+from tinylora.diverge import diverged
 from tinylora.progress import bar as progress_bar
 from tinylora.records import ResultsDir, markdown_table, write_json
 from tinylora.text.corpus import (
@@ -142,7 +143,7 @@ def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
         batch = xp.asarray(sampler.sample())
         loss, grads = loss_and_grads(lm, batch[:, :-1], batch[:, 1:], loss="cross_entropy")
         train_loss = backend.finite_or_inf(loss)
-        if math.isinf(train_loss):
+        if diverged(train_loss, curve["val_loss"][0]):  # the rule of tinylora.diverge
             raise RuntimeError(f"pretraining d_model={config.d_model} diverged at step {step} "
                                f"(lr={config.lr:g}); try a smaller --lr")
         for g in opt.groups:
