@@ -69,10 +69,10 @@ def test_in_a_stack_only_the_model_that_diverged_stops():
     assert all(math.isinf(h[1]) for h in history[history.diverged_at[1]:])
 
 
-def test_the_grid_and_the_fine_tuning_use_the_same_rule():
-    """The lab's grid and the text fine-tuning import the rule from tinylora.diverge (one
-    definition, so that a cell and a run diverge under the same condition)."""
+def test_the_grid_and_the_text_runs_use_the_same_rule():
+    """The lab's grid, the fine-tuning and the pretraining import the rule from tinylora.diverge
+    (one definition, so that a cell and a run diverge under the same condition)."""
     from tinylora.lab import grid
-    from tinylora.text import finetune
+    from tinylora.text import finetune, pretrain
 
-    assert grid.diverged is diverge.diverged and finetune.diverged is diverge.diverged
+    assert grid.diverged is finetune.diverged is pretrain.diverged is diverge.diverged
