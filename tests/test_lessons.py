@@ -12,6 +12,7 @@ shipped stub wrong and the solution right (``TINYLORA_CHECK_EXERCISES=1``, see
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -85,32 +86,53 @@ def test_figures_drawn_counts_constructors_and_library_figures():
     assert figures_drawn("plt.show()\nnp.subplots = 1") == 0
 
 
-def _execute(path: Path, monkeypatch):
-    """Run one lesson in a fresh python3 kernel, fast mode, without MPLBACKEND -> the notebook."""
-    monkeypatch.setenv("TINYLORA_FAST", "1")
-    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel picks its inline backend
-    monkeypatch.setenv("TINYLORA_CHECK_EXERCISES", "1")
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        # lesson-sized matrices: one BLAS thread is fastest, and never oversubscribes 2 cores
-        monkeypatch.setenv(var, os.environ.get(var, "1"))
-    # The kernel imports this source tree's tinylora, whatever is installed elsewhere.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT),
-                                                                    os.environ.get("PYTHONPATH")])))
-    nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S,
-                                     resources={"metadata": {"path": str(LESSONS)}})
-    client.execute()  # raises CellExecutionError, with the cell and its traceback, on any error
+@functools.cache
+def _executed(path: Path):
+    """Run one lesson in a fresh python3 kernel, fast mode, without MPLBACKEND, every exercise
+    checked against its solution -> the executed notebook (once per lesson and test session)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TINYLORA_FAST", "1")
+        env.delenv("MPLBACKEND", raising=False)  # the kernel picks its inline backend
+        env.setenv("TINYLORA_CHECK_EXERCISES", "1")
+        env.setenv("TQDM_DISABLE", "1")
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            # lesson-sized matrices: one BLAS thread is fastest, and never oversubscribes 2 cores
+            env.setenv(var, os.environ.get(var, "1"))
+        # The kernel imports this source tree's tinylora, whatever is installed elsewhere.
+        env.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT),
+                                                               os.environ.get("PYTHONPATH")])))
+        nb = nbformat.read(path, as_version=4)
+        client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S,
+                                         resources={"metadata": {"path": str(LESSONS)}})
+        client.execute()  # raises CellExecutionError, with the cell and its traceback, on error
     return nb
 
 
+def _stdout(nb) -> str:
+    return "".join(out.get("text", "") for c in nb.cells if c.cell_type == "code"
+                   for out in c.get("outputs", []) if out.get("name") == "stdout")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
-def test_lesson_runs_and_shows_every_figure_it_draws(path, monkeypatch):
+def test_lesson_runs_and_shows_every_figure_it_draws(path):
     """Every cell runs (every assert holds), in fast mode and without MPLBACKEND, and each cell
     shows as many PNG images as it draws figures: a figure drawn and not shown teaches nothing."""
-    nb = _execute(path, monkeypatch)
+    nb = _executed(path)
     code = [c for c in nb.cells if c.cell_type == "code"]
     counts = [(i, figures_drawn(c.source), images_shown(c)) for i, c in enumerate(code)]
     missing = [(i, drawn, shown) for i, drawn, shown in counts if drawn != shown]
     assert not missing, f"{path.name}: (code cell, figures drawn, images shown): {missing}"
     assert sum(drawn for _, drawn, _ in counts) >= 1, f"{path.name} draws no figure at all"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_lesson_has_three_exercises_whose_stubs_fail_and_solutions_pass(path):
+    """At least three exercises per lesson, each checked both ways in the run above: the stub as
+    shipped is wrong and the solution in lessons/solutions/ is right (else the cell raised)."""
+    nb = _executed(path)
+    checked = re.findall(rf"\[exercise\] {path.stem}/(\w+): stub fails, solution passes",
+                         _stdout(nb))
+    assert len(set(checked)) == len(checked) >= 3, f"{path.name}: exercises checked: {checked}"
+    solutions = LESSONS / "solutions" / f"{path.stem}.py"
+    assert set(checked) == set(re.findall(r"^def (\w+)\(", solutions.read_text(), re.M)), (
+        f"{solutions.name} and the lesson's exercises differ")
