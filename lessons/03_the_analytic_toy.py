@@ -201,8 +201,10 @@ for schedule in ("shared", "theory"):
 # row per step and quantity); `toy.slopes` fits `|delta| ~ c n^slope` by least squares in
 # log-log axes (`tinylora.fit.loglog_slope`) and puts the theory's slope beside it
 # (`toy.theory_slope`, derived in `tinylora/lab/toy.py`'s docstring). Both optimizers: gradient
-# descent, and Adam, whose step is about `eta` per coordinate whatever the gradient's size
-# (lesson 2), so for Adam `delta1 ~ eta_A eta_B n` (one factor `eta_B`, not two).
+# descent, and Adam, whose first steps move each coordinate by about `eta` whatever the
+# gradient's size (exactly `eta` at step 1, lesson 2; `0.744 eta` for `a`'s first move,
+# experiment 4; later steps are shorter), so for Adam at these early steps
+# `delta1 ~ eta_A eta_B n` (one factor `eta_B`, not two): the slopes below check it.
 
 # %%
 steps = 3
@@ -320,7 +322,7 @@ assert all(diverged) and all(f is not None and abs(f[-1] - 1) < 1e-3 for f in ca
 #    is the general result, for Adam and networks).
 # 2. **A fixed ratio is not enough.** Schedule `loraplus16` (`eta_B = 16 eta_A`, neither
 #    scaled with `n`). *Expected:* the same slopes as `shared` at step 2 (`delta1` 1, `delta2`
-#    0): LoRA+'s ratio must grow with the width; 16 is a good value at one width only.
+#    0): LoRA+'s ratio must grow with the width; a fixed ratio can suit one width only.
 # 3. **Init[2]** (`a_0 = 0`, `b_0 = 1`), shared rate. *Expected:* now at step 1 only `a` moves:
 #    `delta2 = delta3 = 0` and `delta1 = eta_A n` exactly (`U_0 = -1`, `b_0 = 1`), slope 1.
 # 4. **Adam's 0.744.** At step 2 under Init[1], `a`'s first non-zero gradient arrives after a

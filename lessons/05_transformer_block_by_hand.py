@@ -564,8 +564,8 @@ SCHEDULES = {  # width n -> (eta_A, eta_B)
 
 def coord_check(width, schedule):
     """`coordcheck.measure` on the block: rows {width, schedule, step, layer, quantity, value}."""
-    lr_A, lr_B = SCHEDULES[schedule](width)
-    rows = coordcheck.measure(coordcheck.block_setup(width, seed=0), lr_A, lr_B, steps)
+    eta_A, eta_B = SCHEDULES[schedule](width)
+    rows = coordcheck.measure(coordcheck.block_setup(width, seed=0), eta_A, eta_B, steps)
     return [{"width": width, "schedule": schedule, **row} for row in rows]
 
 
