@@ -59,12 +59,17 @@ def decode(obj):
 
 
 def write_json(path, obj) -> Path:
-    """Write `obj` as strict JSON, atomically: to a temporary file of this writer's own (two
-    processes writing one path never share it), then renamed over `path` in one step, so a
-    reader sees the old file or the new one, never half of one."""
+    """Write `obj` as strict JSON, atomically (`write_text`)."""
+    text = json.dumps(encode(obj), indent=1, allow_nan=False) + "\n"  # fails before any write
+    return write_text(path, text)
+
+
+def write_text(path, text: str) -> Path:
+    """Write `text` atomically: to a temporary file of this writer's own (two processes writing
+    one path never share it), then renamed over `path` in one step, so a reader sees the old
+    file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(encode(obj), indent=1, allow_nan=False) + "\n"  # fails before any write
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")  # this writer's
     try:
         with open(tmp, "x") as f:  # "x": never an existing file; permissions as for any file
@@ -160,9 +165,7 @@ class ResultsDir:
         """Write ``name``: JSON for a .json name, text otherwise."""
         if name.endswith(".json"):
             return write_json(self.path / name, obj)
-        path = self.path / name
-        path.write_text(obj)
-        return path
+        return write_text(self.path / name, obj)
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
