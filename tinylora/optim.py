@@ -3,8 +3,8 @@
 An optimizer holds the model's trainable arrays by key and updates them **in place** (so the
 model sees every step), with its state (momenta) allocated once, on the first step.
 Each parameter belongs to exactly one *group*, and each group has its own learning rate and
-weight decay. LoRA+ is nothing more than two groups: ``*.B`` at ``lr * lr_ratio``, the rest at
-``lr`` (`loraplus_groups`).
+weight decay. LoRA+ is nothing more than groups: ``*.B`` at ``lr * lr_ratio``, A at ``lr``
+(`tinylora.groups.loraplus_groups`, by tinylora's rule or PEFT's).
 
 A learning rate may be a Python float or an array that broadcasts against the parameter, e.g.
 shape ``(S, 1, 1)`` for a stack of S models with one rate each (the grids of `tinylora.lab.grid`).
@@ -16,48 +16,9 @@ from __future__ import annotations
 import math
 
 from tinylora import backend, validate
+from tinylora.groups import loraplus_groups  # noqa: F401  (its home was here: callers import it)
 
-
-def _check_lr(lr, what: str = "lr"):
-    """A finite learning rate >= 0: a number (-> float), or an array of them (unchanged)."""
-    expected = "a finite learning rate >= 0 (a number or an array of them)"
-    if not hasattr(lr, "dtype") or getattr(lr, "ndim", 0) == 0:
-        try:
-            return validate.non_negative(lr, what)
-        except ValueError:
-            validate.fail(what, expected, lr)
-    host = backend.to_numpy(lr)
-    if host.dtype.kind not in "fiu" or host.size == 0 or not backend.is_finite_number(host) \
-            or float(host.min()) < 0:
-        validate.fail(what, expected, lr)
-    return lr
-
-
-def loraplus_groups(params, lr: float, lr_ratio: float = 16.0, weight_decay: float = 0.0):
-    """The LoRA+ parameter groups: every ``*.B`` at ``lr * lr_ratio``, every other at ``lr``.
-
-    ``lr_ratio`` is the paper's lambda = eta_B / eta_A (PEFT's ``loraplus_lr_ratio``). Its default
-    16 = 2^4 is the value Hayou, Ghosh and Yu suggest (RoBERTa, Init[2]); summaries that print
-    "24" lost the superscript of 2^4. The theory says the best ratio grows like the width n
-    (eta_A ~ 1/n, eta_B ~ 1), so no single value is right for every width: measure it
-    (`tinylora width-sweep`). A ratio of 1 is plain LoRA.
-
-    `params`: a dict or an iterable of keys. Returns a list of group dicts for an optimizer.
-    """
-    lr = _check_lr(lr)
-    lr_ratio = validate.positive(lr_ratio, "lr_ratio")
-    weight_decay = validate.non_negative(weight_decay, "weight_decay")
-    keys = list(params)
-    fast = [k for k in keys if k.endswith(".B")]
-    slow = [k for k in keys if not k.endswith(".B")]
-    groups = [{"params": slow, "lr": lr, "weight_decay": weight_decay, "name": "A (and others)"},
-              {"params": fast, "lr": _times(lr, lr_ratio), "weight_decay": weight_decay,
-               "name": "B"}]
-    return [g for g in groups if g["params"]]
-
-
-def _times(lr, ratio):
-    return float(lr) * float(ratio) if isinstance(lr, (int, float)) else lr * ratio
+_check_lr = validate.learning_rate  # a finite rate >= 0: a number, or an array of them
 
 
 class Optimizer:

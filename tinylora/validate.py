@@ -73,6 +73,34 @@ def non_negative(value, name: str) -> float:
     return number(value, name, low=0.0, low_ok=True)
 
 
+def learning_rate(lr, name: str = "lr"):
+    """A finite learning rate >= 0: a number (-> float), or an array of them (unchanged)."""
+    expected = "a finite learning rate >= 0 (a number or an array of them)"
+    if not hasattr(lr, "dtype") or getattr(lr, "ndim", 0) == 0:
+        try:
+            return non_negative(lr, name)
+        except ValueError:
+            fail(name, expected, lr)
+    host = backend.to_numpy(lr)
+    if host.dtype.kind not in "fiu" or host.size == 0 or not backend.is_finite_number(host) \
+            or float(host.min()) < 0:
+        fail(name, expected, lr)
+    return lr
+
+
+def probability(value, name: str) -> float:
+    """A dropout probability: a finite number in [0, 1) -> float (1 would drop everything)."""
+    return number(value, name, low=0.0, low_ok=True, high=1.0)
+
+
+def steps_within(value, name: str, total: int) -> int:
+    """A count of steps in [0, total] (a warm-up may not outlast the run) -> int."""
+    value = integer(value, name, low=0)
+    if value > total:
+        fail(name, f"an integer in [0, {total}] (at most the run's {total} steps)", value)
+    return value
+
+
 def choice(value, name: str, options) -> str:
     """One of `options` (compared by equality; a list in the error)."""
     if not isinstance(value, str) or value not in options:
