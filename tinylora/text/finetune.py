@@ -37,7 +37,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tinylora import backend
+from tinylora import backend, schedule
 from tinylora.diverge import diverged
 from tinylora.progress import bar as progress_bar
 from tinylora.records import ResultsDir, write_json
@@ -84,6 +84,9 @@ class FinetuneConfig:
     sample_chars: int = 160
     text: str = FINETUNE_TEXT
     targets: tuple = field(default=BLOCK_TARGETS)  # q, k, v, o, fc1, fc2 in every block
+    warmup: int = 0  # linear warm-up steps (`tinylora.schedule`); 0: none
+    decay: str = "constant"  # "constant", "cosine" or "linear" after the warm-up
+    clip: float | None = None  # global-norm gradient clipping; None: none
 
 
 def finetune_config(fast: bool = False, **overrides) -> FinetuneConfig:
@@ -103,6 +106,7 @@ def finetune_config(fast: bool = False, **overrides) -> FinetuneConfig:
     if not base["seeds"]:
         raise ValueError("seeds: expected at least one seed")
     config = FinetuneConfig(fast=fast, **base)
+    schedule.check(config.steps, config.warmup, config.decay, config.clip)
     ctx = _base_config(config, config.widths[0]).context
     return FinetuneConfig(**{**asdict(config), "context": ctx})
 
@@ -154,6 +158,7 @@ def finetune_run(config: FinetuneConfig, width: int, ratio: float, lr: float, se
     load_base(lm, pcfg, cache)
     params = lm.trainable_params()
     opt = Adam(params, groups=loraplus_groups(params, lr=lr, lr_ratio=ratio))
+    sched = schedule.Schedule(opt, config.steps, config.warmup, config.decay)
     sampler = BatchSampler(data.train, config.batch_size, config.context, seed=seed)
     xp, start = lm.xp, time.perf_counter()
     steps, losses, diverged_at = [], [], None
@@ -170,6 +175,8 @@ def finetune_run(config: FinetuneConfig, width: int, ratio: float, lr: float, se
         if diverged(backend.finite_or_inf(loss), losses[0]):  # the rule `train` uses too
             diverged_at = step
             continue
+        sched.apply(step)  # every group's rate times one factor: the LoRA+ ratio is kept
+        schedule.clip_grad_norm(grads, config.clip)  # None: no clipping
         opt.step(grads)
     record = {"width": width, "ratio": float(ratio), "lr": float(lr), "seed": seed,
               "eval_steps": steps, "val_loss": losses, "final_loss": losses[-1],
@@ -197,7 +204,7 @@ def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_p
 
     if restart:
         shutil.rmtree(Path(out) / "parts", ignore_errors=True)
-    parts = ResultsDir(out, asdict(config), strict=True)
+    parts = ResultsDir(out, schedule.unless_plain(asdict(config)), strict=True)
     records = {"config": parts.config, "bases": {}, "runs": []}
     runs = {}
     data = Data(config)
@@ -248,6 +255,9 @@ def add_arguments(p) -> None:
                         "(default 1e-3 3e-3 1e-2)")
     p.add_argument("--seeds", type=options.non_negative_int, nargs="+", default=None,
                    action=options.Distinct, help="comparison seeds (1 2 3)")
+    p.add_argument("--warmup", type=options.non_negative_int, help="warm-up steps (0)")
+    p.add_argument("--decay", choices=schedule.DECAYS, help="after the warm-up (constant)")
+    p.add_argument("--clip", type=options.positive_float, help="max gradient norm (none)")
     p.add_argument("--pretrain-steps", type=options.positive_int, default=None,
                    help="which cached bases to use (pretrained with this many steps)")
     p.add_argument("--cache", default=None, help="folder of saved bases (see tinylora pretrain)")
@@ -265,7 +275,8 @@ def main(args) -> int:
     from tinylora.text.report import markdown, summarize
 
     config = finetune_config(args.fast, widths=args.widths, steps=args.steps, ratios=args.ratios,
-                             lrs=args.lrs, seeds=args.seeds, pretrain_steps=args.pretrain_steps)
+                             lrs=args.lrs, seeds=args.seeds, pretrain_steps=args.pretrain_steps,
+                             warmup=args.warmup, decay=args.decay, clip=args.clip)
     records = run_study(config, args.out, args.cache, args.backend, not args.no_progress,
                         args.restart)
     summary, details = summarize(records)
