@@ -148,16 +148,16 @@ def attend_backward(dy, cache):
 # The layer: projections around the heads
 
 
-def attention_forward(x, params: dict, name: str, n_head: int, scale: float):
+def attention_forward(x, params: dict, name: str, n_head: int, scale: float, dropout=None):
     """Causal self-attention ``<name>.{q,k,v,o}`` (LoRA where the dict has ``.A``/``.B``).
 
     x (N, T, d) -> out (N, T, d). `scale` is the LoRA scale (unused without LoRA).
     """
-    q, c_q = proj_forward(x, params, f"{name}.q", scale)  # [N,T,d] -> [N,T,d]
-    k, c_k = proj_forward(x, params, f"{name}.k", scale)
-    v, c_v = proj_forward(x, params, f"{name}.v", scale)
+    q, c_q = proj_forward(x, params, f"{name}.q", scale, dropout)  # [N,T,d] -> [N,T,d]
+    k, c_k = proj_forward(x, params, f"{name}.k", scale, dropout)
+    v, c_v = proj_forward(x, params, f"{name}.v", scale, dropout)
     y, c_att = attend_forward(q, k, v, n_head)
-    out, c_o = proj_forward(y, params, f"{name}.o", scale)  # [N,T,d] -> [N,T,d]
+    out, c_o = proj_forward(y, params, f"{name}.o", scale, dropout)  # [N,T,d] -> [N,T,d]
     return out, (name, c_q, c_k, c_v, c_att, c_o)
 
 

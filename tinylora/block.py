@@ -85,11 +85,11 @@ def add_factors(params: dict, rng, lora: LoRAConfig, d_model: int, d_ff: int, ta
 # The MLP branch and the layer norms inside the block
 
 
-def mlp_forward(h, params: dict, name: str, scale: float):
+def mlp_forward(h, params: dict, name: str, scale: float, dropout=None):
     """gelu(h W1 + b1) W2 + b2.   h (N, T, d) -> (N, T, d), via (N, T, d_ff)."""
-    u, c_fc1 = proj_forward(h, params, f"{name}.fc1", scale)  # [N,T,d] -> [N,T,d_ff]
+    u, c_fc1 = proj_forward(h, params, f"{name}.fc1", scale, dropout)  # [N,T,d] -> [N,T,d_ff]
     a, c_act = gelu_forward(u)
-    m, c_fc2 = proj_forward(a, params, f"{name}.fc2", scale)  # [N,T,d_ff] -> [N,T,d]
+    m, c_fc2 = proj_forward(a, params, f"{name}.fc2", scale, dropout)  # [N,T,d_ff] -> [N,T,d]
     return m, (name, c_fc1, c_act, c_fc2)
 
 
@@ -119,14 +119,15 @@ def ln_backward(dy, cache, name: str, trainable, grads: dict, need_dx: bool = Tr
 # The block
 
 
-def block_forward(x, params: dict, prefix: str, n_head: int, scale: float):
-    """x (N, T, d) -> out (N, T, d). `prefix` is "" for a lone block, "blocks.i." in TinyLM."""
+def block_forward(x, params: dict, prefix: str, n_head: int, scale: float, dropout=None):
+    """x (N, T, d) -> out (N, T, d). `prefix` is "" for a lone block, "blocks.i." in TinyLM.
+    `dropout`: the LoRA dropout (`tinylora.dropout.LoRADropout`) or None."""
     p, P = params, prefix
     h1, c_ln1 = layernorm_forward(x, p[f"{P}ln1.g"], p[f"{P}ln1.b"], name=f"{P}ln1")
-    a, c_attn = attention_forward(h1, p, f"{P}attn", n_head, scale)
+    a, c_attn = attention_forward(h1, p, f"{P}attn", n_head, scale, dropout)
     x1 = x + a  # residual: x goes around the attention (and, through ln1, into it)
     h2, c_ln2 = layernorm_forward(x1, p[f"{P}ln2.g"], p[f"{P}ln2.b"], name=f"{P}ln2")
-    m, c_mlp = mlp_forward(h2, p, f"{P}mlp", scale)
+    m, c_mlp = mlp_forward(h2, p, f"{P}mlp", scale, dropout)
     out = x1 + m  # residual: x1 goes around the MLP (and, through ln2, into it)
     return out, (P, c_ln1, c_attn, c_ln2, c_mlp)
 
@@ -162,12 +163,14 @@ class TransformerBlock(LoRAModel):
         d_ff: the MLP's hidden width (default 4 * d_model).
         targets: short names of the LoRA layers: "q", "k", "v", "o", "fc1", "fc2".
         r, alpha, rslora, init: see `tinylora.lora.LoRAConfig` (alpha defaults to r: scale 1).
+        lora_dropout: dropout on the input of every A while training, in [0, 1).
         trainable: "lora" (default), "all" (every array, frozen ones included), or a list of keys.
         seed, backend, dtype: host-side seeded init, the array backend, float64 or float32.
     """
 
     def __init__(self, d_model, n_head, d_ff=None, targets=(), r=8, alpha=None, rslora=False,
-                 init="zero_B", trainable="lora", seed=0, backend=None, dtype=None):
+                 init="zero_B", trainable="lora", seed=0, backend=None, dtype=None,
+                 lora_dropout=0.0):
         xp = _backend.get_xp(backend)
         dtype = _backend.resolve_dtype(dtype)
         self.d_model = check_positive_int(d_model, "d_model")
@@ -176,12 +179,12 @@ class TransformerBlock(LoRAModel):
             raise ValueError(f"n_head: expected a divisor of d_model={d_model}, got {n_head}")
         self.d_ff = check_positive_int(4 * d_model if d_ff is None else d_ff, "d_ff")
         short = check_targets(targets)
-        self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora,
-                               init=init)
+        self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora, init=init, dropout=lora_dropout)
         self.params = init_block(_backend.host_rng(seed), d_model, self.d_ff, xp, dtype)
         lora_rng = _backend.host_rng([seed, 1])  # its own stream: the base never depends on LoRA
         self.targets = tuple(add_factors(self.params, lora_rng, self.lora, d_model, self.d_ff,
                                          short, xp=xp, dtype=dtype))
+        self._set_dropout(seed)
         self._set_trainable(trainable)
 
     def _check_input(self, x):
@@ -194,16 +197,19 @@ class TransformerBlock(LoRAModel):
     def forward(self, x):
         """x (N, T, d_model) -> (out (N, T, d_model), cache)."""
         self._check_input(x)
-        return block_forward(x, self.params, "", self.n_head, self.scale)
+        return block_forward(x, self.live_params(), "", self.n_head, self.scale,
+                             self.lora_dropout())
 
     def backward(self, dout, cache):
         """dout (N, T, d_model) -> grads: a dict with exactly the trainable keys."""
+        self.refuse_if_merged("backward")
         grads = {}
         block_backward(dout, cache, set(self.trainable), grads, need_dx=False)
         return {k: grads[k] for k in self.trainable}
 
     def backward_with_input(self, dout, cache):
         """-> (dx, grads): also the gradient with respect to the block's input x."""
+        self.refuse_if_merged("backward")
         grads = {}
         dx = block_backward(dout, cache, set(self.trainable), grads, need_dx=True)
         return dx, {k: grads[k] for k in self.trainable}

@@ -15,7 +15,12 @@ import itertools
 
 from tinylora import attention, backend, layers
 from tinylora.block import BLOCK_TARGETS, TransformerBlock
-from tinylora.embedding import embedding_backward, embedding_forward
+from tinylora.embedding import (
+    embedding_backward,
+    embedding_forward,
+    lora_embedding_backward,
+    lora_embedding_forward,
+)
 from tinylora.gradcheck import check_layer, check_model, randomize_lora
 from tinylora.models import LoRAMLP
 from tinylora.norms import layernorm_backward, layernorm_forward
@@ -56,6 +61,48 @@ def case_lora_linear(xp, stacked: bool = False):
                                                             a["B"], 1.5),
                        lambda g, c: dict(zip(("x", "W", "b", "A", "B"), layers.lora_linear_backward(
                            g, c, need_dW=True, need_db=True))), a)
+
+
+def case_lora_dropout(xp):
+    """LoRA dropout with a fixed mask (p = 0.5, every entry kept or dropped): A reads x * mask,
+    the frozen path x; dx gathers both, the LoRA path's through the mask."""
+    rng = backend.host_rng(40)
+    mask = xp.asarray((rng.random((2, 3, 5)) >= 0.5) * 2.0)  # keep / (1 - p)
+    a = {"x": _randn(rng, (2, 3, 5), xp), "W": _randn(rng, (5, 4), xp), "b": _randn(rng, 4, xp),
+         "A": _randn(rng, (5, 2), xp), "B": _randn(rng, (2, 4), xp)}
+    return check_layer("lora_linear[dropout]",
+                       lambda a: layers.lora_linear_forward(a["x"], a["W"], a["b"], a["A"],
+                                                            a["B"], 1.5, mask=mask),
+                       lambda g, c: dict(zip(("x", "W", "b", "A", "B"), layers.lora_linear_backward(
+                           g, c, need_dW=True, need_db=True))), a)
+
+
+class _FixedMasks:
+    """A model whose dropout draws the same masks at every forward (its stream rewound): the
+    finite differences then differentiate one fixed function."""
+
+    def __init__(self, model):
+        self.model, self.params, self.trainable = model, model.params, model.trainable
+
+    def forward(self, x):
+        self.model.lora_dropout().rewind()
+        return self.model.forward(x)
+
+    def backward(self, dout, cache):
+        return self.model.backward(dout, cache)
+
+
+def case_dropout_models(xp):
+    """The MLP and TinyLM training with LoRA dropout on (p = 0.3; masks held fixed)."""
+    m = LoRAMLP(4, 5, 3, r=2, alpha=3.0, bias=True, activation="gelu", lora_dropout=0.3, seed=41,
+                backend=xp.__name__, dtype=F64)
+    randomize_lora(m, seed=42)
+    lm = TinyLM(7, d_model=6, n_head=2, n_layer=1, context=6, d_ff=8, r=2, alpha=3.0,
+                lora_dropout=0.3, seed=43, dtype=F64, backend=xp.__name__)
+    randomize_lora(lm, seed=44)
+    tokens = xp.asarray([[1, 4, 1, 6, 0], [2, 2, 5, 1, 3]])
+    return (check_model("mlp[dropout]", _FixedMasks(m), _randn(45, (3, 4), xp))
+            + check_model("tinylm[dropout]", _FixedMasks(lm), tokens, tol=TF_TOL, zero=ZERO))
 
 
 def _case_elementwise(name, fwd, bwd, x):
@@ -125,6 +172,17 @@ def case_embedding(xp):
         lambda g, c: dict(zip(("tok_emb", "pos_emb"), embedding_backward(g, c))), a, tol=TF_TOL)
 
 
+def case_lora_embedding(xp):
+    """LoRA on the token table, scale A[tokens] B, at a random non-zero A and B (at its init
+    A = 0 and dB would vanish); repeated tokens scatter-add their rows of dA."""
+    rng = backend.host_rng(46)
+    tokens = xp.asarray([[1, 3, 1, 0], [3, 3, 2, 1]])
+    a = {"A": _randn(rng, (5, 2), xp), "B": _randn(rng, (2, 3), xp)}
+    return check_layer(
+        "lora_embedding", lambda a: lora_embedding_forward(tokens, a["A"], a["B"], 1.5),
+        lambda g, c: dict(zip("AB", lora_embedding_backward(g, c))), a, tol=TF_TOL)
+
+
 def case_attention(xp):
     """The heads alone (q, k, v -> y: scores, causal mask, softmax, weighted sum), then the
     whole layer with LoRA on q, k, v, o and every array trainable, its input x included."""
@@ -178,12 +236,16 @@ def case_tinylm(xp):
         randomize_lora(lm, seed=33 + i)
         results += check_model(f"tinylm[{init},trainable={trainable}]", lm, tokens,
                                tol=TF_TOL, zero=ZERO)
-    return results
+    lm = TinyLM(7, d_model=6, n_head=2, n_layer=2, context=6, d_ff=8, targets=("tok_emb", "q"),
+                r=2, alpha=3.0, seed=35, dtype=F64, backend=xp.__name__)
+    randomize_lora(lm, seed=36)  # the table's LoRA through both blocks, q's LoRA beside it
+    return results + check_model("tinylm[tok_emb,q]", lm, tokens, tol=TF_TOL, zero=ZERO)
 
 
 CASES = [case_linear, case_lora_linear, lambda xp: case_lora_linear(xp, stacked=True),
-         case_relu, case_gelu, case_mse, case_cross_entropy, case_mlp,
-         case_layernorm, case_embedding, case_attention, case_block, case_tinylm]
+         case_lora_dropout, case_relu, case_gelu, case_mse, case_cross_entropy, case_mlp,
+         case_layernorm, case_embedding, case_lora_embedding, case_attention, case_block,
+         case_tinylm, case_dropout_models]
 
 
 def run_all(backend_name: str | None = None):

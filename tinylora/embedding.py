@@ -6,6 +6,17 @@ Backward. A lookup copies rows, so its gradient adds rows back: every occurrence
 its dx row to dtok_emb[v] (a *scatter-add*: the same token may appear many times, and each
 occurrence contributes). Position t is used once per sequence, so dpos_emb[t] = sum over n of
 dx[n, t]; positions beyond T get zero gradient.
+
+LoRA on the token table (PEFT's and loralib's ``Embedding``): the lookup of a low-rank update,
+
+    x += scale * A[tokens] @ B         A (V, r), B (r, d):  tok_emb + scale A B, never formed
+
+A is the input side (a row per token: the lookup is x = onehot(tokens) @ table), B the output
+side. The init is the reverse of a linear layer's: **A = 0, B ~ N(0, 1)** (the paper's Init[2]).
+The input is one-hot, so A's usual fan-in init N(0, 1/d_in) would give every token a row of
+size 1/sqrt(V), vanishing with the vocabulary; B ~ N(0, 1) is the scale of the table itself
+(embeddings ~ N(0, 1)). Backward: dB = (scale A[tokens])^T dx, and dA scatter-adds the rows
+scale dx B^T into the rows of the tokens that occurred (like dtok_emb).
 """
 
 from __future__ import annotations
@@ -47,9 +58,33 @@ def embedding_backward(dx, cache, need_dtok=True, need_dpos=True):
     d, T = dx.shape[-1], tokens.shape[-1]
     dtok = dpos = None
     if need_dtok:
-        dtok = xp.zeros(tok_shape, dtype=dx.dtype)  # [V, d]
-        xp.add.at(dtok, tokens.reshape(-1), dx.reshape(-1, d))  # scatter-add rows: repeats sum
+        dtok = scatter_add_rows(tok_shape, tokens, dx)  # [V, d]
     if need_dpos:
         dpos = xp.zeros(pos_shape, dtype=dx.dtype)  # [context, d]
         dpos[:T] = dx.reshape(-1, T, d).sum(axis=0)  # [N, T, d] -> [T, d]
     return dtok, dpos
+
+
+def scatter_add_rows(shape, tokens, rows):
+    """The gradient of a gather: zeros of `shape` (V, k), row ``rows[n, t]`` added into row
+    ``tokens[n, t]`` (a token that occurs twice gets both rows: repeats sum)."""
+    xp = xp_of(rows)
+    out = xp.zeros(shape, dtype=rows.dtype)
+    xp.add.at(out, tokens.reshape(-1), rows.reshape(-1, shape[-1]))  # [N*T, k] into [V, k]
+    return out
+
+
+def lora_embedding_forward(tokens, A, B, scale: float):
+    """scale * A[tokens] @ B: the LoRA path of the token lookup.   tokens (N, T) -> (N, T, d)."""
+    u = scale * A[tokens]  # [N, T] -> [N, T, r]   a gather, scaled
+    return u @ B, (tokens, A.shape, B, u, scale)  # [N, T, r] -> [N, T, d]
+
+
+def lora_embedding_backward(dx, cache):
+    """-> (dA, dB).   With u = scale A[tokens]:  dB = u^T dx;  du = dx B^T, and dA scatter-adds
+    the rows scale du into the rows of the tokens that occurred."""
+    tokens, a_shape, B, u, scale = cache
+    r, d = B.shape
+    dB = u.reshape(-1, r).T @ dx.reshape(-1, d)  # [r, N*T] @ [N*T, d]
+    du = dx @ B.T  # [N, T, d] -> [N, T, r]
+    return scatter_add_rows(a_shape, tokens, scale * du), dB  # [V, r], [r, d]

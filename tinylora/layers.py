@@ -119,18 +119,20 @@ def linear_backward(dy, cache, need_dx=True, need_dW=False, need_db=False):
 # LoRA linear layer:  y = x W + b + scale * (x A) B
 
 
-def lora_linear_forward(x, W, b, A, B, scale: float, name: str = "lora_linear"):
+def lora_linear_forward(x, W, b, A, B, scale: float, name: str = "lora_linear", mask=None):
     """y = x @ W + b + scale * (x @ A) @ B, never forming A @ B.
 
     x (..., d_in), W (d_in, d_out), b (d_out,) or None, A (*S, d_in, r), B (*S, r, d_out)
     -> y (*S, ..., d_out). ``z_a = x @ A`` is the paper's ``Z_A = A Z`` (r numbers per row).
+    `mask`: LoRA dropout's scaled mask (x's shape, `tinylora.dropout`): A reads ``x * mask``
+    and the frozen path x itself; None (no dropout) costs nothing.
     """
     check_last_dim(x, W.shape[-2], name)
-    z_a = x @ A  # [..., d_in] -> [..., r]
+    z_a = (x if mask is None else x * mask) @ A  # [..., d_in] -> [..., r]
     y = _sum_in_place(_mm(scale * z_a, B), x @ W)  # LoRA path + frozen path (scale on the r side)
     if b is not None:
         y += b
-    return y, (x, W, b, A, B, z_a, scale)
+    return y, (x, W, b, A, B, z_a, scale, mask)
 
 
 def lora_linear_backward(dy, cache, need_dx=True, need_dW=False, need_db=False):
@@ -142,14 +144,19 @@ def lora_linear_backward(dy, cache, need_dx=True, need_dW=False, need_db=False):
       dA = x^T dz_a                 [d_in, M] @ [M, r]
       dx = dy W^T + dz_a A^T        x forks into the frozen and the LoRA path: gradients sum
     At Init[1] (B = 0) dz_a = 0, so dA is exactly zero at the first step.
+    With dropout (A reads x_d = x * mask): dA = x_d^T dz_a, and the LoRA path's dx is times mask.
     """
-    x, W, b, A, B, z_a, scale = cache
+    x, W, b, A, B, z_a, scale, *drop = cache  # a cache built by hand may leave the mask out
+    mask = drop[0] if drop else None
     dz_a = scale * (dy @ _t(B))  # [..., d_out] -> [..., r]
     dB = weight_grad(scale * z_a, dy, B.shape)  # [*S, r, d_out]
-    dA = weight_grad(x, dz_a, A.shape)  # [*S, d_in, r]
+    dA = weight_grad(x if mask is None else x * mask, dz_a, A.shape)  # [*S, d_in, r]
     dx = None
     if need_dx:
-        dx = sum_to_shape(_sum_in_place(_mm(dz_a, _t(A)), _mm(dy, _t(W))), x.shape)  # fork
+        dx_lora = _mm(dz_a, _t(A))  # [..., r] -> [..., d_in]
+        if mask is not None:
+            dx_lora *= mask  # through the dropout: d(x * mask)/dx = mask
+        dx = sum_to_shape(_sum_in_place(dx_lora, _mm(dy, _t(W))), x.shape)  # fork
     dW = weight_grad(x, dy, W.shape) if need_dW else None
     db = sum_to_shape(dy, b.shape) if (need_db and b is not None) else None
     return dx, dW, db, dA, dB

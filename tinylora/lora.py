@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinylora import backend, validate
+from tinylora.dropout import LoRADropout
 
 INITS = ("zero_B", "zero_A")
 
@@ -26,12 +27,14 @@ class LoRAConfig:
     init  = "zero_B": the paper's Init[1] (and LoRA's, PEFT's): A ~ N(0, 1/d_in), B = 0.
             "zero_A": the paper's Init[2]: A = 0, B ~ N(0, 1) (variance Theta(1) in the width).
     Both start exactly at the frozen model; both zero would be a saddle where nothing learns.
+    dropout = p: dropout on the input of A while training (PEFT's ``lora_dropout``), in [0, 1).
     """
 
     r: int = 8
     alpha: float | None = None
     rslora: bool = False
     init: str = "zero_B"
+    dropout: float = 0.0
 
     def __post_init__(self):
         r = validate.positive_int(self.r, "r", "a positive integer rank")  # NumPy ints too
@@ -42,6 +45,7 @@ class LoRAConfig:
         if not isinstance(self.rslora, bool):
             validate.fail("rslora", "True or False", self.rslora)
         validate.choice(self.init, "init", INITS)
+        object.__setattr__(self, "dropout", validate.probability(self.dropout, "lora_dropout"))
 
     @property
     def scale(self) -> float:
@@ -76,6 +80,14 @@ def init_factors(rng, d_in: int, d_out: int, config: LoRAConfig, xp, dtype, stac
     return A, B
 
 
+def init_embedding_factors(rng, vocab_size: int, d: int, config: LoRAConfig, xp, dtype):
+    """(A, B) for LoRA on a token table: A = 0 (V, r), B ~ N(0, 1) (r, d), whatever
+    `config.init` says (PEFT's and loralib's embedding convention; `tinylora.embedding`)."""
+    config.check_rank("tok_emb", vocab_size, d)
+    A = backend.zeros((vocab_size, config.r), xp, dtype)
+    return A, backend.normal(rng, (config.r, d), 1.0, xp, dtype)
+
+
 class LoRAModel:
     """Base class: arrays in ``self.params`` (dotted keys), a LoRA config, the trainable keys.
 
@@ -87,6 +99,8 @@ class LoRAModel:
     lora: LoRAConfig
     targets: tuple
     trainable: tuple
+    training = True  # dropout on (`train`) or off (`eval`)
+    _frozen = None  # while merged: the frozen weights as they were, to restore bit for bit
 
     @property
     def scale(self) -> float:
@@ -122,10 +136,77 @@ class LoRAModel:
         """The arrays that train, by key (the same objects as in ``params``: updates land there)."""
         return {k: self.params[k] for k in self.trainable}
 
+    def weight_key(self, target: str) -> str:
+        """The frozen array a target's A @ B adds to: ``<target>.W``, or the table itself for
+        an embedding (``tok_emb``)."""
+        return target if target in self.params else f"{target}.W"
+
     def merged_weights(self) -> dict:
         """``{target: W + scale * A @ B}``: for inspection and checks, never used to train."""
         p = self.params
-        return {t: p[f"{t}.W"] + self.scale * (p[f"{t}.A"] @ p[f"{t}.B"]) for t in self.targets}
+        return {t: p[self.weight_key(t)] + self.scale * (p[f"{t}.A"] @ p[f"{t}.B"])
+                for t in self.targets}
+
+    # ----------------------------------------------------------------------------------------
+    # Train and eval; merge and unmerge (loralib's and PEFT's merge_and_unload, in place)
+
+    def train(self, mode: bool = True):
+        """Dropout on (mode True) or off; -> the model (PyTorch's ``module.train()``)."""
+        if not isinstance(mode, bool):
+            validate.fail("mode", "True or False", mode)
+        self.training = mode
+        return self
+
+    def eval(self):
+        """Dropout off, for evaluation; -> the model (PyTorch's ``module.eval()``)."""
+        return self.train(False)
+
+    @property
+    def merged(self) -> bool:
+        return self._frozen is not None
+
+    def merge(self) -> None:
+        """W <- W + scale * A @ B in place for every target, and the forward drops the LoRA
+        path (one product per layer: inference at the frozen model's cost). The frozen weights
+        are kept, so `unmerge` restores them bit for bit (subtracting A @ B again would not:
+        (W + D) - D != W in floating point). Training is refused until `unmerge`."""
+        if self.merged:
+            raise ValueError("merge: the model is already merged (unmerge() first)")
+        if getattr(self, "stack", ()):
+            validate.fail("merge", "an unstacked model (a stack of models shares one W)",
+                          self.stack)
+        merged = self.merged_weights()  # every sum computed before anything is written
+        self._frozen = {t: self.params[self.weight_key(t)].copy() for t in self.targets}
+        for t, W in merged.items():
+            self.params[self.weight_key(t)][...] = W
+
+    def unmerge(self) -> None:
+        """Restore the frozen weights exactly as they were before `merge`."""
+        if not self.merged:
+            raise ValueError("unmerge: the model is not merged")
+        for t, W in self._frozen.items():
+            self.params[self.weight_key(t)][...] = W
+        self._frozen = None
+
+    def live_params(self) -> dict:
+        """The arrays the forward reads: all of them, or without the factors while merged."""
+        if not self.merged:
+            return self.params
+        adapters = set(self.adapter_keys())
+        return {k: v for k, v in self.params.items() if k not in adapters}
+
+    def refuse_if_merged(self, what: str) -> None:
+        if self.merged:
+            raise ValueError(f"{what}: the model is merged (W holds W + scale A B); call "
+                             f"unmerge() before training or loading")
+
+    def lora_dropout(self):
+        """The dropout of the LoRA path for this forward: None when p = 0 or in eval mode (no
+        mask drawn, no extra pass), else the model's seeded `tinylora.dropout.LoRADropout`."""
+        return self._dropout if self.training and self.lora.dropout > 0 else None
+
+    def _set_dropout(self, seed) -> None:
+        self._dropout = LoRADropout(self.lora.dropout, [seed, 2])  # its own stream
 
     def _keys(self, keys) -> tuple:
         keys = self.adapter_keys() if keys is None else validate.names(keys, "keys", self.params)
@@ -144,6 +225,7 @@ class LoRAModel:
     def load(self, path, keys=None) -> None:
         """Load arrays saved by `save`. Names, shapes and real dtypes must match: every array is
         read and converted first, so on any refusal the model is left exactly as it was."""
+        self.refuse_if_merged("load")
         keys, path = self._keys(keys), npz_path(path)
         arrays = backend.load_npz(path)
         if sorted(arrays) != sorted(keys):

@@ -35,6 +35,7 @@ class LoRAMLP(LoRAModel):
         d_in, d_hidden, d_out: widths; `d_hidden` is an int (one hidden layer) or a list.
         targets: layer names with LoRA (``fc1``..``fcK``); default: all of them.
         r, alpha, rslora, init: see `tinylora.lora.LoRAConfig` (init "zero_B" = Init[1]).
+        lora_dropout: dropout on the input of every A while training, in [0, 1) (PEFT's name).
         activation: "relu" or "gelu". bias: frozen biases (zeros unless given).
         weights, biases: frozen arrays to use instead of random ones (W_i ~ N(0, 1/fan_in)).
         trainable: "lora" (default), "all", or a list of keys.
@@ -44,7 +45,7 @@ class LoRAMLP(LoRAModel):
 
     def __init__(self, d_in, d_hidden, d_out, targets=None, r=4, alpha=None, rslora=False,
                  init="zero_B", activation="relu", bias=False, weights=None, biases=None,
-                 trainable="lora", stack=(), seed=0, backend=None, dtype=None):
+                 trainable="lora", stack=(), seed=0, backend=None, dtype=None, lora_dropout=0.0):
         xp = _backend.get_xp(backend)
         dtype = _backend.resolve_dtype(dtype)
         hidden = [d_hidden] if isinstance(d_hidden, numbers.Integral) else d_hidden
@@ -56,8 +57,7 @@ class LoRAMLP(LoRAModel):
         self.layer_names = tuple(f"fc{i + 1}" for i in range(len(self.widths) - 1))
         self.act_name = activation
         self.act_forward, self.act_backward = _activation(activation)
-        self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora,
-                               init=init)
+        self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora, init=init, dropout=lora_dropout)
         self.targets = (self.layer_names if targets is None
                         else validate.names(targets, "targets", self.layer_names, what="layers"))
         if not isinstance(stack, (tuple, list)):
@@ -91,15 +91,16 @@ class LoRAMLP(LoRAModel):
                 self.lora.check_rank(name, fan_in, fan_out)
                 A, B = init_factors(rng, fan_in, fan_out, self.lora, xp, dtype, self.stack)
                 self.params[f"{name}.A"], self.params[f"{name}.B"] = A, B
+        self._set_dropout(seed)
         self._set_trainable(trainable)
 
     def forward(self, x):
         """x (..., d_in) -> (out (*stack, ..., d_out), cache)."""
         validate.array(x, "x", f"a real array of shape (..., d_in={self.widths[0]})", kind="fiu",
                        xp=self.xp)  # its width: checked by fc1, which names itself
-        h, caches = x, []
+        h, caches, p, drop = x, [], self.live_params(), self.lora_dropout()
         for i, name in enumerate(self.layer_names):
-            h, c = proj_forward(h, self.params, name, self.scale)  # h W + b (+ scale (h A) B)
+            h, c = proj_forward(h, p, name, self.scale, drop)  # h W + b (+ scale (h A) B)
             caches.append(c)
             if i < len(self.layer_names) - 1:
                 h, c = self.act_forward(h)
@@ -108,6 +109,7 @@ class LoRAMLP(LoRAModel):
 
     def backward(self, dout, cache):
         """dout (*stack, ..., d_out) -> grads: a dict with exactly the trainable keys."""
+        self.refuse_if_merged("backward")
         trainable, grads, caches = set(self.trainable), {}, list(cache)
         top = len(self.layer_names) - 1
         # the lowest layer that trains: nothing below it needs a gradient

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 
+from tinylora.backend import xp_of
 from tinylora.layers import (
     linear_backward,
     linear_forward,
@@ -23,12 +24,15 @@ from tinylora.layers import (
 )
 
 
-def proj_forward(x, params: dict, name: str, scale: float):
-    """y = x W + b (+ scale (x A) B when ``<name>.A`` exists).   -> (y, (name, is_lora, cache))."""
+def proj_forward(x, params: dict, name: str, scale: float, dropout=None):
+    """y = x W + b (+ scale (x A) B when ``<name>.A`` exists).   -> (y, (name, is_lora, cache)).
+
+    `dropout`: a `tinylora.dropout.LoRADropout` (a mask for A's input is drawn) or None."""
     p, b = params, params.get(f"{name}.b")
     if f"{name}.A" in p:
+        mask = None if dropout is None else dropout.mask(x.shape, xp_of(x), x.dtype)
         y, cache = lora_linear_forward(x, p[f"{name}.W"], b, p[f"{name}.A"], p[f"{name}.B"], scale,
-                                       name=name)
+                                       name=name, mask=mask)
         return y, (name, True, cache)
     y, cache = linear_forward(x, p[f"{name}.W"], b, name=name)
     return y, (name, False, cache)

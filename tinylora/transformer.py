@@ -10,9 +10,11 @@ Trained with next-token softmax cross-entropy (mean over the N*T positions):
 
 Keys: ``tok_emb`` (V, d), ``pos_emb`` (context, d), ``blocks.{i}.ln1.g`` ...
 ``blocks.{i}.mlp.fc2.b``, ``ln_f.g``, ``ln_f.b``, ``head.W`` (d, V); LoRA factors
-``blocks.{i}.attn.q.A`` etc. The base arrays are drawn from `seed` alone, so a model with and
-without LoRA (any targets, any r) starts from the same base: pretrain with ``targets=(),
-trainable="all"``, save ``base_keys()``, then load them into a model with LoRA and fine-tune.
+``blocks.{i}.attn.q.A`` etc., and ``tok_emb.A`` (V, r), ``tok_emb.B`` (r, d) when "tok_emb" is
+a target (LoRA on the token table, `tinylora.embedding`). The base arrays are drawn from `seed`
+alone, so a model with and without LoRA (any targets, any r) starts from the same base:
+pretrain with ``targets=(), trainable="all"``, save ``base_keys()``, then load them into a
+model with LoRA and fine-tune.
 """
 
 from __future__ import annotations
@@ -30,9 +32,15 @@ from tinylora.block import (
     init_block,
     ln_backward,
 )
-from tinylora.embedding import check_tokens, embedding_backward, embedding_forward
+from tinylora.embedding import (
+    check_tokens,
+    embedding_backward,
+    embedding_forward,
+    lora_embedding_backward,
+    lora_embedding_forward,
+)
 from tinylora.layers import linear_backward, linear_forward, softmax
-from tinylora.lora import LoRAConfig, LoRAModel
+from tinylora.lora import LoRAConfig, LoRAModel, init_embedding_factors
 from tinylora.norms import layernorm_forward
 
 __all__ = ["BLOCK_TARGETS", "TinyLM", "TransformerBlock"]
@@ -45,8 +53,10 @@ class TinyLM(LoRAModel):
         vocab_size, d_model, n_head, n_layer, context: sizes; n_head must divide d_model;
             `context` is the longest sequence the position table covers.
         d_ff: the MLPs' hidden width (default 4 * d_model).
-        targets: short names of the LoRA layers in every block ("q", "k", "v", "o", "fc1", "fc2").
+        targets: short names of the LoRA layers in every block ("q", "k", "v", "o", "fc1", "fc2"),
+            and "tok_emb" for LoRA on the token table (its A = 0, B random: `tinylora.embedding`).
         r, alpha, rslora, init: see `tinylora.lora.LoRAConfig` (alpha defaults to r: scale 1).
+        lora_dropout: dropout on the input of every linear layer's A while training, in [0, 1).
         trainable: "lora" (default), "all" (pretraining), or an explicit list of keys.
         seed, backend, dtype: host-side seeded init, the array backend, float64 or float32.
     Init: embeddings ~ N(0, 1), every W ~ N(0, 1/d_in) (attn.o, mlp.fc2 also / sqrt(2 n_layer)).
@@ -54,7 +64,7 @@ class TinyLM(LoRAModel):
 
     def __init__(self, vocab_size, d_model=64, n_head=4, n_layer=2, context=64, d_ff=None,
                  targets=BLOCK_TARGETS, r=8, alpha=None, rslora=False, init="zero_B",
-                 trainable="lora", seed=0, backend=None, dtype=None):
+                 trainable="lora", seed=0, backend=None, dtype=None, lora_dropout=0.0):
         xp = _backend.get_xp(backend)
         dtype = _backend.resolve_dtype(dtype)
         for name, value in (("vocab_size", vocab_size), ("d_model", d_model), ("n_head", n_head),
@@ -63,14 +73,15 @@ class TinyLM(LoRAModel):
         if d_model % n_head:
             raise ValueError(f"n_head: expected a divisor of d_model={d_model}, got {n_head}")
         d_ff = check_positive_int(4 * d_model if d_ff is None else d_ff, "d_ff")
-        short = check_targets(targets)
+        names = validate.names(() if targets is None else targets, "targets", ("tok_emb",
+                               *BLOCK_TARGETS), what="block layers (or the token table)")
+        short, embed = check_targets([t for t in names if t != "tok_emb"]), "tok_emb" in names
         self.vocab_size, self.d_model, self.n_head = vocab_size, d_model, n_head
         self.n_layer, self.context, self.d_ff = n_layer, context, d_ff
-        self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora,
-                               init=init)
+        self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora, init=init, dropout=lora_dropout)
         self.config = {"vocab_size": vocab_size, "d_model": d_model, "n_head": n_head,
                        "n_layer": n_layer, "context": context, "d_ff": d_ff,
-                       "targets": list(short), "r": r, "alpha": alpha, "rslora": rslora,
+                       "targets": list(names), "r": r, "alpha": alpha, "rslora": rslora,
                        "init": init, "trainable": trainable if isinstance(trainable, str)
                        else list(trainable), "seed": seed, "backend": backend,
                        "dtype": dtype.name}
@@ -86,6 +97,13 @@ class TinyLM(LoRAModel):
         lora_rng = _backend.host_rng([seed, 1])  # its own stream: the base never depends on LoRA
         self.targets = tuple(path for i in range(n_layer) for path in add_factors(
             p, lora_rng, self.lora, d_model, d_ff, short, f"blocks.{i}.", xp, dtype))
+        if embed:  # drawn after the blocks' factors: adding it leaves theirs as they were
+            p["tok_emb.A"], p["tok_emb.B"] = init_embedding_factors(lora_rng, vocab_size,
+                                                                    d_model, self.lora, xp, dtype)
+            self.targets = ("tok_emb", *self.targets)
+        if self.lora.dropout:  # recorded only when on: earlier configurations stay as they were
+            self.config["lora_dropout"] = self.lora.dropout
+        self._set_dropout(seed)
         self._set_trainable(trainable)
 
     def base_keys(self) -> tuple:
@@ -97,11 +115,17 @@ class TinyLM(LoRAModel):
         """tokens int (N, T), T <= context -> (logits (N, T, vocab_size), cache)."""
         tokens = self.xp.asarray(tokens)
         check_tokens(tokens, self.vocab_size, self.context)
-        p = self.params
+        p, drop = self.live_params(), self.lora_dropout()  # merged: no factors; drop: or None
         x, c_emb = embedding_forward(tokens, p["tok_emb"], p["pos_emb"])  # [N,T] -> [N,T,d]
+        c_lora_emb = None
+        if "tok_emb.A" in p:  # LoRA on the token table: x += scale A[tokens] B
+            dx_emb, c_lora_emb = lora_embedding_forward(tokens, p["tok_emb.A"], p["tok_emb.B"],
+                                                        self.scale)
+            x += dx_emb
+        c_emb = (c_emb, c_lora_emb)
         c_blocks = []
         for i in range(self.n_layer):
-            x, c = block_forward(x, p, f"blocks.{i}.", self.n_head, self.scale)
+            x, c = block_forward(x, p, f"blocks.{i}.", self.n_head, self.scale, drop)
             c_blocks.append(c)
         h, c_lnf = layernorm_forward(x, p["ln_f.g"], p["ln_f.b"], name="ln_f")
         logits, c_head = linear_forward(h, p["head.W"], None, name="head")  # [N,T,d] -> [N,T,V]
@@ -121,7 +145,8 @@ class TinyLM(LoRAModel):
         x_0 = embed(tokens). A stage passes a gradient down only when something below it trains
         (`down`); with LoRA only, block 0 never computes the gradient of its input.
         """
-        c_emb, c_blocks, c_lnf, c_head = cache
+        self.refuse_if_merged("backward")
+        (c_emb, c_lora_emb), c_blocks, c_lnf, c_head = cache
         t, grads, L = set(self.trainable), {}, self.n_layer
         lowest = min((self._stage(k) for k in t), default=L + 3)  # the lowest stage that trains
         down = [lowest < s for s in range(L + 3)]  # down[s]: does stage s pass a gradient down?
@@ -136,6 +161,8 @@ class TinyLM(LoRAModel):
                                             need_dpos="pos_emb" in t)
             grads.update({k: g for k, g in (("tok_emb", dtok), ("pos_emb", dpos))
                           if g is not None})
+            if c_lora_emb is not None and {"tok_emb.A", "tok_emb.B"} & t:
+                grads["tok_emb.A"], grads["tok_emb.B"] = lora_embedding_backward(dx, c_lora_emb)
         return {k: grads[k] for k in self.trainable}
 
     def generate(self, prompt, n_new: int, temperature: float = 0.0, seed: int = 0):
@@ -167,7 +194,8 @@ class TinyLM(LoRAModel):
         return self.xp.asarray(out)
 
     def __repr__(self) -> str:
-        short = sorted({t.rsplit(".", 1)[1] for t in self.targets}, key=BLOCK_TARGETS.index)
+        short = ["tok_emb"] * ("tok_emb" in self.targets) + sorted(
+            {t.rsplit(".", 1)[1] for t in self.targets if t != "tok_emb"}, key=BLOCK_TARGETS.index)
         return (f"TinyLM(vocab_size={self.vocab_size}, d_model={self.d_model}, "
                 f"n_head={self.n_head}, n_layer={self.n_layer}, context={self.context}, "
                 f"d_ff={self.d_ff}, targets={short}, r={self.lora.r}, scale={self.scale:g}, "
