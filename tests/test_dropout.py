@@ -83,3 +83,15 @@ def test_bad_dropout_is_a_clear_error(p):
     """A dropout below 0, at or above 1, NaN or not a number: an error naming lora_dropout."""
     with pytest.raises(ValueError, match=r"lora_dropout: expected a finite number in \[0, 1\)"):
         TinyLM(11, d_model=8, n_head=2, n_layer=1, context=4, lora_dropout=p)
+
+
+def test_generation_never_drops_and_keeps_the_mode():
+    """generate() runs in evaluation mode (the text of a model without dropout) and leaves the
+    model in the mode it was in."""
+    lm = TinyLM(11, d_model=8, n_head=2, n_layer=1, context=8, lora_dropout=0.5, seed=1)
+    plain = TinyLM(11, d_model=8, n_head=2, n_layer=1, context=8, seed=1)
+    for m in (lm, plain):
+        randomize_lora(m, seed=2)
+    prompt = np.array([1, 2, 3])
+    assert np.array_equal(lm.generate(prompt, 6, temperature=1.0), plain.generate(prompt, 6, 1.0))
+    assert lm.training and lm.lora_dropout() is not None

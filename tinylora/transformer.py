@@ -180,17 +180,21 @@ class TinyLM(LoRAModel):
             validate.fail("prompt", "a non-empty 1-D array of integer token ids", given)
         rng = _backend.host_rng(seed)
         out = [int(t) for t in _backend.to_numpy(prompt)]
-        for _ in range(n_new):
-            window = self.xp.asarray(out[-self.context:])[None, :]  # [1, T] crop to the context
-            logits, _ = self.forward(window)
-            last = logits[0, -1]  # [V] the next token's logits
-            if temperature == 0:
-                out.append(int(last.argmax()))
-            else:
-                probs = _backend.to_numpy(softmax(last / float(temperature))).astype("float64")
-                cdf = probs.cumsum()  # sample by inverting the cumulative distribution
-                out.append(min(int(cdf.searchsorted(rng.random() * cdf[-1], side="right")),
-                               self.vocab_size - 1))
+        training, self.training = self.training, False  # generation never drops: eval mode
+        try:
+            for _ in range(n_new):
+                window = self.xp.asarray(out[-self.context:])[None, :]  # [1, T] crop to the context
+                logits, _ = self.forward(window)
+                last = logits[0, -1]  # [V] the next token's logits
+                if temperature == 0:
+                    out.append(int(last.argmax()))
+                else:
+                    probs = _backend.to_numpy(softmax(last / float(temperature))).astype("float64")
+                    cdf = probs.cumsum()  # sample by inverting the cumulative distribution
+                    out.append(min(int(cdf.searchsorted(rng.random() * cdf[-1], side="right")),
+                                   self.vocab_size - 1))
+        finally:
+            self.training = training
         return self.xp.asarray(out)
 
     def __repr__(self) -> str:
