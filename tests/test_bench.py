@@ -211,3 +211,45 @@ def test_out_folder_holds_records_summary_and_table(tmp_path):
     assert summary["rows"] == rows and len(rows) == 1
     assert {"cpu", "cores", "numpy", "torch", "malloc"} <= set(summary["environment"])
     assert "| mlp | 8 | float64 |" in (tmp_path / "summary.md").read_text()
+
+
+def test_profile_parts_are_the_step_s_own_computations():
+    """`bench --profile` times the block step's own calls: run in order, its parts give exactly
+    the gradients that loss_and_grads gives for the same model and data."""
+    from tinylora.bench.profile import block_parts
+
+    wl, parts = block_parts(8, "float64")
+    grads = parts[-1][2][0]  # the Adam part's argument: what the backward parts wrote
+    model = TransformerBlock(8, 4, targets=BLOCK_TARGETS, r=8, seed=0, dtype="float64")
+    _, ref = loss_and_grads(model, wl.x, wl.y)
+    assert sorted(grads) == sorted(ref) == sorted(model.trainable)
+    for k, v in ref.items():
+        np.testing.assert_allclose(grads[k], v, rtol=1e-12, atol=1e-15, err_msg=k)
+
+
+def test_profile_names_every_part_of_the_step():
+    """The profile has a row for each part the overhead can hide in: layer norms, gelu, softmax,
+    the mask, residuals, the loss and Adam, forward and backward, and every projection."""
+    from tinylora.bench.profile import block_parts
+
+    names = " | ".join(p[0] for p in block_parts(8, "float64")[1])
+    for word in ("ln1 fwd", "ln2 fwd", "ln2 bwd", "gelu fwd", "gelu bwd", "softmax fwd",
+                 "softmax bwd", "causal mask", "residual x + attn", "residual sum", "loss fwd",
+                 "loss bwd", "Adam", "scores", "weighted sum", "dp = ", "dq = ", "dk = ", "dv = "):
+        assert word in names, word
+    for layer in ("attn.q", "attn.k", "attn.v", "attn.o", "mlp.fc1", "mlp.fc2"):
+        assert f"{layer} fwd" in names and f"{layer} bwd" in names, layer
+
+
+def test_profile_command_writes_parts_that_add_up_to_the_step(tmp_path, capsys):
+    """`bench --profile --out` prints and writes the table; each row's time above its floor is
+    its time minus its products, and the glue row is the step minus the parts."""
+    assert cli.main(["bench", "--profile", "--widths", "8", "--dtypes", "float64", "--quick",
+                     "--out", str(tmp_path)]) == 0
+    assert "| glue (step - sum of parts) |" in capsys.readouterr().out
+    prof = json.loads((tmp_path / "profile.json").read_text())["profiles"][0]
+    assert (prof["width"], prof["dtype"]) == (8, "float64")
+    for r in prof["rows"]:
+        assert r["above_ms"] == pytest.approx(r["ms"] - r["floor_ms"]) and r["mb"] > 0
+    assert prof["glue_ms"] == pytest.approx(prof["step_ms"] - sum(r["ms"] for r in prof["rows"]))
+    assert "whole step" in (tmp_path / "profile.md").read_text()

@@ -86,15 +86,16 @@ def causal_mask_backward(ds):
 
 
 def softmax_forward(s):
-    """p = exp(s - max) / sum(exp(s - max)) over the last axis (rows sum to 1).
+    """p = exp(s - max) / sum(exp(s - max)) over the last axis (rows sum to 1), in place on s.
 
     Subtracting each row's max changes nothing mathematically but keeps exp from overflowing.
     The diagonal is never masked, so every row's max is finite and exp(-inf) = 0 exactly.
+    Written into s (the scores are not needed again): no (N, H, T, T) temporary.
     """
     xp = xp_of(s)
-    p = s - s.max(axis=-1, keepdims=True)  # [N,H,T,T], each row's max is now 0
-    xp.exp(p, out=p)
-    p /= p.sum(axis=-1, keepdims=True)
+    s -= s.max(axis=-1, keepdims=True)  # [N,H,T,T], each row's max is now 0
+    p = xp.exp(s, out=s)
+    p *= 1.0 / p.sum(axis=-1, keepdims=True)  # one division per row, a product per entry
     return p
 
 
@@ -103,6 +104,20 @@ def softmax_backward(dp, p):
     ds = dp - (dp * p).sum(axis=-1, keepdims=True)  # [N,H,T,T]
     ds *= p
     return ds
+
+
+def softmax_backward_from_output(dp, p, dyh, yh):
+    """ds = p * (dp - sum_j dp_j p_j), in place on dp, with the row sums from the output side.
+
+    Fast path of `softmax_backward` (FlashAttention's identity): dp = dyh vh^T and yh = p vh, so
+    sum_j dp_tj p_tj = sum_j p_tj (dyh_t . vh_j) = dyh_t . yh_t, a dot over dh numbers per row
+    instead of a product and a sum over T, and no (N, H, T, T) temporary (a test checks it
+    against `softmax_backward`).
+    """
+    rowdot = xp_of(dp).einsum("...i,...i->...", dyh, yh)[..., None]  # [N,H,T,1]: sum_j dp_j p_j
+    dp -= rowdot
+    dp *= p
+    return dp
 
 
 def weighted_sum_forward(p, vh):
@@ -122,26 +137,52 @@ def weighted_sum_backward(dyh, cache):
 # The heads together: q, k, v -> y (no parameters)
 
 
+def matmul_merged(a, b):
+    """merge_heads(a @ b): (N, H, T, m) @ (N, H, m, dh) -> (N, T, H*dh).
+
+    Fast path: BLAS writes each head's product straight into its columns of the (N, T, d) rows
+    (the batched product with ``out=`` a strided view), so the merge costs no copy; the copy
+    after a plain product doubles its time (docs/benchmarks.md; a test checks it against
+    ``merge_heads(a @ b)``).
+    """
+    *lead, H, T, _ = a.shape
+    dh = b.shape[-1]
+    out = xp_of(a).empty((*lead, T, H * dh), dtype=a.dtype)
+    xp_of(a).matmul(a, b, out=split_heads(out, H))  # [N,H,T,m] @ [N,H,m,dh] -> [N,T,d] rows
+    return out
+
+
 def attend_forward(q, k, v, n_head: int):
-    """q, k, v (N, T, d) -> y (N, T, d), and a cache whose middle entry is p (N, H, T, T)."""
+    """q, k, v (N, T, d) -> y (N, T, d), and a cache whose middle entry is p (N, H, T, T).
+
+    y = merge_heads(weighted_sum_forward(p, vh)), computed by `matmul_merged` (no copy)."""
     qh, kh, vh = split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head)
     s, c_scores = scores_forward(qh, kh)
     s = causal_mask_forward(s)
     p = softmax_forward(s)
-    yh, c_sum = weighted_sum_forward(p, vh)
-    y = merge_heads(yh)
-    return y, (c_scores, p, c_sum)
+    y = matmul_merged(p, vh)  # yh = p vh, written as merged rows [N,T,d]
+    return y, (c_scores, p, (vh, y))
 
 
 def attend_backward(dy, cache):
-    """-> (dq, dk, dv), each (N, T, d): the forward's steps in reverse order."""
-    c_scores, p, c_sum = cache
-    dyh = split_heads(dy, p.shape[-3])  # the backward of merge_heads
-    dp, dvh = weighted_sum_backward(dyh, c_sum)
-    ds = softmax_backward(dp, p)
+    """-> (dq, dk, dv), each (N, T, d): the forward's steps in reverse order.
+
+    The same equations as `weighted_sum_backward`, `softmax_backward` and `scores_backward`,
+    with their fast paths: heads merged by `matmul_merged`, the softmax's row sums by
+    `softmax_backward_from_output`, the scale 1/sqrt(dh) applied once per merged result."""
+    (qh, kh), p, (vh, y) = cache
+    H = p.shape[-3]
+    c = 1.0 / math.sqrt(qh.shape[-1])
+    dyh = split_heads(dy, H)  # the backward of merge_heads
+    dv = matmul_merged(p.swapaxes(-1, -2), dyh)  # dvh = p^T dyh   [N,T,d]
+    dp = dyh @ vh.swapaxes(-1, -2)  # [N,H,T,dh] @ [N,H,dh,T] -> [N,H,T,T]
+    ds = softmax_backward_from_output(dp, p, dyh, split_heads(y, H))
     ds = causal_mask_backward(ds)
-    dqh, dkh = scores_backward(ds, c_scores)
-    return merge_heads(dqh), merge_heads(dkh), merge_heads(dvh)  # backward of split_heads
+    dq = matmul_merged(ds, kh)  # dqh = c ds kh
+    dq *= c
+    dk = matmul_merged(ds.swapaxes(-1, -2), qh)  # dkh = c ds^T qh
+    dk *= c
+    return dq, dk, dv  # merged: the backward of split_heads
 
 
 # --------------------------------------------------------------------------------------------

@@ -200,9 +200,13 @@ def add_arguments(p) -> None:
     p.add_argument("--out", type=options.out_folder, default=None,
                    help="also write records.json, summary.json and summary.md to this folder")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--profile", action="store_true",
+                   help="split one block step into its parts instead (tinylora.bench.profile)")
 
 
 def main(args) -> int:
+    if args.profile:
+        return main_profile(args)
     with_torch = torch_mirror.available()[0] and not args.no_torch
     rows = run(args.workloads, args.widths, args.dtypes, args.quick, with_torch,
                progress=not (args.no_progress or args.json))
@@ -214,6 +218,25 @@ def main(args) -> int:
     else:
         print(table(rows))
         print("\n" + footer(env, with_torch))
+    return 0
+
+
+def main_profile(args) -> int:
+    """`--profile`: the block's parts at each width and dtype asked for (tables, or JSON)."""
+    from tinylora.bench import profile  # noqa: PLC0415 (it imports this module)
+
+    profs = [profile.profile(n, dt, args.quick) for n in (args.widths or WIDTHS["block"])
+             for dt in args.dtypes]
+    env = environment(False)
+    text = "\n\n".join(profile.table(p) for p in profs) + (
+        f"\n\n{env['cpu']}, {env['cores']} cores; NumPy {env['numpy']} "
+        f"(BLAS threads: {env['numpy_blas_threads']}); malloc: {env['malloc']}.")
+    print(json.dumps(profs, indent=1) if args.json else text)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "profile.json").write_text(json.dumps({"environment": env,
+                                                                 "profiles": profs}, indent=1))
+        (Path(args.out) / "profile.md").write_text(text + "\n")
     return 0
 
 

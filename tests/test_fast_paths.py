@@ -1,0 +1,165 @@
+"""Every fast path of the block step equals the plain equation in its docstring (float64).
+
+The speed of these paths is the benchmark's business (`tinylora bench --profile`); here each one
+is checked against the expression it replaces, on shapes that span several cache blocks."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tinylora import attention, blocking, layers, norms
+
+C, K = math.sqrt(2 / math.pi), 0.044715
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, blocking.BLOCK])
+def test_gelu_in_blocks_equals_the_tanh_expression(block):
+    """gelu_in_blocks gives x/2 (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))) and that tanh, for any
+    block size (one row per block up to the whole array)."""
+    x = _rng(0).standard_normal((3, 5, 11)) * 3
+    t = np.tanh(C * (x + K * x**3))
+    y, t_fast = blocking.gelu_in_blocks(x, block)
+    np.testing.assert_allclose(t_fast, t, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(y, 0.5 * x * (1 + t), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("block", [1, 7, blocking.BLOCK])
+def test_gelu_grad_in_blocks_equals_its_expression(block):
+    """gelu_grad_in_blocks gives dy ((1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi) (1 + 3K x^2))."""
+    rng = _rng(1)
+    x, dy = rng.standard_normal((4, 6, 9)) * 3, rng.standard_normal((4, 6, 9))
+    t = np.tanh(C * (x + K * x**3))
+    expected = dy * ((1 + t) / 2 + x / 2 * (1 - t**2) * C * (1 + 3 * K * x**2))
+    np.testing.assert_allclose(blocking.gelu_grad_in_blocks(dy, x, t, block), expected,
+                               rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_add_product_in_blocks_equals_y_plus_u_b_plus_bias(with_bias):
+    """add_product_in_blocks(y, u, B, b) is y + u @ B + b, written into y, over many blocks."""
+    rng = _rng(2)
+    y, u = rng.standard_normal((5, 7, 12)), rng.standard_normal((5, 7, 3))
+    B = rng.standard_normal((3, 12))
+    b = rng.standard_normal(12) if with_bias else None
+    expected = y + u @ B + (b if with_bias else 0.0)
+    out = blocking.add_product_in_blocks(y, u, B, b, block=24)
+    assert out is y
+    np.testing.assert_allclose(out, expected, rtol=1e-13, atol=1e-14)
+
+
+def test_add_product_applies_only_to_one_model_of_rank_above_one():
+    """The blocked sum is used for an unstacked B with r > 1 on contiguous rows, else not."""
+    y, u = np.zeros((4, 6)), np.zeros((4, 2))
+    assert blocking.can_add_product(y, u, np.zeros((2, 6)))
+    assert not blocking.can_add_product(y, u[:, :1], np.zeros((1, 6)))  # rank 1: outer product
+    assert not blocking.can_add_product(np.zeros((3, 4, 6)), np.zeros((3, 4, 2)),
+                                        np.zeros((3, 2, 6)))  # a stack of models
+    assert not blocking.can_add_product(np.zeros((6, 4)).T, u, np.zeros((2, 6)))
+
+
+def test_flattened_matmul_equals_the_batched_product():
+    """_mm of a contiguous (N, T, k) and a (k, m) matrix, as one (N T, k) GEMM, equals a @ b."""
+    rng = _rng(3)
+    a, b = rng.standard_normal((3, 5, 4)), rng.standard_normal((4, 6))
+    np.testing.assert_allclose(layers._mm(a, b), a @ b, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(layers._mm(a.swapaxes(0, 1), b), a.swapaxes(0, 1) @ b,
+                               rtol=1e-14, atol=1e-15)  # a view: the plain product
+
+
+def test_lora_linear_fast_forward_and_backward_equal_the_plain_forms():
+    """With the blocked sums, y = x W + b + s (x A) B and dx = dy W^T + s (dy B^T) A^T."""
+    rng = _rng(4)
+    x, W, b = rng.standard_normal((2, 9, 5)), rng.standard_normal((5, 7)), rng.standard_normal(7)
+    A, B, s = rng.standard_normal((5, 3)), rng.standard_normal((3, 7)), 0.5
+    dy = rng.standard_normal((2, 9, 7))
+    y, cache = layers.lora_linear_forward(x, W, b, A, B, s)
+    np.testing.assert_allclose(y, x @ W + b + s * (x @ A) @ B, rtol=1e-13, atol=1e-14)
+    dx, *_ = layers.lora_linear_backward(dy, cache)
+    np.testing.assert_allclose(dx, dy @ W.T + s * (dy @ B.T) @ A.T, rtol=1e-13, atol=1e-14)
+
+
+def test_mse_as_a_dot_equals_the_mean_of_squares():
+    """The one-model MSE (a dot of the flat difference) is mean((pred - y)^2)."""
+    rng = _rng(5)
+    pred, y = rng.standard_normal((3, 4, 5)), rng.standard_normal((3, 4, 5))
+    loss, _ = layers.mse_forward(pred, y)
+    np.testing.assert_allclose(loss, ((pred - y) ** 2).mean(), rtol=1e-14)
+
+
+def test_layernorm_in_blocks_equals_the_plain_lines():
+    """Forward and dx of the blocked layer norm equal the module docstring's lines, on an array
+    of several blocks."""
+    rng = _rng(6)
+    x = rng.standard_normal((3, 200, 256)) * 2 + 1  # 153600 numbers: three blocks
+    g, b, dy = rng.standard_normal(256), rng.standard_normal(256), rng.standard_normal(x.shape)
+    mean = x.mean(-1, keepdims=True)
+    rstd = 1 / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + norms.EPS)
+    xhat = (x - mean) * rstd
+    y, cache = norms.layernorm_forward(x, g, b)
+    np.testing.assert_allclose(y, xhat * g + b, rtol=1e-12, atol=1e-12)
+    dxhat = dy * g
+    expected = rstd * (dxhat - dxhat.mean(-1, keepdims=True)
+                       - xhat * (dxhat * xhat).mean(-1, keepdims=True))
+    dx, _, _ = norms.layernorm_backward(dy, cache)
+    np.testing.assert_allclose(dx, expected, rtol=1e-11, atol=1e-12)
+
+
+def test_row_dot_and_row_mean_equal_their_sums():
+    """row_dot(a, b) = sum(a * b, -1) and row_mean(a) = mean(a, -1, keepdims)."""
+    rng = _rng(7)
+    a, b = rng.standard_normal((4, 3, 6)), rng.standard_normal((4, 3, 6))
+    np.testing.assert_allclose(blocking.row_dot(a, b), (a * b).sum(-1), rtol=1e-14)
+    np.testing.assert_allclose(blocking.row_mean(a), a.mean(-1, keepdims=True), rtol=1e-13,
+                               atol=1e-15)
+
+
+def _heads(seed, N=2, H=3, T=5, dh=4):
+    rng = _rng(seed)
+    return [rng.standard_normal((N, H, T, dh)) for _ in range(3)]
+
+
+def test_matmul_merged_equals_merge_heads_of_the_product():
+    """matmul_merged(a, b) writes exactly merge_heads(a @ b), (N, T, H dh) rows."""
+    qh, kh, _ = _heads(8)
+    s = qh @ kh.swapaxes(-1, -2)
+    np.testing.assert_allclose(attention.matmul_merged(s, kh), attention.merge_heads(s @ kh),
+                               rtol=1e-14, atol=1e-14)
+
+
+def test_softmax_in_place_equals_exp_over_sum():
+    """softmax_forward (in place on s) is exp(s) / sum(exp(s)) row by row, masked entries 0."""
+    qh, kh, _ = _heads(9)
+    s = attention.causal_mask_forward(qh @ kh.swapaxes(-1, -2))
+    expected = np.exp(s) / np.exp(s).sum(-1, keepdims=True)
+    np.testing.assert_allclose(attention.softmax_forward(s.copy()), expected, rtol=1e-13)
+
+
+def test_softmax_backward_from_output_equals_the_jacobian_form():
+    """With dp = dyh vh^T and yh = p vh, p (dp - rowdot(dyh, yh)) is softmax_backward(dp, p)."""
+    qh, kh, vh = _heads(10)
+    p = attention.softmax_forward(attention.causal_mask_forward(qh @ kh.swapaxes(-1, -2)))
+    dyh = _rng(11).standard_normal(vh.shape)
+    dp = dyh @ vh.swapaxes(-1, -2)
+    expected = attention.softmax_backward(dp, p)
+    np.testing.assert_allclose(attention.softmax_backward_from_output(dp.copy(), p, dyh, p @ vh),
+                               expected, rtol=1e-12, atol=1e-14)
+
+
+def test_attend_backward_equals_the_plain_steps():
+    """attend_backward (merged products, row sums from the output) equals the chain of
+    weighted_sum_backward, softmax_backward and scores_backward, merged."""
+    n_head, rng = 3, _rng(12)
+    q, k, v, dy = (rng.standard_normal((2, 5, 12)) for _ in range(4))
+    _, cache = attention.attend_forward(q, k, v, n_head)
+    qh, kh, vh = (attention.split_heads(a, n_head) for a in (q, k, v))
+    s, c_scores = attention.scores_forward(qh, kh)
+    p = attention.softmax_forward(attention.causal_mask_forward(s))
+    dp, dvh = attention.weighted_sum_backward(attention.split_heads(dy, n_head), (p, vh))
+    dqh, dkh = attention.scores_backward(attention.softmax_backward(dp, p), c_scores)
+    for fast, plain in zip(attention.attend_backward(dy, cache), (dqh, dkh, dvh)):
+        np.testing.assert_allclose(fast, attention.merge_heads(plain), rtol=1e-11, atol=1e-13)
