@@ -1,29 +1,37 @@
-"""tinylora.lab.sweep: the width sweep - resumable, honest about edges, with the documented keys."""
+"""tinylora.lab.sweep and sweep_analysis: the width sweep - resumable, honest about edges and
+diverged cells, with the documented keys, and LoRA against LoRA+ scored on held-out seeds."""
 
 import json
+import math
 
 import pytest
 
 from tinylora.cli import main
-from tinylora.lab import sweep
+from tinylora.lab import sweep, sweep_analysis
 from tinylora.records import ResultsDir, encode
 
-TINY = sweep.SweepConfig(seeds=2, steps=10, n_train=16, n_test=8, per_decade=2,
-                         window_A=(-5, -3), window_B=(-3, -1), grow=1, max_rounds=6)
+TINY = sweep.SweepConfig(seeds=6, steps=8, n_train=16, n_test=8, per_decade=2,
+                         window_A=(-7, -3), window_B=(-5, -1), grow=1, max_rounds=6)
 WIDTHS = (16, 32, 64)
-KEYS = {"widths", "best_ratio", "ratio_interval", "loss_lora", "loss_loraplus", "exponent",
-        "exponent_interval", "theory_exponent"}
+KEYS = {"widths", "best_eta_A", "best_eta_B", "best_ratio", "best_product", "eta_A_interval",
+        "eta_B_interval", "ratio_interval", "product_interval", "exponent", "exponent_interval",
+        "exponent_eta_A", "exponent_eta_B", "exponent_product", "exponent_product_interval",
+        "predicted", "predictions", "theory_exponent", "identifiable", "flat_widths",
+        "ratio_located", "loss_lora", "loss_loraplus", "above_floor", "edge", "config"}
 
 
 class Stop(Exception):
     pass
 
 
+def _run(out):
+    return sweep.run(WIDTHS, TINY, ResultsDir(out, {}), show_progress=False)
+
+
 def test_an_interrupted_run_resumes_to_the_same_summary(tmp_path, monkeypatch):
     """Killed after the first width, then rerun: finished widths are reused (not retrained)
     and summary.json is identical to an uninterrupted run's."""
-    whole = sweep.summarize(sweep.run(WIDTHS, TINY, ResultsDir(tmp_path / "a", {}),
-                                      show_progress=False), TINY)
+    whole = sweep_analysis.summarize(_run(tmp_path / "a"), TINY)
 
     def stop_after_first(width):
         if width == WIDTHS[0]:
@@ -36,50 +44,83 @@ def test_an_interrupted_run_resumes_to_the_same_summary(tmp_path, monkeypatch):
     real = sweep.sweep_width
     monkeypatch.setattr(sweep, "sweep_width",
                         lambda w, *a, **k: trained.append(w) or real(w, *a, **k))
-    resumed = sweep.summarize(sweep.run(WIDTHS, TINY, out, show_progress=False), TINY)
+    resumed = sweep_analysis.summarize(sweep.run(WIDTHS, TINY, out, show_progress=False), TINY)
     assert trained == list(WIDTHS[1:])
     assert json.dumps(encode(resumed)) == json.dumps(encode(whole))
 
 
-def test_summary_has_the_documented_keys(tmp_path):
-    """Anything can check a sweep: the keys named in the issue, one entry per width."""
-    summary = sweep.summarize(sweep.run(WIDTHS, TINY, ResultsDir(tmp_path, {}),
-                                        show_progress=False), TINY)
-    assert KEYS <= set(summary) and summary["theory_exponent"] == 1.0
-    for key in ("best_ratio", "ratio_interval", "loss_lora", "loss_loraplus"):
+def test_summary_has_the_documented_keys_and_its_own_prediction(tmp_path):
+    """The keys of sweep_report's docstring, one entry per width; the prediction is the
+    loss-optimal one of the readout that ran (sp: ratio n^1/2); each located estimate lies
+    inside its bootstrap interval."""
+    summary = sweep_analysis.summarize(_run(tmp_path), TINY)
+    assert KEYS <= set(summary)
+    assert summary["predicted"] == {"eta_A": -1.0, "eta_B": -0.5, "ratio": 0.5, "product": -1.5}
+    assert summary["theory_exponent"] == 0.5
+    for key in ("best_ratio", "ratio_interval", "loss_lora", "loss_loraplus", "above_floor"):
         assert len(summary[key]) == len(WIDTHS)
-    for ratio, (lo, hi) in zip(summary["best_ratio"], summary["ratio_interval"]):
-        assert lo < ratio < hi
-    assert summary["exponent_interval"][0] <= summary["exponent"] <= summary["exponent_interval"][1]
-    assert all(p <= q for p, q in zip(summary["loss_loraplus"], summary["loss_lora"]))
+    for rate in ("eta_A", "eta_B", "ratio", "product"):
+        for v, iv in zip(summary[f"best_{rate}"], summary[f"{rate}_interval"]):
+            assert v is None or iv is None or iv[0] <= v <= iv[1]
+    assert all(0 < f < 1 for f in summary["above_floor"])  # learning, not at the floor
 
 
-def test_the_window_grows_until_the_optimum_is_interior():
+def test_the_window_grows_until_the_optimum_is_inside():
     """A start window far below the useful rates: the best cell sits on its upper edge, so the
-    window grows upward (only new cells are trained) until the optimum is inside."""
+    window grows upward (only new cells are trained) until the best cell is `margin` inside."""
     cfg = sweep.SweepConfig(seeds=1, steps=8, n_train=16, n_test=8, per_decade=1,
-                            window_A=(-7, -6), window_B=(-7, -6), grow=2, max_rounds=6)
+                            window_A=(-7, -6), window_B=(-7, -6), grow=2, max_rounds=8, margin=1,
+                            target="sin")
     payload = sweep.sweep_width(16, cfg)
     assert payload["window_A"][1] > -6 and payload["window_B"][1] > -6
     keys = [(c["kA"], c["kB"]) for c in payload["cells"]]
     assert len(keys) == len(set(keys))  # no cell trained twice
-    analysis = sweep.analyze_width(payload, cfg)
-    best = analysis["best"]
-    assert payload["window_A"][0] < best["kA"] < payload["window_A"][1] or payload["edge"]
+    assert not payload["edge"]
+
+
+def _cell(ka, kb, losses):
+    return {"kA": ka, "kB": kb, "eta_A": 10.0**ka, "eta_B": 10.0**kb,
+            "train": [[1.0, x] for x in losses], "test": [[1.0, x] for x in losses]}
+
+
+def test_each_method_is_scored_on_seeds_it_was_not_tuned_on():
+    """Cell X is best on the even seeds and bad on the odd ones, cell Y the reverse: a method
+    tuned on one half and scored on the other gets the bad losses (here 0.9), never the 0.1 a
+    same-seed comparison would report."""
+    x, y = _cell(0, 1, [0.1, 0.9, 0.1, 0.9]), _cell(1, 2, [0.9, 0.1, 0.9, 0.1])
+    diag = [_cell(0, 0, [0.5] * 4)]
+    out = sweep_analysis.held_out([x, y], diag, seeds=4)
+    assert out["loraplus"] == pytest.approx(0.9) and out["lora"] == pytest.approx(0.5)
+
+
+def test_diverged_cells_are_inf_and_left_out_of_the_fit(tmp_path):
+    """A window that reaches absurd rates: those cells diverge (inf in the records, "inf" in
+    JSON), the located optimum and the summary are still computed from the finite cells."""
+    cfg = sweep.SweepConfig(seeds=6, steps=8, n_train=16, n_test=8, per_decade=1,
+                            window_A=(-3, 4), window_B=(-3, 4), max_rounds=1)
+    payload = sweep.sweep_width(16, cfg)
+    losses = [s[-1] for c in payload["cells"] for s in c["train"]]
+    assert any(math.isinf(v) for v in losses) and any(math.isfinite(v) for v in losses)
+    row = sweep_analysis.analyze_width(payload, cfg)
+    assert row["best_cell"] is not None
+    summary = sweep_analysis.summarize([payload], cfg)
+    assert "inf" not in json.dumps(encode(summary["best_eta_A"]))
 
 
 def test_width_sweep_command_end_to_end(tmp_path, capsys):
-    """`tinylora width-sweep --fast` (two small widths): files, keys, the printed headline;
-    a rerun with the same arguments reuses every width."""
-    argv = ["width-sweep", "--fast", "--widths", "16,32", "--steps", "8", "--seeds", "1",
+    """`tinylora width-sweep --fast` (two small widths): files, keys, the printed headline with
+    the exponents against this readout's prediction; a rerun reuses every width."""
+    argv = ["width-sweep", "--fast", "--widths", "16,32", "--steps", "8", "--readout", "mup",
             "--out", str(tmp_path), "--no-progress"]
     assert main(argv) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert KEYS <= set(summary) and summary["widths"] == [16, 32]
-    assert (tmp_path / "width_sweep_best_ratio_vs_width.png").exists()
+    assert summary["predicted"]["ratio"] == 1.0  # mup: the paper's n^1
+    for name in ("width_sweep_heatmaps.png", "width_sweep_rates_vs_width.png"):
+        assert (tmp_path / name).exists()
     assert len(list((tmp_path / "parts").glob("width*.json"))) == 2
     first = capsys.readouterr().out
-    assert "best ratio" in first and "width^" in first
+    assert "ratio ~ n^" in first and "predicted +1" in first
     before = (tmp_path / "parts" / "width16.json").stat().st_mtime_ns
     assert main(argv) == 0
     assert (tmp_path / "parts" / "width16.json").stat().st_mtime_ns == before

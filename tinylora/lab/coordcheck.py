@@ -30,13 +30,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tinylora import backend
+from tinylora.lab.deltas import (  # noqa: F401 (deltas, projection_inputs: read by lesson 5)
+    QUANTITIES,
+    deltas,
+    projection_inputs,
+    trajectory,
+)
 from tinylora.lab.fit import loglog_slope
-from tinylora.layers import mse_backward, mse_forward
 from tinylora.models import LoRAMLP
-from tinylora.optim import Adam
 
 SCHEDULES = ("shared", "loraplus16", "theory")
-QUANTITIES = ("delta1", "delta2", "delta3", "Z_A", "Z_B")
 BASE_WIDTH = 64
 WIDTHS = tuple(2**k for k in range(6, 13))
 FAST_WIDTHS = tuple(2**k for k in range(6, 10))
@@ -52,39 +55,22 @@ class CoordSetup:
     inputs: Callable
 
 
-def mlp_inputs(model, cache) -> dict:
-    """The LoRA MLP's cache is [fc1, act, fc2, act, ...]; a LoRA layer's cache starts with x."""
-    return {name: cache[2 * i][0] for i, name in enumerate(model.layer_names)
-            if name in model.targets}
-
-
-def mlp_setup(width: int, seed: int, backend_name=None, dtype=None, n_points: int = 64):
+def mlp_setup(width: int, seed: int, backend_name=None, dtype=None, n_points: int = 64,
+              stack=()):
     """5 -> n -> n -> n -> 1, ReLU, LoRA (r = 4, Init[1]) on the two n x n layers fc2 and fc3;
-    frozen weights ~ N(0, 1/fan_in); X ~ N(0, I_5), Y = sin(mean(X))."""
+    frozen weights ~ N(0, 1/fan_in); X ~ N(0, I_5), Y = sin(mean(X)). With ``stack=(S,)``: S
+    copies of the same adapter init on the same frozen model (one pair of rates each)."""
     model = LoRAMLP(5, [width, width, width], 1, targets=["fc2", "fc3"], r=4, seed=seed,
                     backend=backend_name, dtype=dtype)
+    if stack:
+        one, frozen = model, [model.params[f"{name}.W"] for name in model.layer_names]
+        model = LoRAMLP(5, [width, width, width], 1, targets=["fc2", "fc3"], r=4,
+                        weights=frozen, stack=stack, backend=backend_name, dtype=dtype)
+        for k in model.adapter_keys():
+            model.params[k][...] = one.params[k]
     rng = backend.host_rng([seed, 1])
     x = backend.normal(rng, (n_points, 5), 1.0, model.xp, dtype)
-    return CoordSetup(model, x, model.xp.sin(x.mean(axis=1, keepdims=True)), mlp_inputs)
-
-
-def projection_inputs(model, cache) -> dict:
-    """For models built from `tinylora.projection` (the Transformer block, TinyLM): every
-    projection leaves ``(name, is_lora, inner)`` in the forward cache, and a LoRA layer's inner
-    cache starts with its input. Walk the cache and collect Z for each LoRA target."""
-    found = {}
-
-    def walk(c):
-        if isinstance(c, tuple):
-            if len(c) == 3 and isinstance(c[0], str) and isinstance(c[1], bool):
-                if c[0] in model.targets:
-                    found[c[0]] = c[2][0]  # the input of projection c[0]
-                return
-            for item in c:
-                walk(item)
-
-    walk(cache)
-    return {t: found[t] for t in model.targets}
+    return CoordSetup(model, x, model.xp.sin(x.mean(axis=1, keepdims=True)), projection_inputs)
 
 
 def block_setup(width: int, seed: int, backend_name=None, dtype=None, n_seq: int = 4,
@@ -119,41 +105,12 @@ def rates(schedule: str, width: int, lr: float) -> tuple[float, float]:
     raise ValueError(f"schedule: expected one of {list(SCHEDULES)}, got {schedule!r}")
 
 
-def _rms(v) -> float:
-    return backend.finite_or_inf(backend.xp_of(v).sqrt((v * v).mean()))
-
-
-def deltas(Z, A0, B0, A1, B1, scale: float) -> dict:
-    """The quantities of one LoRA layer after a step from (A0, B0) to (A1, B1), input Z.
-
-    delta1 + delta2 + delta3 = scale (Z A1 B1 - Z A0 B0): the change of the adapter's output.
-    """
-    z_da = Z @ (A1 - A0)  # [..., d_in] -> [..., r]
-    z_a = Z @ A1  # [..., d_in] -> [..., r]
-    return {"delta1": scale * (z_da @ B0), "delta2": scale * ((Z @ A0) @ (B1 - B0)),
-            "delta3": scale * (z_da @ (B1 - B0)), "Z_A": z_a, "Z_B": scale * (z_a @ B1)}
-
-
 def measure(setup: CoordSetup, eta_a: float, eta_b: float, steps: int) -> list[dict]:
-    """Train `steps` Adam steps; -> rows {step, layer, quantity, value} for t = 1..steps."""
-    model, rows = setup.model, []
-    params = model.trainable_params()
-    groups = [{"params": [k for k in params if k.endswith(".A")], "lr": eta_a},
-              {"params": [k for k in params if k.endswith(".B")], "lr": eta_b}]
-    opt, s = Adam(params, groups=groups), model.scale
-    for t in range(1, steps + 1):
-        out, cache = model.forward(setup.x)
-        inputs = setup.inputs(model, cache)
-        _, loss_cache = mse_forward(out, setup.y)
-        grads = model.backward(mse_backward(1.0, loss_cache), cache)
-        before = {k: params[k].copy() for k in params}
-        opt.step(grads)
-        for layer, Z in inputs.items():
-            values = deltas(Z, before[f"{layer}.A"], before[f"{layer}.B"], params[f"{layer}.A"],
-                            params[f"{layer}.B"], s)
-            rows += [{"step": t, "layer": layer, "quantity": q, "value": _rms(v)}
-                     for q, v in values.items()]
-    return rows
+    """Train `steps` Adam steps; -> rows {step, layer, quantity, value} for t = 1..steps
+    (the sizes of `tinylora.lab.deltas.trajectory`, one model)."""
+    return [{"step": t, "layer": layer, "quantity": q, "value": values[q][0]}
+            for t, row in enumerate(trajectory(setup, eta_a, eta_b, steps), start=1)
+            for layer, values in row.items() if layer != "model" for q in QUANTITIES]
 
 
 def run(model_name: str = "mlp", widths=WIDTHS, seeds=(0, 1, 2), steps: int = 4,

@@ -2,10 +2,14 @@
 
 1. The analytic toy (paper Eq. 2), widths 2^4..2^16: with one shared learning rate, what A's
    update does to the output (delta1) grows like n; with eta_A ~ 1/n it stays flat. Exact slopes.
-2. A fast width sweep of the fine-tuning toy (Adam): the best ratio eta_B*/eta_A* at each width,
-   the fitted exponent (the paper predicts 1) and the best loss of LoRA against LoRA+.
-3. A fast coordinate check of the LoRA MLP: delta1, delta2 against width per schedule.
-4. How much faster the batched grid is than training its cells one by one.
+2. The balanced rates of the fine-tuning toy (`tinylora balance`, readout sp, Init[1]): where A's
+   and B's updates move the LoRA layer's output by the same small amount at step 2, against
+   their prediction (-1, 0, +1).
+3. A fast loss-optimal width sweep of the same toy (`tinylora width-sweep --fast`, readout sp):
+   the located optimum per width, the exponents against their prediction (-1, -1/2, +1/2), LoRA
+   against LoRA+ scored on held-out seeds. The two predictions differ, and the demo says why.
+4. A fast coordinate check of the LoRA MLP: delta1, delta2 against width per schedule.
+5. How much faster the batched grid is than training its cells one by one.
 
 Everything goes to ``demo-out/`` (one folder per part, and a summary.md that links the
 figures); the headline is printed. NumPy (or --backend), float64.
@@ -18,6 +22,11 @@ import time
 from pathlib import Path
 
 BENCH_WIDTHS = (64, 256)  # widths at which the batched grid is timed against one by one
+BALANCE_WIDTHS = (64, 128, 256, 512, 1024, 2048)  # the balanced rates are cheap: six widths
+DIFFERENCE = ("   The difference: balanced rates only ask A and B to move the layer alike, so the "
+              "readout\n   does not enter (ratio ~ n); the loss-optimal rates also keep the output "
+              "stable, and the\n   sp readout turns a coordinated change of the layer into sqrt(n) "
+              "times as much output:\n   eta_B* falls like n^-1/2 and the ratio grows like n^1/2.")
 
 
 def add_arguments(p) -> None:
@@ -41,7 +50,7 @@ def _args(command, out: Path, args, *extra: str) -> argparse.Namespace:
 
 
 def main(args) -> int:
-    from tinylora.lab import coordcheck, grid_bench, sweep_report, toy, toy_report
+    from tinylora.lab import balance_report, coordcheck, grid_bench, sweep_report, toy, toy_report
     from tinylora.records import ResultsDir, markdown_table
 
     out = ResultsDir(args.out, {"command": "demo"})
@@ -56,6 +65,9 @@ def main(args) -> int:
     widths = ",".join(str(n) for n in toy.WIDTHS)  # the toy is cheap: every width up to 2^16
     toy_result = part("analytic toy", lambda: toy_report.execute(
         _args(toy_report, out / "toy-analytic", args, "--widths", widths)))
+    balance_result = part("balanced rates", lambda: balance_report.execute(_args(
+        balance_report, out / "balance", args, "--readout", "sp", "--init", "zero_B", "--steps",
+        "2", "--sizes", "0.003", "--widths", ",".join(map(str, BALANCE_WIDTHS)))))
     sweep_result = part("width sweep", lambda: sweep_report.execute(
         _args(sweep_report, out / "width-sweep", args)))
     cc_result = part("coordinate check", lambda: coordcheck.execute(
@@ -69,26 +81,37 @@ def main(args) -> int:
         s, th = t["slopes"][sched]["delta1"], t["theory"][sched]["delta1"]
         lines.append(f"   {sched:11s} measured {s:+.3f}   theory {th:+.2f}")
     lines.append(f"   (largest gap to an exact prediction: {t['max_gap_exact']:.1e})")
-    lines.append("2. Width sweep (fine-tuning toy, Adam; fast settings - `tinylora width-sweep` "
-                 "runs the full measurement):")
+    lines.append("2. Balanced rates (fine-tuning toy, readout sp, Init[1], Adam; "
+                 "`tinylora balance` runs the (t, c) table):")
+    lines += ["   " + x for x in balance_report.headline(balance_result["summary"]).splitlines()]
+    lines.append("3. Loss-optimal rates (the same toy, a planted teacher, Adam; fast settings - "
+                 "`tinylora width-sweep` runs the full measurement):")
     lines += ["   " + x for x in sweep_report.headline(sweep_result["summary"]).splitlines()]
+    lines.append(DIFFERENCE)
     slopes = cc_result["summary"]["slopes"]
-    lines.append(f"3. Coordinate check (LoRA MLP, Adam), slope of RMS(delta1) of fc2 against "
+    lines.append(f"4. Coordinate check (LoRA MLP, Adam), slope of RMS(delta1) of fc2 against "
                  f"width: shared {slopes['shared']['fc2.delta1']:+.2f}, "
                  f"LoRA+ x16 {slopes['loraplus16']['fc2.delta1']:+.2f}, "
                  f"theory {slopes['theory']['fc2.delta1']:+.2f} (0 = width-independent)")
-    lines.append("4. Batched grid vs one by one: " + ", ".join(
+    lines.append("5. Batched grid vs one by one: " + ", ".join(
         f"{b['speedup']:.1f}x at n = {b['width']} ({b['cells']} cells)" for b in bench))
     lines.append("time per part: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     headline = "\n".join(lines)
 
-    figures = [p.relative_to(out.path) for r in (toy_result, sweep_result, cc_result)
-               for p in r["figures"]]
+    from tinylora.lab import plots_width
+
+    law = plots_width.width_law(
+        plots_width.width_law_curves(balance_result["summary"], [sweep_result["summary"]]),
+        out / "width_law.png", "The width law, two ways (demo: fast settings)")
+    figures = [law.relative_to(out.path)] + [
+        p.relative_to(out.path) for r in (toy_result, balance_result, sweep_result, cc_result)
+        for p in r["figures"]]
     bench_table = markdown_table(["width", "cells", "steps", "batched (s)", "one by one (s)",
                                   "speed-up"], [[b["width"], b["cells"], b["steps"], b["batched_s"],
                                                  b["one_by_one_s"], b["speedup"]] for b in bench])
     out.write("summary.json", {"timings_s": timings, "speedup": bench,
                                "width_sweep": sweep_result["summary"],
+                               "balance": balance_result["summary"],
                                "toy_slopes": t["slopes"], "toy_theory": t["theory"],
                                "coordcheck_slopes": slopes})
     out.write("summary.md", "# tinylora demo\n\n```\n" + headline + "\n```\n\n"

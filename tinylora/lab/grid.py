@@ -125,7 +125,7 @@ def train_chunk(task: GridTask, jobs: list, stacked: bool = True):
             start = losses if start is None else start
             dead = [i for i in range(S) if alive[i] and diverged(losses[i], start[i])]
             if dead:
-                _retire(opt, dead, stacked, grads)
+                retire(opt, dead, stacked, grads)
                 for i in dead:
                     alive[i] = False
             if t in record:
@@ -138,7 +138,7 @@ def train_chunk(task: GridTask, jobs: list, stacked: bool = True):
     return train, test
 
 
-def _retire(opt, dead: list, stacked: bool, grads: dict) -> None:
+def retire(opt, dead: list, stacked: bool, grads: dict) -> None:
     """Diverged cells: factors, gradients, learning rates and optimizer state to 0 (finite from
     now on: the optimizer refuses a non-finite gradient)."""
     for group in opt.groups:

@@ -9,7 +9,10 @@ The interval of the best ratio (per width) is the range of eta_B / eta_A over
   - the cells whose seed-mean loss is within 1 % of the best (how flat the optimum is), and
   - each seed's own best cell (how much it moves with the seed),
 widened by half a lattice step on each side (the optimum can lie anywhere between grid points).
-Pure Python on host floats.
+That describes one grid as it is (the heatmaps of `tinylora toy-heatmap`); it is not a confidence
+interval, and the width sweep does not use it: it locates its optimum with
+`tinylora.lab.optimum` (a quadratic fit, intervals from a bootstrap over seeds). Pure Python on
+host floats.
 """
 
 from __future__ import annotations
@@ -79,6 +82,13 @@ def analyze(cells: list, per_decade: int, which: str = "train", at: int = -1,
         "above_diagonal": best["kB"] > best["kA"],
     })
     return out
+
+
+def window_cells(payload: dict) -> list:
+    """The cells of a sweep payload's final 2-D window (the heatmap), without the diagonal's
+    extra cells (`tinylora.lab.sweep`)."""
+    (a0, a1), (b0, b1) = payload["window_A"], payload["window_B"]
+    return [c for c in payload["cells"] if a0 <= c["kA"] <= a1 and b0 <= c["kB"] <= b1]
 
 
 def matrix(cells: list, which: str = "train", at: int = -1):

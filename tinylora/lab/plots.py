@@ -88,7 +88,9 @@ def heatmaps(panels: list, path, title: str, ncols: int | None = None):
 
         {"title": str, "eta_A": [..], "eta_B": [..],   # the axes (increasing)
          "loss": rows over eta_B of columns over eta_A (nan = not trained, inf = diverged),
-         "best": (i_B, i_A) or None, "near": [(i_B, i_A), ...] (within 1 % of the best)}
+         "best": (i_B, i_A) or None, "near": [(i_B, i_A), ...] (within 1 % of the best),
+         optional "optimum": {"u", "v"} (log10 rates) and "draws": [{"eta_A", "eta_B"}, ...]
+         (log10 rates): a located optimum and its bootstrap draws}
 
     Colour: log10 of the loss. Diverged cells are black with a white x; untrained cells are
     blank. The best cell is a red star, the cells within 1 % of it are circled, and the
@@ -125,11 +127,19 @@ def heatmaps(panels: list, path, title: str, ncols: int | None = None):
         if p.get("best") is not None:
             ib, ia = p["best"]
             ax.plot(la[ia], lb[ib], "*", color="red", ms=12, mec="white", mew=0.6)
+        if p.get("draws"):  # bootstrap draws of a located optimum (tinylora.lab.optimum)
+            ax.plot([d["eta_A"] for d in p["draws"]], [d["eta_B"] for d in p["draws"]], ".",
+                    color="white", ms=1.5, alpha=0.5)
+        if p.get("optimum"):
+            ax.plot(p["optimum"]["u"], p["optimum"]["v"], "P", color="magenta", ms=8,
+                    mec="white", mew=0.6)
         ax.set_xlabel("log10 eta_A")
         ax.set_ylabel("log10 eta_B")
         ax.set_title(p["title"], fontsize=9)
-    fig.suptitle(title + "\n(red star: best; orange circles: within 1 %; dashed: eta_A = eta_B; "
-                 "black x: diverged)", fontsize=9)
+    located = any(p.get("optimum") for p in panels)
+    marks = ("red star: best cell; magenta cross: located optimum, white dots: its bootstrap "
+             "draws" if located else "red star: best; orange circles: within 1 %")
+    fig.suptitle(title + f"\n({marks}; dashed: eta_A = eta_B; black x: diverged)", fontsize=9)
     return _save(fig, path)
 
 

@@ -1,18 +1,28 @@
-"""The `tinylora width-sweep` command: run `tinylora.lab.sweep`, then write and print the results.
+"""The `tinylora width-sweep` command: run `tinylora.lab.sweep`, read it with
+`tinylora.lab.sweep_analysis`, then write and print the results.
 
     --out DIR/records.json    one row per width, cell, seed, recorded step, quantity
-    --out DIR/summary.json    widths, best_ratio, ratio_interval, loss_lora, loss_loraplus,
-                              exponent, exponent_interval, theory_exponent (and more)
+    --out DIR/summary.json    widths; best_eta_A, best_eta_B, best_ratio, best_product (the
+                              located optimum) and their *_interval (bootstrap over seeds);
+                              exponent (of the ratio), exponent_eta_A, exponent_eta_B,
+                              exponent_product and their *_interval; predicted (this setting's
+                              exponents) and predictions (every setting's); identifiable,
+                              flat_widths, ratio_located; loss_lora, loss_loraplus (held out);
+                              above_floor; config
     --out DIR/summary.md      the table below, and the figures
-    --out DIR/*.png           heatmaps per width, best ratio against width, LoRA vs LoRA+ loss
+    --out DIR/*.png           heatmaps per width with the located optimum and its bootstrap
+                              draws; the rates against the width with the predicted slopes
 """
 
 from __future__ import annotations
 
 import math
 
-from tinylora.lab import landscape, sweep
+from tinylora.lab import sweep, sweep_analysis
 from tinylora.records import markdown_table
+
+RATES = ("eta_A", "eta_B", "ratio", "product")
+INIT_NAMES = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
 
 
 def add_arguments(p) -> None:
@@ -21,35 +31,59 @@ def add_arguments(p) -> None:
 
     add_common_arguments(p, "width-sweep-out", seeds=sweep.SweepConfig.seeds)
     p.add_argument("--steps", type=options.positive_int, default=None,
-                   help=f"Adam steps per cell (default {sweep.SweepConfig.steps})")
+                   help=f"Adam steps per cell: the loss is read there "
+                        f"(default {sweep.SweepConfig.steps})")
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=None,
                    help="adam (default) or sgd (plain gradient descent)")
     p.add_argument("--n-train", dest="n_train", type=options.positive_int, default=None,
                    help=f"training points (default {sweep.SweepConfig.n_train})")
     p.add_argument("--readout", choices=["sp", "mup"], default=None,
                    help="W_out ~ N(0, 1/n) as the paper prints it (sp, default) or "
-                        "N(0, 1/n^2) (mup): see tinylora/lab/toy_problem.py")
+                        "N(0, 1/n^2) (mup): see tinylora/lab/predictions.py")
+    p.add_argument("--init", choices=["zero_B", "zero_A"], default=None,
+                   help="zero_B = Init[1] (default) or zero_A = Init[2]")
+    p.add_argument("--target", choices=["teacher", "sin"], default=None,
+                   help="the planted teacher (default) or the paper's sin(mean x)")
+
+
+def _exp(summary: dict, key: str) -> str:
+    x, iv = summary[key], summary[f"{key}_interval"]
+    if x is None:
+        return "-"
+    return f"{x:+.2f}" if iv is None else f"{x:+.2f} [{iv[0]:+.2f}, {iv[1]:+.2f}]"
+
+
+def exponent_line(summary: dict) -> str:
+    """Measured exponents against this setting's prediction, in one line."""
+    p, keys = summary["predicted"], {"eta_A": "exponent_eta_A", "eta_B": "exponent_eta_B",
+                                     "ratio": "exponent", "product": "exponent_product"}
+    parts = [f"{k} ~ n^{_exp(summary, keys[k])} (predicted {p[k]:+g})" for k in RATES]
+    limit = sweep_analysis.MAX_HALF_WIDTH
+    verdict = (f"The ratio's exponent is located (interval within +-{limit:g})" if
+               summary["ratio_located"] else f"The ratio's exponent is NOT located (interval "
+               f"wider than +-{limit:g}): read the product")
+    flat = summary["flat_widths"]
+    if flat:
+        verdict += (f"; not located at widths {flat} (a flat valley there: the fit fails in "
+                    f"over 10 % of the draws or the ratio spans over a decade)")
+    return "; ".join(parts) + f". {verdict}."
 
 
 def headline(summary: dict) -> str:
-    """The lines the demo and the command print: ratio per width, exponent, LoRA vs LoRA+."""
-    lines = ["width   best ratio eta_B*/eta_A*  (interval)        LoRA loss   LoRA+ loss"]
+    """The lines the demo and the command print: the located optimum per width, the exponents."""
+    lines = ["width   eta_A*     eta_B*     ratio [interval]           LoRA / LoRA+ (held out)"
+             "  loss / start"]
     for i, w in enumerate(summary["widths"]):
         r, iv = summary["best_ratio"][i], summary["ratio_interval"][i]
-        ratio = "      -" if r is None else f"{r:7.3g}"
+        a, b = summary["best_eta_A"][i], summary["best_eta_B"][i]
+        gain = summary["loss_lora"][i] / summary["loss_loraplus"][i]
+        note = "  (edge)" if summary["edge"][i] else (
+            "  (flat valley)" if not summary["identifiable"][i] else "")
+        rate = "-" if r is None else f"{a:.3g}  {b:.3g}  {r:7.3g}"
         ivs = "" if iv is None else f"[{iv[0]:.3g}, {iv[1]:.3g}]"
-        edge = "  (optimum on the grid edge)" if summary["edge"][i] else ""
-        lines.append(f"{w:5d}   {ratio}                  {ivs:18s} {summary['loss_lora'][i]:10.3g}"
-                     f"  {summary['loss_loraplus'][i]:10.3g}{edge}")
-    x, iv = summary["exponent"], summary["exponent_interval"]
-    if x is None:
-        lines.append("exponent: not enough widths with an interior optimum to fit")
-    else:
-        ci = "no interval (fewer than 3 widths)" if iv is None else \
-            f"95 % interval [{iv[0]:.2f}, {iv[1]:.2f}], " + \
-            ("contains" if summary["interval_contains_theory"] else "does NOT contain") + \
-            " the theory's 1"
-        lines.append(f"best ratio ~ width^{x:.2f}  ({ci})")
+        lines.append(f"{w:5d}   {rate:30s} {ivs:22s} {gain:6.2f}   "
+                     f"{summary['above_floor'][i] or math.nan:9.3g}{note}")
+    lines.append(exponent_line(summary))
     return "\n".join(lines)
 
 
@@ -57,61 +91,54 @@ def markdown(summary: dict, figures: list) -> str:
     cfg = summary["config"]
     rows = []
     for i, w in enumerate(summary["widths"]):
-        iv = summary["ratio_interval"][i]
+        cells = []
+        for rate in RATES:
+            v, iv = summary[f"best_{rate}"][i], summary[f"{rate}_interval"][i]
+            cells.append("-" if v is None else f"{v:.3g}" + (
+                "" if iv is None else f" [{iv[0]:.3g}, {iv[1]:.3g}]"))
         lo_l, lo_p = summary["loss_lora"][i], summary["loss_loraplus"][i]
-        rows.append([w, summary["best_eta_A"][i], summary["best_eta_B"][i],
-                     summary["best_ratio"][i], "-" if iv is None else f"[{iv[0]:.3g}, {iv[1]:.3g}]",
-                     lo_l, lo_p, lo_l / lo_p if math.isfinite(lo_l) and lo_p > 0 else math.inf,
+        rows.append([w, *cells, "yes" if summary["identifiable"][i] else "**no**",
+                     summary["above_floor"][i], lo_l, lo_p,
+                     lo_l / lo_p if math.isfinite(lo_l) and lo_p > 0 else math.inf,
                      "yes" if summary["edge"][i] else "no"])
-    table = markdown_table(["width", "best eta_A", "best eta_B", "best ratio", "ratio interval",
-                            "LoRA loss", "LoRA+ loss", "LoRA / LoRA+", "on edge"], rows)
-    x, iv = summary["exponent"], summary["exponent_interval"]
-    if x is None:
-        fit = "not enough widths to fit"
-    elif iv is None:
-        fit = f"**best ratio ~ width^{x:.2f}** (no interval: fewer than 3 widths)"
-    else:
-        where = "inside" if summary["interval_contains_theory"] else "outside"
-        fit = (f"**best ratio ~ width^{x:.2f}**, 95 % interval [{iv[0]:.2f}, {iv[1]:.2f}]; the "
-               f"theory's exponent 1 is {where} the interval")
-    split = ""
-    if summary.get("exponent_eta_A_interval") and summary.get("exponent_eta_B_interval"):
-        parts = []
-        for name, theory in (("eta_A", -1.0), ("eta_B", 0.0)):
-            lo, hi = summary[f"exponent_{name}_interval"]
-            inside = "inside" if lo <= theory <= hi else "outside"
-            parts.append(f"{name}* ~ width^{summary[f'exponent_{name}']:.2f} [{lo:.2f}, {hi:.2f}] "
-                         f"(the paper's {theory:g} is {inside})")
-        split = " Split into the two rates: " + "; ".join(parts) + "."
-    return (f"# Width sweep: the best LoRA+ ratio against the width\n\n"
+    table = markdown_table(["width", "eta_A*", "eta_B*", "ratio", "product", "located",
+                            "loss / start", "LoRA loss", "LoRA+ loss", "LoRA / LoRA+",
+                            "on edge"], rows)
+    return (f"# Width sweep: the loss-optimal rates against the width\n\n"
             f"Model: the fine-tuning toy (`{cfg['variant']}`: frozen `W_in`, `W_mid`, `W_out`, "
-            f"LoRA "
-            f"rank {cfg['r']} on the middle layer, Init[1], readout {cfg['readout']}), "
-            f"optimizer {cfg['optimizer']}, "
-            f"{cfg['steps']} full-batch steps on {cfg['n_train']} points, {cfg['seeds']} seeds "
+            f"LoRA rank {cfg['r']} on the middle layer, {INIT_NAMES[cfg['init']]}, readout "
+            f"{cfg['readout']}), target `{cfg['target']}`, optimizer {cfg['optimizer']}, loss "
+            f"read at step {cfg['steps']} on {cfg['n_train']} points, {cfg['seeds']} seeds "
             f"(each its own frozen model, data and adapter init), grid {cfg['per_decade']} "
-            f"points per decade, {cfg['dtype']}. "
-            f"Loss: {summary['loss']}. The ratio interval spans the cells within 1 % of the best "
-            f"and each seed's best cell, widened by half a grid step. LoRA = best shared rate "
-            f"(eta_A = eta_B); LoRA+ = best pair.\n\n{table}\n{fit} "
-            f"(fitted on widths {summary['fit_widths']}).{split}\n\n"
+            f"points per decade, {cfg['dtype']}.\n\n"
+            f"The optimum is the stationary point of a quadratic fit of log10(loss) in "
+            f"(log10 eta_A, log10 eta_B) over the best cell +- 2 cells; intervals: bootstrap "
+            f"over seeds (95 %). \"located\": the fit succeeds in >= 90 % of the draws and the "
+            f"ratio's interval spans at most one decade. \"loss / start\": the best cell's loss "
+            f"over its loss before training (the teacher's floor is 0). LoRA (one shared rate) "
+            f"and LoRA+ (both rates) are each tuned on half the seeds and scored on the other "
+            f"half, both ways.\n\n{table}\n"
+            f"**Exponents** (fitted on widths {summary['fit_widths']}): "
+            f"{exponent_line(summary)}\n\n"
             + "".join(f"![{p.name}]({p.name})\n" for p in figures))
 
 
-def figures(payloads: list, summary: dict, cfg, out) -> list:
-    from tinylora.lab import plots
+def figures(payloads: list, rows: list, summary: dict, cfg, out) -> list:
+    from tinylora.lab import landscape, plots, plots_width
 
-    steps = sweep.record_steps(cfg)
-    paths = []
-    for j, t in enumerate(steps):
-        panels = [landscape.panel(sweep.window_cells(p), f"n = {p['width']}", "train", j)
-                  for p in payloads]
-        paths.append(plots.heatmaps(
-            panels, out / f"width_sweep_heatmaps_train_loss_step{t}.png",
-            f"Fine-tuning toy, {cfg.optimizer}: training loss after {t} steps, per width"))
-    paths.append(plots.ratio_vs_width(summary, out / "width_sweep_best_ratio_vs_width.png"))
-    paths.append(plots.lora_vs_loraplus(summary, out / "width_sweep_loss_lora_vs_loraplus.png"))
-    return paths
+    panels = []
+    for p, r in zip(payloads, rows):
+        panel = landscape.panel(sweep.window_cells(p), f"n = {p['width']}", "train", -1)
+        panel["near"] = []  # the located optimum and its draws replace the 1 % circles
+        panel["draws"] = [d for d in r["located"]["draws"] if d is not None]
+        panel["optimum"] = r["located"]["fit"]
+        panels.append(panel)
+    heat = plots.heatmaps(
+        panels, out / "width_sweep_heatmaps.png",
+        f"Fine-tuning toy, {cfg.optimizer}, readout {cfg.readout}: log10 training loss at step "
+        f"{cfg.steps}, per width")
+    return [heat, plots_width.sweep_rates(summary, out / "width_sweep_rates_vs_width.png"),
+            plots.lora_vs_loraplus(summary, out / "width_sweep_loss_lora_vs_loraplus.png")]
 
 
 def main(args) -> int:
@@ -131,9 +158,10 @@ def execute(args, on_width_done=None) -> dict:
     out = ResultsDir(args.out, {"command": "width-sweep", **sweep.asdict(cfg)})
     payloads = sweep.run(widths, cfg, out, args.backend, show_progress=not args.no_progress,
                          on_width_done=on_width_done)
-    summary = sweep.summarize(payloads, cfg)
+    rows = [sweep_analysis.analyze_width(p, cfg) for p in payloads]
+    summary = sweep_analysis.summarize(payloads, cfg, rows)
     out.write("records.json", sweep.records(payloads, cfg))
     out.write("summary.json", summary)
-    paths = figures(payloads, summary, cfg, out)
+    paths = figures(payloads, rows, summary, cfg, out)
     out.write("summary.md", markdown(summary, paths))
     return {"summary": summary, "figures": paths, "out": out.path}

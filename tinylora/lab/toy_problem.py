@@ -9,19 +9,25 @@
            ``W_out relu(B A relu(W_in x))``), W_in ~ N(0, 1), W_out ~ N(0, 1/n), and both factors
            random, A ~ N(0, 1/n), B ~ N(0, 1) (neither Init[1] nor Init[2]; see `docs/paper.md`).
 "finetune" true fine-tuning: a frozen middle weight W_mid ~ N(0, 1/n) and Init[1]
-           (B = 0, A ~ N(0, 1/n)). With W_mid = 0 Init[1] could not learn at all: B = 0 makes the
-           ReLU's input exactly 0 and its derivative 0, so every gradient would vanish.
+           (B = 0, A ~ N(0, 1/n)), or with ``init="zero_A"`` Init[2] (A = 0, B ~ N(0, 1)). With
+           W_mid = 0 Init[1] could not learn at all: B = 0 makes the ReLU's input exactly 0 and
+           its derivative 0, so every gradient would vanish.
 
-Readout. The paper prints W_out ~ N(0, 1/n) ("sp", standard parametrisation): the output sums n
-coordinates, so a change that moves every feature by Theta(1) in a coordinated way moves the
-output by Theta(sqrt(n)). With ``readout="mup"``, W_out ~ N(0, 1/n^2) (muP's readout), a
-Theta(1) change of the features moves the output by Theta(1). Counting as in `docs/paper.md` with
-the sp readout's sqrt(n) gain, a stable output asks eta_B ~ n^-1/2 (and eta_A ~ 1/n, a ratio
-~ n^1/2); without that gain (mup) the paper's eta_B ~ 1, ratio ~ n. (A hypothesis to test with
-``tinylora width-sweep --readout mup``; a short probe, 100 steps, gave flat, inconclusive optima.)
+Target. ``target="sin"``: Y = sin(mean(X)), the paper's. It saturates: after 100 Adam steps the
+loss is ~1e-3 over a wide region of (eta_A, eta_B), which leaves the optimum to noise.
+``target="teacher"``: the same frozen network with a planted rank-2 change of its middle layer,
+``W_mid + alpha U V``, alpha set so that the target moves by RMS 1 at every width
+(`teacher_shift`). A rank-4 LoRA fits it exactly, so the loss floor is 0 and the loss at a step
+says how far training has got.
+
+Readout. ``readout="sp"``: W_out ~ N(0, 1/n) as the paper prints it; ``"mup"``: W_out ~
+N(0, 1/n^2), muP's readout. Which rates each readout predicts, and why, is derived in
+`tinylora.lab.predictions`.
 
 This is a `tinylora.models.LoRAMLP` ``d -> n -> n -> 1`` with LoRA on fc2 (the middle layer) and
-scale = alpha / r = 1, as in Eq. 3. The frozen model and the data are drawn from `model_seed`,
+scale = alpha / r = 1, as in Eq. 3; with ``cached=True`` it is a `tinylora.lab.toy_model.ToyModel`,
+the same numbers with the frozen part (``relu(x W_in)`` and its product with W_mid) computed
+once. The frozen model and the data are drawn from `model_seed`,
 the adapter's init from (model_seed, seed). The commands use `seeded_tasks`: seed s gets its own
 frozen model, data and adapter init, so averaging over seeds averages over all of them.
 """
@@ -32,10 +38,14 @@ import math
 
 from tinylora import backend
 from tinylora.lab.grid import GridTask
+from tinylora.lab.toy_model import ToyModel, frozen_part
 from tinylora.models import LoRAMLP
 
 VARIANTS = ("paper", "finetune")
 READOUTS = {"sp": lambda n: n**-0.5, "mup": lambda n: 1.0 / n}  # the std of W_out
+INITS = {"zero_B": "Init[1]", "zero_A": "Init[2]"}  # of the "finetune" variant
+TARGETS = ("sin", "teacher")
+SHIFT_RANK = 2  # the teacher's planted change of W_mid (a rank-4 LoRA can fit it exactly)
 
 
 def toy_data(n_points: int, d_in: int, rng, xp, dtype):
@@ -44,20 +54,49 @@ def toy_data(n_points: int, d_in: int, rng, xp, dtype):
     return x, xp.sin(x.mean(axis=1, keepdims=True))
 
 
+def _toy_forward(x, w_in, w_mid, w_out):
+    """f = relu(relu(x W_in) W_mid) W_out: the frozen toy (or a teacher, with its own W_mid)."""
+    h = (x @ w_in).clip(0.0)  # [N, d] -> [N, n]
+    return (h @ w_mid).clip(0.0) @ w_out  # [N, n] -> [N, n] -> [N, 1]
+
+
+def teacher_shift(rng, weights, x_train, shift_rank: int = SHIFT_RANK, size: float = 1.0,
+                  rounds: int = 50):
+    """A planted low-rank change of the middle layer, W_mid + alpha U V (U (n, k) ~ N(0, 1),
+    V (k, n) ~ N(0, 1/n)), with alpha set so that the target moves by RMS(y - f_frozen) = size on
+    the training inputs (fixed-point rounds on alpha, each O(N n k): the frozen product is
+    computed once). -> the teacher's middle weight; a rank-k LoRA fits the teacher exactly."""
+    w_in, w_mid, w_out = weights
+    xp, n = backend.xp_of(w_mid), w_mid.shape[0]
+    U = backend.normal(rng, (n, shift_rank), 1.0, xp, w_mid.dtype)
+    V = backend.normal(rng, (shift_rank, n), 1.0 / math.sqrt(n), xp, w_mid.dtype)
+    h = (x_train @ w_in).clip(0.0)  # [N, d] -> [N, n]
+    P, hU = h @ w_mid, h @ U  # [N, n], [N, k]
+    base, alpha = P.clip(0.0) @ w_out, 1.0
+    for _ in range(rounds):
+        moved = (P + alpha * (hU @ V)).clip(0.0) @ w_out - base
+        rms = float(xp.sqrt((moved * moved).mean()))
+        alpha *= size / rms
+        if abs(rms / size - 1) < 1e-12:
+            break
+    return w_mid + alpha * (U @ V)
+
+
 def toy_task(width: int = 100, variant: str = "finetune", optimizer: str = "adam",
              steps: int = 200, record_steps=(10, 200), n_train: int = 1000, n_test: int = 100,
              d_in: int = 5, r: int = 4, model_seed: int = 0, readout: str = "sp",
+             init: str = "zero_B", target: str = "sin", cached: bool = False,
              backend_name=None, dtype=None) -> GridTask:
     """The grid task of Eq. 3 at width n = `width` (see the module docstring)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
+    for name, value, allowed in (("variant", variant, VARIANTS), ("readout", readout, READOUTS),
+                                 ("init", init, INITS), ("target", target, TARGETS)):
+        if value not in allowed:
+            raise ValueError(f"{name}: expected one of {list(allowed)}, got {value!r}")
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer: expected 'sgd' (gradient descent) or 'adam', "
                          f"got {optimizer!r}")
     if isinstance(width, bool) or not isinstance(width, int) or width < r:
         raise ValueError(f"width: expected an integer >= r = {r}, got {width!r}")
-    if readout not in READOUTS:
-        raise ValueError(f"readout: expected one of {list(READOUTS)}, got {readout!r}")
     xp = backend.get_xp(backend_name)
     dtype = backend.resolve_dtype(dtype)
     rng = backend.host_rng(model_seed)
@@ -66,18 +105,29 @@ def toy_task(width: int = 100, variant: str = "finetune", optimizer: str = "adam
     w_mid = (backend.zeros((n, n), xp, dtype) if variant == "paper"
              else backend.normal(rng, (n, n), 1.0 / math.sqrt(n), xp, dtype))
     w_out = backend.normal(rng, (n, 1), READOUTS[readout](n), xp, dtype)
+    weights = [w_in, w_mid, w_out]
     x_train, y_train = toy_data(n_train, d_in, rng, xp, dtype)
     x_test, y_test = toy_data(n_test, d_in, rng, xp, dtype)
+    if target == "teacher":  # the planted shift replaces sin(mean x) as the target
+        w_teacher = teacher_shift(rng, weights, x_train)
+        y_train, y_test = (_toy_forward(x, w_in, w_teacher, w_out) for x in (x_train, x_test))
+
+    frozen = []  # the frozen part of each input, computed at the first cached build
 
     def build(stack):
-        return LoRAMLP(d_in, [n, n], 1, targets=["fc2"], r=r, weights=[w_in, w_mid, w_out],
+        if cached:
+            frozen[:] = frozen or [frozen_part(w_in, w_mid, x) for x in (x_train, x_test)]
+            zero = adapter_init(0)
+            return ToyModel(weights, zero["fc2.A"], zero["fc2.B"], frozen, stack)
+        return LoRAMLP(d_in, [n, n], 1, targets=["fc2"], r=r, weights=weights,
                        stack=stack, backend=backend_name, dtype=dtype)
 
     def adapter_init(seed):
         seed_rng = backend.host_rng([model_seed, seed])  # independent of the frozen model's draw
         A = backend.normal(seed_rng, (n, r), 1.0 / math.sqrt(n), xp, dtype)
-        B = (backend.normal(seed_rng, (r, n), 1.0, xp, dtype) if variant == "paper"
-             else backend.zeros((r, n), xp, dtype))
+        B = backend.normal(seed_rng, (r, n), 1.0, xp, dtype)
+        if variant == "finetune":  # Init[1]: B = 0; Init[2]: A = 0
+            A, B = (A, 0.0 * B) if init == "zero_B" else (0.0 * A, B)
         return {"fc2.A": A, "fc2.B": B}
 
     return GridTask(build, adapter_init, x_train, y_train, x_test, y_test, optimizer, steps,

@@ -1,0 +1,197 @@
+"""The `tinylora balance` command: run `tinylora.lab.balance`, then write and print the results.
+
+    --out DIR/summary.json   predictions (the table of `tinylora.lab.predictions`), and per setting
+                             its widths and one row per (t, c, layer): the fitted exponents of
+                             eta_A*, eta_B*, the ratio and the product with 95 % intervals, each
+                             width's root (status, rates, eta_A * n, what moved), the verdict
+                             against the prediction; the forward check (`flatness`)
+    --out DIR/summary.md     the (t, c) tables, as a person reads them, and the figures
+    --out DIR/records.json   every width's roots as found (candidates, windows, sizes)
+    --out DIR/*.png          rates against width per setting; exponents against t and c
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+
+from tinylora.lab import balance, flatness, predictions
+from tinylora.records import markdown_table
+
+RATES = ("eta_A", "eta_B", "ratio")
+RATE_NAMES = {"eta_A": "eta_A*", "eta_B": "eta_B*", "ratio": "ratio"}
+DIAGNOSTICS = ("ZA_moved", "B_moved", "input_moved", "output_moved")
+INIT_NAMES = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
+
+
+def add_arguments(p) -> None:
+    from tinylora.records import add_common_arguments
+
+    add_common_arguments(p, "balance-out", seeds=balance.BalanceConfig.seeds)
+    p.add_argument("--model", choices=balance.MODELS, default="toy",
+                   help="toy (one LoRA layer; default), mlp (two LoRA layers) or block")
+    p.add_argument("--readout", choices=["sp", "mup"], default=None,
+                   help="the toy's readout (default: both)")
+    p.add_argument("--init", choices=["zero_B", "zero_A"], default=None,
+                   help="the toy's init, zero_B = Init[1], zero_A = Init[2] (default: both)")
+    p.add_argument("--steps", default=None, help="steps t, e.g. 2,3,5,10 (default per model)")
+    p.add_argument("--sizes", default=None, help="target sizes c, e.g. 0.003,0.01,0.05")
+
+
+def configs(args) -> list:
+    """One `BalanceConfig` per setting the arguments ask for."""
+    from tinylora.records import parse_list
+
+    model = args.model
+    steps = parse_list(args.steps, int, "--steps") or ((2, 3) if args.fast else
+                                                       balance.STEPS[model])
+    sizes = parse_list(args.sizes, float, "--sizes") or ((0.01,) if args.fast else
+                                                         balance.SIZES[model])
+    base = balance.BalanceConfig(model=model, steps=tuple(steps), sizes=tuple(sizes),
+                                 seeds=balance.BalanceConfig.seeds if args.seeds is None
+                                 else args.seeds,
+                                 dtype=args.dtype)
+    chosen = [(r, i) for r, i in balance.SETTINGS[model]
+              if (args.readout or r) == r and (args.init or i) == i]
+    if not chosen:
+        raise ValueError(f"--readout/--init: model {model!r} runs {balance.SETTINGS[model]}")
+    return [replace(base, readout=r, init=i) for r, i in chosen]
+
+
+def _follows(exps: dict, predicted: dict, all_ok: bool):
+    """True when every interval holds its prediction at every width, False when one does not,
+    None when there is nothing to judge (no interval)."""
+    verdicts = [None if exps[k] is None or exps[k]["interval"] is None
+                else exps[k]["interval"][0] <= predicted[k] <= exps[k]["interval"][1]
+                for k in RATES]
+    if None in verdicts:
+        return None
+    return all(verdicts) and all_ok
+
+
+def summarize(cfg, payloads: list) -> dict:
+    """One setting: its rows (one per target) and what they say against the prediction."""
+    predicted = predictions.exponents("balanced", "sp" if cfg.readout == "none" else cfg.readout,
+                                      cfg.init)
+    rows = []
+    for k, first in enumerate(payloads[0]["roots"]):
+        per = [p["roots"][k] for p in payloads]
+        exps = balance.exponents(payloads, k)
+        ok = [r if r["status"] == "ok" else {} for r in per]  # rates and sizes of unique roots
+        sizes = [r.get("sizes") or {} for r in ok]
+        rows.append({
+            "t": first["t"], "c": first["c"], "layer": first["layer"], "exponents": exps,
+            "follows": _follows(exps, predicted, all(r["status"] == "ok" for r in per)),
+            "status": [r["status"] for r in per], "monotone": [r["monotone"] for r in per],
+            **{q: [r.get(q) for r in ok] for q in (*RATES, "eta_A_n")},
+            **{q: [s.get(q) for s in sizes] for q in DIAGNOSTICS},
+            "size_error": [None if not s else max(abs(s["delta1"] / first["c"] - 1),
+                                                  abs(s["delta2"] / first["c"] - 1))
+                           for s in sizes]})
+    return {"model": cfg.model, "readout": cfg.readout, "init": cfg.init,
+            "widths": [p["width"] for p in payloads], "seeds": cfg.seeds,
+            "predicted": predicted, "rows": rows, "config": asdict(cfg),
+            "seconds": sum(p["seconds"] for p in payloads)}
+
+
+def _exp(e) -> str:
+    if e is None:
+        return "-"
+    if e["interval"] is None:
+        return f"{e['slope']:+.2f}"
+    lo, hi = e["interval"]
+    return f"{e['slope']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
+def _span(values) -> str:
+    v = [x for x in values if x is not None]
+    return "-" if not v else f"{min(v):.2g}..{max(v):.2g}"
+
+
+def table(setting: dict) -> str:
+    """The (t, c) table of one setting (markdown)."""
+    p = setting["predicted"]
+    verdict = {True: "yes", False: "**no**", None: "-"}
+    rows = [[r["t"], f"{r['c']:g}", r["layer"], *(_exp(r["exponents"][k]) for k in RATES),
+             f"{sum(s == 'ok' for s in r['status'])}/{len(r['status'])}", _span(r["eta_A_n"]),
+             _span(r["ZA_moved"] if setting["init"] == "zero_B" else r["B_moved"]),
+             _span(r["input_moved"]), _span(r["output_moved"]), verdict[r["follows"]]]
+            for r in setting["rows"]]
+    moved = "Z_A moved" if setting["init"] == "zero_B" else "B moved"
+    head = ["t", "c", "layer", "eta_A*", "eta_B*", "ratio", "unique roots", "eta_A* n", moved,
+            "input moved", "output moved",
+            f"follows ({p['eta_A']:+g}, {p['eta_B']:+g}, {p['ratio']:+g})"]
+    return markdown_table(head, rows)
+
+
+def headline(summary: dict) -> str:
+    """The lines the demo and the command print: the small-update exponents per setting."""
+    lines = []
+    for name, s in summary["settings"].items():
+        r = s["rows"][0]
+        p = s["predicted"]
+        lines.append(f"{name:14s} t = {r['t']}, c = {r['c']:g}, {r['layer']}: " + ", ".join(
+            f"{RATE_NAMES[k]} ~ n^{_exp(r['exponents'][k])} (predicted {p[k]:+g})" for k in RATES))
+    return "\n".join(lines)
+
+
+def markdown(summary: dict, figures: list) -> str:
+    parts = ["# Balanced rates: where RMS(delta1) = RMS(delta2) = c at step t\n",
+             "Predicted exponents (`tinylora/lab/predictions.py`, `docs/width_law.md`):\n",
+             predictions.markdown(),
+             "Exponents of n fitted over the widths with a unique root (95 % intervals). "
+             "\"unique roots\": widths where the scan found exactly one crossing and Newton "
+             "met c within 0.1 %. The moved columns are ranges over the widths: "
+             "RMS(Z (A_t - A_0)) / RMS(Z A_0) (Init[1]) or RMS(B_t - B_0) / RMS(B_0) (Init[2]), "
+             "the layer's input and the output's share of the first residual (unique roots "
+             "only; `records.json` keeps every root, candidate and window).\n"]
+    for name, s in summary["settings"].items():
+        parts.append(f"## {name}: {s['model']}, readout {s['readout']}, {INIT_NAMES[s['init']]}"
+                     f", widths {s['widths'][0]}..{s['widths'][-1]}, {s['seeds']} seeds\n")
+        parts.append(table(s))
+        check = s.get("forward_check")
+        if check:
+            parts.append("Forward check, eta_A = a / n, eta_B = b: the last step T up to which "
+                         f"both sizes are flat in n (|slope| <= {flatness.FLAT}):\n")
+            parts.append(markdown_table(["a", "b", "T_flat"],
+                                        [[f"{r['a']:g}", f"{r['b']:g}", r["T_flat"]]
+                                         for r in check]))
+    parts += [f"![{p.name}]({p.name})\n" for p in figures]
+    return "\n".join(parts)
+
+
+def main(args) -> int:
+    result = execute(args)
+    files = "summary.md, summary.json, records.json"
+    print(f"{headline(result['summary'])}\nwrote {result['out']}/{files} and "
+          f"{len(result['figures'])} figures")
+    return 0
+
+
+def execute(args, on_width_done=None) -> dict:
+    """Run every setting (reusing finished widths), write every output."""
+    from tinylora.lab import plots_width
+    from tinylora.records import ResultsDir, parse_list
+
+    cfgs = configs(args)
+    widths = parse_list(args.widths) or (balance.FAST_WIDTHS if args.fast
+                                         else balance.WIDTHS)[args.model]
+    out = ResultsDir(args.out, {"command": "balance", **asdict(cfgs[0]), "readout": None,
+                                "init": None})
+    summary = {"command": "balance", "model": args.model, "predictions": predictions.table(),
+               "settings": {}}
+    records = {}
+    for cfg in cfgs:
+        payloads = balance.run(cfg, widths, out, args.backend, on_width_done)
+        records[cfg.name] = payloads
+        setting = summarize(cfg, payloads)
+        if cfg.model == "toy":
+            key = f"{cfg.name}-flat-" + "-".join(map(str, widths))  # the widths change it
+            setting["forward_check"] = out.cached(key, lambda c=cfg: flatness.check(
+                lambda w: balance.Evaluator(c, w, args.backend, steps=max(c.steps)), widths,
+                "fc2", max(c.steps)))
+        summary["settings"][cfg.name] = setting
+    out.write("records.json", records)
+    out.write("summary.json", summary)
+    figures = plots_width.balance_figures(summary, out)
+    out.write("summary.md", markdown(summary, figures))
+    return {"summary": summary, "figures": figures, "out": out.path}

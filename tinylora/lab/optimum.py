@@ -1,0 +1,153 @@
+"""Locating the loss-optimal rates of a learning-rate grid: a continuous estimate with a
+bootstrap over seeds, and the verdict "flat valley" where the grid cannot locate it.
+
+The argmin of a lattice is a poor estimate of an optimum: it moves by whole cells with the noise,
+and in a long flat valley it can sit anywhere along the valley. Here, in u = log10 eta_A and
+v = log10 eta_B,
+
+    y(u, v) = log10(seed-mean loss)
+
+is fitted by least squares with a quadratic ``y0 + g.x + x^T H x / 2`` over the finite cells
+within `RADIUS` lattice steps of the best cell (a (2R + 1)^2 square), and the optimum is its
+stationary point ``x* = -H^-1 g``, provided H is positive definite and x* lies within the fitted
+square (else the fit "fails": the surface there is not a bowl the grid can see).
+
+Intervals come from a bootstrap over seeds (never from "cells within 1 %"): draw the seeds with
+replacement, refit, repeat `BOOT` times; the interval is the estimate +- t_0.975(n - 1) times
+the draws' standard deviation, corrected for n seeds (`_interval`). Exponents are fitted per
+bootstrap draw too (one draw per width, a least-squares slope of log10 rate on log10 n, over the
+widths whose fit succeeded in that draw, at least 80 % of them) and their interval is built from
+those slopes the same way, so it carries the seed noise of every width.
+
+The ratio v - u and the product u + v are read off every draw as well. A valley along which the
+loss barely changes shows as a small eigenvalue of H, fits that fail in many draws, and a wide
+ratio interval, while the product (the valley's position) stays sharp. `identifiable` says so
+per width: at least 90 % of the draws fit, and the ratio's interval spans at most `MAX_SPREAD`
+decades.
+
+A grid is ``{(kA, kB): per-seed losses}`` with ``eta = 10^(k / per_decade)``; a diverged seed makes
+its cell inf (left out). Host floats only: this module imports numpy directly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np  # host-side statistics on a few hundred floats, never on device arrays
+
+from tinylora.lab.fit import t975
+
+RADIUS = 2  # the fitted square: the best cell +- 2 lattice steps
+BOOT = 400  # bootstrap draws
+MAX_SPREAD = 1.0  # decades: a ratio interval wider than this is not a located optimum
+MIN_FIT = 0.9  # share of bootstrap draws whose fit must succeed
+MIN_WIDTHS = 0.8  # an exponent's draw needs the fits of this share of the widths
+RATES = ("eta_A", "eta_B", "ratio", "product")
+
+
+def surface(grid: dict, seeds) -> dict:
+    """{(kA, kB): log10 of the mean loss over `seeds` (indices, repeats allowed)}; inf if any
+    of them diverged or the loss is not positive."""
+    out = {}
+    for k, losses in grid.items():
+        values = [losses[s] for s in seeds]
+        m = sum(values) / len(values)
+        out[k] = math.log10(m) if math.isfinite(m) and m > 0 else math.inf
+    return out
+
+
+def fit(surf: dict, per_decade: int, radius: int = RADIUS):
+    """The quadratic fit around the best cell of a surface. -> dict {u, v (log10 rates), H, g,
+    best (kA, kB), n_cells} or None when it fails (see the module docstring)."""
+    finite = {k: y for k, y in surf.items() if math.isfinite(y)}
+    if len(finite) < 6:
+        return None
+    best = min(finite, key=finite.get)
+    near = [(k, y) for k, y in finite.items()
+            if max(abs(k[0] - best[0]), abs(k[1] - best[1])) <= radius]
+    if len(near) < 6:
+        return None
+    step = 1.0 / per_decade
+    x = np.array([[(ka - best[0]) * step, (kb - best[1]) * step] for (ka, kb), _ in near])
+    y = np.array([y for _, y in near])
+    design = np.stack([np.ones(len(x)), x[:, 0], x[:, 1], x[:, 0] ** 2 / 2, x[:, 0] * x[:, 1],
+                       x[:, 1] ** 2 / 2], axis=1)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    g = coef[1:3]
+    H = np.array([[coef[3], coef[4]], [coef[4], coef[5]]])
+    if np.any(np.linalg.eigvalsh(H) <= 0):
+        return None
+    xs = -np.linalg.solve(H, g)
+    if np.any(np.abs(xs) > radius * step):
+        return None
+    return {"u": best[0] * step + xs[0], "v": best[1] * step + xs[1], "H": H.tolist(),
+            "g": g.tolist(), "best": list(best), "n_cells": len(near),
+            "y": float(coef[0] + g @ xs + xs @ H @ xs / 2)}
+
+
+def _rates(f) -> dict:
+    """log10 of eta_A*, eta_B*, the ratio and the product from a fit."""
+    return {"eta_A": f["u"], "eta_B": f["v"], "ratio": f["v"] - f["u"], "product": f["u"] + f["v"]}
+
+
+def _interval(values, center: float, n_seeds: int) -> list | None:
+    """center +- t_0.975(n - 1) sd(draws) sqrt(n / (n - 1)): the bootstrap's spread, widened as
+    a t interval for n seeds (plain quantiles of 6-8 resampled seeds cover too rarely: the
+    resampled spread is too small by (n - 1) / n, and the tails are coarse)."""
+    if len(values) < 2 or center is None:
+        return None
+    half = t975(n_seeds - 1) * float(np.std(values, ddof=1)) * math.sqrt(n_seeds / (n_seeds - 1))
+    return [center - half, center + half]
+
+
+def bootstrap_draws(grid: dict, n_seeds: int, per_decade: int, rng, boot: int = BOOT) -> list:
+    """`boot` refits on seeds drawn with replacement: a list of log10-rate dicts (None for a
+    draw whose fit failed)."""
+    draws = []
+    for _ in range(boot):
+        seeds = rng.integers(0, n_seeds, n_seeds)
+        f = fit(surface(grid, seeds), per_decade)
+        draws.append(None if f is None else _rates(f))
+    return draws
+
+
+def locate(grid: dict, n_seeds: int, per_decade: int, rng, boot: int = BOOT) -> dict:
+    """The optimum of one width's grid: point estimate (every seed), bootstrap intervals and
+    the identifiability verdict. Rates as numbers (not logs); intervals likewise."""
+    full = fit(surface(grid, range(n_seeds)), per_decade)
+    draws = bootstrap_draws(grid, n_seeds, per_decade, rng, boot)
+    good = [d for d in draws if d is not None]
+    out = {"fit": full, "fit_share": len(good) / max(1, len(draws)), "draws": draws}
+    for rate in RATES:
+        center = None if full is None else _rates(full)[rate]
+        q = _interval([d[rate] for d in good], center, n_seeds)
+        out[rate] = None if full is None else 10 ** center
+        out[f"{rate}_interval"] = None if q is None else [10 ** q[0], 10 ** q[1]]
+    spread = None if out["ratio_interval"] is None else math.log10(
+        out["ratio_interval"][1] / out["ratio_interval"][0])
+    out["ratio_spread_decades"] = spread
+    out["identifiable"] = bool(full is not None and out["fit_share"] >= MIN_FIT
+                               and spread is not None and spread <= MAX_SPREAD)
+    if full is not None:
+        eig = np.linalg.eigvalsh(np.array(full["H"]))
+        out["curvatures"] = [float(e) for e in eig]  # of log10 loss, per decade^2
+    return out
+
+
+def exponent(widths, located: list, rate: str, n_seeds: int) -> dict | None:
+    """The exponent of `rate` over the widths where it was located: the least-squares slope of
+    the point estimates, and the 95 % interval of the slopes fitted draw by draw."""
+    keep = [i for i, loc in enumerate(located) if loc[rate] is not None]
+    if len(keep) < 2:
+        return None
+    lw = np.log10([widths[i] for i in keep])
+    slope = float(np.polyfit(lw, np.log10([located[i][rate] for i in keep]), 1)[0])
+    slopes = []
+    for b in range(len(located[keep[0]]["draws"])):
+        pts = [(lw[j], located[i]["draws"][b]) for j, i in enumerate(keep)]
+        pts = [(x, d[rate]) for x, d in pts if d is not None]
+        if len(pts) >= max(2, MIN_WIDTHS * len(keep)):  # a width whose fit failed in this
+            slopes.append(float(np.polyfit(*zip(*pts), 1)[0]))  # draw is left out of it
+    return {"slope": slope, "interval": _interval(slopes, slope, n_seeds),
+            "widths": [widths[i] for i in keep],
+            "draws": len(slopes)}

@@ -1,0 +1,107 @@
+"""Reading the width sweep's grids: the located optimum per width, the exponents against the
+prediction, LoRA against LoRA+ scored on seeds they were not tuned on.
+
+    located      `tinylora.lab.optimum.locate` on the final window (training loss at the measured
+                 step): eta_A*, eta_B*, ratio, product, each with its bootstrap interval, and
+                 whether the optimum is identifiable there (else: a flat valley)
+    held out     the seeds split in two halves; each method's best lattice cell is chosen on one
+                 half (LoRA+: the 2-D window; LoRA: the diagonal) and its loss read on the other
+                 half; the two directions averaged. Nothing favours the larger search space.
+    above floor  the best cell's loss at the measured step over its loss at step 0 (the teacher's
+                 floor is 0: this is how much of the way is left)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+from tinylora import backend
+from tinylora.lab import landscape, optimum, predictions
+
+RATES = optimum.RATES
+MAX_HALF_WIDTH = 0.3  # a ratio exponent whose interval is wider than +-0.3 is not a measurement
+
+
+def loss_grid(cells: list, at: int = -1) -> dict:
+    """{(kA, kB): [each seed's training loss at record index `at`]}: what `optimum` reads."""
+    return {(c["kA"], c["kB"]): [seed[at] for seed in c["train"]] for c in cells}
+
+
+def _mean(cell: dict, seeds, at: int = -1) -> float:
+    values = [cell["train"][s][at] for s in seeds]
+    return math.inf if any(not math.isfinite(v) for v in values) else sum(values) / len(values)
+
+
+def held_out(cells: list, diagonal: list, seeds: int) -> dict:
+    """LoRA+ and LoRA, each tuned on one half of the seeds and scored on the other (twice)."""
+    halves = (list(range(0, seeds, 2)), list(range(1, seeds, 2)))
+    scores = {"loraplus": [], "lora": []}
+    for tune, score in (halves, halves[::-1]):
+        for name, pool in (("loraplus", cells), ("lora", diagonal)):
+            finite = [c for c in pool if math.isfinite(_mean(c, tune))]
+            pick = min(finite, key=lambda c: _mean(c, tune)) if finite else None
+            scores[name].append(math.inf if pick is None else _mean(pick, score))
+    out = {k: sum(v) / len(v) for k, v in scores.items()}
+    lora_best = landscape.best_cell(diagonal)
+    out["lora_eta"] = None if lora_best is None else lora_best["eta_A"]
+    return out
+
+
+def analyze_width(payload: dict, cfg) -> dict:
+    """Everything the summary reports about one width."""
+    cells = landscape.window_cells(payload)
+    diagonal = [c for c in payload["cells"] if c["kA"] == c["kB"]]
+    rng = backend.host_rng([cfg.model_seed, payload["width"], 7])  # the bootstrap's own draws
+    loc = optimum.locate(loss_grid(cells), cfg.seeds, cfg.per_decade, rng)
+    best = landscape.best_cell(cells)
+    every = range(cfg.seeds)
+    floor = None if best is None else _mean(best, every) / _mean(best, every, at=0)
+    return {"width": payload["width"], "located": loc, "held_out": held_out(cells, diagonal,
+                                                                            cfg.seeds),
+            "above_floor": floor, "edge": payload["edge"],
+            "best_cell": None if best is None else [best["kA"], best["kB"]]}
+
+
+def summarize(payloads: list, cfg, rows: list | None = None) -> dict:
+    """summary.json of `tinylora width-sweep` (keys pinned by tests/test_sweep.py); `rows`:
+    the `analyze_width` of each payload, when the caller has them already."""
+    rows = rows or [analyze_width(p, cfg) for p in payloads]
+    widths = [r["width"] for r in rows]
+    usable = [r for r in rows if not r["edge"]]
+    located = [r["located"] for r in usable]
+    exps = {rate: optimum.exponent([r["width"] for r in usable], located, rate, cfg.seeds)
+            for rate in RATES}
+    predicted = predictions.exponents("loss_optimal", cfg.readout, cfg.init)
+    ratio = exps["ratio"]
+    half = None if not ratio or not ratio["interval"] else (ratio["interval"][1]
+                                                            - ratio["interval"][0]) / 2
+    flat = [r["width"] for r in usable if not r["located"]["identifiable"]]
+    out = {"widths": widths, "fit_widths": [r["width"] for r in usable],
+           "edge": [r["edge"] for r in rows], "predicted": predicted,
+           "predictions": predictions.table(), "theory_exponent": predicted["ratio"],
+           "identifiable": [r["located"]["identifiable"] for r in rows], "flat_widths": flat,
+           "ratio_located": bool(half is not None and half <= MAX_HALF_WIDTH),
+           "ratio_half_width": half,
+           "loss_lora": [r["held_out"]["lora"] for r in rows],
+           "loss_loraplus": [r["held_out"]["loraplus"] for r in rows],
+           "lora_eta": [r["held_out"]["lora_eta"] for r in rows],
+           "above_floor": [r["above_floor"] for r in rows],
+           "best_cell": [r["best_cell"] for r in rows],
+           "fit_share": [r["located"]["fit_share"] for r in rows],
+           "curvatures": [r["located"].get("curvatures") for r in rows]}
+    for rate in RATES:
+        out[f"best_{rate}"] = [r["located"][rate] for r in rows]
+        out[f"{rate}_interval"] = [r["located"][f"{rate}_interval"] for r in rows]
+        e = exps[rate]
+        key = "exponent" if rate == "ratio" else f"exponent_{rate}"
+        out[key] = None if e is None else e["slope"]
+        out[f"{key}_interval"] = None if e is None else e["interval"]
+        out[f"{key}_draws"] = None if e is None else e["draws"]
+    out["interval_contains_theory"] = (None if out["exponent_interval"] is None else
+                                       out["exponent_interval"][0] <= predicted["ratio"]
+                                       <= out["exponent_interval"][1])
+    out["loss"] = (f"mean squared error on the training set at step {cfg.steps} (of "
+                   f"{cfg.target}), mean of {cfg.seeds} seeds")
+    out["config"] = asdict(cfg)
+    return out
