@@ -163,3 +163,13 @@ def test_attend_backward_equals_the_plain_steps():
     dqh, dkh = attention.scores_backward(attention.softmax_backward(dp, p), c_scores)
     for fast, plain in zip(attention.attend_backward(dy, cache), (dqh, dkh, dvh)):
         np.testing.assert_allclose(fast, attention.merge_heads(plain), rtol=1e-11, atol=1e-13)
+
+
+def test_masked_softmax_in_blocks_equals_the_mask_then_softmax():
+    """masked_softmax_in_blocks(s) is softmax_forward(causal_mask_forward(s)), over several
+    blocks of score matrices."""
+    rng = _rng(13)
+    s = rng.standard_normal((3, 4, 150, 150)) * 3  # 12 matrices of 22500 numbers: 4 blocks
+    expected = attention.softmax_forward(attention.causal_mask_forward(s.copy()))
+    np.testing.assert_allclose(attention.masked_softmax_in_blocks(s.copy()), expected,
+                               rtol=1e-13, atol=1e-300)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 from tinylora.backend import xp_of
+from tinylora.blocking import row_blocks
 from tinylora.projection import passes_none, proj_backward, proj_forward, trains
 
 # --------------------------------------------------------------------------------------------
@@ -99,6 +100,25 @@ def softmax_forward(s):
     return p
 
 
+def masked_softmax_in_blocks(s):
+    """softmax_forward(causal_mask_forward(s)), in place, a few (T, T) score matrices at a time.
+
+    Fast path: the mask, the max, the shift, exp and the normalisation each make a pass over the
+    whole (N, H, T, T) scores; per block of matrices (`tinylora.blocking`) the passes after the
+    first read a block still in cache, and the row sums are one BLAS product with a column of
+    ones (a test checks it against the two plain functions)."""
+    xp, T = xp_of(s), s.shape[-1]
+    bias, ones = causal_bias(T, xp, s.dtype), xp.ones((T, 1), dtype=s.dtype)
+    s3 = s.reshape(-1, T, T)  # [N*H, T, T], a view
+    for mats in row_blocks(s3.shape[0], T * T):
+        sb = s3[mats]
+        sb += bias  # the mask
+        sb -= sb.max(axis=-1, keepdims=True)
+        xp.exp(sb, out=sb)
+        sb *= 1.0 / (sb @ ones)  # [k, T, T] @ [T, 1]: each row's sum
+    return s
+
+
 def softmax_backward(dp, p):
     """ds = p * (dp - sum_j dp_j p_j): the softmax Jacobian diag(p) - p p^T applied to dp."""
     ds = dp - (dp * p).sum(axis=-1, keepdims=True)  # [N,H,T,T]
@@ -158,8 +178,7 @@ def attend_forward(q, k, v, n_head: int):
     y = merge_heads(weighted_sum_forward(p, vh)), computed by `matmul_merged` (no copy)."""
     qh, kh, vh = split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head)
     s, c_scores = scores_forward(qh, kh)
-    s = causal_mask_forward(s)
-    p = softmax_forward(s)
+    p = masked_softmax_in_blocks(s)  # softmax_forward(causal_mask_forward(s)), in place
     y = matmul_merged(p, vh)  # yh = p vh, written as merged rows [N,T,d]
     return y, (c_scores, p, (vh, y))
 

@@ -50,14 +50,13 @@ def gelu_in_blocks(x, block: int = BLOCK):
     for rows in row_blocks(*x2.shape, block):
         xb, yb, tb = x2[rows], y2[rows], t2[rows]
         xp.multiply(xb, xb, out=tb)
-        tb *= GELU_K
-        tb += 1.0
-        tb *= xb
-        tb *= GELU_C  # u = sqrt(2/pi) x (1 + K x^2) = sqrt(2/pi) (x + K x^3)
+        tb *= GELU_C * GELU_K
+        tb += GELU_C
+        tb *= xb  # u = x (sqrt(2/pi) + sqrt(2/pi) K x^2) = sqrt(2/pi) (x + K x^3)
         xp.tanh(tb, out=tb)
-        xp.add(tb, 1.0, out=yb)
-        yb *= xb
-        yb *= 0.5  # x/2 (1 + t)
+        xp.multiply(tb, 0.5, out=yb)
+        yb += 0.5
+        yb *= xb  # x (1 + t) / 2
     return y, t
 
 
