@@ -166,10 +166,10 @@ def test_attend_backward_equals_the_plain_steps():
 
 
 def test_masked_softmax_in_blocks_equals_the_mask_then_softmax():
-    """masked_softmax_in_blocks(s) is softmax_forward(causal_mask_forward(s)), over several
+    """masked_softmax_in_blocks(s, c) is softmax_forward(causal_mask_forward(c s)), over several
     blocks of score matrices."""
     rng = _rng(13)
     s = rng.standard_normal((3, 4, 150, 150)) * 3  # 12 matrices of 22500 numbers: 4 blocks
-    expected = attention.softmax_forward(attention.causal_mask_forward(s.copy()))
-    np.testing.assert_allclose(attention.masked_softmax_in_blocks(s.copy()), expected,
+    expected = attention.softmax_forward(attention.causal_mask_forward(0.3 * s))
+    np.testing.assert_allclose(attention.masked_softmax_in_blocks(s.copy(), 0.3), expected,
                                rtol=1e-13, atol=1e-300)

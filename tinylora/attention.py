@@ -100,13 +100,14 @@ def softmax_forward(s):
     return p
 
 
-def masked_softmax_in_blocks(s):
-    """softmax_forward(causal_mask_forward(s)), in place, a few (T, T) score matrices at a time.
+def masked_softmax_in_blocks(s, c: float = 1.0):
+    """softmax_forward(causal_mask_forward(c s)), in place, a few (T, T) score matrices at a time.
 
-    Fast path: the mask, the max, the shift, exp and the normalisation each make a pass over the
-    whole (N, H, T, T) scores; per block of matrices (`tinylora.blocking`) the passes after the
-    first read a block still in cache, and the row sums are one BLAS product with a column of
-    ones (a test checks it against the two plain functions)."""
+    Fast path: the scale, the mask, the max, the shift, exp and the normalisation each make a
+    pass over the whole (N, H, T, T) scores; per block of matrices (`tinylora.blocking`) the
+    passes after the first read a block still in cache. c > 0 scales after the shift (the row
+    max of c s is c times that of s), and the row sums are one BLAS product with a column of
+    ones (a test checks it against the plain functions)."""
     xp, T = xp_of(s), s.shape[-1]
     bias, ones = causal_bias(T, xp, s.dtype), xp.ones((T, 1), dtype=s.dtype)
     s3 = s.reshape(-1, T, T)  # [N*H, T, T], a view
@@ -114,6 +115,7 @@ def masked_softmax_in_blocks(s):
         sb = s3[mats]
         sb += bias  # the mask
         sb -= sb.max(axis=-1, keepdims=True)
+        sb *= c
         xp.exp(sb, out=sb)
         sb *= 1.0 / (sb @ ones)  # [k, T, T] @ [T, 1]: each row's sum
     return s
@@ -175,12 +177,14 @@ def matmul_merged(a, b):
 def attend_forward(q, k, v, n_head: int):
     """q, k, v (N, T, d) -> y (N, T, d), and a cache whose middle entry is p (N, H, T, T).
 
-    y = merge_heads(weighted_sum_forward(p, vh)), computed by `matmul_merged` (no copy)."""
+    The steps above (scores_forward, causal_mask_forward, softmax_forward, weighted_sum_forward,
+    merge_heads) with their fast paths: the scale, the mask and the softmax in one blocked pass
+    (`masked_softmax_in_blocks`), the weighted sum written as merged rows (`matmul_merged`)."""
     qh, kh, vh = split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head)
-    s, c_scores = scores_forward(qh, kh)
-    p = masked_softmax_in_blocks(s)  # softmax_forward(causal_mask_forward(s)), in place
+    s = qh @ kh.swapaxes(-1, -2)  # [N,H,T,dh] @ [N,H,dh,T] -> [N,H,T,T], unscaled
+    p = masked_softmax_in_blocks(s, 1.0 / math.sqrt(qh.shape[-1]))  # in place: p = softmax(c s)
     y = matmul_merged(p, vh)  # yh = p vh, written as merged rows [N,T,d]
-    return y, (c_scores, p, (vh, y))
+    return y, ((qh, kh), p, (vh, y))
 
 
 def attend_backward(dy, cache):

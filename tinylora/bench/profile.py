@@ -4,8 +4,8 @@ Where does a block step spend the time above its matrix-product floor? The step 
 the parts it runs, in its order, each part the library's own call on the step's own arrays
 (one forward is run first to collect them):
 
-    forward   ln1, q/k/v/o projections, scores, causal mask, softmax, weighted sum, residual,
-              ln2, fc1, gelu, fc2, residual, the loss
+    forward   ln1, q/k/v/o projections, scores, the scale + causal mask + softmax (one blocked
+              pass), weighted sum, residual, ln2, fc1, gelu, fc2, residual, the loss
     backward  the loss, fc2, gelu, fc1, ln2, residual sum, o, the attention's products and its
               softmax, q/k/v (no input gradient: x and ln1 are frozen), Adam
 
@@ -13,17 +13,24 @@ Each part gets: its median time (all parts, the whole step and the floor interle
 `tinylora bench`); its own floor (the bare products it contains, on fresh arrays of the same
 shapes); the time above that floor; and the bytes it moves, counted as one read of every array
 it is given and one write of every array it returns (a lower bound on its memory traffic).
-"glue" is the whole step minus the sum of its parts: Python, dict look-ups, the calls between.
+"glue" is the whole step minus the sum of its parts: Python and the calls between, and above
+all the caches: a part repeated alone finds its arrays warm, and so does its own floor (the parts'
+floors add up to less than the bench's floor, which runs every product once in turn, as the step
+does). So the step's overhead, step - floor, is compared with the sum of the "above floor"
+column. With PyTorch installed, the same products are also timed in PyTorch (its BLAS).
 Head split and merge make no copy (`split_heads` is a view, `matmul_merged` writes the merged
 rows), so they have no row.
 """
 
 from __future__ import annotations
 
+import math
+
 from tinylora import attention as att
 from tinylora.backend import xp_of
-from tinylora.bench.run import plan_repetitions, time_interleaved, warm_up
-from tinylora.bench.workloads import T, build_block, lora_products, matmul_floor
+from tinylora.bench import torch_mirror
+from tinylora.bench.timing import plan_repetitions, time_interleaved, warm_up
+from tinylora.bench.workloads import T, block_products, build_block, lora_products, matmul_floor
 from tinylora.layers import gelu_backward, gelu_forward, mse_backward, mse_forward
 from tinylora.norms import layernorm_backward, layernorm_forward
 from tinylora.projection import proj_backward, proj_forward
@@ -66,9 +73,10 @@ def block_parts(width: int, dtype: str = "float32"):
     h1, c_ln1 = part("ln1 fwd", layernorm_forward, (x, p["ln1.g"], p["ln1.b"]))
     (q, c_q), (k, c_k), (v, c_v) = (proj(f"attn.{n}", h1, d, d) for n in "qkv")
     qh, kh, vh = (att.split_heads(a, H) for a in (q, k, v))
-    s, _ = part("scores qh kh^T / sqrt(dh)", att.scores_forward, (qh, kh), [(head, T(head))])
-    s = part("causal mask (s += bias)", att.causal_mask_forward, (s.copy(),))
-    pr = part("softmax fwd (in place)", att.softmax_forward, (s.copy(),))
+    s = part("scores qh kh^T", lambda a_, b_: a_ @ b_.swapaxes(-1, -2), (qh, kh),
+             [(head, T(head))])
+    pr = part("scale, causal mask, softmax fwd (one blocked pass)", att.masked_softmax_in_blocks,
+              (s.copy(), 1.0 / math.sqrt(d // H)))
     yv = part("weighted sum p vh (merged)", att.matmul_merged, (pr, vh), [(scores, head)])
     a, c_o = proj("attn.o", yv, d, d)
     x1 = part("residual x + attn", _add, (x, a))
@@ -100,7 +108,7 @@ def block_parts(width: int, dtype: str = "float32"):
               [(head, T(head))])
     ds = part("softmax bwd (from output, in place)", att.softmax_backward_from_output,
               (dp.copy(), pr, dyh, att.split_heads(yv, H)))
-    c = 1.0 / (d // H) ** 0.5
+    c = 1.0 / math.sqrt(d // H)
 
     def scaled(a_, b_):
         o = att.matmul_merged(a_, b_)
@@ -121,6 +129,8 @@ def profile(width: int, dtype: str = "float32", quick: bool = False) -> dict:
     wl, parts = block_parts(width, dtype)
     xp, dt = xp_of(wl.x), wl.x.dtype
     fns = {"step": wl.step, "floor": wl.floor}
+    if torch_mirror.available()[0]:
+        fns["torch floor"] = torch_mirror.torch_floor(block_products(wl.model, wl.x), dtype)
     for i, (_, fn, args, products) in enumerate(parts):
         fns[f"p{i}"] = (lambda f=fn, a=args: f(*a))
         if products:
@@ -135,8 +145,10 @@ def profile(width: int, dtype: str = "float32", quick: bool = False) -> dict:
         rows.append({"part": name, "ms": ms, "floor_ms": floor, "above_ms": ms - floor, "mb": mb,
                      "gbps": mb / ms})
     step = 1e3 * med["step"]
+    torch_floor = 1e3 * med["torch floor"] if "torch floor" in med else None
     return {"width": width, "dtype": dtype, "rows": rows, "step_ms": step,
-            "floor_ms": 1e3 * med["floor"], "glue_ms": step - sum(r["ms"] for r in rows)}
+            "floor_ms": 1e3 * med["floor"], "torch_floor_ms": torch_floor,
+            "glue_ms": step - sum(r["ms"] for r in rows)}
 
 
 def table(prof: dict) -> str:
@@ -152,7 +164,10 @@ def table(prof: dict) -> str:
               "", ""],
              ["**whole step** (bench floor)", f"{prof['step_ms']:.3f}", f"{prof['floor_ms']:.3f}",
               f"{prof['step_ms'] - prof['floor_ms']:.3f}", "", ""]]
-    return (f"block, width {prof['width']}, {prof['dtype']}: step/floor "
-            f"{prof['step_ms'] / prof['floor_ms']:.2f}\n\n"
+    torch = ("" if prof["torch_floor_ms"] is None else
+             f"; the same products in PyTorch: {prof['torch_floor_ms']:.3f} ms")
+    return (f"block, width {prof['width']}, {prof['dtype']}: step {prof['step_ms']:.3f} ms, "
+            f"floor {prof['floor_ms']:.3f} ms (step/floor {prof['step_ms'] / prof['floor_ms']:.2f})"
+            f"{torch}\n\n"
             + markdown_table(["part", "ms", "its floor ms", "above floor ms", "MB moved",
                               "GB/s"], rows))

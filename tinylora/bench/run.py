@@ -18,18 +18,21 @@ allocator; "command"; "rows"}) and summary.md (the table and where it was measur
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import platform
-import statistics
 import sys
-import time
-import tracemalloc
 from pathlib import Path
 
 from tinylora import allocator, backend
 from tinylora.bench import torch_mirror
+from tinylora.bench.timing import (  # noqa: F401 (BUDGETS, peak_bytes: part of this module's API)
+    BUDGETS,
+    peak_bytes,
+    plan_repetitions,
+    time_interleaved,
+    warm_up,
+)
 from tinylora.bench.workloads import BUILDERS, WIDTHS
 from tinylora.progress import bar as progress_bar
 from tinylora.records import markdown_table
@@ -37,73 +40,6 @@ from tinylora.records import markdown_table
 DTYPES = ("float32", "float64")
 ROW_KEYS = ("workload", "width", "dtype", "step_ms", "floor_ms", "torch_ms", "ratio_floor",
             "ratio_torch", "peak_mb")
-
-
-def time_interleaved(fns: dict, rounds: int, inner: int, warmup: int) -> dict:
-    """Median seconds per call of each function in `fns`.
-
-    Each round calls every function `inner` times in a row (timing each call), and the order of
-    the functions rotates from round to round; garbage collection is off while timing.
-    """
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    names, samples = list(fns), {name: [] for name in fns}
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for k in range(rounds):
-            for name in names[k % len(names):] + names[: k % len(names)]:
-                fn, out = fns[name], samples[name]
-                for _ in range(inner):
-                    t0 = time.perf_counter()
-                    fn()
-                    out.append(time.perf_counter() - t0)
-    finally:
-        if was_enabled:
-            gc.enable()
-    return {name: statistics.median(s) for name, s in samples.items()}
-
-
-def peak_bytes(fn) -> int:
-    """Bytes allocated at the peak of one call of `fn`, above what was live before it."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        fn()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return max(0, peak - before)
-
-
-# How long to time each row: (seconds per row, fewest rounds, most rounds, most calls per round)
-BUDGETS = {"full": (8.0, 5, 20, 5), "quick": (1.0, 3, 5, 3)}
-
-
-def plan_repetitions(per_call: float, quick: bool) -> tuple[int, int]:
-    """(rounds, inner) that fit the row's time budget, given the seconds one call of every
-    contender takes together; slow rows get one call per round, and never fewer than the
-    least rounds."""
-    budget, least, most, max_inner = BUDGETS["quick" if quick else "full"]
-    inner = max(1, min(max_inner, int(budget / (least * per_call))))
-    rounds = max(least, min(most, int(budget / (inner * per_call))))
-    return rounds, inner
-
-
-def warm_up(fns: dict, times: int) -> float:
-    """Call each function `times` times (state allocated, caches warm). -> the seconds that the
-    last call of every function took, summed."""
-    total = 0.0
-    for fn in fns.values():
-        for _ in range(times):
-            t0 = time.perf_counter()
-            fn()
-            last = time.perf_counter() - t0
-        total += last
-    return total
 
 
 def bench_one(name: str, width: int, dtype: str, quick: bool = False, with_torch: bool = True,

@@ -170,3 +170,26 @@ def torch_step(wl: Workload):
         return None
     match_threads()
     return MIRRORS[wl.name](wl)[0]
+
+
+def torch_floor(products, dtype: str):
+    """The same bare products as `tinylora.bench.workloads.matmul_floor`, in PyTorch (CPU): how
+    fast PyTorch's own matrix products are on the step's shapes."""
+    import torch  # noqa: PLC0415
+
+    match_threads()
+    gen = torch.Generator().manual_seed(123)
+
+    def operand(spec):
+        shape = spec[1] if spec[0] == "T" else spec
+        t = torch.randn(shape, generator=gen, dtype=getattr(torch, dtype))
+        return t.transpose(-1, -2) if spec[0] == "T" else t
+
+    pairs = [(operand(a), operand(b)) for a, b in products]
+
+    def floor():
+        for a, b in pairs:
+            a @ b
+
+    return floor
+

@@ -162,6 +162,11 @@ def build_block(width: int, dtype: str = "float32", seed: int = 0, backend_name=
 
 
 def block_floor(model, x):
+    """The bare products of one exact block step (`block_products`), as a function."""
+    return matmul_floor(block_products(model, x), backend.xp_of(x), x.dtype)
+
+
+def block_products(model, x):
     """The products of one exact block step: the six LoRA projections (q, k, v need no dx: the
     block's input and ln1 are frozen) and the attention's four batched products and their
     backward (dp = dyh vh^T, dvh = p^T dyh, dqh = ds kh, dkh = ds^T qh), on contiguous heads."""
@@ -174,7 +179,7 @@ def block_floor(model, x):
         products += lora_products(M, d_in, d_out, r, need_dx)
     products += [(head, T(head)), (att, head),  # s = qh kh^T, yh = p vh
                  (head, T(head)), (T(att), head), (att, head), (T(att), head)]  # backward
-    return matmul_floor(products, backend.xp_of(x), x.dtype)
+    return products
 
 
 # --------------------------------------------------------------------------------------------
