@@ -88,13 +88,18 @@ def build_mlp(width: int, dtype: str = "float32", seed: int = 0, backend_name=No
 
 
 def mlp_floor(model, x):
+    """The bare products of one exact LoRA-MLP step (`mlp_products`), as a function."""
+    return matmul_floor(mlp_products(model, x), backend.xp_of(x), x.dtype)
+
+
+def mlp_products(model, x):
     """The products of one exact LoRA-MLP step (`lora_products` per layer; the first layer's
     input needs no gradient)."""
     M, r = x.shape[0], model.lora.r
     products = []
     for i in range(len(model.layer_names)):
         products += lora_products(M, model.widths[i], model.widths[i + 1], r, need_dx=i > 0)
-    return matmul_floor(products, backend.xp_of(x), x.dtype)
+    return products
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,4 +234,5 @@ def build_grid(width: int, dtype: str = "float32", seed: int = 0, backend_name=N
 
 
 BUILDERS = {"mlp": build_mlp, "block": build_block, "grid": build_grid}
+PRODUCTS = {"mlp": mlp_products, "block": block_products}  # the floors that are bare products
 WIDTHS = {"mlp": (128, 512, 2048), "block": (128, 256, 512), "grid": (64, 128, 256)}
