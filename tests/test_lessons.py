@@ -61,16 +61,33 @@ def test_notebook_matches_its_py_pair(path):
         f"{path.name} and {path.with_suffix('.py').name} differ: run `jupytext --sync {path}`")
 
 
+def _library_figures() -> set[str]:
+    """The names of the library's figure functions: those of its plots modules that save one."""
+    import importlib
+    import inspect
+
+    names = set()
+    for module in ("tinylora.lab.plots", "tinylora.lab.plots_width", "tinylora.text.plots"):
+        mod = importlib.import_module(module)
+        names |= {name for name, fn in inspect.getmembers(mod, inspect.isfunction)
+                  if fn.__module__ == module and not name.startswith("_")
+                  and "_save(" in inspect.getsource(fn)}
+    return names
+
+
 # A figure is made by one of these calls, one per figure, never inside a loop or a helper (so
 # that reading the source counts them): pyplot's two constructors and every library figure
-# function (`plots.heatmaps(...)`, `text_plots.finetune_curves(...)`), which a lesson displays.
-FIGURE_CALL = re.compile(r"\bplt\.(?:subplots|figure)\(|\b\w*plots\.\w+\(")
+# function called through its module (`plots.heatmaps(...)`, `plots_width.width_law(...)`),
+# whose PNG a lesson displays.
+FIGURE_CALL = re.compile(r"\bplt\.(?:subplots|figure)\(|\b\w*plots\w*\.(\w+)\(")
+LIBRARY_FIGURES = _library_figures()
 
 
 def figures_drawn(source: str) -> int:
     """How many figures a code cell draws, counted from its source (comments left out)."""
     code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
-    return len(FIGURE_CALL.findall(code))
+    return sum(m.group(1) is None or m.group(1) in LIBRARY_FIGURES
+               for m in FIGURE_CALL.finditer(code))
 
 
 def images_shown(cell) -> int:
@@ -79,11 +96,15 @@ def images_shown(cell) -> int:
 
 
 def test_figures_drawn_counts_constructors_and_library_figures():
-    """The source count finds plt.subplots, plt.figure and plots.* calls, and skips comments."""
+    """The source count finds plt.subplots, plt.figure and the library's figure functions (not
+    its other helpers), and skips comments."""
     src = ("fig, ax = plt.subplots(1, 2)\nplt.figure()\n# plt.subplots() in a comment\n"
-           "display(Image(plots.heatmaps(p, 'h.png', 't')))\nx = text_plots.finetune_curves(d, q)")
-    assert figures_drawn(src) == 4
-    assert figures_drawn("plt.show()\nnp.subplots = 1") == 0
+           "display(Image(plots.heatmaps(p, 'h.png', 't')))\nx = text_plots.finetune_curves(d, q)\n"
+           "show(plots_width.width_law(plots_width.width_law_curves(b, s), 'w.png', 't'))")
+    assert figures_drawn(src) == 5
+    assert figures_drawn("plt.show()\nnp.subplots = 1\nplots._subplots(figsize=(1, 1))") == 0
+    assert {"heatmaps", "width_law", "finetune_curves"} <= LIBRARY_FIGURES
+    assert "width_law_curves" not in LIBRARY_FIGURES
 
 
 @functools.cache

@@ -14,11 +14,13 @@ def best_ratio(cells, at):
     return best["eta_B"] / best["eta_A"]
 
 
-def ratio_interval(near_ratios, seed_ratios, per_decade):
-    """-> (lo, hi): the ratios' range, widened by half a lattice step on each side."""
-    half_step = 10 ** (0.5 / per_decade)
-    ratios = list(near_ratios) + list(seed_ratios)
-    return min(ratios) / half_step, max(ratios) * half_step
+def predicted_exponents(measurement, readout):
+    """{"eta_A", "eta_B", "ratio"}: the exponents of n of the rates the measurement finds."""
+    # Adam, Init[1]: delta2 ~ eta_B, delta1 ~ eta_A n eta_B. Balanced: both = c -> (-1, 0).
+    # Loss-optimal: the output's step Theta(1); with sp a coordinated feature change is amplified
+    # by sqrt(n), so delta2 ~ n^-1/2 -> eta_B ~ n^-1/2, and eta_A ~ n^-1 still.
+    eta_B = -0.5 if (measurement, readout) == ("loss_optimal", "sp") else 0.0
+    return {"eta_A": -1.0, "eta_B": eta_B, "ratio": eta_B + 1.0}
 
 
 def slope_with_interval(widths, values, t):
