@@ -109,3 +109,12 @@ def test_the_mlp_and_the_block_find_a_root_per_layer(tmp_path, model):
     assert layers == ({"fc2", "fc3"} if model == "mlp" else
                       {"attn.q", "attn.k", "attn.v", "attn.o", "mlp.fc1", "mlp.fc2"})
     assert all(st == "ok" for r in s["rows"] for st in r["status"])
+
+
+def test_bad_options_are_one_clear_error(tmp_path, capsys):
+    """t = 1 cannot balance (one term is exactly 0 there); a readout the block does not have is
+    refused: exit 2 and one line naming the option."""
+    assert main(["balance", "--steps", "1,2", "--out", str(tmp_path)]) == 2
+    assert "--steps" in capsys.readouterr().err
+    assert main(["balance", "--model", "block", "--readout", "sp", "--out", str(tmp_path)]) == 2
+    assert "--readout" in capsys.readouterr().err

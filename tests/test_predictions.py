@@ -39,7 +39,7 @@ def _recorded(folder):
     return json.loads(path.read_text())
 
 
-@pytest.mark.parametrize("folder", ["width-sweep", "width-sweep-mup"])
+@pytest.mark.parametrize("folder", ["width-sweep", "width-sweep-mup", "width-sweep-init2"])
 def test_recorded_sweeps_compare_with_their_own_readouts_prediction(folder):
     """A recorded width sweep carries the whole table and, as "predicted", the loss-optimal row
     of the readout and init it ran (so n^1/2 for sp, n^1 for mup)."""

@@ -59,12 +59,13 @@ def width_law_table() -> str:
              for k in RATES]
     lines.append(f"| balanced rates | toy, readout sp, Init[1], t = {r['t']}, c = {r['c']:g} | "
                  + " | ".join(cells) + " |")
-    for folder in ("width-sweep", "width-sweep-mup"):
+    for folder in ("width-sweep", "width-sweep-mup", "width-sweep-init2"):
         s = _load(folder)
         cfg = s["config"]
+        init = {"zero_B": "Init[1]", "zero_A": "Init[2]"}[cfg["init"]]
         cells = [_exp(s[SWEEP_KEYS[k]], s[f"{SWEEP_KEYS[k]}_interval"], s["predicted"][k])
                  for k in RATES]
-        lines.append(f"| loss-optimal | toy, readout {cfg['readout']}, Init[1], loss at step "
+        lines.append(f"| loss-optimal | toy, readout {cfg['readout']}, {init}, loss at step "
                      f"{cfg['steps']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -156,7 +157,7 @@ def prose_claims() -> list[str]:
     base = [f"{bases[str(w)]['loss_finetune_text']:.3f}" for w in _load("finetune")["widths"]]
     grid = [r["floor_ms"] / r["step_ms"] for r in bench["rows"]
             if r["workload"] == "grid" and r["dtype"] == "float32"]
-    gains = [a / b for f in ("width-sweep", "width-sweep-mup")
+    gains = [a / b for f in ("width-sweep", "width-sweep-mup", "width-sweep-init2")
              for a, b in zip(_load(f)["loss_lora"], _load(f)["loss_loraplus"])]
     return [f"the frozen bases score {', '.join(base[:-1])} and {base[-1]} on Milton",
             f"batching them is {min(grid):.1f}x to {max(grid):.1f}x faster",

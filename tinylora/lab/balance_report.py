@@ -46,6 +46,9 @@ def configs(args) -> list:
                                                        balance.STEPS[model])
     sizes = parse_list(args.sizes, float, "--sizes") or ((0.01,) if args.fast else
                                                          balance.SIZES[model])
+    if min(steps) < 2:
+        raise ValueError(f"--steps: expected steps t >= 2 (at t = 1 one of delta1, delta2 is "
+                         f"exactly 0, under Init[1] and Init[2]), got {min(steps)}")
     base = balance.BalanceConfig(model=model, steps=tuple(steps), sizes=tuple(sizes),
                                  seeds=balance.BalanceConfig.seeds if args.seeds is None
                                  else args.seeds,

@@ -145,31 +145,33 @@ def heatmaps(panels: list, path, title: str, ncols: int | None = None):
 
 def ratio_vs_width(summary: dict, path):
     """Best ratio eta_B*/eta_A* against the width (log-log), with its interval, each seed's
-    best ratio, the fitted power law and the theory's slope 1 for comparison. -> the path."""
+    best ratio (where the summary has them), the fitted power law (solid) and the prediction of
+    the setting that ran (dashed, ``summary["theory_exponent"]``, when given). -> the path."""
     fig, ax = _subplots(figsize=(5.2, 4))
-    widths, best, ivs = summary["widths"], summary["best_ratio"], summary["ratio_interval"]
-    pts = [(w, b, iv) for w, b, iv in zip(widths, best, ivs) if b is not None]
+    pts = [(w, b, iv) for w, b, iv in zip(summary["widths"], summary["best_ratio"],
+                                          summary["ratio_interval"]) if b is not None]
     if pts:
-        w, b, iv = zip(*pts)
-        yerr = [[bi - lo for bi, (lo, _) in zip(b, iv)], [hi - bi for bi, (_, hi) in zip(b, iv)]]
-        ax.errorbar(w, b, yerr=yerr, fmt="o", color="C0", capsize=3, label="best ratio (interval)")
-        for wi, seeds in zip(widths, summary.get("seed_best_ratios", [])):
+        for w, b, iv in pts:
+            if iv is not None:
+                ax.errorbar([w], [b], yerr=[[b - iv[0]], [iv[1] - b]], fmt="none", capsize=3,
+                            color="C0")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", color="C0",
+                label="best ratio (interval)")
+        for wi, seeds in zip(summary["widths"], summary.get("seed_best_ratios", [])):
             ax.plot([wi] * len(seeds), seeds, ".", color="gray", alpha=0.6, ms=4)
-        x, ci = summary.get("exponent"), summary.get("exponent_interval")
-        fw = summary.get("fit_widths") or list(w)
+        ws = [p[0] for p in pts]
+        mw = math.exp(sum(math.log(p[0]) for p in pts) / len(pts))
+        mb = math.exp(sum(math.log(p[1]) for p in pts) / len(pts))
+        x, ci, pred = (summary.get(k) for k in ("exponent", "exponent_interval",
+                                                  "theory_exponent"))
         if x is not None:
-            import numpy as np  # noqa: PLC0415 (host-side drawing only)
-
-            ly = np.log([bi for wi, bi in zip(w, b) if wi in fw])
-            lx = np.log(fw)
-            c = float(np.mean(ly) - x * np.mean(lx))
             ci_txt = "" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
-            ax.plot(fw, [math.exp(c) * v**x for v in fw], "-", color="C0", alpha=0.7,
+            ax.plot(ws, [mb * (v / mw) ** x for v in ws], "-", color="C0", alpha=0.7,
                     label=f"fit: width^{x:.2f}{ci_txt}")
-            mid = math.exp(float(np.mean(lx)))
-            ax.plot(fw, [math.exp(float(np.mean(ly))) * (v / mid) for v in fw], "--",
-                    color="C3", alpha=0.7, label="theory: slope 1")
-        _log2_width_axis(ax, widths)
+        if pred is not None:
+            ax.plot(ws, [mb * (v / mw) ** pred for v in ws], "--", color="C3", alpha=0.7,
+                    label=f"predicted for this setting: slope {pred:g}")
+        _log2_width_axis(ax, summary["widths"])
     _finish(ax, "best ratio eta_B* / eta_A*",
             "LoRA+: the best learning-rate ratio against the width")
     return _save(fig, path)

@@ -185,13 +185,14 @@ def width_law_curves(balance: dict, sweeps: list) -> list:
     if setting:
         r = setting["rows"][0]
         e = r["exponents"]["ratio"]
-        curves.append({"label": f"balanced, readout sp (t = {r['t']}, c = {r['c']:g})",
+        curves.append({"label": f"balanced, sp, Init[1] (t = {r['t']}, c = {r['c']:g})",
                        "widths": setting["widths"], "ratio": r["ratio"],
                        "intervals": [None] * len(r["ratio"]), "slope": e and e["slope"],
                        "interval": e and e["interval"],
                        "predicted": setting["predicted"]["ratio"]})
     for s in sweeps:
-        curves.append({"label": f"loss-optimal, readout {s['config']['readout']}",
+        init = {"zero_B": "Init[1]", "zero_A": "Init[2]"}[s["config"]["init"]]
+        curves.append({"label": f"loss-optimal, {s['config']['readout']}, {init}",
                        "widths": s["widths"], "ratio": s["best_ratio"],
                        "intervals": s["ratio_interval"], "slope": s["exponent"],
                        "interval": s["exponent_interval"], "predicted": s["predicted"]["ratio"]})
