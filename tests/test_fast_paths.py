@@ -173,3 +173,23 @@ def test_masked_softmax_in_blocks_equals_the_mask_then_softmax():
     expected = attention.softmax_forward(attention.causal_mask_forward(0.3 * s))
     np.testing.assert_allclose(attention.masked_softmax_in_blocks(s.copy(), 0.3), expected,
                                rtol=1e-13, atol=1e-300)
+
+
+@pytest.mark.parametrize("scale", [1.0, 40.0])
+def test_softmax_without_the_shift_equals_the_shifted_one_and_large_scores_keep_it(scale):
+    """With a bound on |c s| that exp survives, the unshifted masked softmax equals the plain
+    one; scores too large for that (scale 40: |c s| up to ~1000) keep the shift, and stay exact."""
+    qh, kh, _ = _heads(14, T=9, dh=8)
+    qh, kh = qh * scale, kh * scale
+    c = 1 / math.sqrt(8)
+    s = qh @ kh.swapaxes(-1, -2)
+    bound = attention.score_bound(qh, kh, c)
+    assert bound >= np.abs(c * s).max()
+    expected = attention.softmax_forward(attention.causal_mask_forward(c * s))
+    got = attention.masked_softmax_in_blocks(s.copy(), c, bound)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-300)
+    p32 = attention.masked_softmax_in_blocks(s.astype(np.float32), c, bound)  # 80 is float32's
+    assert np.isfinite(p32).all()  # limit: no overflow and no all-zero row either way
+    np.testing.assert_allclose(p32.sum(-1), 1.0, rtol=1e-5)
+    if scale == 1.0:
+        np.testing.assert_allclose(p32, expected, rtol=1e-4, atol=1e-7)

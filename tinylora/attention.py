@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 from tinylora.backend import xp_of
-from tinylora.blocking import row_blocks
+from tinylora.blocking import row_blocks, row_dot
 from tinylora.projection import passes_none, proj_backward, proj_forward, trains
 
 # --------------------------------------------------------------------------------------------
@@ -100,25 +100,36 @@ def softmax_forward(s):
     return p
 
 
-def masked_softmax_in_blocks(s, c: float = 1.0):
+def masked_softmax_in_blocks(s, c: float = 1.0, bound: float = math.inf):
     """softmax_forward(causal_mask_forward(c s)), in place, a few (T, T) score matrices at a time.
 
-    Fast path: the scale, the mask, the max, the shift, exp and the normalisation each make a
+    Fast paths: (1) the scale, the mask, the max, the shift, exp and the normalisation each make a
     pass over the whole (N, H, T, T) scores; per block of matrices (`tinylora.blocking`) the
-    passes after the first read a block still in cache. c > 0 scales after the shift (the row
-    max of c s is c times that of s), and the row sums are one BLAS product with a column of
-    ones (a test checks it against the plain functions)."""
+    passes after the first read a block still in cache; c > 0 scales after the shift (the row
+    max of c s is c times that of s); the row sums are one BLAS product with a column of ones.
+    (2) `bound` >= max |c s| (`score_bound`): where exp of +-bound neither overflows (summed over
+    a row) nor underflows, the shift by the row max, which softmax does not see, is skipped (the
+    max over rows of T is the slowest pass). Tests check both against the plain functions.
+    """
     xp, T = xp_of(s), s.shape[-1]
+    info = xp.finfo(s.dtype)
+    shift = not bound < min(math.log(float(info.max)) - math.log(T), -math.log(float(info.tiny)))
     bias, ones = causal_bias(T, xp, s.dtype), xp.ones((T, 1), dtype=s.dtype)
     s3 = s.reshape(-1, T, T)  # [N*H, T, T], a view
     for mats in row_blocks(s3.shape[0], T * T):
         sb = s3[mats]
         sb += bias  # the mask
-        sb -= sb.max(axis=-1, keepdims=True)
+        if shift:
+            sb -= sb.max(axis=-1, keepdims=True)
         sb *= c
         xp.exp(sb, out=sb)
         sb *= 1.0 / (sb @ ones)  # [k, T, T] @ [T, 1]: each row's sum
     return s
+
+
+def score_bound(qh, kh, c: float) -> float:
+    """An upper bound on every |c q_t . k_u|: c max_t |q_t| max_u |k_u| (Cauchy-Schwarz)."""
+    return c * math.sqrt(float(row_dot(qh, qh).max()) * float(row_dot(kh, kh).max()))
 
 
 def softmax_backward(dp, p):
@@ -181,8 +192,9 @@ def attend_forward(q, k, v, n_head: int):
     merge_heads) with their fast paths: the scale, the mask and the softmax in one blocked pass
     (`masked_softmax_in_blocks`), the weighted sum written as merged rows (`matmul_merged`)."""
     qh, kh, vh = split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head)
+    c = 1.0 / math.sqrt(qh.shape[-1])
     s = qh @ kh.swapaxes(-1, -2)  # [N,H,T,dh] @ [N,H,dh,T] -> [N,H,T,T], unscaled
-    p = masked_softmax_in_blocks(s, 1.0 / math.sqrt(qh.shape[-1]))  # in place: p = softmax(c s)
+    p = masked_softmax_in_blocks(s, c, score_bound(qh, kh, c))  # in place: p = softmax(c s)
     y = matmul_merged(p, vh)  # yh = p vh, written as merged rows [N,T,d]
     return y, ((qh, kh), p, (vh, y))
 

@@ -75,8 +75,10 @@ def block_parts(width: int, dtype: str = "float32"):
     qh, kh, vh = (att.split_heads(a, H) for a in (q, k, v))
     s = part("scores qh kh^T", lambda a_, b_: a_ @ b_.swapaxes(-1, -2), (qh, kh),
              [(head, T(head))])
+    c = 1.0 / math.sqrt(d // H)
+    bound = part("score bound c max|q| max|k|", att.score_bound, (qh, kh, c))
     pr = part("scale, causal mask, softmax fwd (one blocked pass)", att.masked_softmax_in_blocks,
-              (s.copy(), 1.0 / math.sqrt(d // H)))
+              (s.copy(), c, bound))
     yv = part("weighted sum p vh (merged)", att.matmul_merged, (pr, vh), [(scores, head)])
     a, c_o = proj("attn.o", yv, d, d)
     x1 = part("residual x + attn", _add, (x, a))
@@ -108,8 +110,6 @@ def block_parts(width: int, dtype: str = "float32"):
               [(head, T(head))])
     ds = part("softmax bwd (from output, in place)", att.softmax_backward_from_output,
               (dp.copy(), pr, dyh, att.split_heads(yv, H)))
-    c = 1.0 / math.sqrt(d // H)
-
     def scaled(a_, b_):
         o = att.matmul_merged(a_, b_)
         o *= c
