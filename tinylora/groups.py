@@ -44,9 +44,10 @@ def loraplus_groups(params, lr: float, lr_ratio: float = 16.0, weight_decay=None
 
     ``lr_ratio`` is the paper's lambda = eta_B / eta_A (PEFT's ``loraplus_lr_ratio``). Its default
     16 = 2^4 is the value Hayou, Ghosh and Yu suggest (RoBERTa, Init[2]); summaries that print
-    "24" lost the superscript of 2^4. The theory says the best ratio grows like the width n
-    (eta_A ~ 1/n, eta_B ~ 1), so no single value is right for every width: measure it
-    (`tinylora width-sweep`). A ratio of 1 is plain LoRA.
+    "24" lost the superscript of 2^4. The best ratio grows with the width n, so no single value
+    is right for every width: the balanced ratio (and the loss-optimal one on a muP readout)
+    like n, the loss-optimal one on a standard readout like n^1/2 (`docs/width_law.md`; measure
+    it with `tinylora balance` and `tinylora width-sweep`). A ratio of 1 is plain LoRA.
 
     `params`: a dict of arrays (or, for "tinylora", an iterable of keys). `weight_decay`: None
     (the optimizer's reaches every group) or a number written into the groups that decay.
