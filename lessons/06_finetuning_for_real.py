@@ -378,7 +378,8 @@ for name, (on_tuning, on_fresh) in kept.items():
 gap_tuning = kept[detail["methods"][1.0]["label"]][0] - kept[detail["methods"][16.0]["label"]][0]
 gap_fresh = kept[detail["methods"][1.0]["label"]][1] - kept[detail["methods"][16.0]["label"]][1]
 print(f"LoRA - LoRA+: {gap_tuning:+.4f} on the tuning seed, {gap_fresh:+.4f} on fresh seeds")
-assert gap_tuning != gap_fresh  # the seed that picked the rates tells another story
+# No assert here on purpose: which way the two numbers differ is noise, not a law; what the
+# printout shows is how far a comparison on the tuning seed can be from the one on fresh seeds.
 
 # %%
 fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4))
@@ -417,8 +418,9 @@ plt.show()
 #   output: `alpha / r` shrinks it as `r` grows, `alpha / sqrt(r)` shrinks it more slowly.
 # - Right: the loss of the kept rate on the seed that chose it against fresh seeds. A number
 #   selected as the best of several noisy runs is not an unbiased estimate of what that rate
-#   does, and the LoRA-versus-LoRA+ gap itself differs between the two (printed). That is why
-#   the study tunes on seed 0 and reports only the others.
+#   does, and the LoRA-versus-LoRA+ gap measured on the tuning seed need not be the one on fresh
+#   seeds (the printout says by how much they differ here). That is why the study tunes on
+#   seed 0 and reports only the others.
 
 # %% [markdown]
 # ## Experiments to try
