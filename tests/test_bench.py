@@ -253,3 +253,24 @@ def test_profile_command_writes_parts_that_add_up_to_the_step(tmp_path, capsys):
         assert r["above_ms"] == pytest.approx(r["ms"] - r["floor_ms"]) and r["mb"] > 0
     assert prof["glue_ms"] == pytest.approx(prof["step_ms"] - sum(r["ms"] for r in prof["rows"]))
     assert "whole step" in (tmp_path / "profile.md").read_text()
+
+
+def test_docs_and_readme_quote_the_recorded_xeon_run():
+    """docs/benchmarks.md shows the Intel Xeon run's table and its width-256 profile exactly as
+    recorded (docs/results/bench-xeon/), with its CPU, and the README quotes the same table."""
+    from pathlib import Path
+
+    from test_readme_results import bench_table
+
+    from tinylora.bench import profile
+
+    root = Path(__file__).resolve().parents[1]
+    folder = root / "docs" / "results" / "bench-xeon"
+    summary = json.loads((folder / "summary.json").read_text())
+    profs = json.loads((folder / "profile.json").read_text())["profiles"]
+    docs = (root / "docs" / "benchmarks.md").read_text()
+    cpu = summary["environment"]["cpu"]
+    assert "Intel(R) Xeon(R)" in cpu and cpu in docs
+    assert bench.table(summary["rows"]) in docs
+    assert profile.table(next(p for p in profs if p["width"] == 256)) in docs
+    assert bench_table(summary) in (root / "README.md").read_text()

@@ -76,7 +76,7 @@ def block_parts(width: int, dtype: str = "float32"):
     s = part("scores qh kh^T", lambda a_, b_: a_ @ b_.swapaxes(-1, -2), (qh, kh),
              [(head, T(head))])
     c = 1.0 / math.sqrt(d // H)
-    bound = part("score bound c max|q| max|k|", att.score_bound, (qh, kh, c))
+    bound = part("score bound: c times the largest norms of q and k", att.score_bound, (qh, kh, c))
     pr = part("scale, causal mask, softmax fwd (one blocked pass)", att.masked_softmax_in_blocks,
               (s.copy(), c, bound))
     yv = part("weighted sum p vh (merged)", att.matmul_merged, (pr, vh), [(scores, head)])
