@@ -4,6 +4,7 @@ The speed of these paths is the benchmark's business (`tinylora bench --profile`
 is checked against the expression it replaces, on shapes that span several cache blocks."""
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -193,3 +194,13 @@ def test_softmax_without_the_shift_equals_the_shifted_one_and_large_scores_keep_
     np.testing.assert_allclose(p32.sum(-1), 1.0, rtol=1e-5)
     if scale == 1.0:
         np.testing.assert_allclose(p32, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_row_blocks_cover_the_rows_in_order_and_are_one_block_off_the_host():
+    """row_blocks tiles range(n) in order with blocks of about `block` numbers; on a GPU module
+    (anything but NumPy) it is one block, so the blocked loops run the plain passes there."""
+    blocks = blocking.row_blocks(10, 4, 8)
+    assert [(b.start, b.stop) for b in blocks] == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    gpu = types.SimpleNamespace(__name__="cupy")  # stands for the CuPy module
+    assert blocking.row_blocks(10, 4, 8, gpu) == [slice(0, 10)]
+    assert blocking.row_blocks(0, 4, 8, gpu) == [] and blocking.on_host(np)

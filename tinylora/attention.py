@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 from tinylora.backend import xp_of
-from tinylora.blocking import row_blocks, row_dot
+from tinylora.blocking import on_host, row_blocks, row_dot
 from tinylora.projection import passes_none, proj_backward, proj_forward, trains
 
 # --------------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def masked_softmax_in_blocks(s, c: float = 1.0, bound: float = math.inf):
     shift = not bound < min(math.log(float(info.max)) - math.log(T), -math.log(float(info.tiny)))
     bias, ones = causal_bias(T, xp, s.dtype), xp.ones((T, 1), dtype=s.dtype)
     s3 = s.reshape(-1, T, T)  # [N*H, T, T], a view
-    for mats in row_blocks(s3.shape[0], T * T):
+    for mats in row_blocks(s3.shape[0], T * T, xp=xp):
         sb = s3[mats]
         sb += bias  # the mask
         if shift:
@@ -179,9 +179,11 @@ def matmul_merged(a, b):
     ``merge_heads(a @ b)``).
     """
     *lead, H, T, _ = a.shape
-    dh = b.shape[-1]
-    out = xp_of(a).empty((*lead, T, H * dh), dtype=a.dtype)
-    xp_of(a).matmul(a, b, out=split_heads(out, H))  # [N,H,T,m] @ [N,H,m,dh] -> [N,T,d] rows
+    dh, xp = b.shape[-1], xp_of(a)
+    if not on_host(xp):  # CuPy: the plain product and merge (matmul's out= is NumPy's)
+        return merge_heads(a @ b)
+    out = xp.empty((*lead, T, H * dh), dtype=a.dtype)
+    xp.matmul(a, b, out=split_heads(out, H))  # [N,H,T,m] @ [N,H,m,dh] -> [N,T,d] rows
     return out
 
 

@@ -9,8 +9,9 @@ memory. The numbers are identical: every entry goes through the same operations 
     for rows in row_blocks(n_rows, row_size):     # slices of rows, about BLOCK numbers each
         kernel(x2[rows], out2[rows])              # x2: x viewed as (n_rows, row_size)
 
-Measured (`tinylora bench --profile`, docs/benchmarks.md): the gelu forward on (1024, 2048) float32
-6.3 -> 3.2 ms and its backward 5.9 -> 3.8 ms, one thread, Intel Xeon.
+Measured alone (docs/benchmarks.md, "What made it fast"): the gelu forward on (1024, 2048)
+float32 6.3 -> 3.2 ms and its backward 5.9 -> 3.8 ms, one thread, Intel Xeon. On a GPU there is
+no cache to fit and a kernel per block costs a launch, so there each loop runs as one block.
 """
 
 from __future__ import annotations
@@ -22,8 +23,17 @@ from tinylora.backend import xp_of
 BLOCK = 1 << 16  # numbers per block: 256 KB of float32, 512 KB of float64
 
 
-def row_blocks(n_rows: int, row_size: int, block: int = BLOCK):
-    """Slices covering range(n_rows) in order, each of about `block` numbers (at least a row)."""
+def on_host(xp) -> bool:
+    """Whether cache blocking applies: NumPy. On a GPU (CuPy) there is no L2 to fit, and a kernel
+    per block costs a launch: there every blocked loop runs as one block (the plain passes)."""
+    return xp.__name__ == "numpy"
+
+
+def row_blocks(n_rows: int, row_size: int, block: int = BLOCK, xp=None):
+    """Slices covering range(n_rows) in order, each of about `block` numbers (at least a row);
+    one slice on a GPU backend (`on_host`)."""
+    if xp is not None and not on_host(xp):
+        return [slice(0, n_rows)] if n_rows else []
     step = max(1, block // max(1, row_size))
     return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
 
@@ -47,7 +57,7 @@ def gelu_in_blocks(x, block: int = BLOCK):
     xp = xp_of(x)
     y, t = xp.empty(x.shape, dtype=x.dtype), xp.empty(x.shape, dtype=x.dtype)  # C order
     x2, y2, t2 = rows_of(x, y, t)
-    for rows in row_blocks(*x2.shape, block):
+    for rows in row_blocks(*x2.shape, block, xp):
         xb, yb, tb = x2[rows], y2[rows], t2[rows]
         xp.multiply(xb, xb, out=tb)
         tb *= GELU_C * GELU_K
@@ -67,7 +77,7 @@ def gelu_grad_in_blocks(dy, x, t, block: int = BLOCK):
     xp = xp_of(x)
     dx = xp.empty(x.shape, dtype=x.dtype)  # C order: its row view is a view
     dy2, x2, t2, dx2 = rows_of(dy, x, t, dx)
-    rows_list = row_blocks(*x2.shape, block)
+    rows_list = row_blocks(*x2.shape, block, xp)
     tmp = xp.empty((rows_list[0].stop if rows_list else 0, x2.shape[1]), dtype=x.dtype)
     for rows in rows_list:
         xb, tb, db, tmpb = x2[rows], t2[rows], dx2[rows], tmp[: rows.stop - rows.start]
@@ -105,7 +115,7 @@ def add_product_in_blocks(y, u, B, b=None, block: int = BLOCK):
     block: 2.6 -> 0.7 ms above x W; a test checks it against the expression)."""
     xp = xp_of(y)
     y2, u2 = rows_of(y, u)
-    for rows in row_blocks(*y2.shape, block):
+    for rows in row_blocks(*y2.shape, block, xp):
         yb = y2[rows]
         yb += xp.matmul(u2[rows], B)  # [rows, r] @ [r, d_out], still in cache
         if b is not None:

@@ -40,13 +40,14 @@ def layernorm_forward(x, g, b, eps: float = EPS, name: str = "layernorm"):
 def _layernorm_in_blocks(x, g, b, eps: float):
     """-> (y, xhat, rstd): mean, xc = x - mean, var = mean(xc^2), rstd = 1 / sqrt(var + eps),
     xhat = xc rstd, y = xhat g + b, one row block at a time (`tinylora.blocking`): each pass
-    reads a block still in cache, the variance is a row dot (no xc^2 temporary); 2-3x faster than
-    the plain lines on (1024, 512) float32 (a test checks it against them)."""
+    reads a block still in cache, the variance is a row dot (no xc^2 temporary); 1.4x faster
+    than the plain lines on (1024, 512) float32, 1.17 -> 0.84 ms (a test checks it against them).
+    """
     xp, d = xp_of(x), x.shape[-1]
     y, xhat = xp.empty(x.shape, dtype=x.dtype), xp.empty(x.shape, dtype=x.dtype)
     rstd = xp.empty((*x.shape[:-1], 1), dtype=x.dtype)
     x2, y2, h2, r2 = rows_of(x, y, xhat, rstd)
-    for rows in row_blocks(*x2.shape):
+    for rows in row_blocks(*x2.shape, xp=xp):
         xb, hb, rb, yb = x2[rows], h2[rows], r2[rows], y2[rows]
         xp.subtract(xb, row_mean(xb), out=hb)  # xc, centred
         rb[:, 0] = row_dot(hb, hb)  # d * var
@@ -78,7 +79,7 @@ def _layernorm_dx_in_blocks(dy, xhat, rstd, g):
     xp, d = xp_of(dy), dy.shape[-1]
     dx = xp.empty(xhat.shape, dtype=xhat.dtype)
     dy2, h2, r2, dx2 = rows_of(dy, xhat, rstd, dx)
-    blocks = row_blocks(*dx2.shape)
+    blocks = row_blocks(*dx2.shape, xp=xp)
     tmp = xp.empty((blocks[0].stop if blocks else 0, d), dtype=dx.dtype)
     for rows in blocks:
         db, hb, tb = dx2[rows], h2[rows], tmp[: rows.stop - rows.start]
