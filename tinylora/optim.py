@@ -73,11 +73,18 @@ class Optimizer:
             keys = sorted(grads) if isinstance(grads, dict) else grads
             validate.fail("grads", f"a dict with keys {sorted(self.params)}", keys)
         for k, p in self.params.items():
-            validate.array(grads[k], f"grads[{k!r}]", f"a finite float array of shape "
-                           f"{tuple(p.shape)} (its parameter's)", xp=backend.xp_of(p))
-            if tuple(grads[k].shape) != tuple(p.shape):  # never broadcast into an update
-                validate.fail(f"grads[{k!r}]", f"shape {tuple(p.shape)} (its parameter's)",
-                              grads[k])
+            g = grads[k]
+            if not _same_kind(g, p):  # the message is built only for a refused gradient
+                validate.array(g, f"grads[{k!r}]", f"a finite float array of shape "
+                               f"{tuple(p.shape)} (its parameter's)", xp=backend.xp_of(p),
+                               finite=False)
+                validate.fail(f"grads[{k!r}]", f"shape {tuple(p.shape)} (its parameter's)", g)
+        # finite values: one sum over every gradient, then one read on the host (a NaN or inf
+        # anywhere makes the total so); only then each gradient, to name the bad one
+        if grads and not bool(backend.xp_of(next(iter(grads.values()))).isfinite(
+                sum(g.sum() for g in grads.values()))):
+            for k in self.params:
+                validate.finite_values(grads[k], f"grads[{k!r}]")
         self.t += 1
         for g in self.groups:
             for k in g["params"]:
@@ -97,6 +104,13 @@ class Optimizer:
         groups = ", ".join(f"{g.get('name', i)}: {len(g['params'])} arrays at lr={_fmt(g['lr'])}"
                            for i, g in enumerate(self.groups))
         return f"{type(self).__name__}(t={self.t}; {groups})"
+
+
+def _same_kind(g, p) -> bool:
+    """Whether gradient `g` can update `p` as it is: an array of p's exact shape (never
+    broadcast), a real floating dtype, on p's backend. Its values are checked apart."""
+    return (hasattr(g, "dtype") and hasattr(g, "shape") and g.dtype.kind == "f"
+            and tuple(g.shape) == tuple(p.shape) and backend.xp_of(g) is backend.xp_of(p))
 
 
 def _fmt(lr):
