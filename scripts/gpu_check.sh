@@ -67,6 +67,12 @@ if [ "$GPU" = "yes" ]; then
   say "width-sweep --fast, widths 2^10..2^14 on CuPy, float32: exit $? (124 = stopped at the limit; finished widths are kept), $(( $(date +%s) - start )) s"
   tail -n 14 "$WORK/sweep.log" >> "$SUMMARY"
   ls "$WORK/sweep/parts" 2>/dev/null | sed 's/^/  finished: /' >> "$SUMMARY"
+  start=$(date +%s)
+  timeout 120 $PY -m tinylora balance --backend cupy --readout sp --init zero_B --steps 2 \
+      --sizes 0.003 --widths 1024,2048,4096,8192,16384 --out "$WORK/balance" --no-progress \
+      > "$WORK/balance.log" 2>&1
+  say "balance (toy, sp, Init[1], t = 2, c = 0.003), widths 2^10..2^14 on CuPy: exit $?, $(( $(date +%s) - start )) s"
+  tail -n 8 "$WORK/balance.log" >> "$SUMMARY"
 fi
 say "done"
 rm -rf "$WORK"
