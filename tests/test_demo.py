@@ -1,9 +1,15 @@
 """`tinylora demo`: the whole story end to end (shrunk here so that the suite stays fast)."""
 
+import argparse
+import dataclasses
 import json
 
+import pytest
+
 from tinylora.cli import main
-from tinylora.lab import coordcheck, demo, sweep, toy
+from tinylora.lab import balance_report, coordcheck, demo, sweep, sweep_report, toy, toy_report
+from tinylora.options import options_from_args
+from tinylora.records import ResultsDir
 
 
 def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
@@ -33,3 +39,53 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
                                          "coordinate check", "batched vs one by one"}
     assert summary["balance"]["settings"]["toy-sp-init1"]["predicted"]["ratio"] == 1.0
     assert summary["width_sweep"]["predicted"]["ratio"] == 0.5
+
+
+COMMANDS = [(toy_report, toy_report.ToyOptions), (balance_report, balance_report.BalanceOptions),
+            (sweep_report, sweep_report.SweepOptions), (coordcheck, coordcheck.CoordcheckOptions)]
+
+
+def _parser(module) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    return parser
+
+
+def _argv(parser, options) -> list[str]:
+    """The command line that gives `options`: every field that differs from its default."""
+    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+    argv = []
+    for f in dataclasses.fields(options):
+        value = getattr(options, f.name)
+        if value != f.default:
+            argv += [flags[f.name]] if value is True else [flags[f.name], str(value)]
+    return argv
+
+
+@pytest.mark.parametrize(("module", "cls"), COMMANDS, ids=lambda x: getattr(x, "__name__", ""))
+def test_each_options_dataclass_is_its_commands_parser(module, cls):
+    """A frozen dataclass with one field per CLI option and the same defaults: the parser's
+    defaults, read by `options_from_args`, give ``cls()``."""
+    parser = _parser(module)
+    assert cls.__dataclass_params__.frozen
+    assert {f.name for f in dataclasses.fields(cls)} == set(vars(parser.parse_args([])))
+    assert options_from_args(cls, parser.parse_args([])) == cls()
+
+
+def test_the_demo_builds_its_options_without_argparse(tmp_path, monkeypatch):
+    """The demo constructs each command's dataclass directly (no parser is made), and each
+    round-trips through the command's own parser and `options_from_args` with the same values."""
+    real = argparse.ArgumentParser
+
+    def refuse(*a, **k):
+        raise AssertionError("the demo built an argparse parser")
+
+    monkeypatch.setattr(argparse, "ArgumentParser", refuse)
+    built = demo.part_options(argparse.Namespace(backend="numpy", no_progress=True),
+                              ResultsDir(tmp_path, {}))
+    monkeypatch.setattr(argparse, "ArgumentParser", real)
+    assert [type(o) for o in built.values()] == [cls for _, cls in COMMANDS]
+    for (module, cls), options in zip(COMMANDS, built.values()):
+        assert options.fast and options.no_progress and options.backend == "numpy"
+        parser = _parser(module)
+        assert options_from_args(cls, parser.parse_args(_argv(parser, options))) == options

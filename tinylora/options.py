@@ -9,11 +9,16 @@ integer >= 1, got '0'``, exit code 2, no traceback).
 A default of None means "the command's default"; commands read it as
 ``DEFAULT if args.x is None else args.x``, never ``args.x or DEFAULT`` (which turns 0 into the
 default instead of refusing it).
+
+Each command keeps its options in a frozen dataclass (one field per option, the same defaults);
+`options_from_args` builds it from the parsed Namespace, and code that runs a command directly
+(the demo, a lesson) constructs the dataclass itself: ``execute(SweepOptions(fast=True))``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -77,3 +82,9 @@ class Distinct(argparse.Action):
             parser.error(f"argument {option_string}: expected distinct values, got "
                          f"{' '.join(map(str, values))} ({', '.join(map(str, twice))} twice)")
         setattr(namespace, self.dest, list(values))
+
+
+def options_from_args(cls, args: argparse.Namespace):
+    """The options dataclass `cls` of a command, its fields read by name from the Namespace its
+    parser gave (the Namespace's other attributes, such as ``command`` and ``func``, are left)."""
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 
 from tinylora.lab import balance, flatness, predictions
 from tinylora.records import markdown_table
@@ -21,6 +21,24 @@ RATES = ("eta_A", "eta_B", "ratio")
 RATE_NAMES = {"eta_A": "eta_A*", "eta_B": "eta_B*", "ratio": "ratio"}
 DIAGNOSTICS = ("ZA_moved", "B_moved", "input_moved", "output_moved")
 INIT_NAMES = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
+
+
+@dataclass(frozen=True)
+class BalanceOptions:
+    """The options of `tinylora balance` (`add_arguments` is the CLI's definition)."""
+
+    out: str = "balance-out"  # results folder
+    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
+    dtype: str = "float64"  # "float64" or "float32"
+    seeds: int | None = None  # number of seeds; None: balance.BalanceConfig.seeds
+    widths: str | None = None  # comma-separated widths, e.g. "64,256,1024"; None: the default
+    fast: bool = False  # a small run that takes seconds
+    no_progress: bool = False  # no progress bars
+    model: str = "toy"  # "toy" (one LoRA layer), "mlp" (two LoRA layers) or "block"
+    readout: str | None = None  # the toy's readout, "sp" or "mup"; None: both
+    init: str | None = None  # the toy's init, "zero_B" (Init[1]) or "zero_A"; None: both
+    steps: str | None = None  # steps t, e.g. "2,3,5,10"; None: per model
+    sizes: str | None = None  # target sizes c, e.g. "0.003,0.01,0.05"; None: per model
 
 
 def add_arguments(p) -> None:
@@ -37,24 +55,24 @@ def add_arguments(p) -> None:
     p.add_argument("--sizes", default=None, help="target sizes c, e.g. 0.003,0.01,0.05")
 
 
-def configs(args) -> list:
-    """One `BalanceConfig` per setting the arguments ask for."""
+def configs(options: BalanceOptions) -> list:
+    """One `BalanceConfig` per setting the options ask for."""
     from tinylora.records import parse_list
 
-    model = args.model
-    steps = parse_list(args.steps, int, "--steps") or ((2, 3) if args.fast else
+    model = options.model
+    steps = parse_list(options.steps, int, "--steps") or ((2, 3) if options.fast else
                                                        balance.STEPS[model])
-    sizes = parse_list(args.sizes, float, "--sizes") or ((0.01,) if args.fast else
+    sizes = parse_list(options.sizes, float, "--sizes") or ((0.01,) if options.fast else
                                                          balance.SIZES[model])
     if min(steps) < 2:
         raise ValueError(f"--steps: expected steps t >= 2 (at t = 1 one of delta1, delta2 is "
                          f"exactly 0, under Init[1] and Init[2]), got {min(steps)}")
     base = balance.BalanceConfig(model=model, steps=tuple(steps), sizes=tuple(sizes),
-                                 seeds=balance.BalanceConfig.seeds if args.seeds is None
-                                 else args.seeds,
-                                 dtype=args.dtype)
+                                 seeds=balance.BalanceConfig.seeds if options.seeds is None
+                                 else options.seeds,
+                                 dtype=options.dtype)
     chosen = [(r, i) for r, i in balance.SETTINGS[model]
-              if (args.readout or r) == r and (args.init or i) == i]
+              if (options.readout or r) == r and (options.init or i) == i]
     if not chosen:
         raise ValueError(f"--readout/--init: model {model!r} runs {balance.SETTINGS[model]}")
     return [replace(base, readout=r, init=i) for r, i in chosen]
@@ -163,34 +181,36 @@ def markdown(summary: dict, figures: list) -> str:
 
 
 def main(args) -> int:
-    result = execute(args)
+    from tinylora.options import options_from_args
+
+    result = execute(options_from_args(BalanceOptions, args))
     files = "summary.md, summary.json, records.json"
     print(f"{headline(result['summary'])}\nwrote {result['out']}/{files} and "
           f"{len(result['figures'])} figures")
     return 0
 
 
-def execute(args, on_width_done=None) -> dict:
+def execute(options: BalanceOptions, on_width_done=None) -> dict:
     """Run every setting (reusing finished widths), write every output."""
     from tinylora.lab import plots_width
     from tinylora.records import ResultsDir, parse_list
 
-    cfgs = configs(args)
-    widths = parse_list(args.widths) or (balance.FAST_WIDTHS if args.fast
-                                         else balance.WIDTHS)[args.model]
-    out = ResultsDir(args.out, {"command": "balance", **asdict(cfgs[0]), "readout": None,
+    cfgs = configs(options)
+    widths = parse_list(options.widths) or (balance.FAST_WIDTHS if options.fast
+                                         else balance.WIDTHS)[options.model]
+    out = ResultsDir(options.out, {"command": "balance", **asdict(cfgs[0]), "readout": None,
                                 "init": None})
-    summary = {"command": "balance", "model": args.model, "predictions": predictions.table(),
+    summary = {"command": "balance", "model": options.model, "predictions": predictions.table(),
                "settings": {}}
     records = {}
     for cfg in cfgs:
-        payloads = balance.run(cfg, widths, out, args.backend, on_width_done)
+        payloads = balance.run(cfg, widths, out, options.backend, on_width_done)
         records[cfg.name] = payloads
         setting = summarize(cfg, payloads)
         if cfg.model == "toy":
             key = f"{cfg.name}-flat-" + "-".join(map(str, widths))  # the widths change it
             setting["forward_check"] = out.cached(key, lambda c=cfg: flatness.check(
-                lambda w: balance.Evaluator(c, w, args.backend, steps=max(c.steps)), widths,
+                lambda w: balance.Evaluator(c, w, options.backend, steps=max(c.steps)), widths,
                 "fc2", max(c.steps)))
         summary["settings"][cfg.name] = setting
     out.write("records.json", records)

@@ -154,6 +154,22 @@ def slopes(rows: list[dict], step: int | None = None) -> dict:
 # `tinylora coordcheck`
 
 
+@dataclass(frozen=True)
+class CoordcheckOptions:
+    """The options of `tinylora coordcheck` (`add_arguments` is the CLI's definition)."""
+
+    out: str = "coordcheck-out"  # results folder
+    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
+    dtype: str = "float64"  # "float64" or "float32"
+    seeds: int | None = None  # number of seeds; None: 3 (2 with fast)
+    widths: str | None = None  # comma-separated widths, e.g. "64,256,1024"; None: the default
+    fast: bool = False  # a small run that takes seconds
+    no_progress: bool = False  # no progress bars
+    model: str = "mlp"  # a name in MODELS: "block" or "mlp"
+    steps: int | None = None  # Adam steps T; None: 4 (3 with fast)
+    lr: float = 1e-2  # the base learning rate eta
+
+
 def add_arguments(p) -> None:
     from tinylora import options
     from tinylora.records import add_common_arguments
@@ -177,7 +193,9 @@ def markdown(slope_table: dict, step: int) -> str:
 
 
 def main(args) -> int:
-    result = execute(args)
+    from tinylora.options import options_from_args
+
+    result = execute(options_from_args(CoordcheckOptions, args))
     s = result["summary"]
     print(f"Coordinate check, LoRA {s['model']}, widths {s['widths'][0]}..{s['widths'][-1]}, "
           f"{s['seeds']} seeds, Adam")
@@ -187,29 +205,30 @@ def main(args) -> int:
     return 0
 
 
-def execute(args) -> dict:
+def execute(options: CoordcheckOptions) -> dict:
     """Run, write every output file. -> {"summary", "text", "figures", "out"}."""
     from tinylora.lab import plots
     from tinylora.progress import bar
     from tinylora.records import ResultsDir, parse_list
 
-    widths = parse_list(args.widths) or DEFAULT_WIDTHS[args.model][1 if args.fast else 0]
-    seeds = tuple(range((2 if args.fast else 3) if args.seeds is None else args.seeds))
-    steps = (3 if args.fast else 4) if args.steps is None else args.steps
-    out = ResultsDir(args.out, {"command": "coordcheck"})
+    widths = parse_list(options.widths) or DEFAULT_WIDTHS[options.model][1 if options.fast else 0]
+    seeds = tuple(range((2 if options.fast else 3) if options.seeds is None else options.seeds))
+    steps = (3 if options.fast else 4) if options.steps is None else options.steps
+    out = ResultsDir(options.out, {"command": "coordcheck"})
     with bar(total=len(SCHEDULES) * len(widths) * len(seeds), desc="coordcheck",
-             show=not args.no_progress) as pb:
-        rows = run(args.model, widths, seeds, steps, args.lr, backend_name=args.backend,
-                   dtype=args.dtype, progress=pb)
+             show=not options.no_progress) as pb:
+        rows = run(options.model, widths, seeds, steps, options.lr, backend_name=options.backend,
+                   dtype=options.dtype, progress=pb)
     table = slopes(rows)
-    summary = {"slopes": table, "step": steps, "model": args.model, "widths": list(widths),
-               "lr": args.lr, "seeds": len(seeds),
+    summary = {"slopes": table, "step": steps, "model": options.model, "widths": list(widths),
+               "lr": options.lr, "seeds": len(seeds),
                "all_steps": {t: slopes(rows, t) for t in range(1, steps + 1)}}
     out.write("records.json", rows)
     out.write("summary.json", summary)
-    figures = [plots.coordcheck(rows, out / f"coordcheck_{args.model}_{s}.png", s)
+    figures = [plots.coordcheck(rows, out / f"coordcheck_{options.model}_{s}.png", s)
                for s in SCHEDULES]
     text = markdown(table, steps)
-    out.write("summary.md", f"# Coordinate check: LoRA {args.model}, Adam, eta = {args.lr:g}\n\n"
-              + text + "\n" + "".join(f"![{p.name}]({p.name})\n" for p in figures))
+    out.write("summary.md", f"# Coordinate check: LoRA {options.model}, Adam, "
+              f"eta = {options.lr:g}\n\n" + text + "\n"
+              + "".join(f"![{p.name}]({p.name})\n" for p in figures))
     return {"summary": summary, "text": text, "figures": figures, "out": out.path}

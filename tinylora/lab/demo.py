@@ -17,9 +17,7 @@ figures); the headline is printed. NumPy (or --backend), float64.
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 BENCH_WIDTHS = (64, 256)  # widths at which the batched grid is timed against one by one
 BALANCE_WIDTHS = (64, 128, 256, 512, 1024, 2048)  # the balanced rates are cheap: six widths
@@ -38,19 +36,27 @@ def add_arguments(p) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _args(command, out: Path, args, *extra: str) -> argparse.Namespace:
-    """The options `tinylora <command> --fast --out <out> ...` would get, parsed by the command
-    module's own `add_arguments` (the demo calls the commands directly, not through the CLI)."""
-    parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
-    argv = ["--fast", "--out", str(out), *extra]
-    argv += ["--backend", args.backend] if args.backend else []
-    argv += ["--no-progress"] if args.no_progress else []
-    return parser.parse_args(argv)
+def part_options(args, out) -> dict:
+    """The options of each command the demo runs: its fast settings, into ``out/<command>``,
+    with the demo's --backend and --no-progress. Built directly (the demo calls the commands,
+    not the CLI): {"toy": ToyOptions, "balance": BalanceOptions, "sweep": SweepOptions,
+    "coordcheck": CoordcheckOptions}."""
+    from tinylora.lab import balance_report, coordcheck, sweep_report, toy, toy_report
+
+    common = {"fast": True, "backend": args.backend, "no_progress": args.no_progress}
+    return {
+        "toy": toy_report.ToyOptions(  # the toy is cheap: every width up to 2^16
+            out=str(out / "toy-analytic"), widths=",".join(map(str, toy.WIDTHS)), **common),
+        "balance": balance_report.BalanceOptions(
+            out=str(out / "balance"), readout="sp", init="zero_B", steps="2", sizes="0.003",
+            widths=",".join(map(str, BALANCE_WIDTHS)), **common),
+        "sweep": sweep_report.SweepOptions(out=str(out / "width-sweep"), **common),
+        "coordcheck": coordcheck.CoordcheckOptions(out=str(out / "coordcheck"), **common),
+    }
 
 
 def main(args) -> int:
-    from tinylora.lab import balance_report, coordcheck, grid_bench, sweep_report, toy, toy_report
+    from tinylora.lab import balance_report, coordcheck, grid_bench, sweep_report, toy_report
     from tinylora.records import ResultsDir, markdown_table
 
     out = ResultsDir(args.out, {"command": "demo"})
@@ -62,16 +68,11 @@ def main(args) -> int:
         timings[name] = time.perf_counter() - start
         return result
 
-    widths = ",".join(str(n) for n in toy.WIDTHS)  # the toy is cheap: every width up to 2^16
-    toy_result = part("analytic toy", lambda: toy_report.execute(
-        _args(toy_report, out / "toy-analytic", args, "--widths", widths)))
-    balance_result = part("balanced rates", lambda: balance_report.execute(_args(
-        balance_report, out / "balance", args, "--readout", "sp", "--init", "zero_B", "--steps",
-        "2", "--sizes", "0.003", "--widths", ",".join(map(str, BALANCE_WIDTHS)))))
-    sweep_result = part("width sweep", lambda: sweep_report.execute(
-        _args(sweep_report, out / "width-sweep", args)))
-    cc_result = part("coordinate check", lambda: coordcheck.execute(
-        _args(coordcheck, out / "coordcheck", args)))
+    opts = part_options(args, out)
+    toy_result = part("analytic toy", lambda: toy_report.execute(opts["toy"]))
+    balance_result = part("balanced rates", lambda: balance_report.execute(opts["balance"]))
+    sweep_result = part("width sweep", lambda: sweep_report.execute(opts["sweep"]))
+    cc_result = part("coordinate check", lambda: coordcheck.execute(opts["coordcheck"]))
     bench = part("batched vs one by one", lambda: [
         grid_bench.speedup(n, n_cells=49, backend_name=args.backend) for n in BENCH_WIDTHS])
 

@@ -17,12 +17,32 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from tinylora.lab import sweep, sweep_analysis
 from tinylora.records import markdown_table
 
 RATES = ("eta_A", "eta_B", "ratio", "product")
 INIT_NAMES = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """The options of `tinylora width-sweep` (`add_arguments` is the CLI's definition)."""
+
+    out: str = "width-sweep-out"  # results folder
+    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
+    dtype: str = "float64"  # "float64" or "float32"
+    seeds: int | None = None  # number of seeds; None: sweep.SweepConfig.seeds
+    widths: str | None = None  # comma-separated widths, e.g. "64,256,1024"; None: the default
+    fast: bool = False  # a small run that takes seconds
+    no_progress: bool = False  # no progress bars
+    steps: int | None = None  # Adam steps per cell; None: sweep.SweepConfig.steps
+    optimizer: str | None = None  # "adam" or "sgd"; None: adam
+    n_train: int | None = None  # training points; None: sweep.SweepConfig.n_train
+    readout: str | None = None  # "sp" (W_out ~ N(0, 1/n)) or "mup" (N(0, 1/n^2)); None: sp
+    init: str | None = None  # "zero_B" (Init[1]) or "zero_A" (Init[2]); None: zero_B
+    target: str | None = None  # "teacher" (the planted teacher) or "sin"; None: teacher
 
 
 def add_arguments(p) -> None:
@@ -142,21 +162,23 @@ def figures(payloads: list, rows: list, summary: dict, cfg, out) -> list:
 
 
 def main(args) -> int:
-    result = execute(args)
+    from tinylora.options import options_from_args
+
+    result = execute(options_from_args(SweepOptions, args))
     print(headline(result["summary"]))
     print(f"wrote {result['out']}/summary.md, summary.json, records.json and "
           f"{len(result['figures'])} figures")
     return 0
 
 
-def execute(args, on_width_done=None) -> dict:
+def execute(options: SweepOptions, on_width_done=None) -> dict:
     """Run (reusing finished widths), write every output. -> {"summary", "figures", "out"}."""
     from tinylora.records import ResultsDir, parse_list
 
-    cfg = sweep.config_from_args(args)
-    widths = parse_list(args.widths) or (sweep.FAST_WIDTHS if args.fast else sweep.WIDTHS)
-    out = ResultsDir(args.out, {"command": "width-sweep", **sweep.asdict(cfg)})
-    payloads = sweep.run(widths, cfg, out, args.backend, show_progress=not args.no_progress,
+    cfg = sweep.config_from_args(options)
+    widths = parse_list(options.widths) or (sweep.FAST_WIDTHS if options.fast else sweep.WIDTHS)
+    out = ResultsDir(options.out, {"command": "width-sweep", **sweep.asdict(cfg)})
+    payloads = sweep.run(widths, cfg, out, options.backend, show_progress=not options.no_progress,
                          on_width_done=on_width_done)
     rows = [sweep_analysis.analyze_width(p, cfg) for p in payloads]
     summary = sweep_analysis.summarize(payloads, cfg, rows)

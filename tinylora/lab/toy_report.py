@@ -6,6 +6,8 @@ summary.md and a figure per optimizer, and print the table.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from tinylora.lab.toy import (
     DELTAS,
     OPTIMIZERS,
@@ -17,6 +19,23 @@ from tinylora.lab.toy import (
 )
 
 FAST_WIDTHS = tuple(2**k for k in range(4, 11))
+
+
+@dataclass(frozen=True)
+class ToyOptions:
+    """The options of `tinylora toy-analytic` (`add_arguments` is the CLI's definition)."""
+
+    out: str = "toy-analytic-out"  # results folder
+    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
+    dtype: str = "float64"  # "float64" or "float32"
+    seeds: int | None = None  # number of seeds; None: 1
+    widths: str | None = None  # comma-separated widths, e.g. "64,256,1024"; None: the default
+    fast: bool = False  # a small run that takes seconds
+    no_progress: bool = False  # no progress bars
+    init: int = 1  # 1: b = 0, a random; 2: a = 0, b = 1
+    steps: int | None = None  # steps per run; None: 4 (3 with fast)
+    lr: float = 0.1  # the base learning rate (see schedules)
+    optimizer: str = "both"  # "gd", "adam" or "both"
 
 
 def summarize(fits: list[dict], widths, init: int, step: int = REPORT_STEP) -> dict:
@@ -71,9 +90,12 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    result = execute(args)
+    from tinylora.options import options_from_args
+
+    options = options_from_args(ToyOptions, args)
+    result = execute(options)
     summary = result["summary"]
-    print(f"Analytic toy (paper Eq. 2), Init[{args.init}], widths {summary['widths'][0]}.."
+    print(f"Analytic toy (paper Eq. 2), Init[{options.init}], widths {summary['widths'][0]}.."
           f"{summary['widths'][-1]}: slope of log|delta| against log n, measured "
           f"(theory; ~ = asymptotic only)")
     print(result["text"])
@@ -85,36 +107,37 @@ def main(args) -> int:
     return 0
 
 
-def execute(args) -> dict:
+def execute(options: ToyOptions) -> dict:
     """Run, write every output file. -> {"summary", "text" (markdown table), "figures", "out"}."""
     from tinylora.lab import plots
     from tinylora.progress import bar
     from tinylora.records import ResultsDir, parse_list
 
-    widths = parse_list(args.widths) or (FAST_WIDTHS if args.fast else WIDTHS)
-    steps = (3 if args.fast else 4) if args.steps is None else args.steps
+    widths = parse_list(options.widths) or (FAST_WIDTHS if options.fast else WIDTHS)
+    steps = (3 if options.fast else 4) if options.steps is None else options.steps
     if steps < REPORT_STEP:
         raise ValueError(f"--steps: expected at least {REPORT_STEP} (the step reported), "
                          f"got {steps}")
-    optimizers = OPTIMIZERS if args.optimizer == "both" else (args.optimizer,)
-    seeds = tuple(range(1 if args.seeds is None else args.seeds))
-    out = ResultsDir(args.out, {"command": "toy-analytic"})
+    optimizers = OPTIMIZERS if options.optimizer == "both" else (options.optimizer,)
+    seeds = tuple(range(1 if options.seeds is None else options.seeds))
+    out = ResultsDir(options.out, {"command": "toy-analytic"})
     total = len(optimizers) * len(SCHEDULES) * len(widths) * len(seeds)
-    with bar(total=total, desc="toy-analytic", show=not args.no_progress) as pb:
-        rows = run(widths, steps, args.init, optimizers, lr=args.lr, seeds=seeds,
-                   backend_name=args.backend, dtype=args.dtype, progress=pb)
-    fits = slopes(rows, args.init)
-    summary = summarize(fits, widths, args.init)
+    with bar(total=total, desc="toy-analytic", show=not options.no_progress) as pb:
+        rows = run(widths, steps, options.init, optimizers, lr=options.lr, seeds=seeds,
+                   backend_name=options.backend, dtype=options.dtype, progress=pb)
+    fits = slopes(rows, options.init)
+    summary = summarize(fits, widths, options.init)
     out.write("records.json", rows)
     out.write("summary.json", summary)
-    figures = [plots.toy_deltas(rows, out / f"toy_analytic_deltas_step{REPORT_STEP}_init{args.init}"
-                                f"_{o}.png", optimizer=o, step=REPORT_STEP, init=args.init,
+    figures = [plots.toy_deltas(rows, out / f"toy_analytic_deltas_step{REPORT_STEP}_init"
+                                f"{options.init}_{o}.png", optimizer=o, step=REPORT_STEP,
+                                init=options.init,
                                 theory={f["schedule"] + "/" + f["quantity"]: f["theory"]
                                         for f in fits if f["optimizer"] == o
                                         and f["step"] == REPORT_STEP})
                for o in optimizers]
     text = table(fits)
-    out.write("summary.md", _markdown(text, widths, args.init, summary, figures))
+    out.write("summary.md", _markdown(text, widths, options.init, summary, figures))
     return {"summary": summary, "text": text, "figures": figures, "out": out.path}
 
 
