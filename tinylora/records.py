@@ -22,6 +22,7 @@ import math
 import os
 import uuid
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np  # host-side conversion of results to JSON, never device arrays
@@ -201,8 +202,22 @@ def parse_list(text, kind=int, name: str = "--widths") -> tuple | None:
     return values
 
 
+@dataclass(frozen=True)
+class CommonOptions:
+    """The options every experiment command shares (`add_common_arguments` defines them on the
+    CLI); a command's options dataclass extends it and sets its own ``out``."""
+
+    out: str = "out"  # results folder
+    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
+    dtype: str = "float64"  # "float64" or "float32"
+    seeds: int | None = None  # number of seeds; None: the command's default
+    widths: str | None = None  # comma-separated widths, e.g. "64,256,1024"; None: the default
+    fast: bool = False  # a small run that takes seconds
+    no_progress: bool = False  # no progress bars
+
+
 def add_common_arguments(p, out: str, seeds: int) -> None:
-    """The options every experiment command shares."""
+    """The options every experiment command shares (`CommonOptions`)."""
     from tinylora import options
 
     p.add_argument("--out", type=options.out_folder, default=out,

@@ -78,13 +78,19 @@ def build_mlp(width: int, dtype: str = "float32", seed: int = 0, backend_name=No
     (`scripts/gpu_bench.py` uses batch 1024 on a GPU)."""
     xp = backend.get_xp(backend_name)
     model = LoRAMLP(width, width, width, r=RANK, seed=seed, backend=backend_name, dtype=dtype)
+    return _workload("mlp", dtype, model, (batch, width), seed, xp, mlp_floor)
+
+
+def _workload(name: str, dtype: str, model, shape: tuple, seed: int, xp, floor) -> Workload:
+    """A model's Workload: random x and y of `shape` (seed + 1), Adam with the LoRA+ groups, one
+    `train_step` as the step and ``floor(model, x)`` as the floor."""
     rng = backend.host_rng(seed + 1)
-    x = backend.normal(rng, (batch, width), 1.0, xp, dtype)
-    y = backend.normal(rng, (batch, width), 1.0, xp, dtype)
+    x = backend.normal(rng, shape, 1.0, xp, dtype)
+    y = backend.normal(rng, shape, 1.0, xp, dtype)
     init = _host_copy(model.params)
     opt = _adam(model)
-    return Workload("mlp", width, dtype, model, opt, x, y, init=init,
-                    step=lambda: train_step(model, opt, x, y), floor=mlp_floor(model, x))
+    return Workload(name, shape[-1], dtype, model, opt, x, y, init=init,
+                    step=lambda: train_step(model, opt, x, y), floor=floor(model, x))
 
 
 def mlp_floor(model, x):
@@ -157,13 +163,7 @@ def build_block(width: int, dtype: str = "float32", seed: int = 0, backend_name=
     xp = backend.get_xp(backend_name)
     model = TransformerBlock(width, BLOCK_HEADS, targets=BLOCK_TARGETS, r=RANK, seed=seed,
                              backend=backend_name, dtype=dtype)
-    rng = backend.host_rng(seed + 1)
-    x = backend.normal(rng, (BLOCK_N, BLOCK_T, width), 1.0, xp, dtype)
-    y = backend.normal(rng, (BLOCK_N, BLOCK_T, width), 1.0, xp, dtype)
-    init = _host_copy(model.params)
-    opt = _adam(model)
-    return Workload("block", width, dtype, model, opt, x, y, init=init,
-                    step=lambda: train_step(model, opt, x, y), floor=block_floor(model, x))
+    return _workload("block", dtype, model, (BLOCK_N, BLOCK_T, width), seed, xp, block_floor)
 
 
 def block_floor(model, x):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from tinylora.lab import balance, flatness, predictions
-from tinylora.records import markdown_table
+from tinylora.records import CommonOptions, markdown_table
 
 RATES = ("eta_A", "eta_B", "ratio")
 RATE_NAMES = {"eta_A": "eta_A*", "eta_B": "eta_B*", "ratio": "ratio"}
@@ -24,16 +24,10 @@ INIT_NAMES = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
 
 
 @dataclass(frozen=True)
-class BalanceOptions:
+class BalanceOptions(CommonOptions):
     """The options of `tinylora balance` (`add_arguments` is the CLI's definition)."""
 
     out: str = "balance-out"  # results folder
-    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
-    dtype: str = "float64"  # "float64" or "float32"
-    seeds: int | None = None  # number of seeds; None: balance.BalanceConfig.seeds
-    widths: str | None = None  # comma-separated widths, e.g. "64,256,1024"; None: the default
-    fast: bool = False  # a small run that takes seconds
-    no_progress: bool = False  # no progress bars
     model: str = "toy"  # "toy" (one LoRA layer), "mlp" (two LoRA layers) or "block"
     readout: str | None = None  # the toy's readout, "sp" or "mup"; None: both
     init: str | None = None  # the toy's init, "zero_B" (Init[1]) or "zero_A"; None: both

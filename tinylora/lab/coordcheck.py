@@ -38,6 +38,7 @@ from tinylora.lab.deltas import (  # noqa: F401 (deltas, projection_inputs: read
 )
 from tinylora.lab.fit import loglog_slope
 from tinylora.models import LoRAMLP
+from tinylora.records import CommonOptions
 
 SCHEDULES = ("shared", "loraplus16", "theory")
 BASE_WIDTH = 64
@@ -155,16 +156,10 @@ def slopes(rows: list[dict], step: int | None = None) -> dict:
 
 
 @dataclass(frozen=True)
-class CoordcheckOptions:
+class CoordcheckOptions(CommonOptions):
     """The options of `tinylora coordcheck` (`add_arguments` is the CLI's definition)."""
 
     out: str = "coordcheck-out"  # results folder
-    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
-    dtype: str = "float64"  # "float64" or "float32"
-    seeds: int | None = None  # number of seeds; None: 3 (2 with fast)
-    widths: str | None = None  # comma-separated widths, e.g. "64,256,1024"; None: the default
-    fast: bool = False  # a small run that takes seconds
-    no_progress: bool = False  # no progress bars
     model: str = "mlp"  # a name in MODELS: "block" or "mlp"
     steps: int | None = None  # Adam steps T; None: 4 (3 with fast)
     lr: float = 1e-2  # the base learning rate eta

@@ -20,23 +20,17 @@ import math
 from dataclasses import dataclass
 
 from tinylora.lab import sweep, sweep_analysis
-from tinylora.records import markdown_table
+from tinylora.records import CommonOptions, markdown_table
 
 RATES = ("eta_A", "eta_B", "ratio", "product")
 INIT_NAMES = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
 
 
 @dataclass(frozen=True)
-class SweepOptions:
+class SweepOptions(CommonOptions):
     """The options of `tinylora width-sweep` (`add_arguments` is the CLI's definition)."""
 
     out: str = "width-sweep-out"  # results folder
-    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
-    dtype: str = "float64"  # "float64" or "float32"
-    seeds: int | None = None  # number of seeds; None: sweep.SweepConfig.seeds
-    widths: str | None = None  # comma-separated widths, e.g. "64,256,1024"; None: the default
-    fast: bool = False  # a small run that takes seconds
-    no_progress: bool = False  # no progress bars
     steps: int | None = None  # Adam steps per cell; None: sweep.SweepConfig.steps
     optimizer: str | None = None  # "adam" or "sgd"; None: adam
     n_train: int | None = None  # training points; None: sweep.SweepConfig.n_train

@@ -17,21 +17,16 @@ from tinylora.lab.toy import (
     run,
     slopes,
 )
+from tinylora.records import CommonOptions
 
 FAST_WIDTHS = tuple(2**k for k in range(4, 11))
 
 
 @dataclass(frozen=True)
-class ToyOptions:
+class ToyOptions(CommonOptions):
     """The options of `tinylora toy-analytic` (`add_arguments` is the CLI's definition)."""
 
     out: str = "toy-analytic-out"  # results folder
-    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
-    dtype: str = "float64"  # "float64" or "float32"
-    seeds: int | None = None  # number of seeds; None: 1
-    widths: str | None = None  # comma-separated widths, e.g. "64,256,1024"; None: the default
-    fast: bool = False  # a small run that takes seconds
-    no_progress: bool = False  # no progress bars
     init: int = 1  # 1: b = 0, a random; 2: a = 0, b = 1
     steps: int | None = None  # steps per run; None: 4 (3 with fast)
     lr: float = 0.1  # the base learning rate (see schedules)
