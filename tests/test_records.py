@@ -3,6 +3,8 @@
 import json
 import math
 
+import numpy as np
+
 from tinylora.records import ResultsDir, markdown_table, parse_list, read_json, write_json
 
 
@@ -35,3 +37,13 @@ def test_markdown_table_and_list_parsing():
     text = markdown_table(["a", "b"], [[1, math.inf]])
     assert "diverged (inf)" in text and text.count("|") == 9
     assert parse_list("64, 128") == (64, 128) and parse_list(None) is None
+
+
+def test_encode_turns_numpy_arrays_and_scalars_into_python_numbers():
+    """encode: arrays and array scalars (float, int, bool) become Python numbers; inf a string."""
+    from tinylora.records import encode
+
+    out = encode({"a": np.array([1.5, np.inf]), "f": np.float32(-np.inf), "i": np.int64(3),
+                  "b": np.bool_(True), "n": np.float64("nan")})
+    assert out == {"a": [1.5, "inf"], "f": "-inf", "i": 3, "b": True, "n": "nan"}
+    assert [type(v) for v in (out["i"], out["b"])] == [int, bool]

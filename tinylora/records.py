@@ -12,7 +12,7 @@ Every experiment command writes to ``--out DIR``:
 
 JSON has no infinity, and a diverged run's loss *is* infinite: numbers that are not finite are
 written as the strings "inf", "-inf", "nan" and read back as floats (``float("inf")`` parses).
-This module handles host data only (JSON, floats), so it imports numpy directly.
+Arrays and scalars of either backend are brought to the host through `tinylora.backend`.
 """
 
 from __future__ import annotations
@@ -25,26 +25,23 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np  # host-side conversion of results to JSON, never device arrays
+from tinylora import backend
 
 _NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
 def encode(obj):
-    """A JSON-ready copy of `obj`: numpy scalars/arrays to Python, non-finite floats to strings."""
+    """A JSON-ready copy of `obj`: arrays and array scalars (NumPy or CuPy) to Python numbers,
+    non-finite floats to strings."""
     if isinstance(obj, dict):
         return {str(k): encode(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [encode(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return encode(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        x = float(obj)
-        return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
+    if hasattr(obj, "shape") and hasattr(obj, "dtype"):  # an array or scalar, NumPy or CuPy
+        return encode(backend.to_numpy(obj).tolist())  # to the host, then Python numbers
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else (
+            "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf"))
     return obj
 
 
