@@ -160,8 +160,7 @@ def lora_linear_backward(dy, cache, need_dx=True, need_dW=False, need_db=False):
     At Init[1] (B = 0) dz_a = 0, so dA is exactly zero at the first step.
     With dropout (A reads x_d = x * mask): dA = x_d^T dz_a, and the LoRA path's dx is times mask.
     """
-    x, W, b, A, B, z_a, scale, *drop = cache  # a cache built by hand may leave the mask out
-    mask = drop[0] if drop else None
+    x, W, b, A, B, z_a, scale, mask = cache
     dz_a = scale * _mm(dy, _t(B))  # [..., d_out] -> [..., r]
     dB = weight_grad(scale * z_a, dy, B.shape)  # [*S, r, d_out]
     dA = weight_grad(x if mask is None else x * mask, dz_a, A.shape)  # [*S, d_in, r]

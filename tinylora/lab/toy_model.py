@@ -73,7 +73,7 @@ class ToyModel(LoRAModel):
         pre += P  # the frozen path, computed once
         z, relu_cache = relu_forward(pre)
         f, out_cache = proj_forward(z, p, "fc3", s)  # [*S, N, n] -> [*S, N, 1]
-        lora_cache = (LAYER, True, (h, p["fc2.W"], None, p["fc2.A"], p["fc2.B"], z_a, s))
+        lora_cache = (LAYER, True, (h, p["fc2.W"], None, p["fc2.A"], p["fc2.B"], z_a, s, None))
         return f, [lora_cache, relu_cache, out_cache]
 
     def backward(self, dout, cache):
