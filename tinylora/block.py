@@ -29,11 +29,6 @@ TARGET_PATHS = {"q": "attn.q", "k": "attn.k", "v": "attn.v", "o": "attn.o",
                 "fc1": "mlp.fc1", "fc2": "mlp.fc2"}
 
 
-def check_positive_int(value, name: str) -> int:
-    """An integer >= 1 (NumPy's too) -> int; anything else names `name` (`tinylora.validate`)."""
-    return validate.positive_int(value, name)
-
-
 def check_targets(targets) -> tuple:
     """Short target names (``q``, ``fc1``...) in BLOCK_TARGETS order: one name or a list of
     them (None: none); anything else is an error."""
@@ -173,11 +168,11 @@ class TransformerBlock(LoRAModel):
                  lora_dropout=0.0):
         xp = _backend.get_xp(backend)
         dtype = _backend.resolve_dtype(dtype)
-        self.d_model = check_positive_int(d_model, "d_model")
-        self.n_head = check_positive_int(n_head, "n_head")
+        self.d_model = validate.positive_int(d_model, "d_model")
+        self.n_head = validate.positive_int(n_head, "n_head")
         if d_model % n_head:
             raise ValueError(f"n_head: expected a divisor of d_model={d_model}, got {n_head}")
-        self.d_ff = check_positive_int(4 * d_model if d_ff is None else d_ff, "d_ff")
+        self.d_ff = validate.positive_int(4 * d_model if d_ff is None else d_ff, "d_ff")
         short = check_targets(targets)
         self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora, init=init, dropout=lora_dropout)
         self.params = init_block(_backend.host_rng(seed), d_model, self.d_ff, xp, dtype)

@@ -27,7 +27,6 @@ from tinylora.block import (
     add_factors,
     block_backward,
     block_forward,
-    check_positive_int,
     check_targets,
     init_block,
     ln_backward,
@@ -69,10 +68,10 @@ class TinyLM(LoRAModel):
         dtype = _backend.resolve_dtype(dtype)
         for name, value in (("vocab_size", vocab_size), ("d_model", d_model), ("n_head", n_head),
                             ("n_layer", n_layer), ("context", context)):
-            check_positive_int(value, name)
+            validate.positive_int(value, name)
         if d_model % n_head:
             raise ValueError(f"n_head: expected a divisor of d_model={d_model}, got {n_head}")
-        d_ff = check_positive_int(4 * d_model if d_ff is None else d_ff, "d_ff")
+        d_ff = validate.positive_int(4 * d_model if d_ff is None else d_ff, "d_ff")
         names = validate.names(() if targets is None else targets, "targets", ("tok_emb",
                                *BLOCK_TARGETS), what="block layers (or the token table)")
         short, embed = check_targets([t for t in names if t != "tok_emb"]), "tok_emb" in names
