@@ -223,3 +223,13 @@ def test_train_refuses_nan_data_instead_of_calling_it_a_divergence():
     x[1, 2] = np.nan
     with pytest.raises(ValueError, match=r"x: expected finite values, got 1 NaN or inf of 24"):
         train(model, Adam(model.trainable_params()), x, np.ones((4, 3)), 3)
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # the overflow is the point
+def test_all_finite_sees_a_nan_and_forgives_an_overflowing_sum():
+    """all_finite: False for one NaN among many arrays; True when only the sum overflows."""
+    from tinylora.validate import all_finite
+
+    ok = [np.ones((3, 2)), np.full(4, 1e308)]  # finite, but their sum overflows to inf
+    assert all_finite(ok) and all_finite([])
+    assert not all_finite([np.ones(3), np.array([1.0, np.nan])])

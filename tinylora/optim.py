@@ -81,8 +81,7 @@ class Optimizer:
                 validate.fail(f"grads[{k!r}]", f"shape {tuple(p.shape)} (its parameter's)", g)
         # finite values: one sum over every gradient, then one read on the host (a NaN or inf
         # anywhere makes the total so); only then each gradient, to name the bad one
-        if grads and not bool(backend.xp_of(next(iter(grads.values()))).isfinite(
-                sum(g.sum() for g in grads.values()))):
+        if not validate.all_finite(grads.values()):
             for k in self.params:
                 validate.finite_values(grads[k], f"grads[{k!r}]")
         self.t += 1

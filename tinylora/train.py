@@ -70,7 +70,7 @@ def train(model, opt, x, y, steps: int, loss: str = "mse") -> History:
             if start is None:  # the loss before any update: what divergence is measured by
                 start = host if isinstance(host, float) else host.copy()
             if isinstance(host, float):
-                if diverged(host, start) or not _finite_grads(grads):
+                if diverged(host, start) or not validate.all_finite(grads.values()):
                     history.append(host)
                     return _stop(history, t, host, start, steps)
             else:
@@ -84,10 +84,6 @@ def train(model, opt, x, y, steps: int, loss: str = "mse") -> History:
     if dead is not None:
         history.diverged_at = dead
     return history
-
-
-def _finite_grads(grads) -> bool:
-    return all(bool(backend.xp_of(g).isfinite(g.sum())) for g in grads.values())
 
 
 def _stop(history: History, t: int, loss: float, start: float, steps: int) -> History:

@@ -141,6 +141,18 @@ def array(x, name: str, expected: str, *, ndim: int | None = None, last: int | N
     return x
 
 
+def all_finite(arrays) -> bool:
+    """Whether every value of every array (of one backend) is finite. Usually one sum over them
+    all and one read on the host (a NaN or inf anywhere makes the total so); only when the total
+    is not finite (perhaps an overflow of finite values) is each value looked at."""
+    arrays = list(arrays)
+    if not arrays:
+        return True
+    xp = backend.xp_of(arrays[0])
+    return bool(xp.isfinite(sum(a.sum() for a in arrays))) or all(
+        bool(xp.isfinite(a).all()) for a in arrays)
+
+
 def finite_values(x, name: str):
     """`x` unchanged if every value is finite, else an error that counts the bad ones."""
     xp = backend.xp_of(x)
