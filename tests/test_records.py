@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 
-from tinylora.records import ResultsDir, markdown_table, parse_list, read_json, write_json
+from tinylora.options import parse_list
+from tinylora.records import ResultsDir, markdown_table, read_json, write_json
 
 
 def test_infinity_round_trips_through_strict_json(tmp_path):

@@ -88,3 +88,47 @@ def options_from_args(cls, args: argparse.Namespace):
     """The options dataclass `cls` of a command, its fields read by name from the Namespace its
     parser gave (the Namespace's other attributes, such as ``command`` and ``func``, are left)."""
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def parse_list(text, kind=int, name: str = "--widths") -> tuple | None:
+    """'64,128,256' -> (64, 128, 256); None stays None (the command's default)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(kind(v) for v in str(text).replace(" ", "").split(",") if v)
+    except ValueError as err:
+        raise ValueError(f"{name}: expected a comma-separated list, got {text!r}") from err
+    if not values or any(v <= 0 for v in values):
+        raise ValueError(f"{name}: expected positive values, got {text!r}")
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise ValueError(f"{name}: expected distinct values, got {text!r} "
+                         f"({', '.join(map(str, twice))} twice)")
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class CommonOptions:
+    """The options every experiment command shares (`add_common_arguments` defines them on the
+    CLI); a command's options dataclass extends it and sets its own ``out``."""
+
+    out: str = "out"  # results folder
+    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
+    dtype: str = "float64"  # "float64" or "float32"
+    seeds: int | None = None  # number of seeds; None: the command's default
+    widths: str | None = None  # comma-separated widths, e.g. "64,256,1024"; None: the default
+    fast: bool = False  # a small run that takes seconds
+    no_progress: bool = False  # no progress bars
+
+
+def add_common_arguments(p, out: str, seeds: int) -> None:
+    """The options every experiment command shares (`CommonOptions`)."""
+    p.add_argument("--out", type=out_folder, default=out,
+                   help=f"results folder (default {out})")
+    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--seeds", type=positive_int, default=None,
+                   help=f"number of seeds (default {seeds})")
+    p.add_argument("--widths", default=None, help="comma-separated widths, e.g. 64,256,1024")
+    p.add_argument("--fast", action="store_true", help="a small run that takes seconds")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -38,7 +38,7 @@ from tinylora.lab.deltas import (  # noqa: F401 (deltas, projection_inputs: read
 )
 from tinylora.lab.fit import loglog_slope
 from tinylora.models import LoRAMLP
-from tinylora.records import CommonOptions
+from tinylora.options import CommonOptions
 
 SCHEDULES = ("shared", "loraplus16", "theory")
 BASE_WIDTH = 64
@@ -167,7 +167,7 @@ class CoordcheckOptions(CommonOptions):
 
 def add_arguments(p) -> None:
     from tinylora import options
-    from tinylora.records import add_common_arguments
+    from tinylora.options import add_common_arguments
 
     add_common_arguments(p, "coordcheck-out", seeds=3)
     p.add_argument("--model", choices=sorted(MODELS), default="mlp")
@@ -203,8 +203,9 @@ def main(args) -> int:
 def execute(options: CoordcheckOptions) -> dict:
     """Run, write every output file. -> {"summary", "text", "figures", "out"}."""
     from tinylora.lab import plots
+    from tinylora.options import parse_list
     from tinylora.progress import bar
-    from tinylora.records import ResultsDir, parse_list
+    from tinylora.records import ResultsDir
 
     widths = parse_list(options.widths) or DEFAULT_WIDTHS[options.model][1 if options.fast else 0]
     seeds = tuple(range((2 if options.fast else 3) if options.seeds is None else options.seeds))

@@ -20,7 +20,8 @@ import math
 from dataclasses import dataclass
 
 from tinylora.lab import sweep, sweep_analysis
-from tinylora.records import CommonOptions, markdown_table
+from tinylora.options import CommonOptions
+from tinylora.records import markdown_table
 
 RATES = ("eta_A", "eta_B", "ratio", "product")
 INIT_NAMES = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
@@ -41,7 +42,7 @@ class SweepOptions(CommonOptions):
 
 def add_arguments(p) -> None:
     from tinylora import options
-    from tinylora.records import add_common_arguments
+    from tinylora.options import add_common_arguments
 
     add_common_arguments(p, "width-sweep-out", seeds=sweep.SweepConfig.seeds)
     p.add_argument("--steps", type=options.positive_int, default=None,
@@ -167,7 +168,8 @@ def main(args) -> int:
 
 def execute(options: SweepOptions, on_width_done=None) -> dict:
     """Run (reusing finished widths), write every output. -> {"summary", "figures", "out"}."""
-    from tinylora.records import ResultsDir, parse_list
+    from tinylora.options import parse_list
+    from tinylora.records import ResultsDir
 
     cfg = sweep.config_from_args(options)
     widths = parse_list(options.widths) or (sweep.FAST_WIDTHS if options.fast else sweep.WIDTHS)

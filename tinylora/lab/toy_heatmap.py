@@ -84,7 +84,7 @@ def analyze(payload: dict, cfg: HeatmapConfig) -> dict:
 
 def add_arguments(p) -> None:
     from tinylora import options
-    from tinylora.records import add_common_arguments
+    from tinylora.options import add_common_arguments
 
     add_common_arguments(p, "toy-heatmap-out", seeds=HeatmapConfig.seeds)
     p.add_argument("--steps", type=options.positive_int, default=None,
@@ -97,8 +97,9 @@ def add_arguments(p) -> None:
 
 def main(args) -> int:
     from tinylora.lab import plots
+    from tinylora.options import parse_list
     from tinylora.progress import bar
-    from tinylora.records import ResultsDir, parse_list
+    from tinylora.records import ResultsDir
 
     cfg = FAST if args.fast else HeatmapConfig()
     changes = {"dtype": args.dtype, **{k: getattr(args, k) for k in ("seeds", "steps", "per_decade")

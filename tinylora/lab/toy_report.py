@@ -17,7 +17,7 @@ from tinylora.lab.toy import (
     run,
     slopes,
 )
-from tinylora.records import CommonOptions
+from tinylora.options import CommonOptions
 
 FAST_WIDTHS = tuple(2**k for k in range(4, 11))
 
@@ -72,7 +72,7 @@ def table(fits: list[dict]) -> str:
 
 def add_arguments(p) -> None:
     from tinylora import options
-    from tinylora.records import add_common_arguments
+    from tinylora.options import add_common_arguments
 
     add_common_arguments(p, "toy-analytic-out", seeds=1)
     p.add_argument("--init", type=int, choices=[1, 2], default=1,
@@ -105,8 +105,9 @@ def main(args) -> int:
 def execute(options: ToyOptions) -> dict:
     """Run, write every output file. -> {"summary", "text" (markdown table), "figures", "out"}."""
     from tinylora.lab import plots
+    from tinylora.options import parse_list
     from tinylora.progress import bar
-    from tinylora.records import ResultsDir, parse_list
+    from tinylora.records import ResultsDir
 
     widths = parse_list(options.widths) or (FAST_WIDTHS if options.fast else WIDTHS)
     steps = (3 if options.fast else 4) if options.steps is None else options.steps
