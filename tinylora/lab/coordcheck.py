@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tinylora import backend
+from tinylora.lab import toy
 from tinylora.lab.deltas import (  # noqa: F401 (deltas, projection_inputs: read by lesson 5)
     QUANTITIES,
     deltas,
@@ -96,14 +97,11 @@ DEFAULT_WIDTHS = {  # (default, --fast): the block's fc1 is n x 4n, so it stops 
 
 
 def rates(schedule: str, width: int, lr: float) -> tuple[float, float]:
-    """(eta_A, eta_B) of a schedule at a width (see the module docstring)."""
-    if schedule == "shared":
-        return lr, lr
-    if schedule == "loraplus16":
-        return lr, 16 * lr
-    if schedule == "theory":
-        return lr * BASE_WIDTH / width, 16 * lr
-    raise ValueError(f"schedule: expected one of {list(SCHEDULES)}, got {schedule!r}")
+    """(eta_A, eta_B) of a schedule at a width: the analytic toy's schedules
+    (`tinylora.lab.toy.rates`) with the coordinate check's base width."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {list(SCHEDULES)}, got {schedule!r}")
+    return toy.rates(schedule, width, lr, base_width=BASE_WIDTH)
 
 
 def measure(setup: CoordSetup, eta_a: float, eta_b: float, steps: int) -> list[dict]:
