@@ -5,11 +5,12 @@ is checked against the expression it replaces, on shapes that span several cache
 
 import math
 import types
+import warnings
 
 import numpy as np
 import pytest
 
-from tinylora import attention, blocking, layers, norms
+from tinylora import attention, blocking, layers, norms, optim, validate
 
 C, K = math.sqrt(2 / math.pi), 0.044715
 
@@ -40,15 +41,17 @@ def test_gelu_grad_in_blocks_equals_its_expression(block):
                                rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.parametrize("block", [24, blocking.BLOCK])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_add_product_in_blocks_equals_y_plus_u_b_plus_bias(with_bias):
-    """add_product_in_blocks(y, u, B, b) is y + u @ B + b, written into y, over many blocks."""
+def test_add_product_in_blocks_equals_y_plus_u_b_plus_bias(with_bias, block):
+    """add_product_in_blocks(y, u, B, b) is y + u @ B + b, written into y, over many blocks or
+    in one (the whole array within a block: no loop)."""
     rng = _rng(2)
     y, u = rng.standard_normal((5, 7, 12)), rng.standard_normal((5, 7, 3))
     B = rng.standard_normal((3, 12))
     b = rng.standard_normal(12) if with_bias else None
     expected = y + u @ B + (b if with_bias else 0.0)
-    out = blocking.add_product_in_blocks(y, u, B, b, block=24)
+    out = blocking.add_product_in_blocks(y, u, B, b, block=block)
     assert out is y
     np.testing.assert_allclose(out, expected, rtol=1e-13, atol=1e-14)
 
@@ -204,3 +207,97 @@ def test_row_blocks_cover_the_rows_in_order_and_are_one_block_off_the_host():
     gpu = types.SimpleNamespace(__name__="cupy")  # stands for the CuPy module
     assert blocking.row_blocks(10, 4, 8, gpu) == [slice(0, 10)]
     assert blocking.row_blocks(0, 4, 8, gpu) == [] and blocking.on_host(np)
+
+
+def _finite_cases():
+    """Arrays with and without NaN/inf, of float32/float64/float16 and integers, contiguous or
+    not, and finite ones whose squares (float32: above 1.8e19) or whose sum overflow."""
+    rng = _rng(20)
+    base = rng.standard_normal((6, 5))
+    cases = []
+    for dtype in (np.float64, np.float32, np.float16):
+        for bad in (None, np.nan, np.inf, -np.inf):
+            a = base.astype(dtype)
+            if bad is not None:
+                a[2, 3] = bad
+            cases += [a, a.T, a[:, ::2]]
+    cases += [np.full((4, 4), 1e20, np.float32), np.full((4, 4), 3e38, np.float32),
+              np.full(3, 1e200), np.arange(6).reshape(2, 3)]
+    return cases
+
+
+def test_total_of_is_finite_exactly_when_the_sum_is():
+    """total_of (x . x for a contiguous float32/64 NumPy array, else x.sum()) is non-finite for
+    every array with a NaN or inf; finite_values and all_finite, built on it, accept an array
+    exactly when np.isfinite(x).all(), squares or sums that overflow included."""
+    for x in _finite_cases():
+        ok = bool(np.isfinite(x).all())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the checks warn of no overflow of their own
+            if not ok:
+                with np.errstate(over="ignore"):
+                    assert not np.isfinite(validate.total_of(x)) and not np.isfinite(x.sum())
+            assert validate.all_finite([x]) == ok
+            assert validate.all_finite([np.zeros(3), x, np.ones((2, 2))]) == ok
+            if ok:
+                assert validate.finite_values(x, "x") is x
+            else:
+                with pytest.raises(ValueError, match="x: expected finite values, got 1 NaN"):
+                    validate.finite_values(x, "x")
+
+
+def test_mse_target_checked_by_the_loss_equals_the_check_of_its_values():
+    """A finite MSE proves its target finite (finite_by_loss); a NaN or inf in y is refused
+    with the check's own message, and a prediction too large for a finite loss, with a finite
+    y, gives an inf loss, not an error: the same as checking y's values first."""
+    rng = _rng(21)
+    pred, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    for bad in (np.nan, np.inf, -np.inf):
+        y_bad = y.copy()
+        y_bad[1, 2] = bad
+        with pytest.raises(ValueError, match=r"mse: target y: expected finite values, got 1"):
+            validate.finite_values(y_bad, "mse: target y")
+        with pytest.raises(ValueError, match=r"mse: target y: expected finite values, got 1"):
+            layers.mse_forward(pred, y_bad)
+        with pytest.raises(ValueError, match=r"mse: target y: expected finite values, got 1"):
+            layers.mse_forward(np.stack([pred, pred]), y_bad, stack_ndim=1)
+    with np.errstate(over="ignore"):  # finite y, squares that overflow: an inf loss
+        loss, _ = layers.mse_forward(np.full((4, 3), 1e200), y)
+    assert loss == np.inf
+    assert validate.finite_by_loss(np.float64(np.nan), y, "y") is not None  # y itself is fine
+
+
+def test_same_kind_fast_path_equals_the_general_form():
+    """_same_kind's shortcut for a gradient of its parameter's array type gives the answer of
+    the full test: a real floating array of the parameter's exact shape on its backend."""
+    p = np.zeros((3, 2), np.float32)
+
+    def general(g):
+        return (hasattr(g, "dtype") and hasattr(g, "shape") and g.dtype.kind == "f"
+                and tuple(g.shape) == tuple(p.shape) and type(g).__module__ == "numpy")
+
+    cases = [np.ones((3, 2)), np.ones((3, 2), np.float16), np.ones((2, 3)), np.ones((3, 2, 1)),
+             np.ones((3, 2), int), np.ones((3, 2), complex), np.ones(6), [[1.0] * 2] * 3, 1.0,
+             np.ones((3, 2)).T.T, np.ones((6, 2))[::2]]
+    for g in cases:
+        assert optim._same_kind(g, p) == general(g), g
+
+
+
+def test_regression_target_shortcut_accepts_exactly_what_the_full_check_accepts():
+    """regression_target's shortcut (y of pred's array type and of one of its two shapes, real,
+    non-empty) lets through only targets that the full check, values aside, accepts."""
+    pred = np.zeros((3, 4, 2))
+    cases = [np.ones((4, 2)), np.ones((3, 4, 2)), np.ones((4, 2), int), np.ones((2, 4)),
+             np.ones((4, 1)), np.ones((4, 2), bool), np.ones((4, 2), complex), np.ones((0, 2)),
+             np.ones((4, 2)).T.T, [[1.0, 2.0]] * 4, np.float64(1.0)]
+    for y in cases:
+        try:
+            full = validate.regression_target(pred, y, 1) is y
+        except ValueError:
+            full = False
+        try:
+            fast = validate.regression_target(pred, y, 1, finite=False) is y
+        except ValueError:
+            fast = False
+        assert fast == full, y

@@ -26,7 +26,7 @@ from tinylora.blocking import (
     gelu_grad_in_blocks,
     gelu_in_blocks,
 )
-from tinylora.validate import class_targets, regression_target
+from tinylora.validate import class_targets, finite_by_loss, regression_target
 
 # --------------------------------------------------------------------------------------------
 # Small helpers for broadcasting and error messages
@@ -239,13 +239,14 @@ def mse_forward(pred, y, stack_ndim: int = 0):
 
     pred (*S, ..., d_out), y (..., d_out) -> loss, shape S (a scalar when unstacked).
     """
-    regression_target(pred, y, stack_ndim)  # finite floats of pred's shape, never broadcast
+    regression_target(pred, y, stack_ndim, finite=False)  # y's values: by the loss, below
     diff = pred - y  # [*S, ..., d_out]
     axes = _batch_axes(diff.ndim, stack_ndim, 0)  # every axis but the stack's
-    count = math.prod(diff.shape[i] for i in axes)
+    count = math.prod(diff.shape[i] for i in axes) if stack_ndim else diff.size
     flat = diff.reshape(-1)  # fast path, one model: the sum of squares as a dot (no temporary)
     sq = flat @ flat if not stack_ndim else (diff * diff).sum(axis=axes)
-    return sq / count, (diff, stack_ndim, count)
+    loss = finite_by_loss(sq / count, y, "mse: target y")  # fast path: y finite if loss is
+    return loss, (diff, stack_ndim, count)
 
 
 def mse_backward(dloss, cache):

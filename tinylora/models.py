@@ -110,17 +110,24 @@ class LoRAMLP(LoRAModel):
     def backward(self, dout, cache):
         """dout (*stack, ..., d_out) -> grads: a dict with exactly the trainable keys."""
         self.refuse_if_merged("backward")
-        trainable, grads, caches = set(self.trainable), {}, list(cache)
-        top = len(self.layer_names) - 1
-        # the lowest layer that trains: nothing below it needs a gradient
-        first = min((i for i, n in enumerate(self.layer_names) if trains(trainable, n)),
-                    default=top + 1)
+        trainable, first = self._trained_below()
+        grads, caches, top = {}, list(cache), len(self.layer_names) - 1
         dh = dout
         for i in reversed(range(first, top + 1)):
             if i < top:
                 dh = self.act_backward(dh, caches.pop())
             dh = proj_backward(dh, caches.pop(), trainable, grads, need_dx=i > first)
         return {k: grads[k] for k in self.trainable}
+
+    def _trained_below(self):
+        """-> (the trainable keys as a set, the lowest layer that trains: nothing below it needs
+        a gradient), worked out again only when ``self.trainable`` (a tuple) is replaced."""
+        if getattr(self, "_below", (None,))[0] is not self.trainable:
+            keys, top = set(self.trainable), len(self.layer_names) - 1
+            first = min((i for i, n in enumerate(self.layer_names) if trains(keys, n)),
+                        default=top + 1)
+            self._below = (self.trainable, keys, first)
+        return self._below[1:]
 
     def __repr__(self) -> str:
         widths = " -> ".join(map(str, self.widths))
