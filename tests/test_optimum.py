@@ -88,3 +88,58 @@ def test_a_grid_without_a_bowl_fails_cleanly():
     dead = {(a, b): [math.inf] * 4 for a in range(5) for b in range(5)}
     loc = optimum.locate(dead, 4, 4, np.random.default_rng(0), boot=10)
     assert loc["eta_A"] is None and not loc["identifiable"]
+
+
+# ----- one dimension: the best ratio of a profile (the fine-tuning study's estimator) -------
+
+RATIOS = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
+
+
+def _profile(best, seeds=4, noise=0.002, curvature=0.02, seed=0):
+    """Loss per (ratio, seed): 2 * 10^(curvature (log2 ratio - log2 best)^2 / 2), a bowl in the
+    fitted coordinates (log10 loss against log ratio), plus seed noise."""
+    rng = np.random.default_rng(seed)
+    x = np.log2(RATIOS)[:, None] - math.log2(best)
+    return 2.0 * 10 ** (curvature * x**2 / 2) + noise * rng.standard_normal((len(RATIOS), seeds))
+
+
+def test_profile_optimum_between_grid_points_is_recovered():
+    """A planted best ratio of 5.3 (between 4 and 8): the fit finds it to 3 % with noise-free
+    data, and with seed noise its bootstrap interval contains it and is identifiable."""
+    exact = optimum.locate_profile(np.log10(RATIOS), _profile(5.3, noise=0.0),
+                                   np.random.default_rng(0), boot=50)
+    assert exact["ratio"] == pytest.approx(5.3, rel=0.03)
+    noisy = optimum.locate_profile(np.log10(RATIOS), _profile(5.3), np.random.default_rng(0))
+    lo, hi = noisy["ratio_interval"]
+    assert lo < 5.3 < hi and noisy["identifiable"]
+
+
+def test_profile_interval_covers_about_95_percent_of_the_time():
+    """Over 40 noisy replicates with 4 seeds each, the interval contains the planted ratio at
+    least 85 % of the time (a 95 % interval, with the bootstrap's coarseness)."""
+    hits = 0
+    for rep in range(40):
+        loc = optimum.locate_profile(np.log10(RATIOS), _profile(5.3, noise=0.004, seed=rep),
+                                     np.random.default_rng(rep), boot=100)
+        hits += loc["ratio_interval"] is not None and (
+            loc["ratio_interval"][0] <= 5.3 <= loc["ratio_interval"][1])
+    assert hits >= 34
+
+
+def test_profile_optimum_beyond_the_grid_is_not_invented():
+    """A profile still falling at the grid's last ratio has no located optimum (None), never
+    the end of the grid passed off as one."""
+    loc = optimum.locate_profile(np.log10(RATIOS), _profile(300.0), np.random.default_rng(0))
+    assert loc["ratio"] is None and loc["ratio_interval"] is None and not loc["identifiable"]
+
+
+def test_profile_exponent_over_widths_recovers_a_planted_law():
+    """Best ratio = 0.5 * width^(1/2) over widths 64..512: `exponent` over the located
+    profiles gives a slope within 0.1 of 1/2, and its interval contains 1/2."""
+    widths = [64, 128, 256, 512]
+    rng = np.random.default_rng(1)
+    located = [optimum.locate_profile(np.log10(RATIOS), _profile(0.5 * w**0.5, seed=i), rng)
+               for i, w in enumerate(widths)]
+    e = optimum.exponent(widths, located, "ratio", 4)
+    assert e["slope"] == pytest.approx(0.5, abs=0.1)
+    assert e["interval"][0] < 0.5 < e["interval"][1]

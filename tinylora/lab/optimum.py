@@ -151,3 +151,62 @@ def exponent(widths, located: list, rate: str, n_seeds: int) -> dict | None:
     return {"slope": slope, "interval": _interval(slopes, slope, n_seeds),
             "widths": [widths[i] for i in keep],
             "draws": len(slopes)}
+
+
+# --------------------------------------------------------------------------------------------
+# One dimension: the optimum of a profile, e.g. the best LoRA+ ratio of a fine-tuning study
+
+
+def fit_profile(x, y, radius: int = RADIUS):
+    """The quadratic ``y0 + g (x - x_b) + h (x - x_b)^2 / 2`` fitted by least squares to the
+    finite points within `radius` places of the lowest one (sorted by x). -> dict {x, y, h,
+    best, n_points}, or None when it fails: fewer than 3 points, h <= 0 (no bowl), or the
+    stationary point outside the fitted points' range (the optimum lies beyond the profile)."""
+    pts = sorted((float(a), float(b)) for a, b in zip(x, y) if math.isfinite(b))
+    if len(pts) < 3:
+        return None
+    i = min(range(len(pts)), key=lambda j: pts[j][1])
+    near = pts[max(0, i - radius):i + radius + 1]
+    if len(near) < 3:
+        return None
+    xb = pts[i][0]
+    dx = np.array([a - xb for a, _ in near])
+    design = np.stack([np.ones(len(dx)), dx, dx**2 / 2], axis=1)
+    (y0, g, h), *_ = np.linalg.lstsq(design, np.array([b for _, b in near]), rcond=None)
+    if h <= 0:
+        return None
+    xs = -g / h
+    if not dx.min() <= xs <= dx.max():
+        return None
+    return {"x": xb + float(xs), "y": float(y0 + g * xs + h * xs**2 / 2), "h": float(h),
+            "best": xb, "n_points": len(near)}
+
+
+def locate_profile(x, losses, rng, boot: int = BOOT, name: str = "ratio") -> dict:
+    """The optimum of a profile measured on several seeds: `x` (k,) the log10 of the knob,
+    `losses` (k, n_seeds) per point and seed (inf: diverged). The fitted curve is log10 of
+    the seed-mean loss, as in `fit`; the interval is the bootstrap over seeds (`_interval`).
+
+    -> {name: 10^x*, f"{name}_interval", "fit", "fit_share", "draws": [{name: log10}|None],
+    "identifiable"}: the shape `exponent` reads (so the exponent of the optimum against the
+    width, with its interval, comes from the same draws)."""
+    losses = np.asarray(losses, dtype=float)
+    n_seeds = losses.shape[1]
+
+    def curve(seeds):
+        m = losses[:, seeds].mean(axis=1)
+        return [math.log10(v) if math.isfinite(v) and v > 0 else math.inf for v in m]
+
+    full = fit_profile(x, curve(list(range(n_seeds))))
+    draws = []
+    for _ in range(boot):
+        f = fit_profile(x, curve(rng.integers(0, n_seeds, n_seeds)))
+        draws.append(None if f is None else {name: f["x"]})
+    good = [d[name] for d in draws if d is not None]
+    q = _interval(good, None if full is None else full["x"], n_seeds)
+    spread = None if q is None else q[1] - q[0]
+    return {name: None if full is None else 10 ** full["x"],
+            f"{name}_interval": None if q is None else [10 ** q[0], 10 ** q[1]],
+            "fit": full, "fit_share": len(good) / max(1, boot), "draws": draws,
+            "identifiable": bool(full is not None and len(good) >= MIN_FIT * boot
+                                 and spread is not None and spread <= MAX_SPREAD)}
