@@ -40,7 +40,14 @@ def error_lines(err: str) -> list[str]:
     (["coordcheck", "--lr", "nan"], "argument --lr: expected a finite number > 0, got 'nan'"),
     (["pretrain", "--widths", "64", "64"], "argument --widths: expected distinct values, got "
                                            "64 64 (64 twice)"),
-    (["finetune", "--seeds", "-1"], "argument --seeds: expected an integer >= 0, got '-1'"),
+    (["finetune", "--eval-seeds", "-1"], "argument --eval-seeds: expected an integer >= 0, got "
+                                         "'-1'"),
+    (["finetune", "--inits", "zero_C"], "inits: expected some of ['zero_B', 'zero_A'], got "
+                                        "['zero_C']"),
+    (["finetune", "--eval-seeds", "1", "2"], "eval_seeds: expected seeds the tuning never saw, "
+                                             "got [1] in both"),
+    (["finetune", "--tune-seeds", "0"], "tune_seeds, eval_seeds: expected at least 2 of each, "
+                                        "got [0] and [2, 3, 4, 5]"),
     (["bench", "--widths", "0"], "argument --widths: expected an integer >= 1, got '0'"),
 ])
 def test_bad_option_values_are_refused_before_anything_runs(argv, message, capsys):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinylora import backend, cli
-from tinylora.text import finetune
+from tinylora.text import finetune, study
 from tinylora.text.corpus import (
     PRETRAIN_TEXT,
     eval_windows,
@@ -24,18 +24,22 @@ from tinylora.text.pretrain import (
     pretrain_config,
 )
 from tinylora.text.report import (
-    best_ratio,
-    lr_grid,
     mean_interval,
     paired_speedup,
     ratio_interval,
     steps_to_reach,
     summarize,
-    tuned,
+    tuning_table,
 )
 
-SUMMARY_KEYS = {"widths", "speedup", "speedup_interval", "loss_lora", "loss_loraplus",
-                "best_ratio"}
+PER_ROW = {"widths", "init", "speedup", "speedup_interval", "loss_lora", "loss_lora_interval",
+           "loss_loraplus", "loss_loraplus_interval", "tuned_ratio", "loss_tuned_ratio",
+           "speedup_tuned_ratio", "speedup_tuned_ratio_interval", "best_ratio",
+           "best_ratio_interval", "best_ratio_identifiable", "best_ratio_note", "overstatement"}
+FIXTURE = ["--inits", "zero_B"]
+PER_INIT = {"ratio_exponent", "ratio_exponent_interval", "ratio_exponent_widths",
+            "predicted_ratio_exponent"}
+SUMMARY_KEYS = PER_ROW | PER_INIT | {"tuning_seeds", "eval_seeds", "baselines"}
 
 
 def _tiny(steps=3, **kw):
@@ -84,12 +88,13 @@ def test_mismatching_configuration_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def fast_study(tmp_path_factory):
-    """`tinylora pretrain --fast` then `tinylora finetune --fast`, through the CLI (once)."""
+    """`tinylora pretrain --fast` then `tinylora finetune --fast` (Init[1] only, for time; the
+    fake-run tests below take both inits), through the CLI (once)."""
     root = tmp_path_factory.mktemp("study")
     cache, out = root / "cache", root / "finetune"
     assert cli.main(["pretrain", "--fast", "--cache", str(cache), "--out", str(root / "pre"),
                      "--no-progress"]) == 0
-    assert cli.main(["finetune", "--fast", "--cache", str(cache), "--out", str(out),
+    assert cli.main(["finetune", "--fast", *FIXTURE, "--cache", str(cache), "--out", str(out),
                      "--no-progress"]) == 0
     return root, cache, out
 
@@ -102,15 +107,22 @@ def test_fast_commands_write_every_output(fast_study):
     assert {"records.json", "summary.json", "summary.md"} <= written
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) == SUMMARY_KEYS
-    assert all(len(summary[k]) == len(summary["widths"]) for k in SUMMARY_KEYS)
-    assert len(list(out.glob("*.png"))) == 3
+    config = finetune.finetune_config(fast=True, inits=("zero_B",))
+    assert len(summary["widths"]) == len(config.widths)
+    assert all(len(summary[k]) == len(summary["widths"]) for k in PER_ROW)
+    assert all(set(summary[k]) == set(config.inits) for k in PER_INIT)
+    assert summary["predicted_ratio_exponent"] == {"zero_B": 0.5}
+    assert {b["label"] for b in summary["baselines"]} >= {"full fine-tuning", "LoRA rank 2",
+                                                         "rsLoRA rank 2"}
+    assert len(list(out.glob("*.png"))) == 5
     text = (out / "summary.md").read_text()
     assert "Frozen base (before fine-tuning)" in text and "After LoRA+ (ratio 16)" in text
 
 
 def test_finetuning_beats_the_frozen_base(fast_study):
-    """The point of fine-tuning: with their tuned learning rates, LoRA and LoRA+ both end below
-    the frozen base's validation loss on the second text, at every width, on every seed."""
+    """The point of fine-tuning: with their tuned learning rates, LoRA and LoRA+ both start at
+    the frozen base (B A = 0 under either init) and end below its validation loss on the second
+    text, at every width, under both inits, on every evaluation seed."""
     _, _, out = fast_study
     records = json.loads((out / "records.json").read_text())
     _, details = summarize(records)
@@ -129,9 +141,9 @@ def test_study_resumes_without_rerunning(fast_study, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(finetune, "finetune_run", boom)
+    monkeypatch.setattr(study, "finetune_run", boom)
     n = len(json.loads((out / "records.json").read_text())["runs"])
-    assert cli.main(["finetune", "--fast", "--cache", str(cache), "--out", str(out),
+    assert cli.main(["finetune", "--fast", *FIXTURE, "--cache", str(cache), "--out", str(out),
                      "--no-progress"]) == 0
     assert len(json.loads((out / "records.json").read_text())["runs"]) == n
 
@@ -139,7 +151,7 @@ def test_study_resumes_without_rerunning(fast_study, monkeypatch):
 def test_study_refuses_records_of_another_configuration(fast_study, capsys):
     """Mixing runs of two studies in one folder is refused with a clear message (exit 2)."""
     _, cache, out = fast_study
-    assert cli.main(["finetune", "--fast", "--steps", "7", "--cache", str(cache), "--out",
+    assert cli.main(["finetune", "--fast", *FIXTURE, "--steps", "7", "--cache", str(cache), "--out",
                      str(out), "--no-progress"]) == 2
     assert "another configuration" in capsys.readouterr().err
 
@@ -150,7 +162,7 @@ def test_diverged_run_is_recorded_as_inf(fast_study):
     _, cache, _ = fast_study
     config = finetune.finetune_config(fast=True, widths=(32,), steps=6, eval_every=2)
     data = finetune.Data(config)
-    run = finetune.finetune_run(config, 32, 16.0, 1e30, 0, data, cache)
+    run = finetune.finetune_run(config, finetune.Setting(32, ratio=16.0), 1e30, 0, data, cache)
     assert run["diverged"] and math.isinf(run["final_loss"])
     after = [v for t, v in zip(run["eval_steps"], run["val_loss"]) if t > run["diverged_at"]]
     assert after and all(math.isinf(v) for v in after)
@@ -184,17 +196,76 @@ def test_intervals_cover_the_mean_and_respect_ratios():
     assert mean_interval([1.0, math.inf])[0] == math.inf
 
 
-def test_tuning_keeps_the_best_lr_per_ratio_and_the_best_ratio():
-    """Each ratio keeps its lowest final loss over the lr grid; the best ratio is the lowest."""
-    runs = [{"width": 8, "seed": 0, "ratio": r, "lr": lr, "final_loss": loss}
-            for r, lr, loss in [(1.0, 1e-3, 2.0), (1.0, 1e-2, 1.9), (16.0, 1e-3, 1.7),
-                                (16.0, 1e-2, math.inf)]]
-    table = tuned(runs, 8, 0)
-    assert table == {1.0: (1e-2, 1.9), 16.0: (1e-3, 1.7)} and best_ratio(table) == 16.0
+def test_tuning_table_keeps_the_lowest_mean_over_the_tuning_seeds():
+    """A setting's kept lr is the lowest mean over the tuning seeds; runs on other seeds (the
+    evaluation seeds) are never read, and a diverged seed makes its lr inf."""
+    lr = [3e-3 * 2 ** (k / 2) for k in range(4)]
+    runs = [{"width": 8, "ratio": 1.0, "seed": s, "lr": lr[k], "final_loss": loss}
+            for k, s, loss in [(0, 0, 2.0), (0, 1, 2.2), (1, 0, 1.9), (1, 1, 2.0),
+                               (2, 0, 1.5), (2, 1, math.inf), (3, 0, 2.5), (3, 1, 2.5),
+                               (2, 5, 0.1), (3, 5, 0.0)]]  # seed 5: an evaluation seed
+    table = tuning_table(runs, (0, 1), width=8, ratio=1.0)
+    assert table["lr"] == lr[1] and table["loss"] == pytest.approx(1.95) and table["interior"]
 
 
-def test_lr_grid_moves_with_the_ratio():
-    """Plain LoRA (ratio 1) tries the grid itself; ratio R tries it divided by sqrt(R), so lr_B
-    = lr_A * R runs over the grid times sqrt(R): halfway between fixing lr_A and fixing lr_B."""
-    assert lr_grid([1e-3, 1e-2], 1.0) == [1e-3, 1e-2]
-    assert lr_grid([1e-3, 1e-2], 16.0) == [1e-3 / 4, 1e-2 / 4]
+def fake_run(config, setting, lr, seed, data, cache=None, backend_name=None, sample=False):
+    """A run without a model: a bowl in log lr around 1e-2 / sqrt(ratio), shifted per seed;
+    the evaluation seeds' losses are set by FAKE_EVAL (the 'data' a test may change)."""
+    x = math.log2(lr * math.sqrt(setting.ratio) / 1e-2)
+    loss = 2.0 + 0.01 * x * x + 0.001 * seed + FAKE_EVAL.get(seed, 0.0) * math.sin(7 * lr)
+    return {**finetune.run_fields(setting), "lr": lr, "seed": seed, "eval_steps": [0, 1],
+            "val_loss": [2.5, loss], "final_loss": loss, "diverged": False, "diverged_at": None,
+            "seconds": 0.0}
+
+
+FAKE_EVAL = {}
+
+
+def test_tuning_never_reads_the_evaluation_seeds(fast_study, monkeypatch, tmp_path):
+    """Changing what the evaluation seeds' runs return (their data) leaves every tuned rate
+    unchanged: the rates are chosen on the tuning seeds alone."""
+    _, cache, _ = fast_study
+    monkeypatch.setattr(study, "finetune_run", fake_run)
+    config = finetune.finetune_config(fast=True, baselines=False)
+    kept = []
+    for poison in (0.0, 5.0):
+        FAKE_EVAL.clear()
+        FAKE_EVAL.update({s: poison for s in config.eval_seeds})
+        records = study.run_study(config, tmp_path / f"poison{poison}", cache, None, False)
+        _, details = summarize(records)
+        kept.append([(d["width"], d["init"], d["tuning"]) for d in details])
+        assert {r["seed"] for d in details for m in d["methods"].values()
+                for r in m["runs"]} == set(config.eval_seeds)  # reported: evaluation seeds only
+    FAKE_EVAL.clear()
+    assert kept[0] == kept[1]
+
+
+def test_fast_study_locates_the_fake_optimum(fast_study, monkeypatch, tmp_path):
+    """End to end on the fake runs: every ratio's kept lr is the bowl's bottom, bracketed."""
+    _, cache, _ = fast_study
+    monkeypatch.setattr(study, "finetune_run", fake_run)
+    config = finetune.finetune_config(fast=True, baselines=False)
+    _, details = summarize(study.run_study(config, tmp_path, cache, None, False))
+    for d in details:
+        for ratio, t in d["lattice"].items():
+            x = math.log2(t["lr"] * math.sqrt(ratio) / 1e-2)
+            assert abs(x) <= 0.25 and t["interior"], (d["width"], ratio, t)
+
+
+@pytest.mark.parametrize("prefer, grid", [(40.0, {1.0, 4.0, 16.0, 32.0}), (5.0, {1.0, 4.0, 16.0}),
+                                          (0.1, {0.5, 1.0, 4.0, 16.0})])
+def test_ratio_grid_grows_only_past_an_end_that_wins(fast_study, monkeypatch, tmp_path, prefer,
+                                                     grid):
+    """When the tuning seeds' best ratio is the grid's largest (or smallest), the grid grows by
+    an octave there (fast: at most one); when it is inside, nothing is added."""
+    _, cache, _ = fast_study
+
+    def run(config, setting, lr, seed, *args, **kwargs):
+        record = fake_run(config, setting, lr, seed, *args, **kwargs)
+        record["final_loss"] += 0.01 * math.log2(setting.ratio / prefer) ** 2
+        return record
+
+    monkeypatch.setattr(study, "finetune_run", run)
+    config = finetune.finetune_config(fast=True, widths=(32,), inits=("zero_B",), baselines=False)
+    records = study.run_study(config, tmp_path, cache, None, False)
+    assert {r["ratio"] for r in records["runs"]} == grid

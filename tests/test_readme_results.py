@@ -6,6 +6,7 @@ still says exactly that: a number in the README can't drift from the run that pr
 """
 
 import json
+import math
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,14 +126,45 @@ def demo_lines() -> str:
             + ", ".join(parts2))
 
 
+INITS = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
+
+
+def _iv(m, iv, fmt="{:.4f}") -> str:
+    return fmt.format(m) + ("" if iv is None or iv[0] == iv[1] else
+                            f" [{fmt.format(iv[0])}, {fmt.format(iv[1])}]")
+
+
+def _best(b, iv, note) -> str:
+    return f"not located ({note})" if b is None else _iv(b, iv, "{:.3g}")
+
+
 def finetune_table(s=None) -> str:
+    """Per (init, width): LoRA, LoRA+ 16, the tuned ratio, the located best ratio (held-out
+    seeds, 95 %), then each init's exponent against its prediction."""
     s = s or _load("finetune")
-    lines = ["| d_model | LoRA loss | LoRA+ x16 loss | speed-up of LoRA+ x16 [interval] "
-             "| best ratio |",
-             "| --- | --- | --- | --- | --- |"]
-    for w, a, b, sp, (lo, hi), r in zip(s["widths"], s["loss_lora"], s["loss_loraplus"],
-                                        s["speedup"], s["speedup_interval"], s["best_ratio"]):
-        lines.append(f"| {w} | {a:.4f} | {b:.4f} | {sp:.2f} [{lo:.2f}, {hi:.2f}] | {r:g} |")
+    lines = ["| init | d_model | LoRA loss | LoRA+ x16 loss | speed-up of x16 | tuned ratio "
+             "| its speed-up | best ratio [95 %] |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for i, w in enumerate(s["widths"]):
+        lines.append(
+            f"| {INITS[s['init'][i]]} | {w} | {_iv(s['loss_lora'][i], s['loss_lora_interval'][i])} "
+            f"| {_iv(s['loss_loraplus'][i], s['loss_loraplus_interval'][i])} "
+            f"| {_iv(s['speedup'][i], s['speedup_interval'][i], '{:.2f}')} "
+            f"| {s['tuned_ratio'][i]:g} "
+            f"| {_iv(s['speedup_tuned_ratio'][i], s['speedup_tuned_ratio_interval'][i], '{:.2f}')} "
+            f"| {_best(s['best_ratio'][i], s['best_ratio_interval'][i], s['best_ratio_note'][i])}"
+            " |")
+    lines.append("")
+    for init, slope in s["ratio_exponent"].items():
+        pred, widths = s["predicted_ratio_exponent"][init], s["ratio_exponent_widths"][init]
+        if slope is None:
+            lines.append(f"- {INITS[init]}: exponent not measured (best ratio located at "
+                         f"{len(widths)} width{'' if len(widths) == 1 else 's'}; predicted "
+                         f"{pred:+g})")
+        else:
+            lines.append(f"- {INITS[init]}: best ratio ~ d_model^"
+                         f"{_exp(slope, s['ratio_exponent_interval'][init], pred)} from d_model "
+                         f"{', '.join(map(str, widths))}")
     return "\n".join(lines)
 
 
@@ -150,16 +182,49 @@ def bench_table(s=None) -> str:
     return "\n".join(lines)
 
 
+def finetune_claims() -> list[str]:
+    """The fine-tuning section's sentences, from its summary.json and records.json."""
+    s = _load("finetune")
+    rows = {(i, w): k for k, (i, w) in enumerate(zip(s["init"], s["widths"]))}
+    one = [rows["zero_B", w] for w in (64, 128, 256)]
+    two = [rows["zero_A", w] for w in (64, 128, 256)]
+    b, iv = s["best_ratio"], s["best_ratio_interval"]
+    e, ei = s["ratio_exponent"]["zero_B"], s["ratio_exponent_interval"]["zero_B"]
+    from tinylora.records import read_json
+    from tinylora.text.report import summarize  # the held-out profile, per ratio
+
+    records = read_json(RESULTS / "finetune" / "records.json")
+    d = next(d for d in summarize(records)[1] if (d["width"], d["init"]) == (256, "zero_B"))
+    means = {ratio: m[0] for ratio, m in d["profile"].items()}
+    flat = max(means[x] for x in (1.0, 2.0, 4.0)) - min(means[x] for x in (1.0, 2.0, 4.0))
+    sp2 = [s["speedup"][k] for k in two]
+    tu2 = [s["speedup_tuned_ratio"][k] for k in two]
+    return [f"{b[one[0]]:.1f} [{iv[one[0]][0]:.1f}, {iv[one[0]][1]:.1f}] at d_model 64 and "
+            f"{b[one[1]]:.1f} [{iv[one[1]][0]:.1f}, {iv[one[1]][1]:.1f}] at 128",
+            f"the tuning seeds had picked {s['tuned_ratio'][one[2]]:g}; the profile from 1 to 4 "
+            f"is flat within {math.ceil(flat * 1000) / 1000:.3f} nats",
+            f"{b[two[0]]:.0f} [{iv[two[0]][0]:.0f}, {iv[two[0]][1]:.0f}] at 64",
+            f"is {e:+.2f} [{ei[0]:+.2f}, {ei[1]:+.2f}]",
+            "(speed-ups " + ", ".join(f"{s['speedup'][k]:.2f}" for k in one) + ")",
+            "(speed-ups " + ", ".join(f"{s['speedup_tuned_ratio'][k]:.2f}" for k in one) + ")",
+            f"speed-ups {min(sp2):.1f} to {max(sp2):.1f} at ratio 16, {min(tu2):.1f} to "
+            f"{max(tu2):.1f} at the tuned ratio",
+            f"({s['loss_tuned_ratio'][two[2]]:.4f} against {s['loss_lora'][one[2]]:.4f} at "
+            "d_model 256)"]
+
+
 def prose_claims() -> list[str]:
     """The numbers quoted in the README's sentences, computed from the recorded runs."""
     bench = _load("bench")
     bases = json.loads((RESULTS / "finetune" / "records.json").read_text())["bases"]
-    base = [f"{bases[str(w)]['loss_finetune_text']:.3f}" for w in _load("finetune")["widths"]]
+    base = [f"{bases[str(w)]['loss_finetune_text']:.3f}" for w in
+            sorted(set(_load("finetune")["widths"]))]
     grid = [r["floor_ms"] / r["step_ms"] for r in bench["rows"]
             if r["workload"] == "grid" and r["dtype"] == "float32"]
     gains = [a / b for f in ("width-sweep", "width-sweep-mup", "width-sweep-init2")
              for a, b in zip(_load(f)["loss_lora"], _load(f)["loss_loraplus"])]
     return [f"the frozen bases score {', '.join(base[:-1])} and {base[-1]} on Milton",
+            *finetune_claims(),
             f"batching them is {min(grid):.1f}x to {max(grid):.1f}x faster",
             f"LoRA / LoRA+ from {min(gains):.2f} to {max(gains):.2f}"]
 

@@ -38,7 +38,7 @@ COMMANDS = [  # (command, module, help): each module has add_arguments(p) and ma
     ("balance", "lab.balance_report", "the rates where A and B move a LoRA layer alike, vs width"),
     ("coordcheck", "lab.coordcheck", "mup-style coordinate check: delta1/2/3, Z_A, Z_B vs width"),
     ("pretrain", "text.pretrain", "pretrain the TinyLM bases on Shakespeare (cached)"),
-    ("finetune", "text.finetune", "LoRA vs LoRA+ fine-tuning on Milton, across widths"),
+    ("finetune", "text.study", "the best LoRA+ ratio fine-tuning on Milton, per width and init"),
     ("bench", "bench.run", "time a training step against the matmul floor and PyTorch"),
 ]
 

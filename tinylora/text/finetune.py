@@ -1,46 +1,41 @@
-"""`tinylora finetune`: LoRA against LoRA+ on real text, across widths.
+"""One run of `tinylora finetune` (the study of the best LoRA+ ratio per width and init).
 
 For each width d_model, the base that `tinylora pretrain` trained on Shakespeare is frozen and
-LoRA factors (rank 8, Init[1]: B = 0) are attached to q, k, v, o, fc1 and fc2 of every block.
-Adam fine-tunes them on Milton's prose with the LoRA+ groups: B at ``lr * ratio``, A at ``lr``.
+LoRA factors (rank 8) are attached to q, k, v, o, fc1 and fc2 of every block, with Init[1]
+(``zero_B``: B = 0) or Init[2] (``zero_A``: A = 0). Adam fine-tunes them on Milton's prose with
+the LoRA+ groups: B at ``lr * ratio``, A at ``lr``. The protocol (`tinylora.text.study`), per
+(width, init):
 
-The protocol, per width:
-1. *tune*: every ratio in `ratios` (1 = plain LoRA, 16 = the paper's LoRA+) at every lr_A in
-   ``lrs / sqrt(ratio)`` (`tinylora.text.report.lr_grid`: the grid moves with the ratio, halfway
-   between a fixed lr_A and a fixed lr_B), on the tuning seed; each ratio keeps the lr with the
-   lowest final validation loss;
-2. *best ratio*: the ratio whose tuned run ends lowest;
-3. *compare*: ratio 1, ratio 16 and the best ratio, each at its tuned lr, on every seed in `seeds`.
+1. *tune*, on the tuning seeds only: for every ratio (1 = plain LoRA, ..., 64), lr_A on a
+   half-octave lattice grown until its optimum is interior (`tinylora.text.tuning`), scored by
+   the mean final validation loss over the tuning seeds; while the best ratio on the tuning
+   seeds is the grid's first or last, the grid grows by an octave there (at most
+   `max_extra_ratios` times), so that the best ratio is bracketed;
+2. *evaluate*, on other seeds: every ratio at its tuned lr. Every reported loss, speed-up and
+   the best ratio come from these runs (`tinylora.text.report`).
 
-Every run is one record (width, ratio, lr, seed, validation curve, final loss), saved as a part
-of ``--out`` when it finishes (`tinylora.records.ResultsDir`): a rerun with the same
-configuration skips the runs already there, so a stopped study resumes where it stopped.
-A run is *diverged* by the rule of `tinylora.diverge`
-(its loss not finite, or above DIVERGED times the starting loss, the same rule as `train` and the
-lab's grids): its curve is inf from there on, its final loss is inf, and the record says where.
+At one width (`baseline_width`) the same protocol tunes the baselines a reader asks for: full
+fine-tuning (every base array trainable) and plain LoRA at ranks 1 .. 16 with scale alpha / r
+against rsLoRA's alpha / sqrt(r) (alpha set so that both give scale 1 at rank 8, the study's).
 
-Outputs in ``--out``:
+A run is one record (its `Setting`, lr, seed, validation curve, final loss), saved as a part of
+``--out`` when it finishes (`tinylora.records.ResultsDir`): a rerun with the same configuration
+skips the runs already there, so a stopped study resumes where it stopped. A run is *diverged*
+by the rule of `tinylora.diverge` (the same as `train` and the lab's grids): its curve is inf
+from there on and its final loss is inf.
 
-    records.json   {"config", "bases": {width: base record}, "runs": [run record, ...]}
-    summary.json   widths, speedup (LoRA+ at ratio 16 against LoRA, geometric mean over seeds),
-                   speedup_interval (95 %), loss_lora, loss_loraplus (mean final validation
-                   loss), best_ratio (of the tuning grid), one entry per width
-    summary.md     the tables, the tuning grid and samples before and after
-    *.png          validation curves, the tuning, the speed-up and gain per width
+This module holds the study's configuration and one run; `tinylora.text.study` the protocol and
+the command, `tinylora.text.report` what is reported (summary.json's keys: its `summarize`).
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from tinylora import backend, schedule
 from tinylora.diverge import diverged
-from tinylora.progress import bar as progress_bar
-from tinylora.records import ResultsDir, write_json
 from tinylora.text.corpus import (
     FINETUNE_TEXT,
     PRETRAIN_TEXT,
@@ -62,22 +57,29 @@ from tinylora.text.pretrain import (
 from tinylora.train import loss_and_grads
 from tinylora.transformer import BLOCK_TARGETS
 
+RULES = ("lora", "rslora", "full")  # scale alpha / r, alpha / sqrt(r); every base array
+
 
 @dataclass(frozen=True)
 class FinetuneConfig:
     """The study's settings (and, with `pretrain_steps`, which bases it uses)."""
 
     widths: tuple = DEFAULT_WIDTHS
+    inits: tuple = ("zero_B", "zero_A")  # the paper's Init[1] and Init[2]
     r: int = 8
-    init: str = "zero_B"  # the paper's Init[1]
     steps: int = 120
     batch_size: int = 16
     eval_every: int = 10
     n_eval: int = 32  # fixed validation windows of the second text
-    ratios: tuple = (1.0, 4.0, 16.0, 64.0)
-    lrs: tuple = (1e-3, 3e-3, 1e-2)
-    tune_seed: int = 0
-    seeds: tuple = (1, 2, 3)
+    ratios: tuple = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+    lr0: float = 3e-3  # lattice point k = 0: lr_A = lr0 * 2^(k / 2)
+    max_points: int = 12  # per lattice (`tinylora.text.tuning`)
+    max_extra_ratios: int = 3  # octaves the ratio grid may grow past an end (`study`)
+    tune_seeds: tuple = (0, 1)
+    eval_seeds: tuple = (2, 3, 4, 5)
+    baselines: bool = True
+    baseline_width: int | None = None  # None: the first width
+    ranks: tuple = (1, 2, 4, 8, 16)
     context: int = 64  # of the base; set by `finetune_config`
     pretrain_steps: int | None = None  # None: the pretrain default
     fast: bool = False
@@ -89,22 +91,31 @@ class FinetuneConfig:
     clip: float | None = None  # global-norm gradient clipping; None: none
 
 
+FAST = {"widths": FAST_WIDTHS, "steps": 10, "batch_size": 8, "eval_every": 5, "n_eval": 8,
+        "ratios": (1.0, 4.0, 16.0), "lr0": 1e-2, "max_points": 4, "max_extra_ratios": 1,
+        "eval_seeds": (2, 3),
+        "ranks": (2,), "sample_chars": 40}
+
+
 def finetune_config(fast: bool = False, **overrides) -> FinetuneConfig:
     """The default study, or with ``fast`` a tiny one (seconds). None overrides are ignored."""
-    fast_settings = {"widths": FAST_WIDTHS, "steps": 30, "eval_every": 5, "n_eval": 8,
-                     "ratios": (1.0, 16.0), "lrs": (3e-3, 1e-2), "seeds": (1, 2),
-                     "sample_chars": 40}
-    base = dict(fast_settings) if fast else {}
+    base = dict(FAST) if fast else {}
     base.update({k: v for k, v in overrides.items() if v is not None})
-    for k in ("widths", "ratios", "lrs", "seeds"):
+    for k in ("widths", "inits", "ratios", "tune_seeds", "eval_seeds", "ranks"):
         base[k] = tuple(base.get(k, getattr(FinetuneConfig, k)))
-    base["ratios"] = tuple(float(x) for x in base["ratios"])
-    base["lrs"] = tuple(float(x) for x in base["lrs"])
+    base["ratios"] = tuple(sorted(float(x) for x in base["ratios"]))
     if not {1.0, 16.0} <= set(base["ratios"]):
         raise ValueError(f"ratios: expected a grid containing 1 (LoRA) and 16 (LoRA+), got "
                          f"{list(base['ratios'])}")
-    if not base["seeds"]:
-        raise ValueError("seeds: expected at least one seed")
+    if not base["inits"] or not set(base["inits"]) <= {"zero_B", "zero_A"}:
+        raise ValueError(f"inits: expected some of ['zero_B', 'zero_A'], got "
+                         f"{list(base['inits'])}")
+    if len(base["tune_seeds"]) < 2 or len(base["eval_seeds"]) < 2:
+        raise ValueError(f"tune_seeds, eval_seeds: expected at least 2 of each, got "
+                         f"{list(base['tune_seeds'])} and {list(base['eval_seeds'])}")
+    if set(base["tune_seeds"]) & set(base["eval_seeds"]):
+        raise ValueError(f"eval_seeds: expected seeds the tuning never saw, got "
+                         f"{sorted(set(base['tune_seeds']) & set(base['eval_seeds']))} in both")
     config = FinetuneConfig(fast=fast, **base)
     schedule.check(config.steps, config.warmup, config.decay, config.clip)
     ctx = _base_config(config, config.widths[0]).context
@@ -113,6 +124,45 @@ def finetune_config(fast: bool = False, **overrides) -> FinetuneConfig:
 
 def _base_config(config: FinetuneConfig, width: int):
     return pretrain_config(width, config.fast, steps=config.pretrain_steps)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What one run trains, besides its lr and seed.
+
+    rule "lora": LoRA of rank `r` with scale alpha / r, alpha None meaning r (scale 1, the
+    study's); "rslora": scale alpha / sqrt(r); "full": no LoRA, every base array trainable
+    (init, ratio, r and alpha unused: written as "-", 1, 0, None).
+    """
+
+    width: int
+    init: str = "zero_B"
+    ratio: float = 1.0
+    r: int = 8
+    rule: str = "lora"
+    alpha: float | None = None
+
+    @classmethod
+    def full(cls, width: int) -> Setting:
+        return cls(width, "-", 1.0, 0, "full", None)
+
+    def key(self) -> str:
+        alpha = "" if self.alpha is None else f"_alpha{float(self.alpha)!r}"
+        return (f"d{self.width}_{self.init}_ratio{float(self.ratio)!r}_{self.rule}{self.r}"
+                f"{alpha}")
+
+    def label(self) -> str:
+        if self.rule == "full":
+            return "full fine-tuning"
+        if self.rule == "rslora" or self.alpha is not None:
+            return f"{'rsLoRA' if self.rule == 'rslora' else 'LoRA'} rank {self.r}"
+        return "LoRA (ratio 1)" if self.ratio == 1 else f"LoRA+ (ratio {self.ratio:g})"
+
+
+def run_fields(setting: Setting) -> dict:
+    """The setting as a run record's fields."""
+    return {"width": setting.width, "init": setting.init, "ratio": float(setting.ratio),
+            "r": setting.r, "rule": setting.rule, "alpha": setting.alpha}
 
 
 class Data:
@@ -147,17 +197,30 @@ def base_record(config: FinetuneConfig, width: int, data: Data, cache, backend_n
             "sample": sample_text(lm, data, config.sample_chars)}
 
 
-def finetune_run(config: FinetuneConfig, width: int, ratio: float, lr: float, seed: int,
-                 data: Data, cache=None, backend_name=None, sample=False) -> dict:
-    """One fine-tuning run of LoRA (ratio 1) or LoRA+ (ratio > 1). -> its record."""
-    from tinylora.optim import Adam, loraplus_groups
+def build(config: FinetuneConfig, setting: Setting, seed: int, cache=None, backend_name=None):
+    """The model of one run over its frozen base, and its optimizer's parameter groups."""
+    from tinylora.optim import loraplus_groups
 
-    pcfg = _base_config(config, width)
-    lm = build_model(pcfg, backend_name, targets=config.targets, r=config.r, init=config.init,
-                     trainable="lora", seed=seed)  # seed: the init of A
+    pcfg = _base_config(config, setting.width)
+    if setting.rule == "full":
+        lm = build_model(pcfg, backend_name, targets=(), trainable="all", seed=seed)
+    else:
+        lm = build_model(pcfg, backend_name, targets=config.targets, r=setting.r,
+                         alpha=setting.alpha, rslora=setting.rule == "rslora",
+                         init=setting.init, trainable="lora", seed=seed)  # seed: the LoRA init
     load_base(lm, pcfg, cache)
     params = lm.trainable_params()
-    opt = Adam(params, groups=loraplus_groups(params, lr=lr, lr_ratio=ratio))
+    return lm, (lambda lr: [{"params": list(params), "lr": lr}] if setting.rule == "full"
+                else loraplus_groups(params, lr=lr, lr_ratio=setting.ratio))
+
+
+def finetune_run(config: FinetuneConfig, setting: Setting, lr: float, seed: int, data: Data,
+                 cache=None, backend_name=None, sample=False) -> dict:
+    """One fine-tuning run (LoRA at ratio 1, LoRA+ above, or a baseline). -> its record."""
+    from tinylora.optim import Adam
+
+    lm, groups = build(config, setting, seed, cache, backend_name)
+    opt = Adam(lm.trainable_params(), groups=groups(lr))
     sched = schedule.Schedule(opt, config.steps, config.warmup, config.decay)
     sampler = BatchSampler(data.train, config.batch_size, config.context, seed=seed)
     xp, start = lm.xp, time.perf_counter()
@@ -178,122 +241,9 @@ def finetune_run(config: FinetuneConfig, width: int, ratio: float, lr: float, se
         sched.apply(step)  # every group's rate times one factor: the LoRA+ ratio is kept
         schedule.clip_grad_norm(grads, config.clip)  # None: no clipping
         opt.step(grads)
-    record = {"width": width, "ratio": float(ratio), "lr": float(lr), "seed": seed,
-              "eval_steps": steps, "val_loss": losses, "final_loss": losses[-1],
-              "diverged": diverged_at is not None, "diverged_at": diverged_at,
-              "seconds": round(time.perf_counter() - start, 2)}
+    record = {**run_fields(setting), "lr": float(lr), "seed": seed, "eval_steps": steps,
+              "val_loss": losses, "final_loss": losses[-1], "diverged": diverged_at is not None,
+              "diverged_at": diverged_at, "seconds": round(time.perf_counter() - start, 2)}
     if sample and diverged_at is None:
         record["sample"] = sample_text(lm, data, config.sample_chars)
     return record
-
-
-# --------------------------------------------------------------------------------------------
-# The study: resumable records, the protocol, the command
-
-
-def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_progress=True,
-              restart=False) -> dict:
-    """Run (or resume) the whole protocol. -> records (also written to ``out/records.json``).
-
-    Each base and each run is a part of ``out`` (`ResultsDir`), saved when it finishes: a rerun
-    with the same configuration trains nothing it already has. Parts of a study with another
-    configuration are refused (mixing two studies would make every number meaningless) unless
-    `restart`, which discards them.
-    """
-    from tinylora.text.report import best_ratio, lr_grid, tuned
-
-    if restart:
-        shutil.rmtree(Path(out) / "parts", ignore_errors=True)
-    parts = ResultsDir(out, schedule.unless_plain(asdict(config)), strict=True)
-    records = {"config": parts.config, "bases": {}, "runs": []}
-    runs = {}
-    data = Data(config)
-    per_width = len(config.ratios) * len(config.lrs) + 3 * len(config.seeds)
-    bar = progress_bar(total=len(config.widths) * per_width, desc="finetune runs",
-                       show=show_progress, leave=True)
-
-    def run(width, ratio, lr, seed, sample=False):
-        key = f"run_d{width}_ratio{float(ratio)!r}_lr{float(lr)!r}_seed{seed}"
-        bar.set_postfix_str(f"d={width} ratio={ratio:g} lr={lr:g} seed={seed}")
-        runs[key] = parts.cached(key, lambda: finetune_run(config, width, ratio, lr, seed, data,
-                                                           cache, backend_name, sample))
-        records["runs"] = list(runs.values())
-        bar.update(1)
-
-    for width in config.widths:
-        records["bases"][str(width)] = parts.cached(
-            f"base_d{width}", lambda w=width: base_record(config, w, data, cache, backend_name,
-                                                          show_progress))
-        for ratio in config.ratios:
-            for lr in lr_grid(config.lrs, ratio):
-                run(width, ratio, lr, config.tune_seed)
-        table = tuned(records["runs"], width, config.tune_seed)
-        methods = list(dict.fromkeys([1.0, 16.0, best_ratio(table)]))
-        bar.total -= (3 - len(methods)) * len(config.seeds)
-        for ratio in methods:
-            for seed in config.seeds:
-                run(width, ratio, table[ratio][0], seed, sample=seed == config.seeds[0])
-    bar.close()
-    write_json(Path(out) / "records.json", records)
-    return records
-
-
-def add_arguments(p) -> None:
-    from tinylora import options
-
-    p.add_argument("--widths", type=options.positive_int, nargs="+", default=None,
-                   action=options.Distinct,
-                   help=f"d_model values (default {list(DEFAULT_WIDTHS)})")
-    p.add_argument("--steps", type=options.positive_int, default=None,
-                   help="fine-tuning steps per run (default 120)")
-    p.add_argument("--ratios", type=options.positive_float, nargs="+", default=None,
-                   action=options.Distinct,
-                   help="lr_B / lr_A grid, must contain 1 and 16 (default 1 4 16 64)")
-    p.add_argument("--lrs", type=options.positive_float, nargs="+", default=None,
-                   action=options.Distinct,
-                   help="lr grid; at ratio R, lr_A runs over these / sqrt(R) "
-                        "(default 1e-3 3e-3 1e-2)")
-    p.add_argument("--seeds", type=options.non_negative_int, nargs="+", default=None,
-                   action=options.Distinct, help="comparison seeds (1 2 3)")
-    p.add_argument("--warmup", type=options.non_negative_int, help="warm-up steps (0)")
-    p.add_argument("--decay", choices=schedule.DECAYS, help="after the warm-up (constant)")
-    p.add_argument("--clip", type=options.positive_float, help="max gradient norm (none)")
-    p.add_argument("--pretrain-steps", type=options.positive_int, default=None,
-                   help="which cached bases to use (pretrained with this many steps)")
-    p.add_argument("--cache", default=None, help="folder of saved bases (see tinylora pretrain)")
-    p.add_argument("--out", type=options.out_folder, default="finetune-out",
-                   help="folder for records, summary, figures")
-    p.add_argument("--fast", action="store_true",
-                   help="a tiny study (seconds): tests, a first look")
-    p.add_argument("--restart", action="store_true", help="discard records.json in --out")
-    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def main(args) -> int:
-    from tinylora.text import plots
-    from tinylora.text.report import markdown, summarize
-
-    config = finetune_config(args.fast, widths=args.widths, steps=args.steps, ratios=args.ratios,
-                             lrs=args.lrs, seeds=args.seeds, pretrain_steps=args.pretrain_steps,
-                             warmup=args.warmup, decay=args.decay, clip=args.clip)
-    records = run_study(config, args.out, args.cache, args.backend, not args.no_progress,
-                        args.restart)
-    summary, details = summarize(records)
-    out = Path(args.out)
-    write_json(out / "summary.json", summary)
-    seconds = sum(r["seconds"] for r in records["runs"])  # this study's runs, resumed or not
-    (out / "summary.md").write_text(markdown(records, details))
-    figures = [plots.finetune_curves(details, out / "finetune_val_loss_curves_by_width.png"),
-               plots.finetune_by_width(details, out / "finetune_speedup_and_gain_by_width.png"),
-               plots.finetune_lr_grid(records, details, out / "finetune_lr_tuning_by_width.png")]
-    print(f"{'d_model':>7}  {'base':>7}  {'LoRA':>7}  {'LoRA+16':>7}  {'speed-up (95% CI)':>22}  "
-          f"best ratio   ({seconds:.0f} s of fine-tuning runs in records)")
-    for i, w in enumerate(summary["widths"]):
-        lo, hi = summary["speedup_interval"][i]
-        print(f"{w:7d}  {details[i]['base']['loss_finetune_text']:7.4f}  "
-              f"{summary['loss_lora'][i]:7.4f}  {summary['loss_loraplus'][i]:7.4f}  "
-              f"{summary['speedup'][i]:6.2f} [{lo:5.2f}, {hi:5.2f}]  {summary['best_ratio'][i]:g}")
-    print(f"wrote {out / 'records.json'}, summary.json, summary.md, "
-          + ", ".join(Path(f).name for f in figures))
-    return 0

@@ -1,9 +1,24 @@
-"""What the fine-tuning study reports: tuned learning rates, the speed-up, intervals, summary.md.
+"""What the fine-tuning study reports: tuned rates, the best ratio, speed-ups, intervals.
 
 Host-only arithmetic on the run records of `tinylora.text.finetune` (lists of floats), no model
-here.
+here. Everything is recomputed from the records, so records.json alone rebuilds the summary.
 
-The speed-up, per seed, paired (LoRA and LoRA+ with the same seed share the init of A and the
+*Tuning* (`tuning_table`) reads only the runs on the tuning seeds: per setting, the mean final
+loss over those seeds at each lattice lr; the kept lr is the lowest, *interior* when both its
+lattice neighbours were tried. Every number below comes from the *evaluation* seeds' runs, made
+at the kept lrs, which the tuning never saw.
+
+The *best ratio* per (width, init) is a continuous estimate (`tinylora.lab.optimum
+.locate_profile`): the ratio profile (each ratio's evaluation-seed losses at its tuned lr) is
+fitted by a quadratic in log ratio around its lowest point, with a bootstrap over the evaluation
+seeds; the *ratio exponent* is the slope of log best ratio against log d_model, fitted draw by
+draw (`tinylora.lab.optimum.exponent`), set beside the width law's prediction for this base
+(`tinylora.lab.predictions`: the head is standard-parametrised, head.W ~ N(0, 1/d_model), so
+the loss-optimal ratio is predicted to grow like d_model^(1/2) under either init). The *tuned
+ratio* is the one a practitioner would pick: the lowest tuning-seed loss over the ratio grid,
+chosen on the tuning seeds and scored on the evaluation seeds.
+
+The speed-up, per seed, paired (LoRA and LoRA+ with the same seed share the LoRA init and the
 order of batches): both runs reach the loss ``L* = max(final LoRA, final LoRA+)``, the worse of
 their two final validation losses. When LoRA+ ends at least as low as LoRA, L* is exactly plain
 LoRA's final loss, the definition we use. Then
@@ -23,18 +38,12 @@ import math
 
 import numpy as np  # host-only module: statistics over recorded floats
 
+from tinylora.lab import optimum, predictions
 from tinylora.lab.fit import t975
-from tinylora.records import markdown_table
+from tinylora.text import tuning
 
-
-def lr_grid(lrs, ratio: float) -> list[float]:
-    """The lr_A values tried at `ratio`: ``lr / sqrt(ratio)`` for each lr of the base grid.
-
-    Centred halfway (geometrically) between keeping lr_A fixed (lr_B grows x ratio) and keeping
-    lr_B fixed (lr_A shrinks / ratio): every ratio gets the same number of tries around where
-    its optimum is likely, and ratio 1 (plain LoRA) gets the base grid itself.
-    """
-    return [float(lr) / math.sqrt(ratio) for lr in lrs]
+PROFILE_BOOT = 400  # bootstrap draws of the ratio profile
+PROFILE_SEED = 0  # the bootstrap's generator: the summary is a function of the records
 
 
 def mean_interval(values) -> tuple[float, float, float]:
@@ -99,156 +108,171 @@ def paired_speedup(lora: dict, plus: dict) -> dict:
             "speedup": s_l / s_p if s_p > 0 else math.inf}
 
 
-def tuned(runs: list[dict], width: int, seed: int) -> dict:
-    """From the tuning runs of one width: {ratio: (best lr, its final loss)}, ties to smaller lr."""
-    best = {}
-    for r in sorted((r for r in runs if r["width"] == width and r["seed"] == seed),
-                    key=lambda r: (r["ratio"], r["lr"])):
-        if r["ratio"] not in best or r["final_loss"] < best[r["ratio"]][1]:
-            best[r["ratio"]] = (r["lr"], r["final_loss"])
-    return best
+def select(runs: list[dict], **fields) -> list[dict]:
+    """The runs whose fields equal `fields` (e.g. width=64, init="zero_B", ratio=16.0)."""
+    return [r for r in runs if all(r.get(k) == v for k, v in fields.items())]
 
 
-def best_ratio(table: dict) -> float:
-    """The ratio whose tuned final loss is lowest (ties: the smaller ratio)."""
-    return min(sorted(table), key=lambda ratio: table[ratio][1])
+def tuning_table(runs: list[dict], seeds, **setting) -> dict | None:
+    """One setting's lattice on the tuning `seeds`: {"lr": kept lr, "loss": its mean over the
+    seeds, "interior": bracketed, "tried": [(lr, mean loss), ...]}; None if no lr has every seed."""
+    by_lr = {}
+    for r in select(runs, **setting):
+        if r["seed"] in seeds:
+            by_lr.setdefault(r["lr"], {})[r["seed"]] = r["final_loss"]
+    tried = {lr: sum(v.values()) / len(v) for lr, v in by_lr.items() if len(v) == len(seeds)}
+    if not tried:
+        return None
+    lr0 = min(tried)
+    ks = {tuning.lattice_index(lr0, lr): lr for lr in tried}
+    best = tuning.lowest({k: tried[lr] for k, lr in ks.items()})
+    return {"lr": ks[best], "loss": tried[ks[best]], "interior": tuning.is_interior(ks, best),
+            "tried": sorted(tried.items())}
+
+
+def method(runs: list[dict], table: dict, cfg: dict, label: str, **setting) -> dict:
+    """One tuned setting on the evaluation seeds: losses, curves, and its tuning-seed loss."""
+    seed_runs = [r for r in select(runs, lr=table["lr"], **setting) if r["seed"] in
+                 cfg["eval_seeds"]]
+    seed_runs.sort(key=lambda r: cfg["eval_seeds"].index(r["seed"]))
+    curves = np.asarray([r["val_loss"] for r in seed_runs], float)
+    return {"label": label, "lr": table["lr"], "interior": table["interior"],
+            "final": mean_interval([r["final_loss"] for r in seed_runs]),
+            "final_tuning": table["loss"], "diverged": sum(r["diverged"] for r in seed_runs),
+            "eval_steps": seed_runs[0]["eval_steps"] if seed_runs else [],
+            "curve_mean": curves.mean(axis=0).tolist() if seed_runs else [],
+            "curve_min": curves.min(axis=0).tolist() if seed_runs else [],
+            "curve_max": curves.max(axis=0).tolist() if seed_runs else [], "runs": seed_runs,
+            **setting}
+
+
+def compare(lora: dict, other: dict) -> None:
+    """Adds to `other` its paired speed-up over `lora` and its loss gain (evaluation seeds)."""
+    pairs = [paired_speedup(a, b) for a, b in zip(lora["runs"], other["runs"])]
+    other["speedup_per_seed"] = [p["speedup"] for p in pairs]
+    other["speedup"] = ratio_interval(other["speedup_per_seed"])
+    other["steps_per_seed"] = [(p["steps_lora"], p["steps_plus"]) for p in pairs]
+    other["loss_gain"] = mean_interval([a["final_loss"] - b["final_loss"]
+                                        for a, b in zip(lora["runs"], other["runs"])])
 
 
 def method_label(ratio: float) -> str:
     return "LoRA (ratio 1)" if ratio == 1 else f"LoRA+ (ratio {ratio:g})"
 
 
-def _find(runs, width, ratio, lr, seed):
-    for r in runs:
-        if (r["width"], r["ratio"], r["lr"], r["seed"]) == (width, ratio, lr, seed):
-            return r
-    return None
-
-
-def width_details(records: dict, width: int) -> dict:
-    """Everything the study reports at one width, from the run records (see `summarize`)."""
+def width_details(records: dict, width: int, init: str, rng) -> dict:
+    """Everything the study reports at one (width, init), from the run records."""
     cfg, runs = records["config"], records["runs"]
-    table = tuned(runs, width, cfg["tune_seed"])
-    best = best_ratio(table)
-    methods = {}
-    for ratio in dict.fromkeys([1.0, 16.0, best]):  # unique, in this order
-        lr = table[ratio][0]
-        seed_runs = [_find(runs, width, ratio, lr, s) for s in cfg["seeds"]]
-        seed_runs = [r for r in seed_runs if r is not None]
-        curves = np.asarray([r["val_loss"] for r in seed_runs], float)
-        methods[ratio] = {
-            "label": method_label(ratio), "ratio": ratio, "lr": lr,
-            "lr_at_grid_edge": lr in _ends(cfg["lrs"], ratio),
-            "final": mean_interval([r["final_loss"] for r in seed_runs]),
-            "diverged": sum(r["diverged"] for r in seed_runs),
-            "eval_steps": seed_runs[0]["eval_steps"],
-            "curve_mean": curves.mean(axis=0).tolist(), "curve_min": curves.min(axis=0).tolist(),
-            "curve_max": curves.max(axis=0).tolist(), "runs": seed_runs,
-        }
-    lora = methods[1.0]
+    main = {"width": width, "init": init, "rule": "lora", "r": cfg["r"], "alpha": None}
+    ratios = sorted({r["ratio"] for r in select(runs, **main)})  # the grid, grown or not
+    table = {ratio: tuning_table(runs, cfg["tune_seeds"], ratio=ratio, **main)
+             for ratio in ratios}
+    tuned_ratio = min(sorted(table), key=lambda ratio: table[ratio]["loss"])
+    every = {ratio: method(runs, table[ratio], cfg, method_label(ratio), ratio=ratio, **main)
+             for ratio in ratios}
+    profile = np.array([[r["final_loss"] for r in every[ratio]["runs"]] for ratio in ratios])
+    located = optimum.locate_profile(np.log10(ratios), profile, rng, PROFILE_BOOT)
+    methods = {ratio: every[ratio] for ratio in dict.fromkeys([1.0, 16.0, tuned_ratio])}
     for m in methods.values():
-        pairs = [paired_speedup(a, b) for a, b in zip(lora["runs"], m["runs"])]
-        m["speedup_per_seed"] = [p["speedup"] for p in pairs]
-        m["speedup"] = ratio_interval(m["speedup_per_seed"])
-        m["steps_per_seed"] = [(p["steps_lora"], p["steps_plus"]) for p in pairs]
-        m["loss_gain"] = mean_interval([a["final_loss"] - b["final_loss"]
-                                        for a, b in zip(lora["runs"], m["runs"])])
-    return {"width": width, "base": records["bases"][str(width)], "tuning": table,
-            "best_ratio": best, "methods": methods}
+        compare(methods[1.0], m)
+    means = [every[ratio]["final"][0] for ratio in ratios]
+    lowest = ratios[int(np.argmin(means))]
+    note = None if located["ratio"] is not None else (
+        f"lowest at ratio {lowest:g}, an end of the grid" if lowest in (ratios[0], ratios[-1])
+        else f"lowest at ratio {lowest:g}, but no bowl around it")
+    return {"width": width, "init": init, "base": records["bases"][str(width)], "note": note,
+            "tuning": {ratio: (t["lr"], t["loss"]) for ratio, t in table.items()},
+            "lattice": table, "profile": {ratio: every[ratio]["final"] for ratio in every},
+            "located": located, "tuned_ratio": tuned_ratio, "methods": methods}
+
+
+def baseline_rows(records: dict) -> list[dict]:
+    """Full fine-tuning and the rank baseline, each tuned like the study's methods."""
+    cfg, runs = records["config"], records["runs"]
+    if not cfg["baselines"]:
+        return []
+    width = cfg["baseline_width"] or cfg["widths"][0]
+    rows, seeds = [], cfg["tune_seeds"]
+    full = {"width": width, "rule": "full"}
+    if (t := tuning_table(runs, seeds, **full)) is not None:
+        rows.append(method(runs, t, cfg, "full fine-tuning", **full) | {"scale": None, "r": 0})
+    for r in sorted(set(cfg["ranks"]) | {cfg["r"]}):
+        for rule, alpha in (("lora", float(cfg["r"])), ("rslora", math.sqrt(cfg["r"]))):
+            scale = alpha / (r if rule == "lora" else math.sqrt(r))
+            setting = {"width": width, "init": "zero_B", "ratio": 1.0, "r": r, "rule": rule,
+                       "alpha": alpha}
+            if r == cfg["r"]:  # scale 1: the main study's plain-LoRA runs
+                setting.update(rule="lora", alpha=None)
+            if (t := tuning_table(runs, seeds, **setting)) is not None:
+                name = f"{'rsLoRA' if rule == 'rslora' else 'LoRA'} rank {r}"
+                rows.append(method(runs, t, cfg, name, **setting) | {"scale": scale,
+                                                                    "rule": rule})
+    return rows
 
 
 def summarize(records: dict) -> tuple[dict, list[dict]]:
-    """-> (summary.json's dict, keys as in `tinylora.text.finetune`'s docstring, the details).
+    """-> (summary.json's dict, the details). One row per (init, width), init-major:
 
-    ``loss_loraplus`` and ``speedup`` are those of LoRA+ at ratio 16 (the paper's suggestion);
-    the best ratio of the grid is reported beside them (``best_ratio``, and in summary.md).
+    widths, init                  the row's d_model and init ("zero_B": Init[1], "zero_A": Init[2])
+    loss_lora, loss_loraplus      mean final validation loss (evaluation seeds) of LoRA and of
+                                  LoRA+ at ratio 16, each at its tuned lr; *_interval: 95 %
+    speedup, speedup_interval     LoRA+ at ratio 16 against LoRA (geometric mean over seeds)
+    tuned_ratio                   the ratio chosen on the tuning seeds; loss_tuned_ratio,
+                                  speedup_tuned_ratio (+ _interval) its evaluation-seed numbers
+    best_ratio, best_ratio_interval   the continuous estimate from the evaluation-seed profile
+                                  (None: not located, and best_ratio_note says why),
+                                  best_ratio_identifiable
+    ratio_exponent, ratio_exponent_interval, ratio_exponent_widths (the widths where the best
+                                  ratio was located), predicted_ratio_exponent   {init: ...}
+    tuning_seeds, eval_seeds      which seeds chose and which measured
+    overstatement                 per row, how much the tuning seeds flatter: the mean final
+                                  loss on the evaluation seeds minus on the tuning seeds, for
+                                  LoRA and LoRA+ 16 (> 0: the rate looked better where it was
+                                  chosen), and the LoRA - LoRA+ 16 gap on each set of seeds
+    baselines                     full fine-tuning and the rank baseline at one width
     """
-    details = [width_details(records, w) for w in records["config"]["widths"]]
+    cfg = records["config"]
+    details, by_init = [], {}
+    for init in cfg["inits"]:
+        rng = np.random.default_rng(PROFILE_SEED)
+        rows = [width_details(records, w, init, rng) for w in cfg["widths"]]
+        details += rows
+        by_init[init] = optimum.exponent(cfg["widths"], [d["located"] for d in rows], "ratio",
+                                         len(cfg["eval_seeds"]))
     plus = [d["methods"][16.0] for d in details]
+    lora = [d["methods"][1.0] for d in details]
+    tuned = [d["methods"][d["tuned_ratio"]] for d in details]
     summary = {
-        "widths": [d["width"] for d in details],
+        "widths": [d["width"] for d in details], "init": [d["init"] for d in details],
         "speedup": [m["speedup"][0] for m in plus],
         "speedup_interval": [[m["speedup"][1], m["speedup"][2]] for m in plus],
-        "loss_lora": [d["methods"][1.0]["final"][0] for d in details],
+        "loss_lora": [m["final"][0] for m in lora],
+        "loss_lora_interval": [list(m["final"][1:]) for m in lora],
         "loss_loraplus": [m["final"][0] for m in plus],
-        "best_ratio": [d["best_ratio"] for d in details],
+        "loss_loraplus_interval": [list(m["final"][1:]) for m in plus],
+        "tuned_ratio": [d["tuned_ratio"] for d in details],
+        "loss_tuned_ratio": [m["final"][0] for m in tuned],
+        "speedup_tuned_ratio": [m["speedup"][0] for m in tuned],
+        "speedup_tuned_ratio_interval": [[m["speedup"][1], m["speedup"][2]] for m in tuned],
+        "best_ratio": [d["located"]["ratio"] for d in details],
+        "best_ratio_interval": [d["located"]["ratio_interval"] for d in details],
+        "best_ratio_identifiable": [d["located"]["identifiable"] for d in details],
+        "best_ratio_note": [d["note"] for d in details],
+        "ratio_exponent": {i: e and e["slope"] for i, e in by_init.items()},
+        "ratio_exponent_interval": {i: e and e["interval"] for i, e in by_init.items()},
+        "ratio_exponent_widths": {i: [d["width"] for d in details if d["init"] == i
+                                      and d["located"]["ratio"] is not None] for i in by_init},
+        "predicted_ratio_exponent": {i: predictions.exponents("loss_optimal", "sp", i)["ratio"]
+                                     for i in cfg["inits"]},
+        "tuning_seeds": list(cfg["tune_seeds"]), "eval_seeds": list(cfg["eval_seeds"]),
+        "overstatement": [{"lora": a["final"][0] - a["final_tuning"],
+                           "loraplus": b["final"][0] - b["final_tuning"],
+                           "gap_tuning_seeds": a["final_tuning"] - b["final_tuning"],
+                           "gap_eval_seeds": a["final"][0] - b["final"][0]}
+                          for a, b in zip(lora, plus)],
+        "baselines": [{"label": m["label"], "r": m["r"], "rule": m["rule"], "scale": m["scale"],
+                       "lr": m["lr"], "interior": m["interior"], "loss": m["final"][0],
+                       "loss_interval": list(m["final"][1:]), "loss_tuning": m["final_tuning"]}
+                      for m in baseline_rows(records)],
     }
     return summary, details
-
-
-def _ends(lrs, ratio) -> tuple[float, float]:
-    grid = lr_grid(lrs, ratio)
-    return min(grid), max(grid)
-
-
-def _ci(m_lo_hi, fmt="{:.4f}") -> str:
-    m, lo, hi = m_lo_hi
-    if not math.isfinite(m) or lo == hi:
-        return fmt.format(m)
-    return f"{fmt.format(m)} [{fmt.format(lo)}, {fmt.format(hi)}]"
-
-
-def _tuned_cell(d: dict, ratio, cfg: dict) -> str:
-    """'2.0712 (lr 0.003*)': a ratio's tuned loss and lr (* = at an end of its grid)."""
-    lr, loss = d["tuning"][ratio]
-    return f"{loss:.4f} (lr {lr:g}{'*' if lr in _ends(cfg['lrs'], ratio) else ''})"
-
-
-def markdown(records: dict, details: list[dict]) -> str:
-    """summary.md: the setup, one table row per width and method, samples before and after."""
-    cfg = records["config"]
-    n_seeds = len(cfg["seeds"])
-    lines = [
-        "# Fine-tuning a pretrained TinyLM: LoRA against LoRA+, across widths", "",
-        (f"Base: TinyLM (2 layers, context {cfg['context']}) pretrained on Shakespeare; frozen. "
-        f"Fine-tuned on Milton's *Areopagitica* with LoRA rank {cfg['r']} ({cfg['init']}, "
-        f"Init[1]) on q, k, v, o, fc1, fc2, Adam, {cfg['steps']} steps of {cfg['batch_size']} "
-        f"windows. lr_A tuned per ratio on the grid {list(cfg['lrs'])} / sqrt(ratio) (seed "
-        f"{cfg['tune_seed']}); ratios tried {list(cfg['ratios'])}; then {n_seeds} seeds "
-        f"{list(cfg['seeds'])} per method at its tuned rate. Losses: validation cross-entropy "
-        "(nats per character) on fixed windows of the held-out last 10 % of the text. "
-        "Brackets: 95 % t-intervals over seeds "
-        "(speed-ups: geometric mean, interval of the log)."), "",
-        ("Speed-up: steps plain LoRA needs to reach its own final loss, divided by the steps LoRA+ "
-        "needs to reach it (paired by seed; if LoRA+ ends worse, both are measured at LoRA+'s "
-        "final loss, giving < 1). Gain: LoRA final loss minus LoRA+ final loss (> 0: LoRA+ "
-        "better)."), "",
-        markdown_table(["d_model", "base: Shakespeare val loss",
-                        "base: Areopagitica val loss (frozen)"],
-                       [[d["width"], f"{d['base']['pretrain_val_loss']:.4f}",
-                         f"{d['base']['loss_finetune_text']:.4f}"] for d in details]),
-    ]
-    rows = []
-    for d in details:
-        for ratio, m in d["methods"].items():
-            edge = " (grid edge)" if m["lr_at_grid_edge"] else ""
-            div = f", {m['diverged']} diverged" if m["diverged"] else ""
-            best = " = best" if ratio == d["best_ratio"] and ratio != 1 else ""
-            gain = "" if ratio == 1 else _ci(m["loss_gain"])
-            speed = "1" if ratio == 1 else _ci(m["speedup"], "{:.2f}")
-            rows.append([d["width"], f"{d['base']['loss_finetune_text']:.4f}",
-                         f"{m['label']}{best}", f"{m['lr']:g}{edge}",
-                         f"{_ci(m['final'])}{div}", gain, speed])
-    lines += [markdown_table(["d_model", "frozen base", "method", "lr (A)", "final val loss",
-                              "gain vs LoRA", "speed-up"], rows),
-              (f"Tuning (seed {cfg['tune_seed']}): final validation loss at the best lr of "
-               "each ratio (* = that lr is at an end of the ratio's grid)."), "",
-              markdown_table(["d_model", *(f"ratio {r:g}" for r in cfg["ratios"]), "best ratio"],
-                             [[d["width"], *(_tuned_cell(d, r, cfg) for r in cfg["ratios"]),
-                               f"{d['best_ratio']:g}"] for d in details])]
-    lines += ["", "## Samples (temperature 0.8), prompted with the start of the validation text",
-              ""]
-    for d in details:
-        lines.append(f"### d_model = {d['width']}")
-        lines.append("")
-        lines.append("Frozen base (before fine-tuning):")
-        lines += ["", "```", d["base"]["sample"], "```", ""]
-        for m in d["methods"].values():
-            sample = next((r.get("sample") for r in m["runs"] if r.get("sample")), None)
-            if sample:
-                lines += [f"After {m['label']}:", "", "```", sample, "```", ""]
-    runs = records["runs"]
-    minutes = sum(r["seconds"] for r in runs) / 60
-    lines.append(f"The {len(runs)} fine-tuning runs took {minutes:.1f} "
-                 "minutes in all (the sum of their own times; pretraining not included).")
-    return "\n".join(lines) + "\n"

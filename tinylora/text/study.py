@@ -1,0 +1,248 @@
+"""`tinylora finetune`: the study's protocol (tune on some seeds, report on others), resumable,
+in parallel, and the command.
+
+The study is a list of *chains*, each a sequence of runs that depends only on its own results:
+
+    ("ratios", width, init)   for each ratio in turn, tune lr_A on the tuning seeds
+                              (`tinylora.text.tuning`: a half-octave lattice grown until its
+                              optimum is interior; each ratio starts where the previous
+                              ratio's optimum predicts); grow the ratio grid by octaves while
+                              its best ratio (tuning seeds) is at an end (`grow_at`); then run
+                              every ratio at its tuned lr on every evaluation seed
+    ("baselines", width)      the same for full fine-tuning and for LoRA at each rank with
+                              scale alpha / r and rsLoRA's alpha / sqrt(r)
+
+The tuning reads only the tuning seeds' runs: the lr it keeps (and so every evaluation run)
+cannot depend on an evaluation seed. Each run is a part of ``out`` (`tinylora.records
+.ResultsDir`), saved when it finishes, so chains resume run by run, and ``jobs > 1`` runs
+chains in separate processes (each writes only its own parts; the largest chains start first).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+from multiprocessing import get_context
+from pathlib import Path
+
+from tinylora import schedule
+from tinylora.progress import bar as progress_bar
+from tinylora.records import ResultsDir, write_json
+from tinylora.text import tuning
+from tinylora.text.finetune import (
+    DEFAULT_WIDTHS,
+    Data,
+    FinetuneConfig,
+    Setting,
+    base_record,
+    finetune_config,
+    finetune_run,
+)
+
+# Where the baselines' lattices start, in lattice steps from lr0 (a first guess: the growth
+# brackets the optimum whatever the start; a good start only saves runs).
+FULL_START = -4  # every base array: Adam's rates are smaller than for the factors
+
+
+def rank_settings(config: FinetuneConfig, width: int) -> list[Setting]:
+    """The rank baseline: plain LoRA (Init[1], ratio 1) at each rank with scale alpha / r and
+    with rsLoRA's alpha / sqrt(r), alpha chosen so both give scale 1 at the study's rank (so
+    that rank's runs are the ratio-1 runs of the main study, not repeated here)."""
+    out = []
+    for r in config.ranks:
+        if r == config.r:
+            continue
+        out.append(Setting(width, "zero_B", 1.0, r, "lora", float(config.r)))
+        out.append(Setting(width, "zero_B", 1.0, r, "rslora", math.sqrt(config.r)))
+    return out
+
+
+def chains(config: FinetuneConfig) -> list[tuple]:
+    """Every chain of the study, the most expensive first."""
+    main = [("ratios", w, init) for w in config.widths for init in config.inits]
+    if config.baselines:
+        main.append(("baselines", config.baseline_width or config.widths[0]))
+    return sorted(main, key=lambda c: -c[1])
+
+
+class Runner:
+    """Runs (or reads back) single runs of one study: `run(setting, lr, seed)` -> record."""
+
+    def __init__(self, config: FinetuneConfig, out, cache=None, backend_name=None,
+                 bar=None):
+        self.config, self.cache, self.backend_name = config, cache, backend_name
+        self.parts = ResultsDir(out, config_key(config), strict=True)
+        self.data = Data(config)
+        self.bar = bar
+        self.runs = []
+
+    def run(self, setting: Setting, lr: float, seed: int) -> dict:
+        key = f"run_{setting.key()}_lr{float(lr)!r}_seed{seed}"
+        sample = seed == self.config.eval_seeds[0]
+        record = self.parts.cached(key, lambda: finetune_run(
+            self.config, setting, lr, seed, self.data, self.cache, self.backend_name, sample))
+        self.runs.append(record)
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{setting.key()} lr={lr:.3g} seed={seed}")
+            self.bar.update(1)
+        return record
+
+    def tune(self, setting: Setting, start: int) -> tuning.Tuned:
+        """The lattice for `setting`, scored on the tuning seeds only."""
+        cfg = self.config
+
+        def objective(k):
+            lr = tuning.lattice_lr(cfg.lr0, k)
+            losses = [self.run(setting, lr, s)["final_loss"] for s in cfg.tune_seeds]
+            return sum(losses) / len(losses)
+
+        return tuning.tune(objective, start, cfg.max_points)
+
+    def evaluate(self, setting: Setting, tuned: tuning.Tuned) -> None:
+        for seed in self.config.eval_seeds:
+            self.run(setting, tuned.lr(self.config.lr0), seed)
+
+    def chain(self, chain: tuple) -> list[dict]:
+        """Run one chain (see the module docstring). -> its run records."""
+        cfg = self.config
+        if chain[0] == "ratios":
+            _, width, init = chain
+            found, prev = {}, None
+            for ratio in cfg.ratios:
+                start = 0 if prev is None else tuning.next_start(found[prev].best, prev, ratio)
+                found[ratio] = self.tune(Setting(width, init, ratio, cfg.r), start)
+                prev = ratio
+            for _ in range(cfg.max_extra_ratios):
+                end = grow_at(found)
+                if end is None:
+                    break
+                ratio = end * 2.0 if end == max(found) else end / 2.0
+                start = tuning.next_start(found[end].best, end, ratio)
+                found[ratio] = self.tune(Setting(width, init, ratio, cfg.r), start)
+            found = [(Setting(width, init, ratio, cfg.r), t) for ratio, t in found.items()]
+        else:
+            width = chain[1]
+            found = [(Setting.full(width), self.tune(Setting.full(width), FULL_START))]
+            found += [(s, self.tune(s, 0)) for s in rank_settings(cfg, width)]
+        for setting, tuned in found:
+            self.evaluate(setting, tuned)
+        return self.runs
+
+
+def grow_at(found: dict):
+    """The end of the ratio grid to grow past: the ratio with the lowest tuning-seed loss if it
+    is the smallest or the largest tried (ties: the smaller ratio), else None (bracketed)."""
+    best = min(sorted(found), key=lambda ratio: found[ratio].losses[found[ratio].best])
+    return best if best in (min(found), max(found)) else None
+
+
+def config_key(config: FinetuneConfig) -> dict:
+    """What a part is stored with: everything that changes a run's numbers."""
+    keep = asdict(config)
+    for k in ("widths", "inits", "ratios", "baselines", "baseline_width", "ranks", "max_points",
+              "max_extra_ratios"):
+        keep.pop(k)  # which runs the study makes, not what one run computes
+    return schedule.unless_plain(keep)
+
+
+def _chain_in_process(config, chain, out, cache, backend_name) -> list[dict]:
+    return Runner(config, out, cache, backend_name).chain(chain)
+
+
+def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_progress=True,
+              restart=False, jobs: int = 1) -> dict:
+    """Run (or resume) the whole study. -> records (also written to ``out/records.json``).
+
+    Parts of a study whose runs compute differently (another number of steps, other seeds'
+    data, ...) are refused, naming the difference, unless `restart`, which discards them.
+    """
+    if restart:
+        shutil.rmtree(Path(out) / "parts", ignore_errors=True)
+    bar = progress_bar(total=None, desc="finetune runs", show=show_progress and jobs == 1,
+                       leave=True)
+    runner = Runner(config, out, cache, backend_name, bar)
+    widths = sorted({c[1] for c in chains(config)})
+    bases = {str(w): runner.parts.cached(f"base_d{w}", lambda w=w: base_record(
+        config, w, runner.data, cache, backend_name, show_progress)) for w in widths}
+    todo = chains(config)
+    if jobs == 1:
+        for chain in todo:
+            runner.chain(chain)
+        runs = runner.runs
+    else:
+        runs = []
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_chain_in_process, config, c, out, cache, backend_name)
+                       for c in todo]
+            done = progress_bar(as_completed(futures), total=len(futures), desc="chains",
+                                show=show_progress, leave=True)
+            for future in done:
+                runs += future.result()
+    bar.close()
+    unique = {(r["width"], r["init"], r["ratio"], r["r"], r["rule"], r["alpha"], r["lr"],
+               r["seed"]): r for r in runs}  # a run read twice (a tuning revisit) counts once
+    records = {"config": asdict(config), "bases": bases, "runs": list(unique.values())}
+    write_json(Path(out) / "records.json", records)
+    return records
+
+
+def add_arguments(p) -> None:
+    from tinylora import options
+
+    def many(flag, kind, help_text, **kw):
+        p.add_argument(flag, type=kind, nargs="+", default=None, action=options.Distinct,
+                       help=help_text, **kw)
+
+    many("--widths", options.positive_int, f"d_model values (default {list(DEFAULT_WIDTHS)})")
+    many("--inits", str, "zero_B (Init[1]) and/or zero_A (Init[2]) (default both)")
+    many("--ratios", options.positive_float, "lr_B / lr_A values, must contain 1 and 16 "
+         "(default 1 2 4 8 16 32 64)")
+    many("--tune-seeds", options.non_negative_int, "seeds that choose the rates (0 1)")
+    many("--eval-seeds", options.non_negative_int, "seeds every reported number comes from "
+         "(2 3 4 5)")
+    many("--ranks", options.positive_int, "ranks of the rank baseline (1 2 4 8 16)")
+    p.add_argument("--steps", type=options.positive_int, help="steps per run (default 120)")
+    p.add_argument("--lr0", type=options.positive_float, help="lattice centre (3e-3)")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip full fine-tuning and the rank baseline")
+    p.add_argument("--jobs", type=options.positive_int, default=1,
+                   help="processes running (width, init) studies at once (1)")
+    p.add_argument("--warmup", type=options.non_negative_int, help="warm-up steps (0)")
+    p.add_argument("--decay", choices=schedule.DECAYS, help="after the warm-up (constant)")
+    p.add_argument("--clip", type=options.positive_float, help="max gradient norm (none)")
+    p.add_argument("--pretrain-steps", type=options.positive_int, default=None,
+                   help="which cached bases to use (pretrained with this many steps)")
+    p.add_argument("--cache", default=None, help="folder of saved bases (see tinylora pretrain)")
+    p.add_argument("--out", type=options.out_folder, default="finetune-out",
+                   help="folder for records, summary, figures")
+    p.add_argument("--fast", action="store_true",
+                   help="a tiny study (seconds): tests, a first look")
+    p.add_argument("--restart", action="store_true", help="discard the parts in --out")
+    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def main(args) -> int:
+    from tinylora.text import plots
+    from tinylora.text.report import summarize
+    from tinylora.text.tables import markdown, print_table
+
+    config = finetune_config(args.fast, widths=args.widths, inits=args.inits, steps=args.steps,
+                             ratios=args.ratios, lr0=args.lr0, tune_seeds=args.tune_seeds,
+                             eval_seeds=args.eval_seeds, ranks=args.ranks,
+                             baselines=False if args.no_baselines else None,
+                             pretrain_steps=args.pretrain_steps, warmup=args.warmup,
+                             decay=args.decay, clip=args.clip)
+    records = run_study(config, args.out, args.cache, args.backend, not args.no_progress,
+                              args.restart, jobs=args.jobs)
+    summary, details = summarize(records)
+    out = Path(args.out)
+    write_json(out / "summary.json", summary)
+    (out / "summary.md").write_text(markdown(records, summary, details))
+    figures = plots.finetune_figures(records, summary, details, out)
+    print_table(records, summary, details)
+    print(f"wrote {out / 'records.json'}, summary.json, summary.md, "
+          + ", ".join(Path(f).name for f in figures))
+    return 0
