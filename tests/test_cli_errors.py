@@ -142,8 +142,11 @@ SLOW_COMMAND = textwrap.dedent("""
 @pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
 def test_a_real_sigint_exits_130_with_one_line_and_no_traceback(tmp_path):
     """A SIGINT delivered to a running command (as Ctrl-C does): exit code 130, one line."""
+    # the child gets SIGINT's default disposition whatever the runner's (a job started in the
+    # background of a shell inherits "ignored", and Python then never raises KeyboardInterrupt)
     proc = subprocess.Popen([sys.executable, "-c", SLOW_COMMAND, str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
