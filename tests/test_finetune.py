@@ -269,3 +269,18 @@ def test_ratio_grid_grows_only_past_an_end_that_wins(fast_study, monkeypatch, tm
     config = finetune.finetune_config(fast=True, widths=(32,), inits=("zero_B",), baselines=False)
     records = study.run_study(config, tmp_path, cache, None, False)
     assert {r["ratio"] for r in records["runs"]} == grid
+
+
+def test_parallel_chains_give_the_same_runs(fast_study, tmp_path):
+    """--jobs 2 runs the (width, init) chains in two processes; every run it makes is the run
+    one process makes, number for number (same seeds, same code, parts written apart)."""
+    _, cache, out = fast_study
+    config = finetune.finetune_config(fast=True, inits=("zero_B",), baselines=False)
+    records = study.run_study(config, tmp_path, cache, None, False, jobs=2)
+    def key(r):
+        return r["width"], r["init"], r["ratio"], r["r"], r["rule"], r["alpha"], r["lr"], r["seed"]
+
+    serial = {key(r): r["val_loss"] for r in json.loads((out / "records.json").read_text())["runs"]}
+    parallel = {key(r): r["val_loss"] for r in records["runs"]}
+    bad = [(k, v, serial.get(k)) for k, v in parallel.items() if serial.get(k) != v]
+    assert parallel and not bad, (len(bad), len(parallel), bad[:2])
