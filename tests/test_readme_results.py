@@ -197,6 +197,26 @@ def finetune_claims() -> list[str]:
     d = next(d for d in summarize(records)[1] if (d["width"], d["init"]) == (256, "zero_B"))
     means = {ratio: m[0] for ratio, m in d["profile"].items()}
     flat = max(means[x] for x in (1.0, 2.0, 4.0)) - min(means[x] for x in (1.0, 2.0, 4.0))
+    base = {b["label"]: b for b in s["baselines"]}
+    full, r8 = base["full fine-tuning"], base["LoRA rank 8"]
+    ranks = sorted({b["r"] for b in s["baselines"] if b["rule"] != "full"})
+    overlap = all(base[f"LoRA rank {r}"]["loss_interval"][0]
+                  <= base[f"rsLoRA rank {r}"]["loss_interval"][1]
+                  and base[f"rsLoRA rank {r}"]["loss_interval"][0]
+                  <= base[f"LoRA rank {r}"]["loss_interval"][1] for r in ranks)
+    lo, hi = ranks[0], ranks[-1]
+    losses = [base[f"LoRA rank {r}"]["loss"] for r in ranks]
+    falls = all(a > b for a, b in zip(losses, losses[1:]))
+    baselines = [f"full fine-tuning (every base array) ends at {full['loss']:.4f} "
+                 f"[{full['loss_interval'][0]:.4f}, {full['loss_interval'][1]:.4f}] against "
+                 f"plain LoRA's {r8['loss']:.4f}",
+                 f"from {base[f'LoRA rank {lo}']['loss']:.4f} at rank {lo} to "
+                 f"{base[f'LoRA rank {hi}']['loss']:.4f} at rank {hi} with alpha / r (rsLoRA's "
+                 f"alpha / sqrt(r): {base[f'rsLoRA rank {lo}']['loss']:.4f} and "
+                 f"{base[f'rsLoRA rank {hi}']['loss']:.4f})",
+                 "LoRA's loss falls with its rank" if falls else "(not monotone in the rank)",
+                 "the two scale rules overlap within their intervals at every rank"
+                 if overlap else "(the scale rules do not overlap at some rank)"]
     sp2 = [s["speedup"][k] for k in two]
     tu2 = [s["speedup_tuned_ratio"][k] for k in two]
     return [f"{b[one[0]]:.1f} [{iv[one[0]][0]:.1f}, {iv[one[0]][1]:.1f}] at d_model 64 and "
@@ -210,7 +230,7 @@ def finetune_claims() -> list[str]:
             f"speed-ups {min(sp2):.1f} to {max(sp2):.1f} at ratio 16, {min(tu2):.1f} to "
             f"{max(tu2):.1f} at the tuned ratio",
             f"({s['loss_tuned_ratio'][two[2]]:.4f} against {s['loss_lora'][one[2]]:.4f} at "
-            "d_model 256)"]
+            "d_model 256)", *baselines]
 
 
 def prose_claims() -> list[str]:
