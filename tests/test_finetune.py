@@ -2,6 +2,11 @@
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -284,3 +289,26 @@ def test_parallel_chains_give_the_same_runs(fast_study, tmp_path):
     parallel = {key(r): r["val_loss"] for r in records["runs"]}
     bad = [(k, v, serial.get(k)) for k, v in parallel.items() if serial.get(k) != v]
     assert parallel and not bad, (len(bad), len(parallel), bad[:2])
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT to a process group")
+def test_ctrl_c_with_jobs_stops_every_process_and_keeps_finished_runs(fast_study, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group) during --jobs 2: exit 130 with the one-line
+    message and no worker traceback; the runs finished so far are parts a rerun reuses."""
+    _, cache, _ = fast_study
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinylora", "finetune", "--fast", "--jobs", "2", "--cache",
+         str(cache), "--out", str(out), "--no-progress"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: (os.setpgrp(), signal.signal(signal.SIGINT, signal.SIG_DFL)))
+    deadline = time.monotonic() + 120
+    while not list(out.glob("parts/run_*.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.splitlines() == [
+        f"tinylora finetune: interrupted; the work it had finished is kept in {out}/ (and, for "
+        "the text commands, the base cache); run the same command again to resume from there"]
+    kept = list(out.glob("parts/run_*.json"))
+    assert kept and all("payload" in json.loads(p.read_text()) for p in kept)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import signal
 from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
@@ -147,7 +147,9 @@ def config_key(config: FinetuneConfig) -> dict:
     return schedule.unless_plain(keep)
 
 
-def _chain_in_process(config, chain, out, cache, backend_name) -> list[dict]:
+def _chain_in_process(job) -> list[dict]:
+    """One chain in a worker process: (config, chain, out, cache, backend_name) -> its runs."""
+    config, chain, out, cache, backend_name = job
     return Runner(config, out, cache, backend_name).chain(chain)
 
 
@@ -172,14 +174,18 @@ def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_p
             runner.chain(chain)
         runs = runner.runs
     else:
-        runs = []
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_chain_in_process, config, c, out, cache, backend_name)
-                       for c in todo]
-            done = progress_bar(as_completed(futures), total=len(futures), desc="chains",
-                                show=show_progress, leave=True)
-            for future in done:
-                runs += future.result()
+        # workers ignore Ctrl-C (the terminal sends it to them too): the parent stops them
+        runs, pool = [], get_context("spawn").Pool(jobs, signal.signal,
+                                                    (signal.SIGINT, signal.SIG_IGN))
+        try:
+            done = pool.imap_unordered(_chain_in_process,
+                                       [(config, c, out, cache, backend_name) for c in todo])
+            for chain_runs in progress_bar(done, total=len(todo), desc="chains",
+                                           show=show_progress, leave=True):
+                runs += chain_runs
+        finally:  # on Ctrl-C or an error too: stop the workers (their finished runs are saved)
+            pool.terminate()
+            pool.join()
     bar.close()
     unique = {(r["width"], r["init"], r["ratio"], r["r"], r["rule"], r["alpha"], r["lr"],
                r["seed"]): r for r in runs}  # a run read twice (a tuning revisit) counts once
@@ -208,7 +214,8 @@ def add_arguments(p) -> None:
     p.add_argument("--no-baselines", action="store_true",
                    help="skip full fine-tuning and the rank baseline")
     p.add_argument("--jobs", type=options.positive_int, default=1,
-                   help="processes running (width, init) studies at once (1)")
+                   help="processes running (width, init) chains at once (1); with as many "
+                        "jobs as cores, set OPENBLAS_NUM_THREADS=1")
     p.add_argument("--warmup", type=options.non_negative_int, help="warm-up steps (0)")
     p.add_argument("--decay", choices=schedule.DECAYS, help="after the warm-up (constant)")
     p.add_argument("--clip", type=options.positive_float, help="max gradient norm (none)")
