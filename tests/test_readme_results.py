@@ -236,7 +236,9 @@ def finetune_claims() -> list[str]:
             f"differs from its tuning-seed loss by {min(flatter):+.4f} to {max(flatter):+.4f} "
             f"nats, and the LoRA - LoRA+ x16 gap of Init[1] at d_model 256 is "
             f"{over['gap_tuning_seeds']:+.4f} on the tuning seeds but "
-            f"{over['gap_eval_seeds']:+.4f} held out"]
+            f"{over['gap_eval_seeds']:+.4f} held out",
+            f"| {sum(r['seconds'] for r in records['runs']) / 60:.0f} min of runs (`--jobs 2` "
+            "runs two at a time) |"]
 
 
 def prose_claims() -> list[str]:

@@ -21,7 +21,6 @@ from tinylora.records import markdown_table
 RATES = ("eta_A", "eta_B", "ratio")
 RATE_NAMES = {"eta_A": "eta_A*", "eta_B": "eta_B*", "ratio": "ratio"}
 DIAGNOSTICS = ("ZA_moved", "B_moved", "input_moved", "output_moved")
-INIT_NAMES = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
 
 
 @dataclass(frozen=True)
@@ -161,7 +160,8 @@ def markdown(summary: dict, figures: list) -> str:
              "the layer's input and the output's share of the first residual (unique roots "
              "only; `records.json` keeps every root, candidate and window).\n"]
     for name, s in summary["settings"].items():
-        parts.append(f"## {name}: {s['model']}, readout {s['readout']}, {INIT_NAMES[s['init']]}"
+        init = predictions.INIT_NAMES[s["init"]]
+        parts.append(f"## {name}: {s['model']}, readout {s['readout']}, {init}"
                      f", widths {s['widths'][0]}..{s['widths'][-1]}, {s['seeds']} seeds\n")
         parts.append(table(s))
         check = s.get("forward_check")

@@ -52,6 +52,7 @@ from __future__ import annotations
 MEASUREMENTS = ("balanced", "loss_optimal")
 READOUTS = ("sp", "mup")
 INITS = ("zero_B", "zero_A")  # Init[1], Init[2] (tinylora.lora's names)
+INIT_NAMES = {"zero_B": "Init[1]", "zero_A": "Init[2]"}  # the paper's names, for tables
 RATES = ("eta_A", "eta_B", "ratio", "product")
 
 _SQRT = {"eta_A": -1.0, "eta_B": -0.5}  # loss-optimal under the sp readout, either init
@@ -85,8 +86,7 @@ def markdown() -> str:
     """The table of predictions as markdown (docs and summaries)."""
     from tinylora.records import markdown_table
 
-    names = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
-    rows = [[t["measurement"].replace("_", "-"), t["readout"], names[t["init"]],
+    rows = [[t["measurement"].replace("_", "-"), t["readout"], INIT_NAMES[t["init"]],
              *(f"{t[k]:+g}" for k in RATES)] for t in table()]
     return markdown_table(["rates", "readout", "init", "eta_A*", "eta_B*", "ratio", "product"],
                           rows)

@@ -20,11 +20,11 @@ import math
 from dataclasses import dataclass
 
 from tinylora.lab import sweep, sweep_analysis
+from tinylora.lab.predictions import INIT_NAMES
 from tinylora.options import CommonOptions
 from tinylora.records import markdown_table
 
 RATES = ("eta_A", "eta_B", "ratio", "product")
-INIT_NAMES = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,6 @@ from tinylora.text.pretrain import (
 from tinylora.train import loss_and_grads
 from tinylora.transformer import BLOCK_TARGETS
 
-RULES = ("lora", "rslora", "full")  # scale alpha / r, alpha / sqrt(r); every base array
-
 
 @dataclass(frozen=True)
 class FinetuneConfig:
@@ -150,13 +148,6 @@ class Setting:
         alpha = "" if self.alpha is None else f"_alpha{float(self.alpha)!r}"
         return (f"d{self.width}_{self.init}_ratio{float(self.ratio)!r}_{self.rule}{self.r}"
                 f"{alpha}")
-
-    def label(self) -> str:
-        if self.rule == "full":
-            return "full fine-tuning"
-        if self.rule == "rslora" or self.alpha is not None:
-            return f"{'rsLoRA' if self.rule == 'rslora' else 'LoRA'} rank {self.r}"
-        return "LoRA (ratio 1)" if self.ratio == 1 else f"LoRA+ (ratio {self.ratio:g})"
 
 
 def run_fields(setting: Setting) -> dict:

@@ -7,6 +7,7 @@ without pyplot (the user's backend is never touched) and written to a file.
 from __future__ import annotations
 
 from tinylora.lab.plots import _save, _subplots
+from tinylora.lab.predictions import INIT_NAMES
 
 
 def pretrain_curves(records: list, path):
@@ -23,7 +24,6 @@ def pretrain_curves(records: list, path):
     return _save(fig, path)
 
 
-INIT_NAMES = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
 
 
 def _panels(details: list, height: float = 3.6):
@@ -44,7 +44,8 @@ def _finish(ax, xlabel: str, title: str, fontsize: int = 7) -> None:
     ax.legend(fontsize=fontsize)
 
 
-def _title(d: dict) -> str:
+def panel_title(d: dict) -> str:
+    """'d_model = 64, Init[1]': the (width, init) a panel or section shows."""
     return f"d_model = {d['width']}, {INIT_NAMES[d['init']]}"
 
 
@@ -64,7 +65,7 @@ def finetune_curves(details: list, path):
         finite = [v for m in d["methods"].values() for v in m["curve_max"] if v < float("inf")]
         lows = [v for m in d["methods"].values() for v in m["curve_min"]]
         ax.set_ylim(min(lows) - 0.05, min(max(finite), base) + 0.1)
-        ax.set_title(_title(d))
+        ax.set_title(panel_title(d))
         ax.set_xlabel("fine-tuning step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -92,7 +93,7 @@ def finetune_profiles(details: list, path):
                 ax.axvspan(*loc["ratio_interval"], color="C3", alpha=0.15)
         t = d["tuned_ratio"]
         ax.plot(t, d["profile"][t][0], "k*", markersize=11, label=f"tuning seeds chose {t:g}")
-        _finish(ax, "ratio lr_B / lr_A", _title(d))
+        _finish(ax, "ratio lr_B / lr_A", panel_title(d))
     fig.suptitle("The ratio profile on the evaluation seeds (95 % intervals)")
     return _save(fig, path)
 
@@ -176,7 +177,7 @@ def finetune_lr_grid(details: list, path):
         ax.axhline(d["base"]["loss_finetune_text"], ls="--", color="gray", label="frozen base")
         ax.set_xscale("log")
         ax.set_xlabel("lr of A (B: lr x ratio)")
-        ax.set_title(_title(d))
+        ax.set_title(panel_title(d))
         ax.grid(alpha=0.3)
     next(iter(axes.values())).legend(fontsize=7)
     fig.suptitle("Tuning: each ratio's half-octave lattice on the tuning seeds (circle: kept)")

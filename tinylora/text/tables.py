@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 
+from tinylora.lab.predictions import INIT_NAMES
 from tinylora.records import markdown_table
-from tinylora.text.plots import INIT_NAMES
+from tinylora.text.plots import panel_title
 
 
 def ci(m_lo_hi, fmt="{:.4f}") -> str:
@@ -114,7 +115,7 @@ def markdown(records: dict, summary: dict, details: list) -> str:
                                    f"{b['loss_tuning']:.4f}"] for b in summary["baselines"]])]
     lines += ["## Samples (temperature 0.8), prompted with the start of the validation text", ""]
     for d in details:
-        lines += [f"### {_title(d)}", "", "Frozen base (before fine-tuning):", "", "```",
+        lines += [f"### {panel_title(d)}", "", "Frozen base (before fine-tuning):", "", "```",
                   d["base"]["sample"], "```", ""]
         for m in d["methods"].values():
             sample = next((r.get("sample") for r in m["runs"] if r.get("sample")), None)
@@ -132,10 +133,6 @@ def _lattice_cell(t) -> str:
     if t is None:
         return "-"
     return f"{t['loss']:.4f} (lr {t['lr']:.3g}{'' if t['interior'] else '*'})"
-
-
-def _title(d: dict) -> str:
-    return f"d_model = {d['width']}, {INIT_NAMES[d['init']]}"
 
 
 def print_table(records: dict, summary: dict, details: list) -> None:
