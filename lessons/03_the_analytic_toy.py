@@ -39,7 +39,7 @@ import numpy as np  # a lesson is user code: it may use NumPy directly (the libr
 from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
 from tinylora.gradcheck import TOLERANCE, numerical_grad, rel_error
-from tinylora.lab import toy
+from tinylora.lab import analytic_toy as toy
 from tinylora.lab.fit import loglog_slope
 
 T0 = time.perf_counter()
@@ -160,9 +160,9 @@ plt.show()
 # %% [markdown]
 # ## 3. The first two steps under Init[1], in closed form
 #
-# `tinylora.lab.toy` runs exactly this model at any width. Init[1]: `b_0 = 0` and `a_0 ~ N(0, 1/n)`,
-# moved along `x` so that `s_0 = a_0^T x = 1` at every width (the only random number that
-# matters, fixed, so widths differ only through `n`); `y = 1`, so `U_0 = -1`.
+# `tinylora.lab.analytic_toy` runs exactly this model at any width. Init[1]: `b_0 = 0` and
+# `a_0 ~ N(0, 1/n)`, moved along `x` so that `s_0 = a_0^T x = 1` at every width (the only random
+# number that matters, fixed, so widths differ only through `n`); `y = 1`, so `U_0 = -1`.
 #
 # - **Step 1.** `dL/da = U b x = 0` because `b_0 = 0`: `a` does not move, `delta1 = delta3 = 0`.
 #   `b_1 = eta_B`, and `delta2 = eta_B`.

@@ -53,18 +53,18 @@ from IPython.display import Image, display
 from tinylora.lab import (
     balance,
     balance_report,
+    figure2,
     grid,
     landscape,
     plots,
     plots_width,
     predictions,
     sweep,
-    toy_heatmap,
 )
+from tinylora.lab.finetune_toy import seeded_tasks, toy_task
 from tinylora.lab.fit import loglog_slope, t975
 from tinylora.lab.sweep_report import headline
-from tinylora.lab.toy_problem import seeded_tasks, toy_task
-from tinylora.records import ResultsDir
+from tinylora.run.records import ResultsDir
 from tinylora.train import loss_and_grads
 
 T0 = time.perf_counter()
@@ -90,7 +90,7 @@ def show(path):
 # | LoRA layer | `z = relu(h W_mid + (h A) B)` | `(N, n)`; `A (n, r)`, `B (r, n)`, `r = 4` |
 # | readout, frozen | `f = z W_out` | `(N, 1)` |
 #
-# Loss: mean squared error; plain gradient descent in the paper. `tinylora.lab.toy_problem`
+# Loss: mean squared error; plain gradient descent in the paper. `tinylora.lab.finetune_toy`
 # builds it in two variants:
 # - `"paper"`, as the appendix prints it: **no** `W_mid` (`W_mid = 0`), and *both* factors
 #   random, `A ~ N(0, 1/n)`, `B ~ N(0, 1)`: neither Init[1] (`B = 0`) nor Init[2] (`A = 0`).
@@ -149,7 +149,7 @@ assert np.allclose(np.array(train_stacked), np.array(train_alone), rtol=1e-10, a
 # %% [markdown]
 # ## 3. Figure 2: the landscape at `n = 100`
 #
-# `toy_heatmap.run_setting` trains a square grid of both rates for a setting (variant and
+# `figure2.run_setting` trains a square grid of both rates for a setting (variant and
 # optimizer) and records the training and test loss at `t = 10` and at the end; the paper shows
 # the same four views. We run the paper's own setting (`paper_gd`) and the fine-tuning variant
 # with gradient descent (`finetune_gd`). `landscape.analyze` reads a grid: the best cell (seed
@@ -157,12 +157,12 @@ assert np.allclose(np.array(train_stacked), np.array(train_alone), rtol=1e-10, a
 # `eta_A = eta_B`).
 
 # %%
-heat_cfg = (toy_heatmap.HeatmapConfig(seeds=1, steps=50, n_train=200, n_test=50, per_decade=1)
-            if FAST else toy_heatmap.HeatmapConfig(seeds=1, steps=200, n_train=300, per_decade=2))
-steps_kept = toy_heatmap.record_steps(heat_cfg)
+heat_cfg = (figure2.HeatmapConfig(seeds=1, steps=50, n_train=200, n_test=50, per_decade=1)
+            if FAST else figure2.HeatmapConfig(seeds=1, steps=200, n_train=300, per_decade=2))
+steps_kept = figure2.record_steps(heat_cfg)
 print(heat_cfg, "-> losses kept at t =", steps_kept)
-heat = {name: toy_heatmap.run_setting(name, n, heat_cfg) for name in ("paper_gd", "finetune_gd")}
-found = {name: toy_heatmap.analyze(payload, heat_cfg) for name, payload in heat.items()}
+heat = {name: figure2.run_setting(name, n, heat_cfg) for name in ("paper_gd", "finetune_gd")}
+found = {name: figure2.analyze(payload, heat_cfg) for name, payload in heat.items()}
 for name, views in found.items():
     for view in (f"train_t{steps_kept[0]}", f"train_t{steps_kept[-1]}"):
         a = views[view]

@@ -18,10 +18,11 @@ import argparse
 import json
 import sys
 
-from tinylora import allocator, backend
+from tinylora import backend
 from tinylora.bench import torch_mirror
 from tinylora.bench.run import time_interleaved
 from tinylora.bench.workloads import build_mlp
+from tinylora.fast import allocator
 
 
 def synchronizer(backend_name: str, torch_device: str):

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 
-from tinylora import allocator, backend
+from tinylora import backend
 from tinylora.bench import torch_mirror
 from tinylora.bench.timing import time_interleaved
 from tinylora.bench.workloads import BUILDERS, PRODUCTS, WIDTHS
-from tinylora.records import markdown_table
+from tinylora.fast import allocator
+from tinylora.run.records import markdown_table
 
 
 def main() -> None:

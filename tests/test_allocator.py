@@ -1,4 +1,4 @@
-"""`tinylora.allocator`: the command's malloc tuning takes effect on Linux with glibc, can be
+"""`tinylora.fast.allocator`: the command's malloc tuning takes effect on Linux with glibc, can be
 switched off, and never raises elsewhere."""
 
 import platform
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tinylora import allocator
+from tinylora.fast import allocator
 
 
 @pytest.fixture

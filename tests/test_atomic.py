@@ -8,11 +8,11 @@ import textwrap
 
 import pytest
 
-from tinylora.records import ResultsDir, Unreadable, read_json, write_json
+from tinylora.run.records import ResultsDir, Unreadable, read_json, write_json
 
 WRITER = textwrap.dedent("""
     import sys
-    from tinylora.records import write_json
+    from tinylora.run.records import write_json
     path, me = sys.argv[1], int(sys.argv[2])
     for i in range(200):
         write_json(path, {"writer": me, "i": i, "payload": list(range(500))})

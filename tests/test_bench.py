@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from tinylora import cli
 from tinylora.bench import run as bench
 from tinylora.bench import torch_mirror
 from tinylora.bench.workloads import build_block, build_grid, build_mlp
 from tinylora.models import LoRAMLP
 from tinylora.optim import Adam, loraplus_groups
+from tinylora.run import cli
 from tinylora.train import loss_and_grads
 from tinylora.transformer import BLOCK_TARGETS, TransformerBlock
 

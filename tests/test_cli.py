@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from tinylora.cli import main
+from tinylora.run.cli import main
 
 
 def test_python_dash_m_runs_the_cli():

@@ -11,7 +11,7 @@ import types
 
 import pytest
 
-from tinylora import cli
+from tinylora.run import cli
 
 
 def run_cli(argv, capsys):
@@ -129,7 +129,7 @@ def test_ctrl_c_says_what_was_kept_and_exits_130(monkeypatch, capsys, tmp_path):
 
 SLOW_COMMAND = textwrap.dedent("""
     import sys, time, types
-    from tinylora import cli
+    from tinylora.run import cli
     def main(args):
         print("ready", flush=True)
         time.sleep(60)

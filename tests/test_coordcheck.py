@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from tinylora.cli import main
 from tinylora.lab import coordcheck
+from tinylora.run.cli import main
 
 
 def test_deltas_add_up_to_the_change_of_the_adapter_output():

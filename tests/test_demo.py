@@ -6,17 +6,25 @@ import json
 
 import pytest
 
-from tinylora.cli import main
-from tinylora.lab import balance_report, coordcheck, demo, sweep, sweep_report, toy, toy_report
-from tinylora.options import options_from_args
-from tinylora.records import ResultsDir
+from tinylora.lab import (
+    analytic_toy,
+    analytic_toy_report,
+    balance_report,
+    coordcheck,
+    demo,
+    sweep,
+    sweep_report,
+)
+from tinylora.run.cli import main
+from tinylora.run.options import options_from_args
+from tinylora.run.records import ResultsDir
 
 
 def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     """The demo prints the headline (the balanced rates and the loss-optimal sweep, each against
     its own prediction, and what the difference means; coordinate check; speed-up) and writes
     summary.md with the figures of every part."""
-    monkeypatch.setattr(toy, "WIDTHS", (16, 32, 64))
+    monkeypatch.setattr(analytic_toy, "WIDTHS", (16, 32, 64))
     monkeypatch.setattr(demo, "BALANCE_WIDTHS", (16, 32, 64))
     monkeypatch.setattr(sweep, "FAST_WIDTHS", (16, 32))
     monkeypatch.setattr(sweep, "FAST", sweep.SweepConfig(seeds=6, steps=8, n_train=16, n_test=8,
@@ -41,7 +49,8 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     assert summary["width_sweep"]["predicted"]["ratio"] == 0.5
 
 
-COMMANDS = [(toy_report, toy_report.ToyOptions), (balance_report, balance_report.BalanceOptions),
+COMMANDS = [(analytic_toy_report, analytic_toy_report.ToyOptions),
+            (balance_report, balance_report.BalanceOptions),
             (sweep_report, sweep_report.SweepOptions), (coordcheck, coordcheck.CoordcheckOptions)]
 
 

@@ -10,7 +10,8 @@ import warnings
 import numpy as np
 import pytest
 
-from tinylora import attention, blocking, layers, norms, optim, validate
+from tinylora import attention, layers, norms, optim, validate
+from tinylora.fast import blocking
 
 C, K = math.sqrt(2 / math.pi), 0.044715
 

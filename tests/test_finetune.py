@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from tinylora import backend, cli
+from tinylora import backend
+from tinylora.run import cli
 from tinylora.text import finetune, study
 from tinylora.text.corpus import (
     PRETRAIN_TEXT,

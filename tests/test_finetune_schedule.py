@@ -5,7 +5,7 @@ from dataclasses import asdict
 
 import pytest
 
-from tinylora import cli
+from tinylora.run import cli
 from tinylora.schedule import PLAIN, unless_plain
 from tinylora.text import finetune
 from tinylora.text.pretrain import ensure_base, pretrain_config

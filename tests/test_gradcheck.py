@@ -6,8 +6,8 @@ import json
 import numpy as np
 
 from tinylora import checks, layers
-from tinylora.cli import main
 from tinylora.gradcheck import TOLERANCE, check, numerical_grad, rel_error
+from tinylora.run.cli import main
 
 
 def test_numerical_grad_of_a_known_function():

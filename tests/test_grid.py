@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tinylora.lab import grid
-from tinylora.lab.toy_problem import seeded_tasks, toy_task
+from tinylora.lab.finetune_toy import seeded_tasks, toy_task
 
 CELLS = [(1e-3, 1e-2), (3e-3, 1e-3), (1e-2, 1e-1)]
 

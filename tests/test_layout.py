@@ -108,19 +108,19 @@ def _loaded_after(code: str) -> set[str]:
 
 def test_importing_tinylora_loads_only_the_library():
     """`import tinylora` and the CLI's parser load no lab, text or bench module."""
-    loaded = _loaded_after("import tinylora, tinylora.cli\ntinylora.cli.build_parser()")
+    loaded = _loaded_after("import tinylora, tinylora.run.cli\ntinylora.run.cli.build_parser()")
     assert not {m for m in loaded if m.startswith(OUTER)}
 
 
 def test_a_command_imports_only_its_own_module():
     """`tinylora width-sweep` builds its options from the lab alone: no text or bench module."""
-    loaded = _loaded_after("import tinylora.cli\ntinylora.cli.build_parser('width-sweep')")
+    loaded = _loaded_after("import tinylora.run.cli\ntinylora.run.cli.build_parser('width-sweep')")
     assert "tinylora.lab.sweep_report" in loaded
     assert not {m for m in loaded if m.startswith(("tinylora.text", "tinylora.bench"))}
 
 
 def _readme_tree() -> set[str]:
-    """The module paths the README's tree lists (``tinylora/lab/toy.py``, ...)."""
+    """The module paths the README's tree lists (``tinylora/lab/analytic_toy.py``, ...)."""
     text = (ROOT / "README.md").read_text()
     block = text[text.index("```text\ntinylora/"):]
     block = block[: block.index("```", 3)]

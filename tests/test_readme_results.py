@@ -190,7 +190,7 @@ def finetune_claims() -> list[str]:
     two = [rows["zero_A", w] for w in (64, 128, 256)]
     b, iv = s["best_ratio"], s["best_ratio_interval"]
     e, ei = s["ratio_exponent"]["zero_B"], s["ratio_exponent_interval"]["zero_B"]
-    from tinylora.records import read_json
+    from tinylora.run.records import read_json
     from tinylora.text.report import summarize  # the held-out profile, per ratio
 
     records = read_json(RESULTS / "finetune" / "records.json")

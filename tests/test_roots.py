@@ -6,7 +6,7 @@ import math
 import pytest
 
 from tinylora.lab import balance, coordcheck, roots
-from tinylora.lab.toy_problem import toy_task
+from tinylora.lab.finetune_toy import toy_task
 
 N = 1000
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from tinylora.cli import main
 from tinylora.lab import sweep, sweep_analysis
-from tinylora.records import ResultsDir, encode
+from tinylora.run.cli import main
+from tinylora.run.records import ResultsDir, encode
 
 TINY = sweep.SweepConfig(seeds=6, steps=8, n_train=16, n_test=8, per_decade=2,
                          window_A=(-7, -3), window_B=(-5, -1), grow=1, max_rounds=6)

@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from tinylora import backend, cli
+from tinylora import backend
 from tinylora.checks import case_tinylm
 from tinylora.gradcheck import randomize_lora
 from tinylora.optim import Adam
+from tinylora.run import cli
 from tinylora.train import loss_and_grads
 from tinylora.transformer import BLOCK_TARGETS, TinyLM, TransformerBlock
 

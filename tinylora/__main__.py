@@ -2,6 +2,6 @@
 
 import sys
 
-from tinylora.cli import main
+from tinylora.run.cli import main
 
 sys.exit(main())

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 from tinylora.backend import xp_of
-from tinylora.blocking import on_host, row_blocks, row_dot
+from tinylora.fast.blocking import on_host, row_blocks, row_dot
 from tinylora.projection import passes_none, proj_backward, proj_forward, trains
 
 # --------------------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def masked_softmax_in_blocks(s, c: float = 1.0, bound: float = math.inf):
     """softmax_forward(causal_mask_forward(c s)), in place, a few (T, T) score matrices at a time.
 
     Fast paths: (1) the scale, the mask, the max, the shift, exp and the normalisation each make a
-    pass over the whole (N, H, T, T) scores; per block of matrices (`tinylora.blocking`) the
+    pass over the whole (N, H, T, T) scores; per block of matrices (`tinylora.fast.blocking`) the
     passes after the first read a block still in cache; c > 0 scales after the shift (the row
     max of c s is c times that of s); the row sums are one BLAS product with a column of ones.
     (2) `bound` >= max |c s| (`score_bound`): where exp of +-bound neither overflows (summed over

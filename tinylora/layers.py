@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 from tinylora.backend import xp_of
-from tinylora.blocking import (
+from tinylora.fast.blocking import (
     add_product_in_blocks,
     can_add_product,
     gelu_grad_in_blocks,
@@ -197,7 +197,8 @@ def gelu_forward(x):
     """gelu(x) = x/2 (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)   (the tanh form, GPT-2).
 
     Fast path: written as that expression, NumPy makes a temporary and a pass over memory per
-    operator; `tinylora.blocking.gelu_in_blocks` runs the same passes on cache-sized row blocks,
+    operator; `tinylora.fast.blocking.gelu_in_blocks` runs the same passes on cache-sized row
+    blocks,
     about 2x faster on a (1024, 2048) float32 activation (docs/benchmarks.md; a test checks it
     against the expression)."""
     y, t = gelu_in_blocks(x)
@@ -208,7 +209,7 @@ def gelu_backward(dy, cache):
     """dx = dy gelu'(x),  gelu'(x) = (1 + t)/2 + x/2 (1 - t^2) du/dx,
     du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2),  t = tanh(u) from the forward.
 
-    Fast path: `tinylora.blocking.gelu_grad_in_blocks`, the same numbers in one buffer per row
+    Fast path: `tinylora.fast.blocking.gelu_grad_in_blocks`, the same numbers in one buffer per row
     block, each line one pass over a block still in cache (1.6x faster than in one buffer over
     the whole array, 2.5x faster than the expression; a test checks it against the expression)."""
     x, t = cache

@@ -34,7 +34,7 @@ from tinylora.bench.workloads import T, block_products, build_block, lora_produc
 from tinylora.layers import gelu_backward, gelu_forward, mse_backward, mse_forward
 from tinylora.norms import layernorm_backward, layernorm_forward
 from tinylora.projection import proj_backward, proj_forward
-from tinylora.records import markdown_table
+from tinylora.run.records import markdown_table
 
 
 def _nbytes(obj) -> int:

@@ -24,7 +24,7 @@ import platform
 import sys
 from pathlib import Path
 
-from tinylora import allocator, backend
+from tinylora import backend
 from tinylora.bench import torch_mirror
 from tinylora.bench.timing import (  # noqa: F401 (BUDGETS, peak_bytes: part of this module's API)
     BUDGETS,
@@ -34,8 +34,9 @@ from tinylora.bench.timing import (  # noqa: F401 (BUDGETS, peak_bytes: part of 
     warm_up,
 )
 from tinylora.bench.workloads import BUILDERS, WIDTHS
-from tinylora.progress import bar as progress_bar
-from tinylora.records import markdown_table
+from tinylora.fast import allocator
+from tinylora.run.progress import bar as progress_bar
+from tinylora.run.records import markdown_table
 
 DTYPES = ("float32", "float64")
 ROW_KEYS = ("workload", "width", "dtype", "step_ms", "floor_ms", "torch_ms", "ratio_floor",
@@ -118,11 +119,12 @@ def footer(env: dict, with_torch: bool) -> str:
     return (f"Medians of interleaved repeated steps after a warm-up. floor: the bare matrix "
             f"products of the step (grid: the same cells one by one). {env['cpu']}, "
             f"{env['cores']} cores; NumPy {env['numpy']} (BLAS threads: "
-            f"{env['numpy_blas_threads']}); malloc: {env['malloc']} (tinylora.allocator); {torch}.")
+            f"{env['numpy_blas_threads']}); malloc: {env['malloc']} "
+            f"(tinylora.fast.allocator); {torch}.")
 
 
 def add_arguments(p) -> None:
-    from tinylora import options
+    from tinylora.run import options
 
     p.add_argument("--workloads", nargs="+", choices=list(BUILDERS), default=list(BUILDERS),
                    help="which workloads (default: all three)")

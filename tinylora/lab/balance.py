@@ -17,7 +17,7 @@ same training runs: one run of max(t) steps gives every step and layer. The scan
 width starts around the previous widths' roots, extrapolated (nothing of the theory goes in).
 
 Models (`MODELS`):
-    toy    the fine-tuning toy, one LoRA layer (`tinylora.lab.toy_problem`, frozen part cached),
+    toy    the fine-tuning toy, one LoRA layer (`tinylora.lab.finetune_toy`, frozen part cached),
            Y = sin(mean X), readout sp or mup, Init[1] or Init[2]; every rate pair of a width
            trained at once in a stack
     mlp    the coordinate check's LoRA MLP, LoRA on fc2 and fc3 (`coordcheck.mlp_setup`); each
@@ -25,7 +25,7 @@ Models (`MODELS`):
     block  the Transformer block, LoRA on q, k, v, o, fc1, fc2 (`coordcheck.block_setup`), each
            layer separately; one rate pair at a time (the block has no stack)
 
-Each (setting, width) is saved under ``--out/parts`` as it finishes (`tinylora.records`).
+Each (setting, width) is saved under ``--out/parts`` as it finishes (`tinylora.run.records`).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 from tinylora.lab import coordcheck, roots
 from tinylora.lab.deltas import DIAGNOSTICS, projection_inputs, trajectory
+from tinylora.lab.finetune_toy import toy_task
 from tinylora.lab.fit import loglog_slope
-from tinylora.lab.toy_problem import toy_task
 
 MODELS = ("toy", "mlp", "block")
 SETTINGS = {  # model -> the (readout, init) pairs it is run with

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from tinylora.lab import balance, flatness, predictions
-from tinylora.options import CommonOptions
-from tinylora.records import markdown_table
+from tinylora.run.options import CommonOptions
+from tinylora.run.records import markdown_table
 
 RATES = ("eta_A", "eta_B", "ratio")
 RATE_NAMES = {"eta_A": "eta_A*", "eta_B": "eta_B*", "ratio": "ratio"}
@@ -36,7 +36,7 @@ class BalanceOptions(CommonOptions):
 
 
 def add_arguments(p) -> None:
-    from tinylora.options import add_common_arguments
+    from tinylora.run.options import add_common_arguments
 
     add_common_arguments(p, "balance-out", seeds=balance.BalanceConfig.seeds)
     p.add_argument("--model", choices=balance.MODELS, default="toy",
@@ -51,7 +51,7 @@ def add_arguments(p) -> None:
 
 def configs(options: BalanceOptions) -> list:
     """One `BalanceConfig` per setting the options ask for."""
-    from tinylora.options import parse_list
+    from tinylora.run.options import parse_list
 
     model = options.model
     steps = parse_list(options.steps, int, "--steps") or ((2, 3) if options.fast else
@@ -176,7 +176,7 @@ def markdown(summary: dict, figures: list) -> str:
 
 
 def main(args) -> int:
-    from tinylora.options import options_from_args
+    from tinylora.run.options import options_from_args
 
     result = execute(options_from_args(BalanceOptions, args))
     files = "summary.md, summary.json, records.json"
@@ -188,8 +188,8 @@ def main(args) -> int:
 def execute(options: BalanceOptions, on_width_done=None) -> dict:
     """Run every setting (reusing finished widths), write every output."""
     from tinylora.lab import plots_width
-    from tinylora.options import parse_list
-    from tinylora.records import ResultsDir
+    from tinylora.run.options import parse_list
+    from tinylora.run.records import ResultsDir
 
     cfgs = configs(options)
     widths = parse_list(options.widths) or (balance.FAST_WIDTHS if options.fast

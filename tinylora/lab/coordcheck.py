@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tinylora import backend
-from tinylora.lab import toy
+from tinylora.lab import analytic_toy
 from tinylora.lab.deltas import (  # noqa: F401 (deltas, projection_inputs: read by lesson 5)
     QUANTITIES,
     deltas,
@@ -39,7 +39,7 @@ from tinylora.lab.deltas import (  # noqa: F401 (deltas, projection_inputs: read
 )
 from tinylora.lab.fit import loglog_slope
 from tinylora.models import LoRAMLP
-from tinylora.options import CommonOptions
+from tinylora.run.options import CommonOptions
 
 SCHEDULES = ("shared", "loraplus16", "theory")
 BASE_WIDTH = 64
@@ -98,10 +98,10 @@ DEFAULT_WIDTHS = {  # (default, --fast): the block's fc1 is n x 4n, so it stops 
 
 def rates(schedule: str, width: int, lr: float) -> tuple[float, float]:
     """(eta_A, eta_B) of a schedule at a width: the analytic toy's schedules
-    (`tinylora.lab.toy.rates`) with the coordinate check's base width."""
+    (`tinylora.lab.analytic_toy.rates`) with the coordinate check's base width."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule: expected one of {list(SCHEDULES)}, got {schedule!r}")
-    return toy.rates(schedule, width, lr, base_width=BASE_WIDTH)
+    return analytic_toy.rates(schedule, width, lr, base_width=BASE_WIDTH)
 
 
 def measure(setup: CoordSetup, eta_a: float, eta_b: float, steps: int) -> list[dict]:
@@ -164,8 +164,8 @@ class CoordcheckOptions(CommonOptions):
 
 
 def add_arguments(p) -> None:
-    from tinylora import options
-    from tinylora.options import add_common_arguments
+    from tinylora.run import options
+    from tinylora.run.options import add_common_arguments
 
     add_common_arguments(p, "coordcheck-out", seeds=3)
     p.add_argument("--model", choices=sorted(MODELS), default="mlp")
@@ -176,7 +176,7 @@ def add_arguments(p) -> None:
 
 
 def markdown(slope_table: dict, step: int) -> str:
-    from tinylora.records import markdown_table
+    from tinylora.run.records import markdown_table
 
     quantities = list(next(iter(slope_table.values())))
     rows = [[s, *(("-" if v is None else f"{v:+.2f}") for v in
@@ -186,7 +186,7 @@ def markdown(slope_table: dict, step: int) -> str:
 
 
 def main(args) -> int:
-    from tinylora.options import options_from_args
+    from tinylora.run.options import options_from_args
 
     result = execute(options_from_args(CoordcheckOptions, args))
     s = result["summary"]
@@ -201,9 +201,9 @@ def main(args) -> int:
 def execute(options: CoordcheckOptions) -> dict:
     """Run, write every output file. -> {"summary", "text", "figures", "out"}."""
     from tinylora.lab import plots
-    from tinylora.options import parse_list
-    from tinylora.progress import bar
-    from tinylora.records import ResultsDir
+    from tinylora.run.options import parse_list
+    from tinylora.run.progress import bar
+    from tinylora.run.records import ResultsDir
 
     widths = parse_list(options.widths) or DEFAULT_WIDTHS[options.model][1 if options.fast else 0]
     seeds = tuple(range((2 if options.fast else 3) if options.seeds is None else options.seeds))

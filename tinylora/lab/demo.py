@@ -28,7 +28,7 @@ DIFFERENCE = ("   The difference: balanced rates only ask A and B to move the la
 
 
 def add_arguments(p) -> None:
-    from tinylora import options
+    from tinylora.run import options
 
     p.add_argument("--out", type=options.out_folder, default="demo-out",
                    help="results folder (default demo-out)")
@@ -41,12 +41,19 @@ def part_options(args, out) -> dict:
     with the demo's --backend and --no-progress. Built directly (the demo calls the commands,
     not the CLI): {"toy": ToyOptions, "balance": BalanceOptions, "sweep": SweepOptions,
     "coordcheck": CoordcheckOptions}."""
-    from tinylora.lab import balance_report, coordcheck, sweep_report, toy, toy_report
+    from tinylora.lab import (
+        analytic_toy,
+        analytic_toy_report,
+        balance_report,
+        coordcheck,
+        sweep_report,
+    )
 
     common = {"fast": True, "backend": args.backend, "no_progress": args.no_progress}
     return {
-        "toy": toy_report.ToyOptions(  # the toy is cheap: every width up to 2^16
-            out=str(out / "toy-analytic"), widths=",".join(map(str, toy.WIDTHS)), **common),
+        "toy": analytic_toy_report.ToyOptions(  # the toy is cheap: every width up to 2^16
+            out=str(out / "toy-analytic"), widths=",".join(map(str, analytic_toy.WIDTHS)),
+            **common),
         "balance": balance_report.BalanceOptions(
             out=str(out / "balance"), readout="sp", init="zero_B", steps="2", sizes="0.003",
             widths=",".join(map(str, BALANCE_WIDTHS)), **common),
@@ -56,8 +63,14 @@ def part_options(args, out) -> dict:
 
 
 def main(args) -> int:
-    from tinylora.lab import balance_report, coordcheck, grid_bench, sweep_report, toy_report
-    from tinylora.records import ResultsDir, markdown_table
+    from tinylora.lab import (
+        analytic_toy_report,
+        balance_report,
+        coordcheck,
+        grid_bench,
+        sweep_report,
+    )
+    from tinylora.run.records import ResultsDir, markdown_table
 
     out = ResultsDir(args.out, {"command": "demo"})
     timings, lines = {}, []
@@ -69,7 +82,7 @@ def main(args) -> int:
         return result
 
     opts = part_options(args, out)
-    toy_result = part("analytic toy", lambda: toy_report.execute(opts["toy"]))
+    toy_result = part("analytic toy", lambda: analytic_toy_report.execute(opts["toy"]))
     balance_result = part("balanced rates", lambda: balance_report.execute(opts["balance"]))
     sweep_result = part("width sweep", lambda: sweep_report.execute(opts["sweep"]))
     cc_result = part("coordinate check", lambda: coordcheck.execute(opts["coordcheck"]))

@@ -14,7 +14,7 @@ is named by its integer pair (kA, kB), so grids of different runs line up and ca
 Memory. NumPy makes a fresh array for every intermediate; for arrays of a few MB glibc returns
 the memory to the OS when it is freed and page-faults it back in at the next step, which here
 can cost more than the arithmetic. The `tinylora` command avoids that with
-`tinylora.allocator.keep_freed_memory` (call it yourself in a script or notebook if you like).
+`tinylora.fast.allocator.keep_freed_memory` (call it yourself in a script or notebook if you like).
 
 Diverged cells. A cell whose training loss stops being finite, or exceeds `DIVERGED` times its
 starting loss, has diverged: from then on its loss is recorded as inf, its factors are set to 0 and

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from tinylora.lab import grid
-from tinylora.lab.toy_problem import toy_task
+from tinylora.lab.finetune_toy import toy_task
 
 
 def _best_time(fn, repeats: int) -> float:

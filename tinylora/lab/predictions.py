@@ -84,7 +84,7 @@ def table() -> list[dict]:
 
 def markdown() -> str:
     """The table of predictions as markdown (docs and summaries)."""
-    from tinylora.records import markdown_table
+    from tinylora.run.records import markdown_table
 
     rows = [[t["measurement"].replace("_", "-"), t["readout"], INIT_NAMES[t["init"]],
              *(f"{t[k]:+g}" for k in RATES)] for t in table()]

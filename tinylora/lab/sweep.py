@@ -1,10 +1,10 @@
 """`tinylora width-sweep`: the loss-optimal rates (eta_A*, eta_B*) of LoRA+ as the width grows,
 located on a grid and compared with the prediction of the setting that ran.
 
-At each width n the fine-tuning toy (`tinylora.lab.toy_problem`, variant "finetune": a frozen
+At each width n the fine-tuning toy (`tinylora.lab.finetune_toy`, variant "finetune": a frozen
 middle weight, Adam) trains every cell of a learning-rate grid for several seeds (each seed its
 own frozen model, data and init), in batched passes (`tinylora.lab.grid`) with the frozen part
-computed once per width (`tinylora.lab.toy_model`). The task is the planted teacher (target
+computed once per width (`tinylora.lab.finetune_toy_model`). The task is the planted teacher (target
 "teacher": a rank-2 change of the middle layer, scaled so that the target moves by RMS 1 at every
 width), and the loss is read at step `steps`, early enough that it is far above its floor of 0
 (the summary says how far: the loss there over the loss at step 0).
@@ -25,7 +25,7 @@ verdict instead of a ratio; and LoRA against LoRA+ tuned on half the seeds and s
 half (then the other way round), so that neither wins by construction.
 
 Each width's cells are saved to ``--out/parts/width<n>.json`` as soon as it finishes; a rerun
-with the same configuration reuses them (`tinylora.records.ResultsDir`).
+with the same configuration reuses them (`tinylora.run.records.ResultsDir`).
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace  # noqa: F401 (asdict: the report's)
 
 from tinylora.lab import grid, landscape
+from tinylora.lab.finetune_toy import seeded_tasks
 from tinylora.lab.landscape import window_cells
 from tinylora.lab.optimum import RADIUS
 from tinylora.lab.sweep_analysis import summarize  # noqa: F401 (sweep.summarize: lesson 4's name)
-from tinylora.lab.toy_problem import seeded_tasks
 
 WIDTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 
@@ -153,7 +153,7 @@ def run(widths, cfg: SweepConfig, out, backend_name=None, show_progress=True,
 
     `on_width_done(width)` is called after each width is saved (tests interrupt a run there).
     """
-    from tinylora.progress import bar
+    from tinylora.run.progress import bar
 
     def compute(width):
         previous = [landscape.best_cell(window_cells(p)) for p in payloads[-1:]]

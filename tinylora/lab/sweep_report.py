@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from tinylora.lab import sweep, sweep_analysis
 from tinylora.lab.predictions import INIT_NAMES
-from tinylora.options import CommonOptions
-from tinylora.records import markdown_table
+from tinylora.run.options import CommonOptions
+from tinylora.run.records import markdown_table
 
 RATES = ("eta_A", "eta_B", "ratio", "product")
 
@@ -41,8 +41,8 @@ class SweepOptions(CommonOptions):
 
 
 def add_arguments(p) -> None:
-    from tinylora import options
-    from tinylora.options import add_common_arguments
+    from tinylora.run import options
+    from tinylora.run.options import add_common_arguments
 
     add_common_arguments(p, "width-sweep-out", seeds=sweep.SweepConfig.seeds)
     p.add_argument("--steps", type=options.positive_int, default=None,
@@ -157,7 +157,7 @@ def figures(payloads: list, rows: list, summary: dict, cfg, out) -> list:
 
 
 def main(args) -> int:
-    from tinylora.options import options_from_args
+    from tinylora.run.options import options_from_args
 
     result = execute(options_from_args(SweepOptions, args))
     print(headline(result["summary"]))
@@ -168,8 +168,8 @@ def main(args) -> int:
 
 def execute(options: SweepOptions, on_width_done=None) -> dict:
     """Run (reusing finished widths), write every output. -> {"summary", "figures", "out"}."""
-    from tinylora.options import parse_list
-    from tinylora.records import ResultsDir
+    from tinylora.run.options import parse_list
+    from tinylora.run.records import ResultsDir
 
     cfg = sweep.config_from_args(options)
     widths = parse_list(options.widths) or (sweep.FAST_WIDTHS if options.fast else sweep.WIDTHS)

@@ -19,7 +19,7 @@ fine-tuning (every base array trainable) and plain LoRA at ranks 1 .. 16 with sc
 against rsLoRA's alpha / sqrt(r) (alpha set so that both give scale 1 at rank 8, the study's).
 
 A run is one record (its `Setting`, lr, seed, validation curve, final loss), saved as a part of
-``--out`` when it finishes (`tinylora.records.ResultsDir`): a rerun with the same configuration
+``--out`` when it finishes (`tinylora.run.records.ResultsDir`): a rerun with the same configuration
 skips the runs already there, so a stopped study resumes where it stopped. A run is *diverged*
 by the rule of `tinylora.diverge` (the same as `train` and the lab's grids): its curve is inf
 from there on and its final loss is inf.

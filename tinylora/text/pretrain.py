@@ -5,7 +5,7 @@ A `TinyLM` with every array trainable (``trainable="all"``) learns the first shi
 
     <cache>/tinylm-d128-L2-T64.npz         the base arrays (lm.base_keys(): embeddings, W, b, norms)
     <cache>/parts/tinylm-d128-L2-T64.json  its record, stored with the configuration that made it
-                                           (`tinylora.records.ResultsDir`): {"config", "model",
+                                           (`tinylora.run.records.ResultsDir`): {"config", "model",
                                            "n_params", "val_loss", "curve", "seconds"}
 
 Rerunning reuses a saved base whose configuration matches exactly; a saved base with another
@@ -28,8 +28,8 @@ from pathlib import Path
 
 from tinylora import backend
 from tinylora.diverge import diverged
-from tinylora.progress import bar as progress_bar
-from tinylora.records import ResultsDir, markdown_table, write_json
+from tinylora.run.progress import bar as progress_bar
+from tinylora.run.records import ResultsDir, markdown_table, write_json
 from tinylora.text.corpus import (
     PRETRAIN_TEXT,
     BatchSampler,
@@ -211,7 +211,7 @@ def load_base(lm, config: PretrainConfig, cache=None) -> None:
 
 
 def add_arguments(p) -> None:
-    from tinylora import options
+    from tinylora.run import options
 
     p.add_argument("--widths", type=options.positive_int, nargs="+", default=None,
                    action=options.Distinct,

@@ -13,7 +13,7 @@ The study is a list of *chains*, each a sequence of runs that depends only on it
                               scale alpha / r and rsLoRA's alpha / sqrt(r)
 
 The tuning reads only the tuning seeds' runs: the lr it keeps (and so every evaluation run)
-cannot depend on an evaluation seed. Each run is a part of ``out`` (`tinylora.records
+cannot depend on an evaluation seed. Each run is a part of ``out`` (`tinylora.run.records
 .ResultsDir`), saved when it finishes, so chains resume run by run, and ``jobs > 1`` runs
 chains in separate processes (each writes only its own parts; the largest chains start first).
 """
@@ -28,8 +28,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from tinylora import schedule
-from tinylora.progress import bar as progress_bar
-from tinylora.records import ResultsDir, write_json
+from tinylora.run.progress import bar as progress_bar
+from tinylora.run.records import ResultsDir, write_json
 from tinylora.text import tuning
 from tinylora.text.finetune import (
     DEFAULT_WIDTHS,
@@ -195,7 +195,7 @@ def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_p
 
 
 def add_arguments(p) -> None:
-    from tinylora import options
+    from tinylora.run import options
 
     def many(flag, kind, help_text, **kw):
         p.add_argument(flag, type=kind, nargs="+", default=None, action=options.Distinct,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from tinylora.lab.predictions import INIT_NAMES
-from tinylora.records import markdown_table
+from tinylora.run.records import markdown_table
 from tinylora.text.plots import panel_title
 
 

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from tinylora.cli import main
-from tinylora.lab import toy
+from tinylora.lab import analytic_toy as toy
+from tinylora.run.cli import main
 
 WIDTHS = tuple(2**k for k in range(4, 15))
 

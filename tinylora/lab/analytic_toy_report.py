@@ -1,14 +1,14 @@
-"""The `tinylora toy-analytic` command: run the analytic toy (`tinylora.lab.toy`), fit the slopes,
-write records.json, summary.json (``{"slopes": {schedule: {delta: s}}, "theory": {same}}`` at
-step 2, for gradient descent when it ran, and the same per optimizer under "by_optimizer"),
-summary.md and a figure per optimizer, and print the table.
+"""The `tinylora toy-analytic` command: run the analytic toy (`tinylora.lab.analytic_toy`), fit the
+slopes, write records.json, summary.json (``{"slopes": {schedule: {delta: s}}, "theory":
+{same}}`` at step 2, for gradient descent when it ran, and the same per optimizer under
+"by_optimizer"), summary.md and a figure per optimizer, and print the table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinylora.lab.toy import (
+from tinylora.lab.analytic_toy import (
     DELTAS,
     OPTIMIZERS,
     REPORT_STEP,
@@ -17,7 +17,7 @@ from tinylora.lab.toy import (
     run,
     slopes,
 )
-from tinylora.options import CommonOptions
+from tinylora.run.options import CommonOptions
 
 FAST_WIDTHS = tuple(2**k for k in range(4, 11))
 
@@ -55,7 +55,7 @@ def summarize(fits: list[dict], widths, init: int, step: int = REPORT_STEP) -> d
 
 def table(fits: list[dict]) -> str:
     """Markdown: measured slope (theory) per optimizer, schedule, step, delta."""
-    from tinylora.records import markdown_table
+    from tinylora.run.records import markdown_table
 
     def fmt(f):
         if f is None or f["slope"] is None:
@@ -71,8 +71,8 @@ def table(fits: list[dict]) -> str:
 
 
 def add_arguments(p) -> None:
-    from tinylora import options
-    from tinylora.options import add_common_arguments
+    from tinylora.run import options
+    from tinylora.run.options import add_common_arguments
 
     add_common_arguments(p, "toy-analytic-out", seeds=1)
     p.add_argument("--init", type=int, choices=[1, 2], default=1,
@@ -85,7 +85,7 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from tinylora.options import options_from_args
+    from tinylora.run.options import options_from_args
 
     options = options_from_args(ToyOptions, args)
     result = execute(options)
@@ -105,9 +105,9 @@ def main(args) -> int:
 def execute(options: ToyOptions) -> dict:
     """Run, write every output file. -> {"summary", "text" (markdown table), "figures", "out"}."""
     from tinylora.lab import plots
-    from tinylora.options import parse_list
-    from tinylora.progress import bar
-    from tinylora.records import ResultsDir
+    from tinylora.run.options import parse_list
+    from tinylora.run.progress import bar
+    from tinylora.run.records import ResultsDir
 
     widths = parse_list(options.widths) or (FAST_WIDTHS if options.fast else WIDTHS)
     steps = (3 if options.fast else 4) if options.steps is None else options.steps
@@ -143,6 +143,6 @@ def _markdown(text, widths, init, summary, figures) -> str:
             f"Widths {', '.join(map(str, widths))}. Each cell: the fitted slope of log|delta| "
             f"against log n, with the theory's slope in brackets (`~` = only as n -> infinity; "
             f"`-` = the delta is exactly zero at that step). The derivation is in "
-            f"`tinylora/lab/toy.py`.\n\n{text}\n"
+            f"`tinylora/lab/analytic_toy.py`.\n\n{text}\n"
             + (f"Largest gap to an exact prediction: {gap:.2e}.\n\n" if gap is not None else "")
             + "".join(f"![{p.name}]({p.name})\n" for p in figures))

@@ -32,8 +32,9 @@ def cmd_gradcheck(args) -> int:
 
 COMMANDS = [  # (command, module, help): each module has add_arguments(p) and main(args)
     ("demo", "lab.demo", "the width-scaling demonstration (what `make demo` runs)"),
-    ("toy-analytic", "lab.toy_report", "the analytic toy (paper Eq. 2): delta slopes vs theory"),
-    ("toy-heatmap", "lab.toy_heatmap", "the numerical toy (Eq. 3, Figure 2): loss heatmaps"),
+    ("toy-analytic", "lab.analytic_toy_report",
+     "the analytic toy (paper Eq. 2): delta slopes vs theory"),
+    ("toy-heatmap", "lab.figure2", "the numerical toy (Eq. 3, Figure 2): loss heatmaps"),
     ("width-sweep", "lab.sweep_report", "the loss-optimal rates eta_A*, eta_B* across widths"),
     ("balance", "lab.balance_report", "the rates where A and B move a LoRA layer alike, vs width"),
     ("coordcheck", "lab.coordcheck", "mup-style coordinate check: delta1/2/3, Z_A, Z_B vs width"),
@@ -76,7 +77,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
-    from tinylora.allocator import keep_freed_memory
+    from tinylora.fast.allocator import keep_freed_memory
 
     keep_freed_memory()  # this command owns its process: keep freed memory for the next step
     shown, warnings.formatwarning = warnings.formatwarning, _one_line  # warnings: one line

@@ -25,11 +25,12 @@ N(0, 1/n^2), muP's readout. Which rates each readout predicts, and why, is deriv
 `tinylora.lab.predictions`.
 
 This is a `tinylora.models.LoRAMLP` ``d -> n -> n -> 1`` with LoRA on fc2 (the middle layer) and
-scale = alpha / r = 1, as in Eq. 3; with ``cached=True`` it is a `tinylora.lab.toy_model.ToyModel`,
-the same numbers with the frozen part (``relu(x W_in)`` and its product with W_mid) computed
-once. The frozen model and the data are drawn from `model_seed`,
-the adapter's init from (model_seed, seed). The commands use `seeded_tasks`: seed s gets its own
-frozen model, data and adapter init, so averaging over seeds averages over all of them.
+scale = alpha / r = 1, as in Eq. 3; with ``cached=True`` it is a
+`tinylora.lab.finetune_toy_model.ToyModel`, the same numbers with the frozen part (``relu(x W_in)``
+and its product with W_mid) computed once. The frozen model and the data are drawn from
+`model_seed`, the adapter's init from (model_seed, seed). The commands use `seeded_tasks`: seed s
+gets its own frozen model, data and adapter init, so averaging over seeds averages over all of
+them.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from __future__ import annotations
 import math
 
 from tinylora import backend
+from tinylora.lab.finetune_toy_model import ToyModel, frozen_part
 from tinylora.lab.grid import GridTask
-from tinylora.lab.toy_model import ToyModel, frozen_part
 from tinylora.models import LoRAMLP
 
 VARIANTS = ("paper", "finetune")

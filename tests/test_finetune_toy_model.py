@@ -1,12 +1,12 @@
-"""tinylora.lab.toy_model and the toy's tasks: the cached toy computes exactly what the LoRA MLP
-computes; the teacher target moves by RMS 1 and a rank-2 LoRA fits it exactly."""
+"""tinylora.lab.finetune_toy_model and the toy's tasks: the cached toy computes exactly what the
+LoRA MLP computes; the teacher target moves by RMS 1 and a rank-2 LoRA fits it exactly."""
 
 import numpy as np
 import pytest
 
 from tinylora import backend
-from tinylora.lab.toy_model import ToyModel
-from tinylora.lab.toy_problem import SHIFT_RANK, teacher_shift, toy_task
+from tinylora.lab.finetune_toy import SHIFT_RANK, teacher_shift, toy_task
+from tinylora.lab.finetune_toy_model import ToyModel
 from tinylora.train import loss_and_grads
 
 

@@ -15,8 +15,9 @@ is `tinylora.layers.lora_linear_backward` (through `tinylora.projection.proj_bac
 frozen path's products skipped), the readout is `proj_forward`/`proj_backward` (a plain
 linear layer). The parameter keys are the LoRA MLP's (``fc1.W``, ``fc2.W``, ``fc3.W``,
 ``fc2.A``, ``fc2.B``), so a grid or a coordinate check cannot tell the two apart
-(`tests/test_toy_model.py` checks outputs and gradients against the LoRA MLP). Its cache holds
-the LoRA layer as a projection does, so `tinylora.lab.deltas.projection_inputs` reads Z = h.
+(`tests/test_finetune_toy_model.py` checks outputs and gradients against the LoRA MLP). Its
+cache holds the LoRA layer as a projection does, so `tinylora.lab.deltas.projection_inputs`
+reads Z = h.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 import json
 
-from tinylora.cli import main
-from tinylora.lab.toy_heatmap import SETTINGS
+from tinylora.lab.figure2 import SETTINGS
+from tinylora.run.cli import main
 
 
 def test_toy_heatmap_command_end_to_end(tmp_path, capsys):

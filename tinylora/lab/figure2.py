@@ -1,6 +1,6 @@
 """`tinylora toy-heatmap`: the paper's Figure 2, the (eta_A, eta_B) landscape of the numerical toy.
 
-Three settings of `tinylora.lab.toy_problem` (d = 5, n = 100, r = 4, Y = sin(mean(X)), 1000
+Three settings of `tinylora.lab.finetune_toy` (d = 5, n = 100, r = 4, Y = sin(mean(X)), 1000
 train and 100 test points, 3 seeds, about 200 steps):
 
     paper_gd       (a) the printed setup: W_mid = 0, A ~ N(0, 1/n), B ~ N(0, 1), gradient descent
@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from tinylora.lab import grid, landscape
-from tinylora.lab.toy_problem import seeded_tasks
-from tinylora.records import markdown_table
+from tinylora.lab.finetune_toy import seeded_tasks
+from tinylora.run.records import markdown_table
 
 SETTINGS = {  # name: (variant, optimizer, lowest and highest learning rate of the grid)
     "paper_gd": ("paper", "sgd", 1e-4, 1e1),
@@ -83,8 +83,8 @@ def analyze(payload: dict, cfg: HeatmapConfig) -> dict:
 
 
 def add_arguments(p) -> None:
-    from tinylora import options
-    from tinylora.options import add_common_arguments
+    from tinylora.run import options
+    from tinylora.run.options import add_common_arguments
 
     add_common_arguments(p, "toy-heatmap-out", seeds=HeatmapConfig.seeds)
     p.add_argument("--steps", type=options.positive_int, default=None,
@@ -97,9 +97,9 @@ def add_arguments(p) -> None:
 
 def main(args) -> int:
     from tinylora.lab import plots
-    from tinylora.options import parse_list
-    from tinylora.progress import bar
-    from tinylora.records import ResultsDir
+    from tinylora.run.options import parse_list
+    from tinylora.run.progress import bar
+    from tinylora.run.records import ResultsDir
 
     cfg = FAST if args.fast else HeatmapConfig()
     changes = {"dtype": args.dtype, **{k: getattr(args, k) for k in ("seeds", "steps", "per_decade")

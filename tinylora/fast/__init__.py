@@ -1,0 +1,2 @@
+"""The fast implementations: the same functions as the reference in `tinylora/`, faster.
+"""
