@@ -25,7 +25,7 @@ def test_attention_gradients_match_finite_differences():
 def test_probabilities_are_non_negative_rows_sum_to_one_and_the_future_gets_zero():
     """p = softmax(masked scores): p >= 0, each row sums to 1, and p[t, u] = 0 exactly for u > t."""
     q, k, v = _qkv(0)
-    _, (_, p, _) = attention.attend_forward(q, k, v, n_head=2)
+    p = attention.attend_forward(q, k, v, n_head=2)[1].p
     T = q.shape[1]
     assert p.shape == (2, 2, T, T)
     assert (p >= 0).all()

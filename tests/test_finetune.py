@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+import tinylora.fast
 from tinylora import backend
 from tinylora.run import cli
 from tinylora.text import finetune, study
@@ -279,10 +280,12 @@ def test_ratio_grid_grows_only_past_an_end_that_wins(fast_study, monkeypatch, tm
 
 def test_parallel_chains_give_the_same_runs(fast_study, tmp_path):
     """--jobs 2 runs the (width, init) chains in two processes; every run it makes is the run
-    one process makes, number for number (same seeds, same code, parts written apart)."""
+    one process makes, number for number (same seeds, same code, parts written apart; the
+    workers run the implementations the parent runs: the command's fast ones here)."""
     _, cache, out = fast_study
     config = finetune.finetune_config(fast=True, inits=("zero_B",), baselines=False)
-    records = study.run_study(config, tmp_path, cache, None, False, jobs=2)
+    with tinylora.fast.enabled():
+        records = study.run_study(config, tmp_path, cache, None, False, jobs=2)
     def key(r):
         return r["width"], r["init"], r["ratio"], r["r"], r["rule"], r["alpha"], r["lr"], r["seed"]
 

@@ -67,9 +67,13 @@ def test_the_whole_catalogue_passes():
 
 
 def test_gradcheck_command_json_reports_every_tensor_ok(capsys):
-    """`tinylora gradcheck --json` prints a list of {name, max_rel_error, ok} and exits 0."""
+    """`tinylora gradcheck --json` prints a list of {implementation, name, max_rel_error, ok}
+    and exits 0: every tensor checked once with the reference and once with the fast twins."""
     assert main(["gradcheck", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert rows and all(set(r) == {"name", "max_rel_error", "ok"} for r in rows)
+    assert rows and all(set(r) == {"implementation", "name", "max_rel_error", "ok"} for r in rows)
     assert all(r["ok"] for r in rows)
     assert any(r["name"].endswith("fc1.A") for r in rows)
+    names = {i: [r["name"] for r in rows if r["implementation"] == i]
+             for i in ("reference", "fast")}
+    assert names["reference"] == names["fast"] and len(names["fast"]) * 2 == len(rows)

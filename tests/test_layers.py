@@ -106,10 +106,3 @@ def test_gelu_backward_fast_path_equals_its_equation():
     expected = dy * ((1 + t) / 2 + x / 2 * (1 - t**2) * c * (1 + 3 * k * x**2))
     np.testing.assert_allclose(layers.gelu_backward(dy, (x_c, t)), expected, rtol=1e-13,
                                atol=1e-15)
-
-
-def test_outer_product_fast_path_equals_matmul():
-    """`_mm` with a summed axis of length 1 (an outer product) gives exactly what @ gives."""
-    rng = np.random.default_rng(4)
-    a, b = rng.standard_normal((5, 3, 1)), rng.standard_normal((1, 6))
-    np.testing.assert_allclose(layers._mm(a, b), a @ b, rtol=1e-15, atol=0)

@@ -1,6 +1,8 @@
 """The house rules, read from the source: the library is layered, small, and free of circles.
 
-    tinylora/          the library a student reads: arrays, layers, models, optimizers, checks, CLI
+    tinylora/          the reference a student reads: arrays, layers, models, optimizers, checks
+    tinylora/fast/     the same functions, faster, each tested against its reference
+    tinylora/run/      the commands' plumbing: the CLI, options, results folders, progress
     tinylora/lab/      the synthetic width-scaling experiments
     tinylora/text/     pretraining and fine-tuning on real text
     tinylora/bench/    the speed benchmark
@@ -18,7 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tinylora"
 OUTER = ("tinylora.lab", "tinylora.text", "tinylora.bench")
+BESIDE = ("tinylora.fast", "tinylora.run", *OUTER)  # what the reference never imports
 MAX_LINES = 300
+MAX_REFERENCE_LINES = 3000  # the reference, read in an afternoon
 
 
 def _module_name(path: Path) -> str:
@@ -77,11 +81,32 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def test_the_library_never_imports_lab_text_or_bench():
-    """Nothing directly in tinylora/ imports tinylora.lab, .text or .bench: the core stands."""
-    core = {n for n, p in MODULES.items() if p.parent == PACKAGE}
-    bad = {n: sorted(i for i in GRAPH[n] if i.startswith(OUTER)) for n in core}
+REFERENCE = {n for n, p in MODULES.items() if p.parent == PACKAGE} - {"tinylora.__main__"}
+# (`python -m tinylora` is the command: its two lines hand over to tinylora.run.cli)
+
+
+def test_the_reference_never_imports_fast_run_lab_text_or_bench():
+    """Nothing directly in tinylora/ imports tinylora.fast, .run, .lab, .text or .bench: the
+    reference stands alone (fast/ installs its twins into it, never the other way)."""
+    bad = {n: sorted(i for i in GRAPH[n] if i.startswith(BESIDE)) for n in REFERENCE}
     assert not {n: v for n, v in bad.items() if v}
+
+
+def test_fast_and_run_never_import_the_experiments():
+    """tinylora.fast and tinylora.run import the reference (and fast), never lab, text or bench
+    (the CLI finds a command's module by name when it runs)."""
+    inner = {n for n in MODULES if n.startswith(("tinylora.fast", "tinylora.run"))}
+    bad = {n: sorted(i for i in GRAPH[n] if i.startswith(OUTER)) for n in inner}
+    assert not {n: v for n, v in bad.items() if v}
+
+
+def test_the_reference_is_under_3000_lines(capsys):
+    """The reference (tinylora/*.py) stays an afternoon's read: its line count is printed and
+    stays under 3,000."""
+    lines = {n: len(MODULES[n].read_text().splitlines()) for n in sorted(REFERENCE)}
+    with capsys.disabled():
+        print(f"\nthe reference: {sum(lines.values())} lines in {len(lines)} modules")
+    assert sum(lines.values()) < MAX_REFERENCE_LINES, lines
 
 
 def test_there_are_no_import_circles():
@@ -106,8 +131,10 @@ def _loaded_after(code: str) -> set[str]:
     return set(out.stdout.split())
 
 
-def test_importing_tinylora_loads_only_the_library():
-    """`import tinylora` and the CLI's parser load no lab, text or bench module."""
+def test_importing_tinylora_loads_only_the_reference():
+    """`import tinylora` loads the reference alone (no fast, run, lab, text or bench module), and
+    the CLI's parser no lab, text or bench module."""
+    assert not {m for m in _loaded_after("import tinylora") if m.startswith(BESIDE)}
     loaded = _loaded_after("import tinylora, tinylora.run.cli\ntinylora.run.cli.build_parser()")
     assert not {m for m in loaded if m.startswith(OUTER)}
 
@@ -140,7 +167,7 @@ def _readme_tree() -> set[str]:
 def test_readme_tree_lists_every_module():
     """The README's "What is inside" names every module of the package, and only those."""
     on_disk = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
-               if p.name != "__init__.py" or p.parent == PACKAGE}
+               if p.name != "__init__.py" or p.parent in (PACKAGE, PACKAGE / "fast")}
     listed = _readme_tree()
     assert sorted(on_disk - listed) == [], "add these to README.md's tree"
     assert sorted(listed - on_disk) == [], "the README's tree lists modules that do not exist"

@@ -13,10 +13,9 @@ Learning rates stay Python floats where they can, so float32 runs are never prom
 
 from __future__ import annotations
 
-import math
-
 from tinylora import backend, validate
 from tinylora.groups import loraplus_groups  # noqa: F401  (its home was here: callers import it)
+from tinylora.twins import has_fast_twin
 
 _check_lr = validate.learning_rate  # a finite rate >= 0: a number, or an array of them
 
@@ -69,21 +68,7 @@ class Optimizer:
         each a finite real array of its parameter's shape on its backend. Every gradient is
         checked before anything is written: a refused step leaves parameters, state and t as
         they were."""
-        if not isinstance(grads, dict) or grads.keys() != self.params.keys():  # as sets
-            keys = sorted(grads) if isinstance(grads, dict) else grads
-            validate.fail("grads", f"a dict with keys {sorted(self.params)}", keys)
-        for k, p in self.params.items():
-            g = grads[k]
-            if not _same_kind(g, p):  # the message is built only for a refused gradient
-                validate.array(g, f"grads[{k!r}]", f"a finite float array of shape "
-                               f"{tuple(p.shape)} (its parameter's)", xp=backend.xp_of(p),
-                               finite=False)
-                validate.fail(f"grads[{k!r}]", f"shape {tuple(p.shape)} (its parameter's)", g)
-        # finite values: one sum over every gradient, then one read on the host (a NaN or inf
-        # anywhere makes the total so); only then each gradient, to name the bad one
-        if not validate.all_finite(grads.values()):
-            for k in self.params:
-                validate.finite_values(grads[k], f"grads[{k!r}]")
+        check_gradients(grads, self.params)
         self.t += 1
         for g in self.groups:
             for k in g["params"]:
@@ -105,16 +90,22 @@ class Optimizer:
         return f"{type(self).__name__}(t={self.t}; {groups})"
 
 
-def _same_kind(g, p) -> bool:
-    """Whether gradient `g` can update `p` as it is: an array of p's exact shape (never
-    broadcast), a real floating dtype, on p's backend. Its values are checked apart.
-
-    Fast path: a gradient of p's own array type (the usual case) is on p's backend and has a
-    dtype and a shape, so only those two are compared (0.2 against 0.6 us per gradient)."""
-    if type(g) is type(p):
-        return g.dtype.kind == "f" and g.shape == p.shape
-    return (hasattr(g, "dtype") and hasattr(g, "shape") and g.dtype.kind == "f"
-            and tuple(g.shape) == tuple(p.shape) and backend.xp_of(g) is backend.xp_of(p))
+@has_fast_twin
+def check_gradients(grads, params: dict) -> None:
+    """Refuse `grads` unless it has exactly the keys of `params`, each a finite real float array
+    of its parameter's exact shape (never broadcast) on its backend. The error names the first
+    bad gradient."""
+    if not isinstance(grads, dict) or grads.keys() != params.keys():  # as sets
+        keys = sorted(grads) if isinstance(grads, dict) else grads
+        validate.fail("grads", f"a dict with keys {sorted(params)}", keys)
+    for k, p in params.items():
+        expected = f"a finite float array of shape {tuple(p.shape)} (its parameter's)"
+        validate.array(grads[k], f"grads[{k!r}]", expected, xp=backend.xp_of(p), finite=False)
+        if tuple(grads[k].shape) != tuple(p.shape):
+            validate.fail(f"grads[{k!r}]", f"shape {tuple(p.shape)} (its parameter's)", grads[k])
+    if not validate.all_finite(grads.values()):
+        for k in params:  # name the bad one
+            validate.finite_values(grads[k], f"grads[{k!r}]")
 
 
 def _fmt(lr):
@@ -168,39 +159,21 @@ class Adam(Optimizer):
 
     def _update(self, key, p, grad, group):
         lr, wd = group["lr"], group["weight_decay"]
-        s = self._buffers(key, p, ("m", "v", "tmp"))
+        s = self._buffers(key, p, ("m", "v"))
         if wd and self.decoupled:  # AdamW: p <- p (1 - lr wd), before the moments
             p -= lr * wd * p
         elif wd:  # Adam: L2 penalty in the gradient
             grad = grad + wd * p
-        _adam_update_in_place(p, grad, s["m"], s["v"], s["tmp"], lr, self.beta1, self.beta2,
-                              self.eps, self.t)
+        adam_update(p, grad, s["m"], s["v"], lr, self.beta1, self.beta2, self.eps, self.t)
 
 
-def _adam_update_in_place(p, g, m, v, tmp, lr, b1: float, b2: float, eps: float, t: int):
-    """The equations of `Adam`, each line one pass over a buffer:
-
-        m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2,
-        p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)   (PyTorch's order)
-
-    Fast path: written as those expressions, the update makes a temporary per operator and takes
-    twice as long (27 against 13 us for two (128, 8) arrays; 1.4 against 0.64 ms for the grid's
-    (147, 256, 4) ones: 4 % of those steps). A test checks it against the expressions.
-    """
-    xp = backend.xp_of(p)
-    m *= b1
-    xp.multiply(g, 1.0 - b1, out=tmp)
-    m += tmp  # m = b1 m + (1 - b1) g
-    v *= b2
-    xp.multiply(g, g, out=tmp)
-    tmp *= 1.0 - b2
-    v += tmp  # v = b2 v + (1 - b2) g^2
-    xp.sqrt(v, out=tmp)
-    tmp *= 1.0 / math.sqrt(1.0 - b2**t)
-    tmp += eps  # sqrt(v_hat) + eps
-    xp.divide(m, tmp, out=tmp)  # m / (sqrt(v_hat) + eps)
-    tmp *= lr / (1.0 - b1**t) if isinstance(lr, float) else lr * (1.0 / (1.0 - b1**t))
-    p -= tmp
+@has_fast_twin
+def adam_update(p, g, m, v, lr, beta1: float, beta2: float, eps: float, t: int) -> None:
+    """One Adam step of parameter p, in place on p and its moments m and v (t counts from 1)."""
+    m[...] = beta1 * m + (1 - beta1) * g  # the first moment: a running mean of g
+    v[...] = beta2 * v + (1 - beta2) * g * g  # the second moment: a running mean of g^2
+    m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)  # the bias corrections
+    p -= lr * m_hat / (backend.xp_of(p).sqrt(v_hat) + eps)
 
 
 class AdamW(Adam):

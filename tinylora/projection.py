@@ -14,6 +14,7 @@ A frozen array (its key not in `trainable`) gets no gradient and no buffer.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 from tinylora.backend import xp_of
 from tinylora.layers import (
@@ -24,8 +25,16 @@ from tinylora.layers import (
 )
 
 
+class ProjCache(NamedTuple):
+    """A projection's cache: its name, whether it has LoRA, and its layer's own cache."""
+
+    name: str
+    is_lora: bool
+    inner: tuple  # `tinylora.layers.LoRACache`, or linear_forward's (x, W, b)
+
+
 def proj_forward(x, params: dict, name: str, scale: float, dropout=None):
-    """y = x W + b (+ scale (x A) B when ``<name>.A`` exists).   -> (y, (name, is_lora, cache)).
+    """y = x W + b (+ scale (x A) B when ``<name>.A`` exists).   -> (y, ProjCache).
 
     `dropout`: a `tinylora.dropout.LoRADropout` (a mask for A's input is drawn) or None."""
     p, b = params, params.get(f"{name}.b")
@@ -33,9 +42,9 @@ def proj_forward(x, params: dict, name: str, scale: float, dropout=None):
         mask = None if dropout is None else dropout.mask(x.shape, xp_of(x), x.dtype)
         y, cache = lora_linear_forward(x, p[f"{name}.W"], b, p[f"{name}.A"], p[f"{name}.B"], scale,
                                        name=name, mask=mask)
-        return y, (name, True, cache)
+        return y, ProjCache(name, True, cache)
     y, cache = linear_forward(x, p[f"{name}.W"], b, name=name)
-    return y, (name, False, cache)
+    return y, ProjCache(name, False, cache)
 
 
 def passes_none(backward):

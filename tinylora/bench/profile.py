@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import math
 
-from tinylora import attention as att
+from tinylora.attention import split_heads
 from tinylora.backend import xp_of
 from tinylora.bench import torch_mirror
 from tinylora.bench.timing import plan_repetitions, time_interleaved, warm_up
 from tinylora.bench.workloads import T, block_products, build_block, lora_products, matmul_floor
+from tinylora.fast import attention as att
 from tinylora.layers import gelu_backward, gelu_forward, mse_backward, mse_forward
 from tinylora.norms import layernorm_backward, layernorm_forward
 from tinylora.projection import proj_backward, proj_forward
@@ -72,7 +73,7 @@ def block_parts(width: int, dtype: str = "float32"):
 
     h1, c_ln1 = part("ln1 fwd", layernorm_forward, (x, p["ln1.g"], p["ln1.b"]))
     (q, c_q), (k, c_k), (v, c_v) = (proj(f"attn.{n}", h1, d, d) for n in "qkv")
-    qh, kh, vh = (att.split_heads(a, H) for a in (q, k, v))
+    qh, kh, vh = (split_heads(a, H) for a in (q, k, v))
     s = part("scores qh kh^T", lambda a_, b_: a_ @ b_.swapaxes(-1, -2), (qh, kh),
              [(head, T(head))])
     c = 1.0 / math.sqrt(d // H)
@@ -103,13 +104,13 @@ def block_parts(width: int, dtype: str = "float32"):
     dx1b, _, _ = part("ln2 bwd (dx)", layernorm_backward, (dh2, c_ln2))
     dx1 = part("residual sum dout + dx1", _add, (dout, dx1b))
     dyv = proj_b("attn.o", dx1, c_o, d, d, True)
-    dyh = att.split_heads(dyv, H)
+    dyh = split_heads(dyv, H)
     dv = part("dv = p^T dyh (merged)", att.matmul_merged, (pr.swapaxes(-1, -2), dyh),
          [(T(scores), head)])
     dp = part("dp = dyh vh^T", lambda a_, b_: a_ @ b_.swapaxes(-1, -2), (dyh, vh),
               [(head, T(head))])
     ds = part("softmax bwd (from output, in place)", att.softmax_backward_from_output,
-              (dp.copy(), pr, dyh, att.split_heads(yv, H)))
+              (dp.copy(), pr, dyh, split_heads(yv, H)))
     def scaled(a_, b_):
         o = att.matmul_merged(a_, b_)
         o *= c

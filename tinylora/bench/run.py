@@ -3,17 +3,21 @@
 For each workload (`tinylora.bench.workloads`), width and dtype it times, in one run and
 interleaved so that a busy machine slows every contender alike:
 
-    step    one library training step (forward, loss, backward, Adam on A and B)
-    floor   the bare matrix products of that step (for "grid": the same cells one by one)
-    torch   PyTorch CPU eager + autograd + torch.optim.Adam on the same weights and data
+    step       one library training step (forward, loss, backward, Adam on A and B), with the
+               fast implementations on (`tinylora.fast`), as the commands run it
+    reference  the same step with the reference implementations (the code a student reads):
+               the price of reading
+    floor      the bare matrix products of that step (for "grid": the same cells one by one)
+    torch      PyTorch CPU eager + autograd + torch.optim.Adam on the same weights and data
 
 and reports medians after a warm-up, the ratios step/floor and step/torch, and the peak memory
 that one step allocates (NumPy reports its allocations to `tracemalloc`). The numbers, the
 machine and the settings they came from: docs/benchmarks.md.
 
 With ``--out``: records.json (the rows: workload, width, dtype, step_ms, floor_ms, torch_ms,
-ratio_floor, ratio_torch, peak_mb), summary.json ({"environment": CPU, cores, versions, threads,
-allocator; "command"; "rows"}) and summary.md (the table and where it was measured).
+ratio_floor, ratio_torch, reference_ms, ratio_reference_floor, peak_mb), summary.json
+({"environment": CPU, cores, versions, threads, allocator; "command"; "rows"}) and summary.md
+(the table and where it was measured).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import platform
 import sys
 from pathlib import Path
 
+import tinylora.fast
 from tinylora import backend
 from tinylora.bench import torch_mirror
 from tinylora.bench.timing import (  # noqa: F401 (BUDGETS, peak_bytes: part of this module's API)
@@ -40,14 +45,25 @@ from tinylora.run.records import markdown_table
 
 DTYPES = ("float32", "float64")
 ROW_KEYS = ("workload", "width", "dtype", "step_ms", "floor_ms", "torch_ms", "ratio_floor",
-            "ratio_torch", "peak_mb")
+            "ratio_torch", "reference_ms", "ratio_reference_floor", "peak_mb")
+
+
+def in_mode(step, fast: bool):
+    """`step` run with the fast implementations on or off (`tinylora.fast`)."""
+    def run():
+        with tinylora.fast.enabled(fast):
+            step()
+    return run
 
 
 def bench_one(name: str, width: int, dtype: str, quick: bool = False, with_torch: bool = True,
-              backend_name=None) -> dict:
-    """One row: {workload, width, dtype, step_ms, floor_ms, torch_ms, ratios, peak_mb}."""
+              backend_name=None, with_reference: bool = True) -> dict:
+    """One row: {workload, width, dtype, step_ms, floor_ms, torch_ms, ratios, reference_ms,
+    ratio_reference_floor, peak_mb}; "step" is the fast step, "reference" the reference's."""
     wl = BUILDERS[name](width, dtype, backend_name=backend_name)
-    fns = {"step": wl.step, "floor": wl.floor}
+    fns = {"step": in_mode(wl.step, True), "floor": wl.floor}
+    if with_reference:
+        fns["reference"] = in_mode(wl.step, False)
     torch_fn = torch_mirror.torch_step(wl) if with_torch else None
     if torch_fn is not None:
         fns["torch"] = torch_fn
@@ -55,17 +71,19 @@ def bench_one(name: str, width: int, dtype: str, quick: bool = False, with_torch
     per_call = warm_up(fns, 1 if per_call > 0.5 else 2 if quick else 4)
     rounds, inner = plan_repetitions(per_call, quick)
     med = time_interleaved(fns, rounds, inner, warmup=0)
-    peak = peak_bytes(wl.step)
+    peak = peak_bytes(fns["step"])
     step_ms, floor_ms = 1e3 * med["step"], 1e3 * med["floor"]
     torch_ms = 1e3 * med["torch"] if "torch" in med else None
+    ref_ms = 1e3 * med["reference"] if "reference" in med else None
     return {"workload": name, "width": width, "dtype": dtype, "step_ms": step_ms,
             "floor_ms": floor_ms, "torch_ms": torch_ms, "ratio_floor": step_ms / floor_ms,
             "ratio_torch": None if torch_ms is None else step_ms / torch_ms,
-            "peak_mb": peak / 2**20}
+            "reference_ms": ref_ms, "ratio_reference_floor": None if ref_ms is None
+            else ref_ms / floor_ms, "peak_mb": peak / 2**20}
 
 
 def run(workloads=tuple(BUILDERS), widths=None, dtypes=DTYPES, quick=False, with_torch=True,
-        backend_name=None, progress=True) -> list[dict]:
+        backend_name=None, progress=True, with_reference=True) -> list[dict]:
     """Every row of the benchmark. `widths` (a list) overrides each workload's default widths."""
     jobs = [(name, n, dt) for name in workloads for n in (widths or WIDTHS[name]) for dt in dtypes]
     rows = []
@@ -73,7 +91,7 @@ def run(workloads=tuple(BUILDERS), widths=None, dtypes=DTYPES, quick=False, with
     for name, n, dt in bar:
         if hasattr(bar, "set_description"):
             bar.set_description(f"{name} {n} {dt}")
-        rows.append(bench_one(name, n, dt, quick, with_torch, backend_name))
+        rows.append(bench_one(name, n, dt, quick, with_torch, backend_name, with_reference))
     return rows
 
 
@@ -82,13 +100,16 @@ def _fmt(value, spec):
 
 
 def table(rows: list[dict]) -> str:
-    """The rows as a Markdown table (ms per step, ratios, peak MB)."""
-    return markdown_table(
-        ["workload", "width", "dtype", "step ms", "floor ms", "torch ms", "step/floor",
-         "step/torch", "peak MB"],
-        [[r["workload"], r["width"], r["dtype"], f"{r['step_ms']:.3f}", f"{r['floor_ms']:.3f}",
-          _fmt(r["torch_ms"], ".3f"), f"{r['ratio_floor']:.2f}", _fmt(r["ratio_torch"], ".2f"),
-          f"{r['peak_mb']:.2f}"] for r in rows])
+    """The rows as a Markdown table (ms per step, ratios, peak MB; the reference's step where it
+    was timed)."""
+    ref = any(r.get("reference_ms") is not None for r in rows)
+    header = ["workload", "width", "dtype", "step ms", "floor ms", "torch ms", "step/floor",
+              "step/torch", *(["reference ms", "reference/floor"] if ref else []), "peak MB"]
+    return markdown_table(header, [
+        [r["workload"], r["width"], r["dtype"], f"{r['step_ms']:.3f}", f"{r['floor_ms']:.3f}",
+         _fmt(r["torch_ms"], ".3f"), f"{r['ratio_floor']:.2f}", _fmt(r["ratio_torch"], ".2f"),
+         *([_fmt(r.get("reference_ms"), ".3f"), _fmt(r.get("ratio_reference_floor"), ".2f")]
+           if ref else []), f"{r['peak_mb']:.2f}"] for r in rows])
 
 
 def environment(with_torch: bool) -> dict:
@@ -134,6 +155,8 @@ def add_arguments(p) -> None:
     p.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
     p.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the reference implementations' step (the price of reading)")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
     p.add_argument("--out", type=options.out_folder, default=None,
                    help="also write records.json, summary.json and summary.md to this folder")
@@ -147,7 +170,8 @@ def main(args) -> int:
         return main_profile(args)
     with_torch = torch_mirror.available()[0] and not args.no_torch
     rows = run(args.workloads, args.widths, args.dtypes, args.quick, with_torch,
-               progress=not (args.no_progress or args.json))
+               progress=not (args.no_progress or args.json),
+               with_reference=not args.no_reference)
     env = environment(with_torch)
     if args.out:
         write_results(args.out, rows, env, with_torch)

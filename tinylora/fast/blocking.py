@@ -9,9 +9,8 @@ memory. The numbers are identical: every entry goes through the same operations 
     for rows in row_blocks(n_rows, row_size):     # slices of rows, about BLOCK numbers each
         kernel(x2[rows], out2[rows])              # x2: x viewed as (n_rows, row_size)
 
-Measured alone (docs/benchmarks.md, "What made it fast"): the gelu forward on (1024, 2048)
-float32 6.3 -> 3.2 ms and its backward 5.9 -> 3.8 ms, one thread, Intel Xeon. On a GPU there is
-no cache to fit and a kernel per block costs a launch, so there each loop runs as one block.
+What it saves is measured in `docs/benchmarks.md` ("What made it fast"). On a GPU there is no
+cache to fit and a kernel per block costs a launch, so there each loop runs as one block.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ def rows_of(*arrays):
 
 
 # --------------------------------------------------------------------------------------------
-# gelu (the tanh form; `tinylora.layers.gelu_forward` and `gelu_backward` state the equations)
+# gelu (the tanh form; the reference `tinylora.layers.gelu_forward` states the equations)
 
 GELU_C = math.sqrt(2.0 / math.pi)
 GELU_K = 0.044715
@@ -54,7 +53,7 @@ GELU_K = 0.044715
 def gelu_in_blocks(x, block: int = BLOCK):
     """-> (y, t): y = x/2 (1 + t), t = tanh(sqrt(2/pi) x (1 + 0.044715 x^2)), block by block.
 
-    Fast path of `tinylora.layers.gelu_forward` (a test checks it against the expression)."""
+    (`tinylora.fast.layers.gelu_forward`; a test checks it against the reference)."""
     xp = xp_of(x)
     y, t = xp.empty(x.shape, dtype=x.dtype), xp.empty(x.shape, dtype=x.dtype)  # C order
     x2, y2, t2 = rows_of(x, y, t)
@@ -74,7 +73,7 @@ def gelu_in_blocks(x, block: int = BLOCK):
 def gelu_grad_in_blocks(dy, x, t, block: int = BLOCK):
     """-> dy gelu'(x) = dy (1 + t + x (1 - t^2) sqrt(2/pi) (1 + 3 K x^2)) / 2, block by block.
 
-    Fast path of `tinylora.layers.gelu_backward` (a test checks it against the expression)."""
+    (`tinylora.fast.layers.gelu_backward`; a test checks it against the reference)."""
     xp = xp_of(x)
     dx = xp.empty(x.shape, dtype=x.dtype)  # C order: its row view is a view
     dy2, x2, t2, dx2 = rows_of(dy, x, t, dx)
@@ -97,7 +96,7 @@ def gelu_grad_in_blocks(dy, x, t, block: int = BLOCK):
 
 
 # --------------------------------------------------------------------------------------------
-# The LoRA path and the bias added to a frozen product (`tinylora.layers.lora_linear_forward`)
+# The LoRA path and the bias added to a frozen product (`tinylora.fast.layers`)
 
 
 def can_add_product(y, u, B) -> bool:
@@ -110,10 +109,9 @@ def can_add_product(y, u, B) -> bool:
 def add_product_in_blocks(y, u, B, b=None, block: int = BLOCK):
     """y <- y + u B (+ b), in place, row block by row block; -> y.   u (..., r), B (r, d_out).
 
-    Fast path of ``y + u @ B + b`` (y = x W, the frozen product): written so, u B is a
-    (M, d_out) temporary and the two additions are two more passes over memory; per block of
-    rows the product lands in cache and both additions read it there (fc1 of the width-256
-    block: 2.6 -> 0.7 ms above x W; a test checks it against the expression)."""
+    ``y + u @ B + b`` (y = x W, the frozen product) written so makes u B a (M, d_out)
+    temporary and the two additions two more passes over memory; per block of rows the product
+    lands in cache and both additions read it there."""
     y2, u2 = rows_of(y, u)
     whole = y.size <= block  # one block (the MLP at width 128): no list of blocks to make
     for rows in _WHOLE if whole else row_blocks(*y2.shape, block, xp_of(y)):
@@ -126,13 +124,13 @@ def add_product_in_blocks(y, u, B, b=None, block: int = BLOCK):
 
 def row_dot(a, b):
     """sum over the last axis of a * b, (..., d) -> (...): NumPy's `vecdot` (a BLAS dot per row,
-    no a * b temporary, 2.5x faster than einsum on (128, 512) float32), einsum elsewhere."""
+    no a * b temporary), einsum elsewhere."""
     xp = xp_of(a)
     return xp.vecdot(a, b) if hasattr(xp, "vecdot") else xp.einsum("...i,...i->...", a, b)
 
 
 def row_mean(a):
-    """mean over the last axis, (..., d) -> (..., 1), as a product with a column of 1/d
-    (BLAS: 4x faster than ``a.mean(-1)`` on (128, 512) float32)."""
+    """mean over the last axis, (..., d) -> (..., 1), as a product with a column of 1/d (BLAS:
+    faster than ``a.mean(-1)``)."""
     xp, d = xp_of(a), a.shape[-1]
     return a @ xp.full((d, 1), 1.0 / d, dtype=a.dtype)  # [..., d] @ [d, 1]

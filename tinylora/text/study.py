@@ -27,6 +27,7 @@ from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 
+import tinylora.fast
 from tinylora import schedule
 from tinylora.run.progress import bar as progress_bar
 from tinylora.run.records import ResultsDir, write_json
@@ -147,6 +148,14 @@ def config_key(config: FinetuneConfig) -> dict:
     return schedule.unless_plain(keep)
 
 
+def _start_worker(fast: bool) -> None:
+    """A worker ignores Ctrl-C (the terminal sends it to every process of the group: the parent
+    stops the workers) and runs the implementations its parent runs (`tinylora.fast`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if fast:  # a spawned worker starts with the reference, as after `import tinylora`
+        tinylora.fast.enable()
+
+
 def _chain_in_process(job) -> list[dict]:
     """One chain in a worker process: (config, chain, out, cache, backend_name) -> its runs."""
     config, chain, out, cache, backend_name = job
@@ -174,9 +183,8 @@ def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_p
             runner.chain(chain)
         runs = runner.runs
     else:
-        # workers ignore Ctrl-C (the terminal sends it to them too): the parent stops them
-        runs, pool = [], get_context("spawn").Pool(jobs, signal.signal,
-                                                    (signal.SIGINT, signal.SIG_IGN))
+        runs, pool = [], get_context("spawn").Pool(jobs, _start_worker,
+                                                    (tinylora.fast.is_enabled(),))
         try:
             done = pool.imap_unordered(_chain_in_process,
                                        [(config, c, out, cache, backend_name) for c in todo])
