@@ -170,6 +170,8 @@ class LoRAModel:
     _frozen = None  # while merged: the frozen weights as they were, to restore bit for bit
 
     def __new__(cls, *args, **kwargs):
+        """Check the call (`check_call`) before ``__init__`` binds it: an old-style call gets
+        the house error, not Python's TypeError about how many positional arguments came."""
         if cls.config_class is not None and (args or kwargs):  # none: a copy or an unpickling
             check_call(cls, args, kwargs)
         return super().__new__(cls)

@@ -155,21 +155,27 @@ class TinyLM(LoRAModel):
         self.refuse_if_merged("backward")
         (c_emb, c_lora_emb), c_blocks, c_lnf, c_head = cache
         t, grads, L = set(self.trainable), {}, self.n_layer
+        # what trains, layer by layer (a layer's LoRA factors count as the layer's)
         head_trains = "head.W" in t
         lnf_trains = bool({"ln_f.g", "ln_f.b"} & t)
         block_trains = [any(k.startswith(f"blocks.{i}.") for k in t) for i in range(L)]
-        embeddings_train = any(k.split(".")[0] in ("tok_emb", "pos_emb") for k in t)  # LoRA too
-        below_block = [embeddings_train or any(block_trains[:i]) for i in range(L)]  # under i
-        below_lnf = embeddings_train or any(block_trains)
-        below_head = below_lnf or lnf_trains
+        embeddings_train = any(k.split(".")[0] in ("tok_emb", "pos_emb") for k in t)
+        # a layer computes the gradient of its input only when something below it trains
+        trains_below_block = [embeddings_train or any(block_trains[:i]) for i in range(L)]
+        trains_below_lnf = embeddings_train or any(block_trains)
+        trains_below_head = lnf_trains or trains_below_lnf
 
-        dh, dW, _ = linear_backward(dlogits, c_head, need_dx=below_head, need_dW=head_trains)
+        # logits = h W_head, h = ln_f(x_L)
+        dh, dW, _ = linear_backward(dlogits, c_head, need_dx=trains_below_head,
+                                    need_dW=head_trains)  # [N,T,V] -> [N,T,d]
         if dW is not None:
             grads["head.W"] = dW
-        dx = ln_backward(dh, c_lnf, "ln_f", t, grads, need_dx=below_lnf)  # [N,T,d] or None
+        dx = ln_backward(dh, c_lnf, "ln_f", t, grads, need_dx=trains_below_lnf)  # dx_L or None
+        # x_{i+1} = block_i(x_i)
         for i in reversed(range(L)):
-            dx = block_backward(dx, c_blocks[i], t, grads, need_dx=below_block[i])
-        if embeddings_train:  # dx (N, T, d) reached the bottom
+            dx = block_backward(dx, c_blocks[i], t, grads, need_dx=trains_below_block[i])
+        # x_0 = tok_emb[tokens] (+ scale A[tokens] B) + pos_emb[:T]
+        if embeddings_train:  # then dx_0 (N, T, d) was computed all the way down
             dtok, dpos = embedding_backward(dx, c_emb, need_dtok="tok_emb" in t,
                                             need_dpos="pos_emb" in t)
             grads.update({k: g for k, g in (("tok_emb", dtok), ("pos_emb", dpos))
