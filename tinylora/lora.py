@@ -3,7 +3,8 @@
 A model keeps all its arrays in one dict with dotted keys (``fc1.W``, ``fc1.A``,
 ``blocks.0.attn.q.B``). LoRA adds ``<layer>.A`` (d_in, r) and ``<layer>.B`` (r, d_out) beside a
 frozen ``<layer>.W`` (d_in, d_out). `LoRAModel` is the base class that turns those keys into the
-things every model needs: the trainable subset, merged weights, and saving/loading.
+things every model needs: the trainable subset, merged weights, and saving/loading (the files
+themselves: `tinylora.checkpoint`).
 
 Every model is built from two dataclasses (nanoGPT's ``GPT(config)``): its own settings (sizes,
 activation) and a `LoRAConfig` (rank, alpha, init, which layers):
@@ -19,7 +20,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinylora import backend, validate
+from tinylora import backend, checkpoint, validate
 from tinylora.dropout import LoRADropout
 
 INITS = ("zero_B", "zero_A")
@@ -91,14 +92,6 @@ def lora_rng(seed):
     """The random stream of the LoRA factors, apart from the frozen weights' `host_rng(seed)`:
     the base arrays never depend on the LoRA settings (any targets, any r, the same base)."""
     return backend.host_rng([seed, 1])
-
-
-def npz_path(path) -> Path:
-    """`path` as a .npz file: the suffix added when missing; a .npy file is refused."""
-    path = Path(path)
-    if path.suffix == ".npy":
-        validate.fail("path", "a .npz file of named arrays (written by save)", str(path))
-    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
 def init_factors(rng, d_in: int, d_out: int, config: LoRAConfig, xp, dtype, stack=()):
@@ -289,35 +282,15 @@ class LoRAModel:
         return keys
 
     def save(self, path, keys=None) -> Path:
-        """Save the arrays named by `keys` (default: the adapters) to a .npz file. A path
-        without the .npz suffix gets it (as `numpy.savez` does), and `load` finds it the same
-        way. -> the path written."""
-        keys, path = self._keys(keys), npz_path(path)
-        backend.save_npz(path, {k: self.params[k] for k in keys})
-        return path
+        """Save the arrays named by `keys` (default: the adapters) to a .npz file, the suffix
+        added when missing (`tinylora.checkpoint.save`). -> the path written."""
+        return checkpoint.save(self.params, self._keys(keys), path)
 
     def load(self, path, keys=None) -> None:
-        """Load arrays saved by `save`. Names, shapes and real dtypes must match: every array is
-        read and converted first, so on any refusal the model is left exactly as it was."""
+        """Load arrays saved by `save`, all or nothing: on any refusal (names, shapes, dtypes,
+        values) the model is left exactly as it was (`tinylora.checkpoint.load`)."""
         self.refuse_if_merged("load")
-        keys, path = self._keys(keys), npz_path(path)
-        arrays = backend.load_npz(path)
-        if sorted(arrays) != sorted(keys):
-            raise ValueError(
-                f"load {path}: expected arrays {sorted(keys)}, the file holds {sorted(arrays)}"
-            )
-        ready = {}
-        for k in keys:
-            want, a = self.params[k], arrays[k]
-            if tuple(a.shape) != tuple(want.shape):
-                raise ValueError(f"load {path}: array {k!r} expected shape "
-                                 f"{tuple(want.shape)}, got {tuple(a.shape)}")
-            if a.dtype.kind not in "fiu":  # complex parts would be dropped, strings fail
-                validate.fail(f"load {path}: array {k!r}", "a real (float) array", a)
-            ready[k] = self.xp.asarray(a, dtype=want.dtype)
-            validate.finite_values(ready[k], f"load {path}: array {k!r}")
-        for k in keys:  # every check passed: now write, in place (optimizers hold these arrays)
-            self.params[k][...] = ready[k]
+        checkpoint.load(self.params, self._keys(keys), path)
 
     def n_params(self, keys=None) -> int:
         keys = self.params if keys is None else keys
