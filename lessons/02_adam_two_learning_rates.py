@@ -36,7 +36,8 @@ import numpy as np  # a lesson is user code: it may use NumPy directly (the libr
 from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
 from tinylora.lab.shift import compare, lowrank_shift_task
-from tinylora.models import LoRAMLP
+from tinylora.lora import LoRAConfig
+from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import SGD, Adam, loraplus_groups
 from tinylora.train import loss_and_grads
 
@@ -116,10 +117,11 @@ assert rel < 1e-6
 #
 # An optimizer holds the model's trainable arrays by key. A *group* is a list of keys with its
 # own `lr` (and `weight_decay`); every parameter is in exactly one group. Our model: a frozen
-# MLP `16 -> 64 -> 64 -> 4` with rank-4 LoRA factors on all three layers.
+# MLP `16 -> 64 -> 64 -> 4` with rank-4 LoRA factors on all three layers (a model is built from
+# its settings, `MLPConfig`, and the LoRA's, `LoRAConfig`; no targets named: every layer).
 
 # %%
-model = LoRAMLP(16, [64, 64], 4, r=4, seed=0)
+model = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=4), seed=0)
 params = model.trainable_params()
 print(model)
 print({k: tuple(a.shape) for k, a in params.items()})
@@ -291,7 +293,8 @@ plt.show()
 # %%
 task_x, task_y, task_weights = lowrank_shift_task()
 eta_tuned = float(best[1.0][1])
-shift_model = LoRAMLP(16, [64, 64], 4, targets=["fc2"], r=4, weights=task_weights, seed=0)
+shift_model = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=4, targets=["fc2"]),
+                      weights=task_weights, seed=0)
 shift_params = shift_model.trainable_params()
 shift_opt = Adam(shift_params, lr=eta_tuned)
 median_step = []  # per step: median over B's entries of |move| / eta
@@ -329,7 +332,8 @@ x, y, weights = lowrank_shift_task()
 
 
 def run_adam(grad_scale, n_steps=20):
-    m_ = LoRAMLP(16, [64, 64], 4, targets=["fc2"], r=4, weights=weights, seed=2)
+    m_ = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=4, targets=["fc2"]), weights=weights,
+                 seed=2)
     o = Adam(m_.trainable_params(), lr=3e-3)
     losses = []
     for _ in range(n_steps):
@@ -349,7 +353,7 @@ print(f"2. at eta_A = 1e-3: ratio 1/16 {slow_B[1 / 16][-1]:.2e}, ratio 1 {slow_B
 assert slow_B[1 / 16][-1] > slow_B[1.0][-1]
 
 # 3. the first step of LoRA+ from Init[1]
-fresh = LoRAMLP(16, [64, 64], 4, r=4, seed=0)
+fresh = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=4), seed=0)
 before = {k: a.copy() for k, a in fresh.trainable_params().items()}
 o = Adam(fresh.trainable_params(), groups=loraplus_groups(fresh.trainable_params(), lr=1e-2,
                                                           lr_ratio=16))

@@ -39,14 +39,15 @@ import pictures  # lessons/pictures.py: boxes and arrows for the diagrams
 from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
 from tinylora import attention, layers
+from tinylora.block import BlockConfig, TransformerBlock
 from tinylora.gradcheck import check, numerical_grad, randomize_lora, rel_error
 from tinylora.lab import coordcheck
 from tinylora.lab.fit import loglog_slope
+from tinylora.lora import LoRAConfig
 from tinylora.norms import EPS, layernorm_backward, layernorm_forward
 from tinylora.optim import Adam
 from tinylora.projection import proj_forward
 from tinylora.train import loss_and_grads
-from tinylora.transformer import TransformerBlock
 
 T0 = time.perf_counter()
 FAST = os.environ.get("TINYLORA_FAST") == "1"
@@ -354,12 +355,14 @@ print("our chain equals attention.attend_backward")
 #
 # Backward: lesson 1's layer for `o`, part 2's chain for the heads, lesson 1's layer three more
 # times. `h` feeds three projections, so **`dh = dh_q + dh_k + dh_v`**: a fork with three paths.
-# The arrays come from a `TransformerBlock` with LoRA on all four projections; every `B` (and
-# bias) is moved to random values (`tinylora.gradcheck.randomize_lora`: never check at `B = 0`).
+# The arrays come from a `TransformerBlock` (its sizes in a `BlockConfig`) with LoRA on all four
+# projections; every `B` (and bias) is moved to random values (`tinylora.gradcheck.randomize_lora`:
+# never check at `B = 0`).
 
 # %%
 r = 2
-blk = TransformerBlock(d, H, targets=("q", "k", "v", "o"), r=r, alpha=3.0, seed=1)
+blk = TransformerBlock(BlockConfig(d, H), LoRAConfig(r=r, alpha=3.0, targets=("q", "k", "v", "o")),
+                       seed=1)
 randomize_lora(blk, seed=2)
 P = blk.params
 print(blk)
@@ -691,8 +694,9 @@ print(f"   finite differences agree: max |numerical d attn.k.b| = {np.abs(numeri
 assert np.abs(numerical_kb).max() < 1e-8
 
 # 3. Init[2] on the block
-blk2 = TransformerBlock(d, H, targets=("q", "k", "v", "o"), r=r, alpha=3.0, init="zero_A", seed=1)
-frozen = TransformerBlock(d, H, seed=1)  # the same base arrays, no LoRA
+init2 = LoRAConfig(r=r, alpha=3.0, init="zero_A", targets=("q", "k", "v", "o"))
+blk2 = TransformerBlock(BlockConfig(d, H), init2, seed=1)
+frozen = TransformerBlock(BlockConfig(d, H), LoRAConfig(targets=()), seed=1)  # same base, no LoRA
 out2, cache2 = blk2.forward(x_blk)
 assert np.array_equal(out2, frozen.forward(x_blk)[0])
 grads2 = blk2.backward(g_out, cache2)

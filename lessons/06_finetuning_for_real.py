@@ -44,6 +44,7 @@ import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
 from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
+from tinylora.lora import LoRAConfig
 from tinylora.optim import Adam, loraplus_groups
 from tinylora.text.corpus import BatchSampler, load_text
 from tinylora.text.finetune import Data, Setting, finetune_config, finetune_run, sample_text
@@ -51,7 +52,6 @@ from tinylora.text.pretrain import build_model, ensure_base, load_base, mean_los
 from tinylora.text.report import summarize
 from tinylora.text.study import run_study
 from tinylora.train import loss_and_grads
-from tinylora.transformer import BLOCK_TARGETS
 
 T0 = time.perf_counter()
 FAST = os.environ.get("TINYLORA_FAST") == "1"
@@ -117,7 +117,7 @@ print("validation loss on Shakespeare:", [round(v, 3) for v in curve["val_loss"]
 assert curve["val_loss"][-1] < curve["val_loss"][0] - 1.0  # it learned something
 assert curve["val_loss"][-1] < math.log(V) - 1.0  # far better than a uniform guess
 
-base = build_model(pcfg, targets=(), trainable="all")  # the architecture, no LoRA
+base = build_model(pcfg, lora=LoRAConfig(targets=()), trainable="all")  # the architecture, no LoRA
 load_base(base, pcfg, workdir)
 print("the base writes:", repr(sample_text(base, data, 80, seed=1)))
 
@@ -126,11 +126,11 @@ print("the base writes:", repr(sample_text(base, data, 80, seed=1)))
 #
 # The same architecture with rank-`r` factors on `q, k, v, o, fc1, fc2` of both blocks, and only
 # those trainable (`trainable="lora"`). Init[1]: `B = 0`. The base arrays are loaded from the
-# cache; `seed` draws only the factors (the base never depends on it).
+# cache; `seed` draws only the factors (the base never depends on it). `LoRAConfig` names no
+# targets: every linear layer of every block.
 
 # %%
-lm = build_model(pcfg, targets=BLOCK_TARGETS, r=config.r, init="zero_B", trainable="lora",
-                 seed=1)
+lm = build_model(pcfg, lora=LoRAConfig(r=config.r, init="zero_B"), trainable="lora", seed=1)
 load_base(lm, pcfg, workdir)
 print(lm)
 n_lora, n_all = lm.n_params(lm.trainable), lm.n_params()
@@ -337,15 +337,15 @@ def fine_tune(model, lr, ratio=1.0, seed=0):
 
 def lora_model(seed, r=config.r, **scale_rule):
     """The study's LoRA model over our cached base (factors drawn with `seed`)."""
-    model = build_model(pcfg, targets=BLOCK_TARGETS, r=r, init="zero_B", trainable="lora",
-                        seed=seed, **scale_rule)
+    model = build_model(pcfg, lora=LoRAConfig(r=r, init="zero_B", **scale_rule), trainable="lora",
+                        seed=seed)
     load_base(model, pcfg, workdir)
     return model
 
 
 def full_model(seed):
     """The base itself, every array trainable."""
-    model = build_model(pcfg, targets=(), trainable="all", seed=seed)
+    model = build_model(pcfg, lora=LoRAConfig(targets=()), trainable="all", seed=seed)
     load_base(model, pcfg, workdir)
     return model
 
@@ -459,7 +459,7 @@ plt.show()
 # %%
 # Answers, checked.
 # 1. merge
-merged = build_model(pcfg, targets=(), trainable="all")
+merged = build_model(pcfg, lora=LoRAConfig(targets=()), trainable="all")
 load_base(merged, pcfg, workdir)
 for layer, W in lm.merged_weights().items():
     merged.params[f"{layer}.W"][...] = W
@@ -478,7 +478,7 @@ print(f"2. {path.name}: {n_arrays} arrays, {n_saved:,} numbers, {path.stat().st_
       f"(the base: {n_all - n_lora:,} numbers)")
 assert n_arrays == 2 * 6 * pcfg.n_layer and n_saved == n_lora
 assert 4 * n_saved < path.stat().st_size < 4 * n_saved + 1024 * n_arrays
-fresh = build_model(pcfg, targets=BLOCK_TARGETS, r=config.r, trainable="lora", seed=7)
+fresh = build_model(pcfg, lora=LoRAConfig(r=config.r), trainable="lora", seed=7)
 load_base(fresh, pcfg, workdir)
 fresh.load(path)
 assert np.array_equal(fresh.forward(x)[0], logits_lm)
@@ -493,7 +493,7 @@ print(f"3. at eta_A = {lr_lora:g}: ratio 1/16 ends at {slow_B['final_loss']:.4f}
 assert slow_B["final_loss"] > lora_run["final_loss"]
 
 # 4. q and v only
-qv = build_model(pcfg, targets=("q", "v"), r=config.r, trainable="lora")
+qv = build_model(pcfg, lora=LoRAConfig(r=config.r, targets=("q", "v")), trainable="lora")
 fraction = qv.n_params(qv.trainable) / n_lora
 print(f"4. q, v only: {qv.n_params(qv.trainable):,} trainable numbers = {fraction:.6f} of all six "
       f"(2/9 = {2 / 9:.6f})")

@@ -41,7 +41,8 @@ from tinylora.backend import BackendError, cupy_available, get_xp, to_numpy, use
 from tinylora.gradcheck import TOLERANCE, numerical_grad, rel_error
 from tinylora.lab.shift import compare
 from tinylora.layers import lora_linear_backward, lora_linear_forward
-from tinylora.models import LoRAMLP
+from tinylora.lora import LoRAConfig
+from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam, loraplus_groups
 from tinylora.train import loss_and_grads
 
@@ -101,7 +102,7 @@ else:
 
 # %%
 for name in BACKENDS:
-    m = LoRAMLP(16, [64, 64], 4, r=4, seed=0, backend=name)
+    m = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=4), seed=0, backend=name)
     owner = backend.xp_of(m.params["fc1.A"]).__name__
     print(f"backend={name!r}: parameters are {type(m.params['fc1.A']).__module__} arrays "
           f"({owner})")
@@ -178,7 +179,8 @@ def median_time(fn, xp, repeats=5, sync=True):
 def training_step(name, width, batch=256, dtype="float32"):
     """One LoRA+ training step (forward, backward, Adam on A and B) as a function, on `name`."""
     xp = get_xp(name)
-    model = LoRAMLP(width, [width, width], width, r=8, seed=0, backend=name, dtype=dtype)
+    model = LoRAMLP(MLPConfig(width, [width, width], width), LoRAConfig(r=8), seed=0, backend=name,
+                    dtype=dtype)
     x = backend.normal(1, (batch, width), 1.0, xp, dtype)
     y = backend.normal(2, (batch, width), 1.0, xp, dtype)
     params = model.trainable_params()
@@ -254,7 +256,7 @@ print("float32 array * np.float64(0.5):", (x32 * np.float64(0.5)).dtype)
 print("float32 array * 0.5            :", (x32 * 0.5).dtype)
 assert (x32 * np.float64(0.5)).dtype == np.float64 and (x32 * 0.5).dtype == np.float32
 
-model32 = LoRAMLP(16, [64, 64], 4, r=4, seed=0, dtype="float32")
+model32 = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=4), seed=0, dtype="float32")
 x_in = backend.normal(1, (32, 16), 1.0, np, "float32")
 y_out = backend.normal(2, (32, 4), 1.0, np, "float32")
 opt32 = Adam(model32.trainable_params(), groups=loraplus_groups(model32.trainable_params(), 1e-3))
@@ -367,12 +369,12 @@ saved = os.environ.get(backend.ENV_VAR)
 os.environ[backend.ENV_VAR] = "cupy"
 try:
     if GPU:
-        m = LoRAMLP(16, [64, 64], 4, seed=0)
+        m = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=4), seed=0)
         assert backend.xp_of(m.params["fc1.A"]) is cp
         print("1. TINYLORA_BACKEND=cupy: the model lives on the GPU")
     else:
         try:
-            LoRAMLP(16, [64, 64], 4, seed=0)
+            LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=4), seed=0)
         except BackendError as err:
             print("1. TINYLORA_BACKEND=cupy without a GPU: BackendError:", str(err).split(". ")[0])
         else:

@@ -8,7 +8,7 @@ the others), catches the error, and compares the whole state with a snapshot tak
 import numpy as np
 import pytest
 
-from tinylora import LoRAMLP
+from tinylora import LoRAConfig, LoRAMLP, MLPConfig
 from tinylora.optim import SGD, Adam, AdamW
 
 
@@ -29,7 +29,7 @@ def same(a: dict, b: dict) -> bool:
 def trained_model(make_opt):
     """A model with a random non-zero B, and an optimizer that has taken one step (so that it
     has state to protect)."""
-    model = LoRAMLP(6, 8, 3, r=2, seed=1)
+    model = LoRAMLP(MLPConfig(6, 8, 3), LoRAConfig(r=2), seed=1)
     rng = np.random.default_rng(2)
     for k in model.adapter_keys():
         model.params[k][...] = rng.standard_normal(model.params[k].shape)
@@ -80,7 +80,7 @@ def test_a_step_with_a_missing_gradient_changes_nothing():
 
 def saved_adapter(tmp_path, change=None):
     """Adapters of another seed saved to a file, with `change(arrays)` applied to the last one."""
-    other = LoRAMLP(6, 8, 3, r=2, seed=7, init="zero_A")
+    other = LoRAMLP(MLPConfig(6, 8, 3), LoRAConfig(r=2, init="zero_A"), seed=7)
     arrays = {k: other.params[k].copy() for k in other.adapter_keys()}
     if change is not None:
         last = other.adapter_keys()[-1]
@@ -134,7 +134,7 @@ def test_unreadable_adapter_files_are_one_clear_error(tmp_path, content, why):
 def test_a_npy_path_is_refused_by_name(tmp_path):
     """load('x.npy') says a .npz file of named arrays is expected."""
     with pytest.raises(ValueError, match=r"path: expected a \.npz file of named arrays"):
-        LoRAMLP(6, 8, 3, r=2).load(tmp_path / "x.npy")
+        LoRAMLP(MLPConfig(6, 8, 3), LoRAConfig(r=2)).load(tmp_path / "x.npy")
 
 
 def test_save_and_load_agree_on_a_path_without_suffix(tmp_path):
@@ -142,6 +142,6 @@ def test_save_and_load_agree_on_a_path_without_suffix(tmp_path):
     a, _ = trained_model(OPTIMIZERS["adam"])
     written = a.save(tmp_path / "adapter")
     assert written == tmp_path / "adapter.npz" and written.exists()
-    b = LoRAMLP(6, 8, 3, r=2, seed=1)
+    b = LoRAMLP(MLPConfig(6, 8, 3), LoRAConfig(r=2), seed=1)
     b.load(tmp_path / "adapter")
     assert same(snapshot(b), snapshot(a))

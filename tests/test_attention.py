@@ -3,8 +3,9 @@
 import numpy as np
 
 from tinylora import attention, backend
-from tinylora.block import TransformerBlock
+from tinylora.block import BlockConfig, TransformerBlock
 from tinylora.checks import case_attention
+from tinylora.lora import LoRAConfig
 
 
 def _qkv(seed, shape=(2, 5, 8), std=1.0):
@@ -77,7 +78,7 @@ def test_one_head_is_plain_softmax_attention():
 def test_the_key_bias_gets_exactly_zero_gradient():
     """A key bias b adds q_t . b to every score of row t, and softmax ignores a constant added
     to a row: so d(attn.k.b) = 0 exactly, while the query bias's gradient is not zero."""
-    blk = TransformerBlock(8, 2, trainable="all", seed=5)
+    blk = TransformerBlock(BlockConfig(8, 2), LoRAConfig(targets=()), trainable="all", seed=5)
     x = backend.normal(6, (2, 5, 8), 1.0, np)
     out, cache = blk.forward(x)
     grads = blk.backward(backend.normal(7, out.shape, 1.0, np), cache)

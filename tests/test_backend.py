@@ -5,7 +5,8 @@ import pytest
 
 from tinylora import backend
 from tinylora.backend import BackendError, get_xp, use_backend
-from tinylora.models import LoRAMLP
+from tinylora.lora import LoRAConfig
+from tinylora.models import LoRAMLP, MLPConfig
 
 
 def test_numpy_is_the_default():
@@ -46,7 +47,7 @@ def test_unknown_backend_lists_the_valid_ones():
     with pytest.raises(ValueError, match=expected):
         get_xp("jax")
     with pytest.raises(ValueError, match="backend"):
-        LoRAMLP(4, 8, 2, backend="torch")
+        LoRAMLP(MLPConfig(4, 8, 2), LoRAConfig(r=2), backend="torch")
 
 
 def test_cupy_where_it_cannot_run_is_an_error_not_a_fallback():
@@ -64,9 +65,10 @@ def test_cupy_where_it_cannot_run_is_an_error_not_a_fallback():
 
 def test_same_seed_gives_bit_identical_models():
     """Random numbers come from numpy.random.default_rng(seed) on the host: runs reproduce."""
-    a = LoRAMLP(6, 10, 3, r=2, init="zero_A", seed=42)
-    b = LoRAMLP(6, 10, 3, r=2, init="zero_A", seed=42)
-    c = LoRAMLP(6, 10, 3, r=2, init="zero_A", seed=43)
+    config, lora = MLPConfig(6, 10, 3), LoRAConfig(r=2, init="zero_A")
+    a = LoRAMLP(config, lora, seed=42)
+    b = LoRAMLP(config, lora, seed=42)
+    c = LoRAMLP(config, lora, seed=43)
     assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
     assert not np.array_equal(a.params["fc1.W"], c.params["fc1.W"])
 

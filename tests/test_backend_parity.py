@@ -12,7 +12,8 @@ import pytest
 
 from tinylora import backend, checks
 from tinylora.gradcheck import randomize_lora
-from tinylora.models import LoRAMLP
+from tinylora.lora import LoRAConfig
+from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam, loraplus_groups
 from tinylora.train import loss_and_grads, train
 
@@ -24,8 +25,8 @@ TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-4, atol=
 def _setup(name, dtype):
     """The same seeded model and data on backend `name` (numbers drawn on the host)."""
     xp = backend.get_xp(name)
-    model = LoRAMLP(8, [32, 32], 4, r=2, activation="gelu", bias=True, seed=0, backend=name,
-                    dtype=dtype)
+    model = LoRAMLP(MLPConfig(8, [32, 32], 4, activation="gelu", bias=True), LoRAConfig(r=2),
+                    seed=0, backend=name, dtype=dtype)
     randomize_lora(model, seed=1)
     x = backend.normal(2, (64, 8), 1.0, xp, dtype)
     y = backend.normal(3, (64, 4), 1.0, xp, dtype)
@@ -71,8 +72,8 @@ def test_lora_starts_at_the_frozen_model_on_cupy():
     """The zero_B invariant holds on the GPU too."""
     xp = backend.get_xp("cupy")
     x = backend.normal(0, (5, 8), 1.0, xp)
-    lora = LoRAMLP(8, 16, 4, r=2, seed=3, backend="cupy")
-    frozen = LoRAMLP(8, 16, 4, targets=[], seed=3, backend="cupy")
+    lora = LoRAMLP(MLPConfig(8, 16, 4), LoRAConfig(r=2), seed=3, backend="cupy")
+    frozen = LoRAMLP(MLPConfig(8, 16, 4), LoRAConfig(targets=()), seed=3, backend="cupy")
     assert float(abs(lora.forward(x)[0] - frozen.forward(x)[0]).max()) == 0.0
 
 

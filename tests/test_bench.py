@@ -10,16 +10,17 @@ import pytest
 from tinylora.bench import run as bench
 from tinylora.bench import torch_mirror
 from tinylora.bench.workloads import build_block, build_grid, build_mlp
-from tinylora.models import LoRAMLP
+from tinylora.block import BlockConfig, TransformerBlock
+from tinylora.lora import LoRAConfig
+from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam, loraplus_groups
 from tinylora.run import cli
 from tinylora.train import loss_and_grads
-from tinylora.transformer import BLOCK_TARGETS, TransformerBlock
 
 
 def _plain_training(width, dtype, x, y, steps):
     """A LoRAMLP trained the plain way: loss_and_grads + Adam.step with the LoRA+ groups."""
-    model = LoRAMLP(width, width, width, r=8, seed=0, dtype=dtype)
+    model = LoRAMLP(MLPConfig(width, width, width), LoRAConfig(r=8), seed=0, dtype=dtype)
     params = model.trainable_params()
     opt = Adam(params, groups=loraplus_groups(params, lr=1e-3, lr_ratio=16.0))
     for _ in range(steps):
@@ -128,7 +129,7 @@ def test_timed_block_step_is_the_plain_training_step():
     wl = build_block(8, "float64")
     wl.step()
     wl.step()
-    model = TransformerBlock(8, 4, targets=BLOCK_TARGETS, r=8, seed=0, dtype="float64")
+    model = TransformerBlock(BlockConfig(8, 4), LoRAConfig(r=8), seed=0, dtype="float64")
     params = model.trainable_params()
     opt = Adam(params, groups=loraplus_groups(params, lr=1e-3, lr_ratio=16.0))
     for _ in range(2):
@@ -220,7 +221,7 @@ def test_profile_parts_are_the_step_s_own_computations():
 
     wl, parts = block_parts(8, "float64")
     grads = parts[-1][2][0]  # the Adam part's argument: what the backward parts wrote
-    model = TransformerBlock(8, 4, targets=BLOCK_TARGETS, r=8, seed=0, dtype="float64")
+    model = TransformerBlock(BlockConfig(8, 4), LoRAConfig(r=8), seed=0, dtype="float64")
     _, ref = loss_and_grads(model, wl.x, wl.y)
     assert sorted(grads) == sorted(ref) == sorted(model.trainable)
     for k, v in ref.items():

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from tinylora import backend
-from tinylora.block import BLOCK_TARGETS, TransformerBlock
+from tinylora.block import BLOCK_TARGETS, BlockConfig, TransformerBlock
 from tinylora.checks import case_block
 from tinylora.gradcheck import randomize_lora
+from tinylora.lora import LoRAConfig
 
 
 def _assert_all_ok(results):
@@ -34,7 +35,8 @@ def test_backward_returns_exactly_the_trainable_keys():
     x = backend.normal(0, (2, 4, 8), 1.0, np)
     for trainable, want in (("lora", ("attn.v.A", "attn.v.B", "mlp.fc2.A", "mlp.fc2.B")),
                             (["ln2.g", "attn.q.W"], ("ln2.g", "attn.q.W")), ("all", None)):
-        blk = TransformerBlock(8, 2, targets=("v", "fc2"), r=2, trainable=trainable, seed=1)
+        blk = TransformerBlock(BlockConfig(8, 2), LoRAConfig(r=2, targets=("v", "fc2")),
+                               trainable=trainable, seed=1)
         out, cache = blk.forward(x)
         grads = blk.backward(np.ones_like(out), cache)
         assert list(grads) == list(blk.trainable)
@@ -72,7 +74,7 @@ def test_block_matches_pytorch_autograd():
     """Where PyTorch is installed: the block's output, every parameter gradient and the input
     gradient agree with torch autograd on the same float64 weights (LoRA on every target)."""
     torch = pytest.importorskip("torch", reason="PyTorch is optional; this comparison needs it")
-    blk = TransformerBlock(8, 2, d_ff=12, targets=BLOCK_TARGETS, r=2, alpha=3.0,
+    blk = TransformerBlock(BlockConfig(8, 2, d_ff=12), LoRAConfig(r=2, alpha=3.0),
                            trainable="all", seed=24)
     randomize_lora(blk, seed=25)
     x = backend.normal(26, (2, 5, 8), 1.0, np)

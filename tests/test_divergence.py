@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tinylora import LoRAMLP, diverge
+from tinylora import LoRAConfig, LoRAMLP, MLPConfig, diverge
 from tinylora.optim import SGD, Adam
 from tinylora.train import train
 
@@ -19,7 +19,7 @@ def data(seed=0):
 
 def run(make_opt, steps=20, stack=()):
     """Train a small MLP; -> (history, every warning raised on the way)."""
-    model = LoRAMLP(8, 32, 4, r=2, seed=1, stack=stack)
+    model = LoRAMLP(MLPConfig(8, 32, 4), LoRAConfig(r=2), seed=1, stack=stack)
     x, y = data()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

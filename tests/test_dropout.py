@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from tinylora import LoRAMLP, TinyLM, checks, layers
+from tinylora import LMConfig, LoRAConfig, LoRAMLP, MLPConfig, TinyLM, checks, layers
 from tinylora.gradcheck import check_layer, randomize_lora
 
 
 def _mlp(p, seed=0):
-    m = LoRAMLP(6, 8, 3, r=2, lora_dropout=p, seed=seed)
+    m = LoRAMLP(MLPConfig(6, 8, 3), LoRAConfig(r=2, dropout=p), seed=seed)
     randomize_lora(m, seed=1)  # B non-zero: the LoRA path shows in the output
     return m
 
@@ -80,16 +80,16 @@ def test_the_dropout_gradient_check_catches_a_backward_that_ignores_the_mask():
 
 @pytest.mark.parametrize("p", [-0.1, 1.0, float("nan"), "0.1"])
 def test_bad_dropout_is_a_clear_error(p):
-    """A dropout below 0, at or above 1, NaN or not a number: an error naming lora_dropout."""
-    with pytest.raises(ValueError, match=r"lora_dropout: expected a finite number in \[0, 1\)"):
-        TinyLM(11, d_model=8, n_head=2, n_layer=1, context=4, lora_dropout=p)
+    """A dropout below 0, at or above 1, NaN or not a number: an error naming the dropout."""
+    with pytest.raises(ValueError, match=r"^dropout: expected a finite number in \[0, 1\)"):
+        LoRAConfig(dropout=p)
 
 
 def test_generation_never_drops_and_keeps_the_mode():
     """generate() runs in evaluation mode (the text of a model without dropout) and leaves the
     model in the mode it was in."""
-    lm = TinyLM(11, d_model=8, n_head=2, n_layer=1, context=8, lora_dropout=0.5, seed=1)
-    plain = TinyLM(11, d_model=8, n_head=2, n_layer=1, context=8, seed=1)
+    config = LMConfig(11, d_model=8, n_head=2, n_layer=1, context=8)
+    lm, plain = TinyLM(config, LoRAConfig(dropout=0.5), seed=1), TinyLM(config, seed=1)
     for m in (lm, plain):
         randomize_lora(m, seed=2)
     prompt = np.array([1, 2, 3])

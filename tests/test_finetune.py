@@ -13,6 +13,7 @@ import pytest
 
 import tinylora.fast
 from tinylora import backend
+from tinylora.lora import LoRAConfig
 from tinylora.run import cli
 from tinylora.text import finetune, study
 from tinylora.text.corpus import (
@@ -62,7 +63,7 @@ def test_saved_base_reloads_bit_identically(tmp_path):
     assert record["reused"] is False
     npz, _ = base_paths(cfg, tmp_path)
     saved = backend.load_npz(npz)
-    lm = build_model(cfg, targets=(), trainable="all", seed=123)  # other seed: other arrays
+    lm = build_model(cfg, lora=LoRAConfig(targets=()), trainable="all", seed=123)  # another seed
     load_base(lm, cfg, tmp_path)
     assert sorted(saved) == sorted(lm.base_keys())
     for k, v in saved.items():
@@ -89,7 +90,7 @@ def test_mismatching_configuration_is_refused(tmp_path):
     with pytest.raises(ValueError, match="steps: saved 3, asked 4"):
         ensure_base(other, tmp_path, show_progress=False)
     with pytest.raises(ValueError, match="another configuration"):
-        load_base(build_model(other, targets=(), trainable="all"), other, tmp_path)
+        load_base(build_model(other, lora=LoRAConfig(targets=()), trainable="all"), other, tmp_path)
     assert ensure_base(other, tmp_path, force=True, show_progress=False)["reused"] is False
 
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from tinylora import LoRAMLP, loss_and_grads
+from tinylora import LoRAConfig, LoRAMLP, MLPConfig, loss_and_grads
 from tinylora.groups import loraplus_groups
 from tinylora.optim import Adam, AdamW
 
@@ -80,7 +80,7 @@ def test_peft_rule_matches_peft_itself():  # pragma: no cover - runs where peft 
     model = get_peft_model(net, LoraConfig(r=2, target_modules=["0", "2"], bias="all"))
     opt = create_loraplus_optimizer(model, torch.optim.AdamW, lr=1e-3, loraplus_lr_ratio=16)
     theirs = [(len(g["params"]), g["lr"]) for g in opt.param_groups if g["params"]]
-    ours = LoRAMLP(4, 5, 3, r=2, bias=True, trainable="all")
+    ours = LoRAMLP(MLPConfig(4, 5, 3, bias=True), LoRAConfig(r=2), trainable="all")
     keys = [*ours.adapter_keys(), "fc1.b", "fc2.b"]
     groups = loraplus_groups({k: ours.params[k] for k in keys}, 1e-3, 16, rule="peft")
     assert [(len(g["params"]), g["lr"]) for g in groups] == theirs
@@ -89,7 +89,7 @@ def test_peft_rule_matches_peft_itself():  # pragma: no cover - runs where peft 
 def _run(rule, ratio, wd, groups: bool, steps=20):
     """Train a LoRA MLP (A, B trainable, every B non-zero after step 1) for `steps` AdamW
     steps, with LoRA+ groups or one plain group. -> the final trainable arrays."""
-    m = LoRAMLP(4, 6, 3, r=2, seed=1)
+    m = LoRAMLP(MLPConfig(4, 6, 3), LoRAConfig(r=2), seed=1)
     x, y = np.random.default_rng(0).standard_normal((8, 4)), np.ones((8, 3))
     params = m.trainable_params()
     if groups:

@@ -4,18 +4,18 @@ update, its gradients, TinyLM's "tok_emb" target, and its LoRA+ groups under bot
 import numpy as np
 import pytest
 
-from tinylora import TinyLM, checks, loss_and_grads
+from tinylora import LMConfig, LoRAConfig, TinyLM, checks, loss_and_grads
 from tinylora.embedding import lora_embedding_forward
 from tinylora.gradcheck import randomize_lora
 from tinylora.groups import loraplus_groups
 from tinylora.optim import AdamW
 
 TOKENS = np.array([[1, 4, 1, 6, 0], [2, 2, 5, 1, 3]])
-KW = {"d_model": 8, "n_head": 2, "n_layer": 2, "context": 6, "r": 2, "seed": 3}
+CONFIG = LMConfig(9, d_model=8, n_head=2, n_layer=2, context=6)
 
 
-def _lm(targets=("tok_emb", "q"), **kw):
-    return TinyLM(9, targets=targets, **{**KW, **kw})
+def _lm(targets=("tok_emb", "q"), init="zero_B"):
+    return TinyLM(CONFIG, LoRAConfig(r=2, init=init, targets=targets), seed=3)
 
 
 @pytest.mark.parametrize("init", ["zero_B", "zero_A"])
@@ -102,7 +102,7 @@ def test_embedding_adapters_save_load_and_show_in_the_repr(tmp_path):
     other = _lm()
     other.load(path)
     assert np.array_equal(other.params["tok_emb.A"], lm.params["tok_emb.A"])
-    assert "targets=['tok_emb', 'q']" in repr(lm) and lm.config["targets"] == ["tok_emb", "q"]
+    assert "targets=['tok_emb', 'q']" in repr(lm) and lm.lora.targets == ("tok_emb", "q")
 
 
 def test_an_unknown_target_lists_the_token_table_among_the_valid_ones():

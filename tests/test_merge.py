@@ -4,7 +4,16 @@ frozen weights restored bit for bit, training refused while merged."""
 import numpy as np
 import pytest
 
-from tinylora import LoRAMLP, TinyLM, TransformerBlock, loss_and_grads
+from tinylora import (
+    BlockConfig,
+    LMConfig,
+    LoRAConfig,
+    LoRAMLP,
+    MLPConfig,
+    TinyLM,
+    TransformerBlock,
+    loss_and_grads,
+)
 from tinylora.gradcheck import randomize_lora
 
 TOKENS = np.array([[1, 4, 1, 6, 0], [2, 2, 5, 1, 3]])
@@ -12,12 +21,13 @@ TOKENS = np.array([[1, 4, 1, 6, 0], [2, 2, 5, 1, 3]])
 
 def _models():
     """(model, input) for each model kind, at a random point (B != 0: merging changes W)."""
-    made = [(LoRAMLP(4, [6, 5], 3, r=2, alpha=3.0, bias=True, seed=1),
+    made = [(LoRAMLP(MLPConfig(4, [6, 5], 3, bias=True), LoRAConfig(r=2, alpha=3.0), seed=1),
              np.random.default_rng(0).standard_normal((5, 4))),
-            (TransformerBlock(8, 2, targets=("q", "v", "fc2"), r=2, seed=2),
+            (TransformerBlock(BlockConfig(8, 2), LoRAConfig(r=2, targets=("q", "v", "fc2")),
+                              seed=2),
              np.random.default_rng(1).standard_normal((2, 3, 8))),
-            (TinyLM(7, d_model=8, n_head=2, n_layer=2, context=6, targets=("tok_emb", "q", "o",
-                                                                            "fc1"), r=2, seed=3),
+            (TinyLM(LMConfig(7, d_model=8, n_head=2, n_layer=2, context=6),
+                    LoRAConfig(r=2, targets=("tok_emb", "q", "o", "fc1")), seed=3),
              TOKENS)]
     for i, (m, _) in enumerate(made):
         randomize_lora(m, seed=10 + i)
@@ -74,7 +84,7 @@ def test_training_and_loading_are_refused_while_merged(tmp_path):
 
 def test_a_stack_of_models_is_not_merged():
     """S stacked models share one W: merging one into it is refused, and nothing is written."""
-    m = LoRAMLP(4, 5, 3, r=2, stack=(3,))
+    m = LoRAMLP(MLPConfig(4, 5, 3), LoRAConfig(r=2), stack=(3,))
     W = m.params["fc1.W"].copy()
     with pytest.raises(ValueError, match="merge: expected an unstacked model"):
         m.merge()

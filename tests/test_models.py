@@ -5,9 +5,13 @@ import pytest
 
 from tinylora import checks
 from tinylora.gradcheck import randomize_lora
-from tinylora.models import LoRAMLP
+from tinylora.lora import LoRAConfig
+from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam
 from tinylora.train import loss_and_grads, train
+
+ONE_HIDDEN, TWO_HIDDEN = MLPConfig(6, 8, 3), MLPConfig(6, [8, 8], 3)  # 6 -> 8 (-> 8) -> 3
+R2, FROZEN = LoRAConfig(r=2), LoRAConfig(targets=())  # LoRA (rank 2) on every layer; none
 
 
 def _data(seed=0, n=16, d_in=6, d_out=3):
@@ -28,8 +32,8 @@ def test_mlp_backward_matches_finite_differences_in_every_configuration():
 def test_lora_starts_exactly_at_the_frozen_model(init):
     """Both inits make B A = 0, so before training the output is the frozen MLP's."""
     x, _ = _data()
-    lora = LoRAMLP(6, [8, 8], 3, r=2, init=init, seed=3)
-    frozen = LoRAMLP(6, [8, 8], 3, targets=[], seed=3)
+    lora = LoRAMLP(TWO_HIDDEN, LoRAConfig(r=2, init=init), seed=3)
+    frozen = LoRAMLP(TWO_HIDDEN, FROZEN, seed=3)
     assert np.array_equal(lora.params["fc1.W"], frozen.params["fc1.W"])
     np.testing.assert_allclose(lora.forward(x)[0], frozen.forward(x)[0], rtol=0, atol=1e-14)
 
@@ -37,17 +41,17 @@ def test_lora_starts_exactly_at_the_frozen_model(init):
 def test_merged_weights_reproduce_the_lora_output():
     """W + scale * A @ B in a plain MLP gives the LoRA MLP's output: LoRA is a weight change."""
     x, _ = _data()
-    lora = LoRAMLP(6, 8, 3, r=2, alpha=5.0, seed=1)
+    lora = LoRAMLP(ONE_HIDDEN, LoRAConfig(r=2, alpha=5.0), seed=1)
     randomize_lora(lora, seed=2)
     merged = lora.merged_weights()
-    plain = LoRAMLP(6, 8, 3, targets=[], weights=[merged["fc1"], merged["fc2"]])
+    plain = LoRAMLP(ONE_HIDDEN, FROZEN, weights=[merged["fc1"], merged["fc2"]])
     np.testing.assert_allclose(plain.forward(x)[0], lora.forward(x)[0], rtol=1e-12, atol=1e-12)
 
 
 def test_frozen_weights_are_bit_identical_after_training():
     """Training moves A and B only: every frozen array is exactly as it was."""
     x, y = _data()
-    model = LoRAMLP(6, 8, 3, r=2, bias=True, seed=1)
+    model = LoRAMLP(MLPConfig(6, 8, 3, bias=True), R2, seed=1)
     frozen = {k: v.copy() for k, v in model.params.items() if k not in model.trainable}
     before = {k: model.params[k].copy() for k in model.trainable}
     train(model, Adam(model.trainable_params(), lr=1e-2), x, y, steps=5)
@@ -59,7 +63,7 @@ def test_gradient_keys_equal_the_trainable_keys():
     """backward returns exactly one gradient per trainable array, nothing for frozen ones."""
     x, y = _data()
     for trainable in ("lora", "all", ["fc2.W", "fc1.A"]):
-        model = LoRAMLP(6, 8, 3, r=2, bias=True, trainable=trainable, seed=1)
+        model = LoRAMLP(MLPConfig(6, 8, 3, bias=True), R2, trainable=trainable, seed=1)
         _, grads = loss_and_grads(model, x, y)
         assert list(grads) == list(model.trainable)
         assert all(grads[k].shape == model.params[k].shape for k in grads)
@@ -68,7 +72,7 @@ def test_gradient_keys_equal_the_trainable_keys():
 def test_duplicating_the_batch_leaves_loss_and_gradients_unchanged():
     """The loss is a mean over the batch: two copies of the data are the same data."""
     x, y = _data()
-    model = LoRAMLP(6, 8, 3, r=2, seed=1)
+    model = LoRAMLP(ONE_HIDDEN, R2, seed=1)
     randomize_lora(model, seed=5)
     loss1, g1 = loss_and_grads(model, x, y)
     loss2, g2 = loss_and_grads(model, np.concatenate([x, x]), np.concatenate([y, y]))
@@ -81,7 +85,7 @@ def test_under_init1_dA_is_exactly_zero_at_the_first_step():
     """With B = 0, dA = x^T (dy B^T) scale = 0: only B moves at step 1. This is why the
     asymmetric init matters (and why a gradient check at init would miss any bug in dA)."""
     x, y = _data()
-    model = LoRAMLP(6, [8, 8], 3, r=2, init="zero_B", seed=1)
+    model = LoRAMLP(TWO_HIDDEN, LoRAConfig(r=2, init="zero_B"), seed=1)
     _, grads = loss_and_grads(model, x, y)
     for t in model.targets:
         assert np.all(grads[f"{t}.A"] == 0.0)
@@ -91,12 +95,12 @@ def test_under_init1_dA_is_exactly_zero_at_the_first_step():
 def test_stacked_models_train_like_separate_models():
     """stack=(S,) trains S independent LoRA copies at once; each matches its solo twin."""
     x, y = _data()
-    stacked = LoRAMLP(6, 8, 3, r=2, stack=(3,), seed=1)
+    stacked = LoRAMLP(ONE_HIDDEN, R2, stack=(3,), seed=1)
     lrs = np.array([1e-3, 1e-2, 3e-2]).reshape(3, 1, 1)
     start = {k: v.copy() for k, v in stacked.trainable_params().items()}
     train(stacked, Adam(stacked.trainable_params(), lr=lrs), x, y, steps=4)
     for s in range(3):
-        solo = LoRAMLP(6, 8, 3, r=2, seed=1)
+        solo = LoRAMLP(ONE_HIDDEN, R2, seed=1)
         for k in start:
             solo.params[k][...] = start[k][s]
         train(solo, Adam(solo.trainable_params(), lr=float(lrs[s, 0, 0])), x, y, steps=4)
@@ -108,7 +112,7 @@ def test_float32_runs_stay_float32():
     """No accidental promotion: a float32 model's outputs, gradients and updated
     parameters are float32 (Python-float learning rates and scales keep it so)."""
     x, y = (a.astype(np.float32) for a in _data())
-    model = LoRAMLP(6, 8, 3, r=2, activation="gelu", dtype="float32", seed=1)
+    model = LoRAMLP(MLPConfig(6, 8, 3, activation="gelu"), R2, dtype="float32", seed=1)
     out, _ = model.forward(x)
     loss, grads = loss_and_grads(model, x, y)
     Adam(model.trainable_params(), lr=1e-3).step(grads)
@@ -119,65 +123,67 @@ def test_float32_runs_stay_float32():
 
 def test_save_and_load_adapters_round_trip(tmp_path):
     """Adapters saved to .npz load back bit-identically into a fresh model."""
-    a = LoRAMLP(6, 8, 3, r=2, seed=1)
+    a = LoRAMLP(ONE_HIDDEN, R2, seed=1)
     randomize_lora(a, seed=3)
-    a.save_adapters(tmp_path / "ad.npz")
-    b = LoRAMLP(6, 8, 3, r=2, seed=1)
-    b.load_adapters(tmp_path / "ad.npz")
+    a.save(tmp_path / "ad.npz")
+    b = LoRAMLP(ONE_HIDDEN, R2, seed=1)
+    b.load(tmp_path / "ad.npz")
     assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
 
 
 def test_loading_mismatched_adapters_raises_and_changes_nothing(tmp_path):
     """A file with other names or shapes is refused, and the model is left exactly as it was."""
-    LoRAMLP(6, 8, 3, r=2, seed=1).save_adapters(tmp_path / "r2.npz")
-    LoRAMLP(6, 8, 3, r=2, targets=["fc1"], seed=1).save_adapters(tmp_path / "fc1.npz")
-    model = LoRAMLP(6, 8, 3, r=3, seed=1)
+    LoRAMLP(ONE_HIDDEN, R2, seed=1).save(tmp_path / "r2.npz")
+    LoRAMLP(ONE_HIDDEN, LoRAConfig(r=2, targets=["fc1"]), seed=1).save(tmp_path / "fc1.npz")
+    model = LoRAMLP(ONE_HIDDEN, LoRAConfig(r=3), seed=1)
     randomize_lora(model, seed=4)
     before = {k: v.copy() for k, v in model.params.items()}
     with pytest.raises(ValueError, match=r"'fc1.A' expected shape \(6, 3\), got \(6, 2\)"):
-        model.load_adapters(tmp_path / "r2.npz")
+        model.load(tmp_path / "r2.npz")
     with pytest.raises(ValueError, match="expected arrays"):
-        model.load_adapters(tmp_path / "fc1.npz")
+        model.load(tmp_path / "fc1.npz")
     assert all(np.array_equal(model.params[k], v) for k, v in before.items())
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"r": 0}, r"r: expected a positive integer rank, got 0"),
-    ({"r": 4}, r"r: expected 1 <= r <= min\(d_in, d_out\) = 3 for layer 'fc2' "
-               r"\(d_in=8, d_out=3\), got 4"),
-    ({"alpha": 0.0}, r"alpha: expected a finite number > 0, got 0.0"),
-    ({"targets": ["fc1", "attn"]},
+@pytest.mark.parametrize("make, message", [
+    (lambda: LoRAConfig(r=0), r"r: expected a positive integer rank, got 0"),
+    (lambda: LoRAMLP(ONE_HIDDEN, LoRAConfig(r=4)),
+     r"r: expected 1 <= r <= min\(d_in, d_out\) = 3 for layer 'fc2' \(d_in=8, d_out=3\), got 4"),
+    (lambda: LoRAConfig(alpha=0.0), r"alpha: expected a finite number > 0, got 0.0"),
+    (lambda: LoRAMLP(ONE_HIDDEN, LoRAConfig(targets=["fc1", "attn"])),
      r"targets: \['attn'\] are not layers; valid ones are \['fc1', 'fc2'\]"),
-    ({"init": "gaussian"}, r"init: expected one of \['zero_B', 'zero_A'\], got 'gaussian'"),
-    ({"activation": "tanh"}, r"activation: expected one of"),
-    ({"dtype": "float16"}, r"dtype: expected one of"),
-    ({"trainable": "some"}, r"trainable: expected 'lora', 'all' or a list of keys"),
+    (lambda: LoRAConfig(init="gaussian"),
+     r"init: expected one of \['zero_B', 'zero_A'\], got 'gaussian'"),
+    (lambda: MLPConfig(6, 8, 3, activation="tanh"), r"activation: expected one of"),
+    (lambda: LoRAMLP(ONE_HIDDEN, R2, dtype="float16"), r"dtype: expected one of"),
+    (lambda: LoRAMLP(ONE_HIDDEN, R2, trainable="some"),
+     r"trainable: expected 'lora', 'all' or a list of keys"),
 ])
-def test_bad_model_arguments_are_clear_errors(kwargs, message):
-    """Each bad constructor argument names itself, what was expected and what came."""
-    args = {"d_in": 6, "d_hidden": 8, "d_out": 3, "r": 2, **kwargs}
+def test_bad_model_arguments_are_clear_errors(make, message):
+    """Each bad setting or constructor argument names itself, what was expected and what came."""
     with pytest.raises(ValueError, match=message):
-        LoRAMLP(**args)
+        make()
 
 
 def test_wrong_input_width_names_the_first_layer():
     """Feeding (N, 5) to a model built for d_in = 6 names fc1 and both sizes."""
     with pytest.raises(ValueError, match=r"fc1: expected input with trailing size 6"):
-        LoRAMLP(6, 8, 3, r=2).forward(np.ones((2, 5)))
+        LoRAMLP(ONE_HIDDEN, R2).forward(np.ones((2, 5)))
 
 
 def test_repr_says_what_trains():
     """The repr teaches: widths, targets, rank, scale, and how few numbers train."""
-    text = repr(LoRAMLP(6, 8, 3, r=2, alpha=4.0))
+    text = repr(LoRAMLP(ONE_HIDDEN, LoRAConfig(r=2, alpha=4.0)))
     assert "6 -> 8 -> 3" in text and "r=2" in text and "scale=2" in text and "trainable=" in text
 
 
 def test_lora_config_default_scale_is_every_model_default():
     """`LoRAConfig()` and every model built with its defaults have the same scale: alpha = r, 1."""
-    from tinylora import LoRAConfig, TinyLM, TransformerBlock
+    from tinylora import BlockConfig, LMConfig, TinyLM, TransformerBlock
 
     scales = {"LoRAConfig()": LoRAConfig().scale, "LoRAConfig(r=4)": LoRAConfig(r=4).scale,
-              "LoRAMLP": LoRAMLP(4, 8, 4).scale, "TransformerBlock": TransformerBlock(8, 2).scale,
-              "TinyLM": TinyLM(5, d_model=8, n_head=2, n_layer=1, context=4).scale}
+              "LoRAMLP": LoRAMLP(MLPConfig(4, 8, 4), LoRAConfig(r=4)).scale,
+              "TransformerBlock": TransformerBlock(BlockConfig(8, 2)).scale,
+              "TinyLM": TinyLM(LMConfig(5, d_model=8, n_head=2, n_layer=1, context=4)).scale}
     assert scales == dict.fromkeys(scales, 1.0)
     assert LoRAConfig(r=4, alpha=8).scale == 2.0  # an explicit alpha still counts

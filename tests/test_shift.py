@@ -21,15 +21,17 @@ def test_the_target_is_a_rank_2_shift_that_lora_on_fc2_can_fit_exactly():
     import numpy as np
 
     from tinylora import backend
-    from tinylora.models import LoRAMLP
+    from tinylora.lora import LoRAConfig
+    from tinylora.models import LoRAMLP, MLPConfig
 
     x, y, weights = lowrank_shift_task(n_points=8)
     assert x.shape == (8, 16) and y.shape == (8, 4) and len(weights) == 3
-    frozen = LoRAMLP(16, [64, 64], 4, targets=[], weights=weights)
+    frozen = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(targets=()), weights=weights)
     assert not np.allclose(frozen.forward(x)[0], y)
     rng = backend.host_rng(1)  # the shift, drawn exactly as lowrank_shift_task draws it
     U = backend.normal(rng, (64, 2), 1.0, np)
     V = backend.normal(rng, (2, 64), 1.0 / 8.0, np)
-    lora = LoRAMLP(16, [64, 64], 4, targets=["fc2"], r=2, alpha=2.0, weights=weights)
+    lora = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=2, alpha=2.0, targets=["fc2"]),
+                   weights=weights)
     lora.params["fc2.A"][...], lora.params["fc2.B"][...] = U, V  # scale = alpha / r = 1
     np.testing.assert_allclose(lora.forward(x)[0], y, rtol=1e-12, atol=1e-12)

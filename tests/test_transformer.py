@@ -8,14 +8,17 @@ import numpy as np
 import pytest
 
 from tinylora import backend
+from tinylora.block import BlockConfig, TransformerBlock
 from tinylora.checks import case_tinylm
 from tinylora.gradcheck import randomize_lora
+from tinylora.lora import LoRAConfig
 from tinylora.optim import Adam
 from tinylora.run import cli
 from tinylora.train import loss_and_grads
-from tinylora.transformer import BLOCK_TARGETS, TinyLM, TransformerBlock
+from tinylora.transformer import LMConfig, TinyLM
 
-SMALL = {"d_model": 8, "n_head": 2, "n_layer": 2, "context": 8, "d_ff": 16, "r": 2}
+SMALL = LMConfig(11, d_model=8, n_head=2, n_layer=2, context=8, d_ff=16)
+R2, FROZEN = LoRAConfig(r=2), LoRAConfig(targets=())  # LoRA (rank 2) on q, k, v, o, fc1, fc2; none
 
 
 def _tokens(seed, shape, vocab):
@@ -53,13 +56,13 @@ def test_gradcheck_command_lists_every_transformer_tensor_ok(capsys):
 def test_skipping_untrained_work_never_changes_a_gradient():
     """The backward skips what no trainable array needs (block 0's input gradient, a frozen
     branch); each gradient must equal the one computed with every array trainable."""
-    lm_all = TinyLM(11, targets=BLOCK_TARGETS, trainable="all", seed=1, **SMALL)
+    lm_all = TinyLM(SMALL, R2, trainable="all", seed=1)
     randomize_lora(lm_all, seed=2)
     tokens = _tokens(3, (2, 6), 11)
     _, full = loss_and_grads(lm_all, tokens[:, :-1], tokens[:, 1:], loss="cross_entropy")
     for trainable in (["head.W"], ["ln_f.g", "blocks.1.mlp.fc2.b"], ["blocks.0.attn.o.A"],
                       ["blocks.0.ln1.g"], ["pos_emb"], ["blocks.1.attn.k.W", "tok_emb"], "lora"):
-        lm = TinyLM(11, targets=BLOCK_TARGETS, trainable=trainable, seed=1, **SMALL)
+        lm = TinyLM(SMALL, R2, trainable=trainable, seed=1)
         lm.params = lm_all.params
         _, grads = loss_and_grads(lm, tokens[:, :-1], tokens[:, 1:], loss="cross_entropy")
         assert list(grads) == list(lm.trainable)
@@ -69,7 +72,7 @@ def test_skipping_untrained_work_never_changes_a_gradient():
 
 def test_loss_and_gradients_are_means_over_the_batch():
     """Duplicating the batch leaves the loss and every gradient unchanged (a mean, not a sum)."""
-    lm = TinyLM(11, trainable="all", seed=4, **SMALL)
+    lm = TinyLM(SMALL, R2, trainable="all", seed=4)
     tokens = _tokens(5, (2, 6), 11)
     loss, grads = loss_and_grads(lm, tokens[:, :-1], tokens[:, 1:], loss="cross_entropy")
     twice = np.concatenate([tokens, tokens])
@@ -86,7 +89,7 @@ def test_loss_and_gradients_are_means_over_the_batch():
 def test_changing_token_t_leaves_the_logits_before_t_unchanged():
     """A language model must not see the future: changing the token at position t changes no
     logit before t (and does change the logits at t)."""
-    lm = TinyLM(11, targets=BLOCK_TARGETS, seed=6, **SMALL)
+    lm = TinyLM(SMALL, R2, seed=6)
     randomize_lora(lm, seed=7)
     tokens = _tokens(8, (2, 8), 11)
     logits, _ = lm.forward(tokens)
@@ -106,23 +109,23 @@ def test_changing_token_t_leaves_the_logits_before_t_unchanged():
 def test_lora_at_init_leaves_the_output_exactly_unchanged(init):
     """At either init one factor is 0, so the model with LoRA on every target computes exactly
     the frozen model's logits (same seed: the base never depends on the LoRA options)."""
-    frozen = TinyLM(11, targets=(), seed=9, **SMALL)
-    lora = TinyLM(11, targets=BLOCK_TARGETS, init=init, seed=9, **SMALL)
+    frozen = TinyLM(SMALL, FROZEN, seed=9)
+    lora = TinyLM(SMALL, LoRAConfig(r=2, init=init), seed=9)
     for k in frozen.params:
         np.testing.assert_array_equal(lora.params[k], frozen.params[k])
     tokens = _tokens(10, (3, 8), 11)
     np.testing.assert_array_equal(lora.forward(tokens)[0], frozen.forward(tokens)[0])
     x = backend.normal(11, (2, 5, 8), 1.0, np)
-    blk0, blk = TransformerBlock(8, 2, seed=12), TransformerBlock(8, 2, targets=BLOCK_TARGETS,
-                                                                   init=init, seed=12)
+    blk0 = TransformerBlock(BlockConfig(8, 2), FROZEN, seed=12)
+    blk = TransformerBlock(BlockConfig(8, 2), LoRAConfig(init=init), seed=12)
     np.testing.assert_array_equal(blk.forward(x)[0], blk0.forward(x)[0])
 
 
 def test_merged_weights_reproduce_the_output():
     """Replacing every target's W by W + scale A B (and dropping A, B) gives the same logits."""
-    lm = TinyLM(11, targets=BLOCK_TARGETS, alpha=3.0, seed=13, **SMALL)
+    lm = TinyLM(SMALL, LoRAConfig(r=2, alpha=3.0), seed=13)
     randomize_lora(lm, seed=14)
-    merged = TinyLM(11, targets=(), seed=13, **SMALL)
+    merged = TinyLM(SMALL, FROZEN, seed=13)
     for k in merged.params:
         merged.params[k][...] = lm.params[k]
     for target, W in lm.merged_weights().items():
@@ -134,7 +137,7 @@ def test_merged_weights_reproduce_the_output():
 def test_training_lora_leaves_every_frozen_array_bit_identical():
     """Five Adam steps with trainable='lora': every base array is bit-identical afterwards, and
     every LoRA factor moved (with zero_B both A and B move once B is non-zero)."""
-    lm = TinyLM(11, targets=BLOCK_TARGETS, seed=16, **SMALL)
+    lm = TinyLM(SMALL, R2, seed=16)
     before = {k: v.copy() for k, v in lm.params.items()}
     opt = Adam(lm.trainable_params(), lr=1e-2)
     tokens = _tokens(17, (4, 8), 11)
@@ -160,7 +163,8 @@ def trained():
     V, T = 4, 16
     seq = np.array(PATTERN * 10)
     tokens = np.stack([seq[o:o + T + 1] for o in range(4)])  # 4 windows, 4 offsets
-    lm = TinyLM(V, d_model=16, n_head=2, n_layer=1, context=T, targets=(), trainable="all", seed=0)
+    lm = TinyLM(LMConfig(V, d_model=16, n_head=2, n_layer=1, context=T), FROZEN, trainable="all",
+                seed=0)
     opt = Adam(lm.trainable_params(), lr=1e-2)
     history = []
     for _ in range(80):
@@ -195,7 +199,7 @@ def test_greedy_generation_continues_the_learned_pattern(trained):
 def test_generation_crops_to_the_context_and_sampling_is_seeded():
     """A prompt longer than the context still works (the model reads the last `context`
     tokens); temperature sampling gives ids in range and repeats itself for the same seed."""
-    lm = TinyLM(11, seed=18, **SMALL)
+    lm = TinyLM(SMALL, R2, seed=18)
     prompt = _tokens(19, 12, 11)  # longer than context = 8
     out = lm.generate(prompt, 10, temperature=1.0, seed=3)
     assert out.shape == (22,) and (out >= 0).all() and (out < 11).all()
@@ -211,7 +215,7 @@ def test_generation_crops_to_the_context_and_sampling_is_seeded():
 def test_float32_model_stays_float32():
     """A float32 TinyLM gives float32 logits, loss and gradients: nothing silently promotes to
     float64 (scales and eps are Python floats, the mask is built in the model's dtype)."""
-    lm = TinyLM(11, trainable="all", dtype="float32", **SMALL)
+    lm = TinyLM(SMALL, R2, trainable="all", dtype="float32")
     tokens = _tokens(28, (2, 8), 11)
     assert lm.forward(tokens)[0].dtype == np.float32
     loss, grads = loss_and_grads(lm, tokens[:, :-1], tokens[:, 1:], loss="cross_entropy")
@@ -222,8 +226,8 @@ def test_float32_model_stays_float32():
 def test_every_backend_gives_the_numpy_logits_and_gradients(xp_name):
     """NumPy and (where a GPU is present) CuPy start from the same host-drawn numbers, so their
     logits, loss and gradients (embeddings' scatter-add included) agree to round-off."""
-    ref = TinyLM(11, trainable="all", seed=29, backend="numpy", **SMALL)
-    lm = TinyLM(11, trainable="all", seed=29, backend=xp_name, **SMALL)
+    ref = TinyLM(SMALL, R2, trainable="all", seed=29, backend="numpy")
+    lm = TinyLM(SMALL, R2, trainable="all", seed=29, backend=xp_name)
     tokens = _tokens(30, (2, 8), 11)
     loss_ref, grads_ref = loss_and_grads(ref, tokens[:, :-1], tokens[:, 1:], loss="cross_entropy")
     xp = lm.xp
@@ -242,7 +246,7 @@ def test_every_backend_gives_the_numpy_logits_and_gradients(xp_name):
 
 def test_keys_follow_the_agreed_dotted_paths():
     """Keys are dotted paths (blocks.0.attn.q.A); targets hold full layer paths."""
-    lm = TinyLM(11, targets=("q", "fc2"), seed=20, **SMALL)
+    lm = TinyLM(SMALL, LoRAConfig(r=2, targets=("q", "fc2")), seed=20)
     assert lm.targets == ("blocks.0.attn.q", "blocks.0.mlp.fc2", "blocks.1.attn.q",
                           "blocks.1.mlp.fc2")
     assert lm.params["tok_emb"].shape == (11, 8) and lm.params["pos_emb"].shape == (8, 8)
@@ -254,25 +258,16 @@ def test_keys_follow_the_agreed_dotted_paths():
     assert set(lm.base_keys()) | set(lm.adapter_keys()) == set(lm.params)
 
 
-def test_config_is_json_and_rebuilds_the_same_model():
-    """lm.config survives JSON and TinyLM(**config) has bit-identical arrays."""
-    lm = TinyLM(11, targets=("v",), trainable="all", seed=21, **SMALL)
-    again = TinyLM(**json.loads(json.dumps(lm.config)))
-    assert again.trainable == lm.trainable
-    for k, v in lm.params.items():
-        np.testing.assert_array_equal(again.params[k], v)
-
-
 def test_pretrained_base_loads_into_a_model_with_lora(tmp_path):
     """The pretrain-then-fine-tune path: save base_keys() of a model without LoRA, load them into
     one with LoRA (another seed): at zero_B init its logits equal the pretrained model's."""
-    base = TinyLM(11, targets=(), trainable="all", seed=22, **SMALL)
+    base = TinyLM(SMALL, FROZEN, trainable="all", seed=22)
     opt = Adam(base.trainable_params(), lr=1e-2)
     tokens = _tokens(23, (2, 8), 11)
     for _ in range(3):
         opt.step(loss_and_grads(base, tokens[:, :-1], tokens[:, 1:], loss="cross_entropy")[1])
     base.save(tmp_path / "base.npz", keys=base.base_keys())
-    lm = TinyLM(11, targets=BLOCK_TARGETS, seed=99, **SMALL)
+    lm = TinyLM(SMALL, R2, seed=99)
     lm.load(tmp_path / "base.npz", keys=lm.base_keys())
     np.testing.assert_array_equal(lm.forward(tokens)[0], base.forward(tokens)[0])
 
@@ -282,11 +277,13 @@ def test_pretrained_base_loads_into_a_model_with_lora(tmp_path):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: TransformerBlock(10, 3), r"n_head: expected a divisor of d_model=10, got 3"),
-    (lambda: TinyLM(11, d_model=8, n_head=3), r"n_head: expected a divisor of d_model=8, got 3"),
-    (lambda: TinyLM(11, targets=("q", "up")), r"targets: \['up'\] are not block layers"),
-    (lambda: TinyLM(0), r"vocab_size: expected a positive integer, got 0"),
-    (lambda: TransformerBlock(8, 2, targets=("q",), r=9), r"r: expected 1 <= r <= min"),
+    (lambda: BlockConfig(10, 3), r"n_head: expected a divisor of d_model=10, got 3"),
+    (lambda: LMConfig(11, d_model=8, n_head=3), r"n_head: expected a divisor of d_model=8, got 3"),
+    (lambda: TinyLM(LMConfig(11), LoRAConfig(targets=("q", "up"))),
+     r"targets: \['up'\] are not block layers"),
+    (lambda: LMConfig(0), r"vocab_size: expected a positive integer, got 0"),
+    (lambda: TransformerBlock(BlockConfig(8, 2), LoRAConfig(r=9, targets=("q",))),
+     r"r: expected 1 <= r <= min"),
 ])
 def test_bad_constructor_arguments_are_clear_errors(make, message):
     """n_head not dividing d_model, unknown targets, bad sizes, a rank too large: ValueError."""
@@ -297,10 +294,10 @@ def test_bad_constructor_arguments_are_clear_errors(make, message):
 def test_bad_inputs_to_forward_are_clear_errors():
     """Wrong d_model for the block; for TinyLM, ids out of range and a sequence longer than the
     context: each a ValueError saying what was expected and what came."""
-    blk = TransformerBlock(8, 2)
+    blk = TransformerBlock(BlockConfig(8, 2))
     with pytest.raises(ValueError, match=r"x: expected shape \(N, T, d_model=8\), got \(2, 3, 6\)"):
         blk.forward(np.zeros((2, 3, 6)))
-    lm = TinyLM(11, **SMALL)
+    lm = TinyLM(SMALL, R2)
     with pytest.raises(ValueError, match=r"ids must lie in \[0, 11\), got values in \[0, 11\]"):
         lm.forward(np.array([[0, 11]]))
     with pytest.raises(ValueError, match=r"T=9 must be between 1 and the model's context 8"):

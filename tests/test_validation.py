@@ -8,18 +8,20 @@ numbers go) are accepted. The checks live in one place per kind of input (`tinyl
 import numpy as np
 import pytest
 
-from tinylora import LoRAMLP, validate
-from tinylora.block import TransformerBlock
+from tinylora import LoRAMLP, MLPConfig, validate
+from tinylora.block import BlockConfig, TransformerBlock
 from tinylora.layers import cross_entropy_forward, mse_forward
+from tinylora.lora import LoRAConfig
 from tinylora.optim import SGD, Adam, AdamW, loraplus_groups
 from tinylora.train import train
-from tinylora.transformer import TinyLM
+from tinylora.transformer import LMConfig, TinyLM
 
-SMALL_LM = {"d_model": 8, "n_head": 2, "n_layer": 1, "context": 8, "r": 2}
+SMALL_LM = LMConfig(11, d_model=8, n_head=2, n_layer=1, context=8)
 
 
-def mlp(**kwargs):
-    return LoRAMLP(**{"d_in": 6, "d_hidden": 8, "d_out": 3, "r": 2, **kwargs})
+def mlp(config=None, lora=None, **kwargs):
+    """LoRAMLP 6 -> 8 -> 3 with LoRA of rank 2 unless told otherwise; `kwargs` go to it."""
+    return LoRAMLP(config or MLPConfig(6, 8, 3), lora or LoRAConfig(r=2), **kwargs)
 
 
 def params():
@@ -61,12 +63,13 @@ def test_an_optimizer_refuses_parameters_it_cannot_update_in_place():
 
 def test_numpy_scalars_are_accepted_where_python_numbers_are():
     """np.int64 ranks, widths and token counts and np.float32 weight decays are legitimate."""
-    model = LoRAMLP(np.int64(8), np.int64(16), np.int64(4), r=np.int64(2))
-    assert model.lora.r == 2 and type(model.lora.r) is int and model.widths == [8, 16, 4]
+    model = LoRAMLP(MLPConfig(np.int64(8), np.int64(16), np.int64(4)), LoRAConfig(r=np.int64(2)))
+    assert model.lora.r == 2 and type(model.lora.r) is int and model.widths == (8, 16, 4)
+    assert all(type(n) is int for n in model.widths)
     opt = AdamW(model.trainable_params(), weight_decay=np.float32(0.01), lr=np.float64(1e-3))
     assert opt.groups[0]["weight_decay"] == pytest.approx(0.01)
     assert isinstance(opt.groups[0]["lr"], float)  # no float32 run promoted by a NumPy scalar
-    lm = TinyLM(11, **SMALL_LM)
+    lm = TinyLM(SMALL_LM, LoRAConfig(r=2))
     assert len(lm.generate(np.array([1, 2]), n_new=np.int64(2))) == 4
 
 
@@ -74,37 +77,39 @@ def test_numpy_scalars_are_accepted_where_python_numbers_are():
 # Models
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"alpha": "abc"}, r"alpha: expected a finite number > 0, got 'abc' \(str\)"),
-    ({"targets": []}, None),
-    ({"stack": 3}, r"stack: expected a tuple of positive integers such as \(3,\), got 3 \(int\)"),
-    ({"stack": (0,)}, r"stack: expected a positive integer, got 0"),
-    ({"seed": -1}, r"seed: expected an integer >= 0 \(or a numpy Generator\), got -1"),
-    ({"bias": True, "biases": [np.zeros(8)]}, r"biases: expected a list of 2 arrays"),
-    ({"weights": [np.zeros((6, 8))]}, r"weights: expected a list of 2 arrays"),
-    ({"biases": [np.zeros(8), np.zeros(3)]}, r"biases: expected None when bias=False"),
-    ({"weights": [np.zeros((6, 8)) + 1j, np.zeros((8, 3))]},
+@pytest.mark.parametrize("make, message", [
+    (lambda: LoRAConfig(alpha="abc"), r"alpha: expected a finite number > 0, got 'abc' \(str\)"),
+    (lambda: mlp(lora=LoRAConfig(targets=[])), None),
+    (lambda: mlp(stack=3),
+     r"stack: expected a tuple of positive integers such as \(3,\), got 3 \(int\)"),
+    (lambda: mlp(stack=(0,)), r"stack: expected a positive integer, got 0"),
+    (lambda: mlp(seed=-1), r"seed: expected an integer >= 0 \(or a numpy Generator\), got -1"),
+    (lambda: mlp(MLPConfig(6, 8, 3, bias=True), biases=[np.zeros(8)]),
+     r"biases: expected a list of 2 arrays"),
+    (lambda: mlp(weights=[np.zeros((6, 8))]), r"weights: expected a list of 2 arrays"),
+    (lambda: mlp(biases=[np.zeros(8), np.zeros(3)]), r"biases: expected None when bias=False"),
+    (lambda: mlp(weights=[np.zeros((6, 8)) + 1j, np.zeros((8, 3))]),
      r"weights\[0\]: expected a real array of shape \(6, 8\), got .*complex128"),
-    ({"d_hidden": []}, r"d_hidden: expected a positive integer or a non-empty list"),
-    ({"rslora": "yes"}, r"rslora: expected True or False, got 'yes'"),
+    (lambda: MLPConfig(6, {8}, 3), r"d_hidden: expected a positive integer or a list of them"),
+    (lambda: LoRAConfig(rslora="yes"), r"rslora: expected True or False, got 'yes'"),
 ])
-def test_bad_lora_mlp_arguments_are_clear_errors(kwargs, message):
+def test_bad_lora_mlp_arguments_are_clear_errors(make, message):
     """alpha='abc', stack=3, seed=-1, biases ignored by bias=False, weights/biases of the wrong
     length or complex: each names itself (targets=[] builds a model with nothing to train)."""
     if message is None:
-        model = mlp(**kwargs)
+        model = make()
         out, cache = model.forward(np.ones((2, 6)))
         assert model.trainable == () and model.backward(np.ones_like(out), cache) == {}
         return
     with pytest.raises(ValueError, match=message):
-        mlp(**kwargs)
+        make()
 
 
 def test_a_single_target_name_is_one_layer_in_every_model():
     """targets='fc1' (LoRAMLP) and targets='q' (block, TinyLM) mean that layer, not its letters."""
-    assert mlp(targets="fc1").targets == ("fc1",)
-    assert TransformerBlock(8, 2, targets="q", r=2).targets == ("attn.q",)
-    assert TinyLM(11, **{**SMALL_LM, "targets": "fc1"}).targets == ("blocks.0.mlp.fc1",)
+    assert mlp(lora=LoRAConfig(r=2, targets="fc1")).targets == ("fc1",)
+    assert TransformerBlock(BlockConfig(8, 2), LoRAConfig(r=2, targets="q")).targets == ("attn.q",)
+    assert TinyLM(SMALL_LM, LoRAConfig(r=2, targets="fc1")).targets == ("blocks.0.mlp.fc1",)
 
 
 @pytest.mark.parametrize("x, message", [
@@ -126,7 +131,7 @@ def test_bad_inputs_to_the_mlp_are_clear_errors(x, message):
 def test_bad_inputs_to_the_block_are_clear_errors(x, message):
     """A nested list or an empty sequence (T = 0) for TransformerBlock.forward names x."""
     with pytest.raises(ValueError, match=message):
-        TransformerBlock(8, 2).forward(x)
+        TransformerBlock(BlockConfig(8, 2)).forward(x)
 
 
 @pytest.mark.parametrize("call, message", [
@@ -138,7 +143,7 @@ def test_bad_inputs_to_the_block_are_clear_errors(x, message):
 def test_bad_inputs_to_the_language_model_are_clear_errors(call, message):
     """Float prompt ids are refused (never truncated), as forward refuses them; so is N = 0."""
     with pytest.raises(ValueError, match=message):
-        call(TinyLM(11, **SMALL_LM))
+        call(TinyLM(SMALL_LM, LoRAConfig(r=2)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,12 +15,13 @@ gradient is the sum of the two paths; `block_backward` writes each of these sums
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from tinylora import backend as _backend
 from tinylora import validate
 from tinylora.attention import attention_backward, attention_forward
 from tinylora.layers import gelu_backward, gelu_forward
-from tinylora.lora import LoRAConfig, LoRAModel, init_factors
+from tinylora.lora import LoRAConfig, LoRAModel, init_factors, lora_rng
 from tinylora.norms import layernorm_backward, layernorm_forward
 from tinylora.projection import passes_none, proj_backward, proj_forward, trains
 
@@ -29,11 +30,29 @@ TARGET_PATHS = {"q": "attn.q", "k": "attn.k", "v": "attn.v", "o": "attn.o",
                 "fc1": "mlp.fc1", "fc2": "mlp.fc2"}
 
 
-def check_targets(targets) -> tuple:
-    """Short target names (``q``, ``fc1``...) in BLOCK_TARGETS order: one name or a list of
-    them (None: none); anything else is an error."""
-    return validate.names(() if targets is None else targets, "targets", BLOCK_TARGETS,
-                          what="block layers")
+def check_heads(d_model: int, n_head: int) -> None:
+    """n_head must divide d_model: each head reads d_model / n_head coordinates (the one check
+    behind both `BlockConfig` and `tinylora.transformer.LMConfig`)."""
+    if d_model % n_head:
+        raise ValueError(f"n_head: expected a divisor of d_model={d_model}, got {n_head}")
+
+
+@dataclass(frozen=True)
+class BlockConfig:
+    """A block's sizes: d_model (the residual stream's width), n_head (a divisor of d_model),
+    d_ff (the MLP's hidden width; None means 4 * d_model, resolved here)."""
+
+    d_model: int
+    n_head: int
+    d_ff: int | None = None
+
+    def __post_init__(self):
+        set_ = object.__setattr__  # frozen: each field set once, here
+        set_(self, "d_model", validate.positive_int(self.d_model, "d_model"))  # NumPy ints too
+        set_(self, "n_head", validate.positive_int(self.n_head, "n_head"))
+        check_heads(self.d_model, self.n_head)
+        d_ff = 4 * self.d_model if self.d_ff is None else self.d_ff
+        set_(self, "d_ff", validate.positive_int(d_ff, "d_ff"))
 
 
 def layer_shapes(d_model: int, d_ff: int) -> dict:
@@ -151,34 +170,29 @@ def block_backward(dout, cache, trainable, grads: dict, need_dx: bool = True):
 
 
 class TransformerBlock(LoRAModel):
-    """One pre-LN Transformer block with LoRA factors on `targets` (a subset of BLOCK_TARGETS).
+    """One pre-LN Transformer block (`BlockConfig`) with LoRA factors (`LoRAConfig`).
 
     Args:
-        d_model, n_head: widths; n_head must divide d_model (head size d_model / n_head).
-        d_ff: the MLP's hidden width (default 4 * d_model).
-        targets: short names of the LoRA layers: "q", "k", "v", "o", "fc1", "fc2".
-        r, alpha, rslora, init: see `tinylora.lora.LoRAConfig` (alpha defaults to r: scale 1).
-        lora_dropout: dropout on the input of every A while training, in [0, 1).
+        config: d_model, n_head, d_ff (`BlockConfig`).
+        lora: rank, alpha, init, dropout, and the targets among BLOCK_TARGETS ("q", "k", "v",
+            "o", "fc1", "fc2"; None: all six; (): none); None means ``LoRAConfig()``.
         trainable: "lora" (default), "all" (every array, frozen ones included), or a list of keys.
         seed, backend, dtype: host-side seeded init, the array backend, float64 or float32.
     """
 
-    def __init__(self, d_model, n_head, d_ff=None, targets=(), r=8, alpha=None, rslora=False,
-                 init="zero_B", trainable="lora", seed=0, backend=None, dtype=None,
-                 lora_dropout=0.0):
+    config_class = BlockConfig
+    usage = "TransformerBlock(BlockConfig(d_model, n_head), LoRAConfig(r=...))"
+
+    def __init__(self, config: BlockConfig, lora: LoRAConfig | None = None, *,
+                 trainable="lora", seed=0, backend=None, dtype=None):
         xp = _backend.get_xp(backend)
         dtype = _backend.resolve_dtype(dtype)
-        self.d_model = validate.positive_int(d_model, "d_model")
-        self.n_head = validate.positive_int(n_head, "n_head")
-        if d_model % n_head:
-            raise ValueError(f"n_head: expected a divisor of d_model={d_model}, got {n_head}")
-        self.d_ff = validate.positive_int(4 * d_model if d_ff is None else d_ff, "d_ff")
-        short = check_targets(targets)
-        self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora, init=init, dropout=lora_dropout)
-        self.params = init_block(_backend.host_rng(seed), d_model, self.d_ff, xp, dtype)
-        lora_rng = _backend.host_rng([seed, 1])  # its own stream: the base never depends on LoRA
-        self.targets = tuple(add_factors(self.params, lora_rng, self.lora, d_model, self.d_ff,
-                                         short, xp=xp, dtype=dtype))
+        self.config, self.lora = config, LoRAConfig() if lora is None else lora
+        self.d_model, self.n_head, self.d_ff = config.d_model, config.n_head, config.d_ff
+        short = self.lora.pick_targets(BLOCK_TARGETS, what="block layers")
+        self.params = init_block(_backend.host_rng(seed), self.d_model, self.d_ff, xp, dtype)
+        self.targets = tuple(add_factors(self.params, lora_rng(seed), self.lora, self.d_model,
+                                         self.d_ff, short, xp=xp, dtype=dtype))
         self._set_dropout(seed)
         self._set_trainable(trainable)
 

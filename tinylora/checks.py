@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 
 from tinylora import attention, backend, layers
-from tinylora.block import BLOCK_TARGETS, TransformerBlock
+from tinylora.block import BLOCK_TARGETS, BlockConfig, TransformerBlock
 from tinylora.embedding import (
     embedding_backward,
     embedding_forward,
@@ -22,9 +22,10 @@ from tinylora.embedding import (
     lora_embedding_forward,
 )
 from tinylora.gradcheck import check_layer, check_model, randomize_lora
-from tinylora.models import LoRAMLP
+from tinylora.lora import LoRAConfig
+from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.norms import layernorm_backward, layernorm_forward
-from tinylora.transformer import TinyLM
+from tinylora.transformer import LMConfig, TinyLM
 
 F64 = "float64"
 TF_TOL = 1e-6  # the Transformer's cases
@@ -94,11 +95,11 @@ class _FixedMasks:
 
 def case_dropout_models(xp):
     """The MLP and TinyLM training with LoRA dropout on (p = 0.3; masks held fixed)."""
-    m = LoRAMLP(4, 5, 3, r=2, alpha=3.0, bias=True, activation="gelu", lora_dropout=0.3, seed=41,
-                backend=xp.__name__, dtype=F64)
+    m = LoRAMLP(MLPConfig(4, 5, 3, activation="gelu", bias=True),
+                LoRAConfig(r=2, alpha=3.0, dropout=0.3), seed=41, backend=xp.__name__, dtype=F64)
     randomize_lora(m, seed=42)
-    lm = TinyLM(7, d_model=6, n_head=2, n_layer=1, context=6, d_ff=8, r=2, alpha=3.0,
-                lora_dropout=0.3, seed=43, dtype=F64, backend=xp.__name__)
+    lm = TinyLM(LMConfig(7, d_model=6, n_head=2, n_layer=1, context=6, d_ff=8),
+                LoRAConfig(r=2, alpha=3.0, dropout=0.3), seed=43, dtype=F64, backend=xp.__name__)
     randomize_lora(lm, seed=44)
     tokens = xp.asarray([[1, 4, 1, 6, 0], [2, 2, 5, 1, 3]])
     return (check_model("mlp[dropout]", _FixedMasks(m), _randn(45, (3, 4), xp))
@@ -135,20 +136,27 @@ def case_cross_entropy(xp):
 
 def case_mlp(xp):
     """The LoRA MLP in every combination: both inits, both activations, bias on/off, rsLoRA
-    on/off; then every array trainable (the frozen weights' dW derived and checked too)."""
+    on/off; then every array trainable (the frozen weights' dW derived and checked too); then
+    one layer alone (d_hidden = [], fc1: d_in -> d_out), with its frozen W and bias trainable."""
     results = []
     x = _randn(7, (3, 4), xp)
     for init, act, bias, rs in itertools.product(("zero_B", "zero_A"), ("relu", "gelu"),
                                                  (False, True), (False, True)):
-        m = LoRAMLP(4, [5, 6], 3, r=2, alpha=3.0, rslora=rs, init=init, activation=act,
-                    bias=bias, seed=8, backend=xp.__name__, dtype=F64)
+        m = LoRAMLP(MLPConfig(4, [5, 6], 3, activation=act, bias=bias),
+                    LoRAConfig(r=2, alpha=3.0, rslora=rs, init=init), seed=8,
+                    backend=xp.__name__, dtype=F64)
         randomize_lora(m, seed=9)
         tag = f"mlp[{init},{act},{'bias' if bias else 'nobias'},{'rslora' if rs else 'lora'}]"
         results += check_model(tag, m, x)
-    m = LoRAMLP(4, 5, 3, r=2, targets=["fc2"], bias=True, activation="gelu", trainable="all",
-                seed=10, backend=xp.__name__, dtype=F64)
+    m = LoRAMLP(MLPConfig(4, 5, 3, activation="gelu", bias=True),
+                LoRAConfig(r=2, targets=["fc2"]), trainable="all", seed=10,
+                backend=xp.__name__, dtype=F64)
     randomize_lora(m, seed=11)
     results += check_model("mlp[trainable=all]", m, x)
+    m = LoRAMLP(MLPConfig(4, [], 3, bias=True), LoRAConfig(r=2, alpha=3.0), trainable="all",
+                seed=12, backend=xp.__name__, dtype=F64)
+    randomize_lora(m, seed=13)
+    results += check_model("mlp[one_layer]", m, x)
     return results
 
 
@@ -191,8 +199,8 @@ def case_attention(xp):
     results = check_layer(
         "attention_heads", lambda a: attention.attend_forward(a["q"], a["k"], a["v"], 2),
         lambda g, c: dict(zip("qkv", attention.attend_backward(g, c))), a, tol=TF_TOL)
-    blk = TransformerBlock(6, 2, targets=("q", "k", "v", "o"), r=2, alpha=3.0, seed=23,
-                           dtype=F64, backend=xp.__name__)
+    blk = TransformerBlock(BlockConfig(6, 2), LoRAConfig(r=2, alpha=3.0, targets=("q", "k", "v",
+                           "o")), seed=23, dtype=F64, backend=xp.__name__)
     randomize_lora(blk, seed=24)
     p = {k: v for k, v in blk.params.items() if k.startswith("attn.")}
     p["x"] = _randn(rng, (2, 4, 6), xp)
@@ -211,12 +219,14 @@ def case_block(xp):
     """The block with LoRA on each target alone, both inits; then every array trainable
     (frozen W, biases, layer norms) together with the gradient of the block's input."""
     x, results = _randn(25, (2, 4, 6), xp), []
-    kw = {"d_ff": 8, "r": 2, "alpha": 3.0, "dtype": F64, "backend": xp.__name__}
+    config, kw = BlockConfig(6, 2, d_ff=8), {"dtype": F64, "backend": xp.__name__}
     for (i, target), init in itertools.product(enumerate(BLOCK_TARGETS), ("zero_B", "zero_A")):
-        blk = TransformerBlock(6, 2, targets=(target,), init=init, seed=26, **kw)
+        lora = LoRAConfig(r=2, alpha=3.0, init=init, targets=(target,))
+        blk = TransformerBlock(config, lora, seed=26, **kw)
         randomize_lora(blk, seed=100 + 2 * i + (init == "zero_A"))  # a different point each
         results += check_model(f"block[{target},{init}]", blk, x, tol=TF_TOL, zero=ZERO)
-    blk = TransformerBlock(6, 2, targets=BLOCK_TARGETS, rslora=True, trainable="all", seed=29, **kw)
+    blk = TransformerBlock(config, LoRAConfig(r=2, alpha=3.0, rslora=True), trainable="all",
+                           seed=29, **kw)
     randomize_lora(blk, seed=30)
     results += check_model("block[trainable=all]", blk, x, tol=TF_TOL, zero=ZERO)
     return results + check_layer("block[input]", lambda a: blk.forward(a["x"]),
@@ -228,16 +238,16 @@ def case_tinylm(xp):
     """TinyLM: LoRA on every target of both blocks with every array trainable (embeddings,
     head, final norm); then LoRA only at Init[2] (the backward stops above the embeddings)."""
     tokens = xp.asarray([[1, 4, 1, 6, 0], [2, 2, 5, 1, 3]])  # repeats: tok_emb rows add up
+    config = LMConfig(7, d_model=6, n_head=2, n_layer=2, context=6, d_ff=8)
+    kw = {"dtype": F64, "backend": xp.__name__}
     results = []
     for i, (init, trainable) in enumerate((("zero_B", "all"), ("zero_A", "lora"))):
-        lm = TinyLM(7, d_model=6, n_head=2, n_layer=2, context=6, d_ff=8, targets=BLOCK_TARGETS,
-                    r=2, alpha=3.0, init=init, trainable=trainable, seed=32, dtype=F64,
-                    backend=xp.__name__)
+        lora = LoRAConfig(r=2, alpha=3.0, init=init, targets=BLOCK_TARGETS)
+        lm = TinyLM(config, lora, trainable=trainable, seed=32, **kw)
         randomize_lora(lm, seed=33 + i)
         results += check_model(f"tinylm[{init},trainable={trainable}]", lm, tokens,
                                tol=TF_TOL, zero=ZERO)
-    lm = TinyLM(7, d_model=6, n_head=2, n_layer=2, context=6, d_ff=8, targets=("tok_emb", "q"),
-                r=2, alpha=3.0, seed=35, dtype=F64, backend=xp.__name__)
+    lm = TinyLM(config, LoRAConfig(r=2, alpha=3.0, targets=("tok_emb", "q")), seed=35, **kw)
     randomize_lora(lm, seed=36)  # the table's LoRA through both blocks, q's LoRA beside it
     return results + check_model("tinylm[tok_emb,q]", lm, tokens, tol=TF_TOL, zero=ZERO)
 

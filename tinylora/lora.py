@@ -3,16 +3,24 @@
 A model keeps all its arrays in one dict with dotted keys (``fc1.W``, ``fc1.A``,
 ``blocks.0.attn.q.B``). LoRA adds ``<layer>.A`` (d_in, r) and ``<layer>.B`` (r, d_out) beside a
 frozen ``<layer>.W`` (d_in, d_out). `LoRAModel` is the base class that turns those keys into the
-things every model needs: the trainable subset, merged weights, and saving/loading.
+things every model needs: the trainable subset, merged weights, and saving/loading (the files
+themselves: `tinylora.checkpoint`).
+
+Every model is built from two dataclasses (nanoGPT's ``GPT(config)``): its own settings (sizes,
+activation) and a `LoRAConfig` (rank, alpha, init, which layers):
+
+    LoRAMLP(MLPConfig(16, [64, 64], 1), LoRAConfig(r=4, targets=["fc2"]))
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinylora import backend, validate
+from tinylora import backend, checkpoint, validate
 from tinylora.dropout import LoRADropout
 
 INITS = ("zero_B", "zero_A")
@@ -20,7 +28,7 @@ INITS = ("zero_B", "zero_A")
 
 @dataclass(frozen=True)
 class LoRAConfig:
-    """Rank `r`, `alpha`, the scale rule and the init of the LoRA factors.
+    """Rank `r`, `alpha`, the scale rule, the init of the LoRA factors and the layers they go on.
 
     scale = alpha / r (LoRA), or alpha / sqrt(r) with ``rslora=True`` (rsLoRA).
     alpha = None (the default) means alpha = r: scale 1 (every model's default, set here only).
@@ -28,6 +36,10 @@ class LoRAConfig:
             "zero_A": the paper's Init[2]: A = 0, B ~ N(0, 1) (variance Theta(1) in the width).
     Both start exactly at the frozen model; both zero would be a saddle where nothing learns.
     dropout = p: dropout on the input of A while training (PEFT's ``lora_dropout``), in [0, 1).
+    targets = the layers that get factors (PEFT's ``target_modules``), by the model's names:
+            None (the default) means every linear layer of the model (an MLP's fc1..fcK; a
+            block's q, k, v, o, fc1, fc2; never TinyLM's token table unless "tok_emb" is named);
+            () means none (the frozen model alone); one name, or a list, stored as a tuple.
     """
 
     r: int = 8
@@ -35,6 +47,7 @@ class LoRAConfig:
     rslora: bool = False
     init: str = "zero_B"
     dropout: float = 0.0
+    targets: tuple | None = None
 
     def __post_init__(self):
         r = validate.positive_int(self.r, "r", "a positive integer rank")  # NumPy ints too
@@ -45,12 +58,27 @@ class LoRAConfig:
         if not isinstance(self.rslora, bool):
             validate.fail("rslora", "True or False", self.rslora)
         validate.choice(self.init, "init", INITS)
-        object.__setattr__(self, "dropout", validate.probability(self.dropout, "lora_dropout"))
+        object.__setattr__(self, "dropout", validate.probability(self.dropout, "dropout"))
+        if self.targets is not None:  # the names are checked by the model, which knows its layers
+            targets = (self.targets,) if isinstance(self.targets, str) else self.targets
+            if not isinstance(targets, (list, tuple)) or not all(isinstance(t, str)
+                                                                  for t in targets):
+                validate.fail("targets", "None (every linear layer), a layer name or a list of "
+                              "them", self.targets)
+            object.__setattr__(self, "targets", tuple(targets))  # frozen, hashable: a tuple
 
     @property
     def scale(self) -> float:
         """alpha / r, or alpha / sqrt(r) for rsLoRA (a Python float: no dtype promotion)."""
         return float(self.alpha / (math.sqrt(self.r) if self.rslora else self.r))
+
+    def pick_targets(self, layers: tuple, named_only: tuple = (), what: str = "layers") -> tuple:
+        """The model's layers that get factors, in the model's order: all of `layers` when
+        `targets` is None; the names given otherwise, each one of `layers` or `named_only`
+        (layers that take LoRA only when named, like TinyLM's "tok_emb")."""
+        if self.targets is None:
+            return tuple(layers)
+        return validate.names(self.targets, "targets", (*named_only, *layers), what=what)
 
     def check_rank(self, layer: str, d_in: int, d_out: int) -> None:
         if self.r > min(d_in, d_out):
@@ -60,12 +88,10 @@ class LoRAConfig:
             )
 
 
-def npz_path(path) -> Path:
-    """`path` as a .npz file: the suffix added when missing; a .npy file is refused."""
-    path = Path(path)
-    if path.suffix == ".npy":
-        validate.fail("path", "a .npz file of named arrays (written by save)", str(path))
-    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+def lora_rng(seed):
+    """The random stream of the LoRA factors, apart from the frozen weights' `host_rng(seed)`:
+    the base arrays never depend on the LoRA settings (any targets, any r, the same base)."""
+    return backend.host_rng([seed, 1])
 
 
 def init_factors(rng, d_in: int, d_out: int, config: LoRAConfig, xp, dtype, stack=()):
@@ -88,19 +114,60 @@ def init_embedding_factors(rng, vocab_size: int, d: int, config: LoRAConfig, xp,
     return A, backend.normal(rng, (config.r, d), 1.0, xp, dtype)
 
 
-class LoRAModel:
-    """Base class: arrays in ``self.params`` (dotted keys), a LoRA config, the trainable keys.
+def check_call(cls, args: tuple, kwargs: dict) -> None:
+    """Refuse a call that does not read ``Model(config, lora, *, keywords)``, such as the old
+    style with sizes and LoRA settings in one keyword list (``LoRAMLP(16, [64, 64], 1, r=4)``),
+    with the house error naming the argument, before Python's TypeError (about how many
+    arguments came) can hide what went wrong."""
+    want = cls.config_class.__name__
+    config = args[0] if args else kwargs.get("config")
+    if not isinstance(config, cls.config_class):
+        article = "an" if want[0] in "AEIOUFHLMNRSX" else "a"  # said as letters: an MLPConfig
+        validate.fail("config", f"{article} {want} ({cls.usage})", config)
+    lora = args[1] if len(args) > 1 else kwargs.get("lora")
+    if lora is not None and not isinstance(lora, LoRAConfig):
+        validate.fail("lora", f"a LoRAConfig or None ({cls.usage})", lora)
+    keywords = [k for k in inspect.signature(cls.__init__).parameters if k != "self"][2:]
+    if len(args) > 2:
+        validate.fail("arguments", f"config and lora by position, then keywords {keywords}",
+                      args[2:])
+    moved = {"lora_dropout": "dropout"}  # PEFT's name for LoRAConfig's dropout
+    for name, value in kwargs.items():
+        if name in ("config", "lora", *keywords):
+            continue
+        field = moved.get(name, name)
+        if field in {f.name for f in dataclasses.fields(LoRAConfig)}:
+            validate.fail(name, f"LoRAConfig({field}=...), not a keyword of {cls.__name__}",
+                          value)
+        if field in {f.name for f in dataclasses.fields(cls.config_class)}:
+            validate.fail(name, f"{want}({field}=...), not a keyword of {cls.__name__}", value)
+        validate.fail(name, f"one of {cls.__name__}'s keywords {keywords}", value)
 
-    Subclasses set ``self.params``, ``self.lora``, ``self.targets`` (layer names with LoRA) and
-    call ``self._set_trainable(trainable)``.
+
+class LoRAModel:
+    """Base class: arrays in ``self.params`` (dotted keys), the model's settings in
+    ``self.config``, its `LoRAConfig` in ``self.lora``, the trainable keys.
+
+    Subclasses name their settings' class in ``config_class`` (and a call in ``usage``), set
+    ``self.config``, ``self.lora``, ``self.params``, ``self.targets`` (layer names with LoRA)
+    and call ``self._set_trainable(trainable)``.
     """
 
+    config_class = None  # MLPConfig, BlockConfig, LMConfig: what the first argument must be
+    usage = ""  # how a call reads, shown when one does not: "TinyLM(LMConfig(vocab_size), ...)"
     params: dict
     lora: LoRAConfig
     targets: tuple
     trainable: tuple
     training = True  # dropout on (`train`) or off (`eval`)
     _frozen = None  # while merged: the frozen weights as they were, to restore bit for bit
+
+    def __new__(cls, *args, **kwargs):
+        """Check the call (`check_call`) before ``__init__`` binds it: an old-style call gets
+        the house error, not Python's TypeError about how many positional arguments came."""
+        if cls.config_class is not None and (args or kwargs):  # none: a copy or an unpickling
+            check_call(cls, args, kwargs)
+        return super().__new__(cls)
 
     @property
     def scale(self) -> float:
@@ -215,41 +282,15 @@ class LoRAModel:
         return keys
 
     def save(self, path, keys=None) -> Path:
-        """Save the arrays named by `keys` (default: the adapters) to a .npz file. A path
-        without the .npz suffix gets it (as `numpy.savez` does), and `load` finds it the same
-        way. -> the path written."""
-        keys, path = self._keys(keys), npz_path(path)
-        backend.save_npz(path, {k: self.params[k] for k in keys})
-        return path
+        """Save the arrays named by `keys` (default: the adapters) to a .npz file, the suffix
+        added when missing (`tinylora.checkpoint.save`). -> the path written."""
+        return checkpoint.save(self.params, self._keys(keys), path)
 
     def load(self, path, keys=None) -> None:
-        """Load arrays saved by `save`. Names, shapes and real dtypes must match: every array is
-        read and converted first, so on any refusal the model is left exactly as it was."""
+        """Load arrays saved by `save`, all or nothing: on any refusal (names, shapes, dtypes,
+        values) the model is left exactly as it was (`tinylora.checkpoint.load`)."""
         self.refuse_if_merged("load")
-        keys, path = self._keys(keys), npz_path(path)
-        arrays = backend.load_npz(path)
-        if sorted(arrays) != sorted(keys):
-            raise ValueError(
-                f"load {path}: expected arrays {sorted(keys)}, the file holds {sorted(arrays)}"
-            )
-        ready = {}
-        for k in keys:
-            want, a = self.params[k], arrays[k]
-            if tuple(a.shape) != tuple(want.shape):
-                raise ValueError(f"load {path}: array {k!r} expected shape "
-                                 f"{tuple(want.shape)}, got {tuple(a.shape)}")
-            if a.dtype.kind not in "fiu":  # complex parts would be dropped, strings fail
-                validate.fail(f"load {path}: array {k!r}", "a real (float) array", a)
-            ready[k] = self.xp.asarray(a, dtype=want.dtype)
-            validate.finite_values(ready[k], f"load {path}: array {k!r}")
-        for k in keys:  # every check passed: now write, in place (optimizers hold these arrays)
-            self.params[k][...] = ready[k]
-
-    def save_adapters(self, path) -> None:
-        self.save(path)
-
-    def load_adapters(self, path) -> None:
-        self.load(path)
+        checkpoint.load(self.params, self._keys(keys), path)
 
     def n_params(self, keys=None) -> int:
         keys = self.params if keys is None else keys

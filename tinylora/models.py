@@ -2,6 +2,8 @@
 
     x (..., d_in) -> fc1 -> act -> fc2 -> act -> ... -> fcK -> out (..., d_out)
 
+    model = LoRAMLP(MLPConfig(16, [64, 64], 1), LoRAConfig(r=4))   # LoRA on fc1, fc2, fc3
+
 Layer ``fc<i>`` is a frozen linear ``h W + b``; on a LoRA target it becomes
 ``h W + b + scale * (h A) B`` (see `tinylora.layers.lora_linear_forward`).
 With ``stack=(S,)`` every LoRA factor gets a leading axis of S independent copies that share the
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 
 from tinylora import backend as _backend
 from tinylora import validate
+from tinylora.layers import ACTIVATIONS
 from tinylora.layers import activation as _activation
 from tinylora.lora import LoRAConfig, LoRAModel, init_factors
 from tinylora.projection import proj_backward, proj_forward, trains
@@ -28,45 +32,76 @@ def _given(a, name: str, shape: tuple, xp, dtype):
     return validate.finite_values(xp.asarray(host, dtype=dtype), name)
 
 
+@dataclass(frozen=True)
+class MLPConfig:
+    """The frozen MLP's settings: widths ``d_in -> d_hidden... -> d_out``, activation, biases.
+
+    d_hidden: one width (one hidden layer), or a list of them, stored as a tuple; an empty list
+        is a single layer d_in -> d_out (fc1 alone).
+    activation: "relu" or "gelu", between the layers. bias: frozen biases (zeros unless given).
+    """
+
+    d_in: int
+    d_hidden: tuple
+    d_out: int
+    activation: str = "relu"
+    bias: bool = False
+
+    def __post_init__(self):
+        hidden = ((self.d_hidden,) if isinstance(self.d_hidden, numbers.Integral)
+                  else self.d_hidden)
+        if not isinstance(hidden, (list, tuple)):
+            validate.fail("d_hidden", "a positive integer or a list of them ([] for one layer)",
+                          self.d_hidden)
+        set_ = object.__setattr__  # frozen: each field set once, here
+        set_(self, "d_in", validate.positive_int(self.d_in, "d_in"))  # NumPy ints too
+        set_(self, "d_hidden", tuple(validate.positive_int(n, "d_hidden") for n in hidden))
+        set_(self, "d_out", validate.positive_int(self.d_out, "d_out"))
+        validate.choice(self.activation, "activation", sorted(ACTIVATIONS))
+        if not isinstance(self.bias, bool):
+            validate.fail("bias", "True or False", self.bias)
+
+    @property
+    def widths(self) -> tuple:
+        """(d_in, *d_hidden, d_out): layer fc<i> maps widths[i - 1] to widths[i]."""
+        return (self.d_in, *self.d_hidden, self.d_out)
+
+    @property
+    def layer_names(self) -> tuple:
+        """("fc1", ..., "fcK"), K = len(d_hidden) + 1."""
+        return tuple(f"fc{i + 1}" for i in range(len(self.widths) - 1))
+
+
 class LoRAMLP(LoRAModel):
-    """A frozen MLP ``d_in -> d_hidden... -> d_out`` with LoRA factors on `targets`.
+    """A frozen MLP (`MLPConfig`) with LoRA factors (`LoRAConfig`) on some of its layers.
 
     Args:
-        d_in, d_hidden, d_out: widths; `d_hidden` is an int (one hidden layer) or a list.
-        targets: layer names with LoRA (``fc1``..``fcK``); default: all of them.
-        r, alpha, rslora, init: see `tinylora.lora.LoRAConfig` (init "zero_B" = Init[1]).
-        lora_dropout: dropout on the input of every A while training, in [0, 1) (PEFT's name).
-        activation: "relu" or "gelu". bias: frozen biases (zeros unless given).
-        weights, biases: frozen arrays to use instead of random ones (W_i ~ N(0, 1/fan_in)).
+        config: the widths, activation and biases (`MLPConfig`).
+        lora: rank, alpha, init, dropout, and the targets among ``fc1``..``fcK`` (None: all of
+            them); None means ``LoRAConfig()``.
         trainable: "lora" (default), "all", or a list of keys.
         stack: leading shape of independent LoRA copies, e.g. (S,) for S models at once.
+        weights, biases: frozen arrays to use instead of random ones (W_i ~ N(0, 1/fan_in)).
         seed, backend, dtype: host-side seeded init, the array backend, float64 or float32.
     """
 
-    def __init__(self, d_in, d_hidden, d_out, targets=None, r=4, alpha=None, rslora=False,
-                 init="zero_B", activation="relu", bias=False, weights=None, biases=None,
-                 trainable="lora", stack=(), seed=0, backend=None, dtype=None, lora_dropout=0.0):
+    config_class = MLPConfig
+    usage = "LoRAMLP(MLPConfig(d_in, d_hidden, d_out), LoRAConfig(r=...))"
+
+    def __init__(self, config: MLPConfig, lora: LoRAConfig | None = None, *, trainable="lora",
+                 stack=(), weights=None, biases=None, seed=0, backend=None, dtype=None):
         xp = _backend.get_xp(backend)
         dtype = _backend.resolve_dtype(dtype)
-        hidden = [d_hidden] if isinstance(d_hidden, numbers.Integral) else d_hidden
-        if not isinstance(hidden, (list, tuple)) or not hidden:
-            validate.fail("d_hidden", "a positive integer or a non-empty list of them", d_hidden)
-        self.widths = [validate.positive_int(d_in, "d_in"),
-                       *(validate.positive_int(n, "d_hidden") for n in hidden),
-                       validate.positive_int(d_out, "d_out")]
-        self.layer_names = tuple(f"fc{i + 1}" for i in range(len(self.widths) - 1))
-        self.act_name = activation
-        self.act_forward, self.act_backward = _activation(activation)
-        self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora, init=init, dropout=lora_dropout)
-        self.targets = (self.layer_names if targets is None
-                        else validate.names(targets, "targets", self.layer_names, what="layers"))
+        self.config, self.lora = config, LoRAConfig() if lora is None else lora
+        self.widths, self.layer_names = config.widths, config.layer_names  # shorthands
+        self.act_forward, self.act_backward = _activation(config.activation)
+        self.targets = self.lora.pick_targets(self.layer_names)
         if not isinstance(stack, (tuple, list)):
             validate.fail("stack", "a tuple of positive integers such as (3,)", stack)
         self.stack = tuple(validate.positive_int(n, "stack") for n in stack)
-        if not isinstance(bias, bool):
-            validate.fail("bias", "True or False", bias)
-        if biases is not None and not bias:
-            validate.fail("biases", "None when bias=False (pass bias=True to use them)", biases)
+        if biases is not None and not config.bias:
+            validate.fail("biases", "None when bias=False (MLPConfig(..., bias=True) to use "
+                          "them)", biases)
         n = len(self.layer_names)
         for what, given in (("weights", weights), ("biases", biases)):
             if given is not None and (not isinstance(given, (list, tuple)) or len(given) != n):
@@ -81,11 +116,11 @@ class LoRAMLP(LoRAModel):
             else:
                 W = _backend.normal(rng, (fan_in, fan_out), 1.0 / math.sqrt(fan_in), xp, dtype)
             self.params[f"{name}.W"] = W
-            if bias:
+            if config.bias:
                 b = (xp.zeros(fan_out, dtype=dtype) if biases is None
                      else _given(biases[i], f"biases[{i}]", (fan_out,), xp, dtype))
                 self.params[f"{name}.b"] = b
-        for i, name in enumerate(self.layer_names):
+        for i, name in enumerate(self.layer_names):  # the factors continue the same stream
             if name in self.targets:
                 fan_in, fan_out = self.widths[i], self.widths[i + 1]
                 self.lora.check_rank(name, fan_in, fan_out)
@@ -132,7 +167,7 @@ class LoRAMLP(LoRAModel):
     def __repr__(self) -> str:
         widths = " -> ".join(map(str, self.widths))
         stack = f", stack={self.stack}" if self.stack else ""
-        return (f"LoRAMLP({widths}, act={self.act_name}, targets={list(self.targets)}, "
+        return (f"LoRAMLP({widths}, act={self.config.activation}, targets={list(self.targets)}, "
                 f"r={self.lora.r}, scale={self.scale:g}, init={self.lora.init}{stack}, "
                 f"trainable={self.n_params(self.trainable)} of {self.n_params()} numbers)")
 

@@ -13,21 +13,22 @@ Keys: ``tok_emb`` (V, d), ``pos_emb`` (context, d), ``blocks.{i}.ln1.g`` ...
 ``blocks.{i}.attn.q.A`` etc., and ``tok_emb.A`` (V, r), ``tok_emb.B`` (r, d) when "tok_emb" is
 a target (LoRA on the token table, `tinylora.embedding`). The base arrays are drawn from `seed`
 alone, so a model with and without LoRA (any targets, any r) starts from the same base:
-pretrain with ``targets=(), trainable="all"``, save ``base_keys()``, then load them into a
-model with LoRA and fine-tune.
+pretrain ``TinyLM(config, LoRAConfig(targets=()), trainable="all")``, save ``base_keys()``, then
+load them into ``TinyLM(config, LoRAConfig(r=8))`` and fine-tune.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from tinylora import backend as _backend
 from tinylora import validate
 from tinylora.block import (
     BLOCK_TARGETS,
-    TransformerBlock,
+    BlockConfig,
     add_factors,
     block_backward,
     block_forward,
-    check_targets,
     init_block,
     ln_backward,
 )
@@ -39,69 +40,83 @@ from tinylora.embedding import (
     lora_embedding_forward,
 )
 from tinylora.layers import linear_backward, linear_forward, softmax
-from tinylora.lora import LoRAConfig, LoRAModel, init_embedding_factors
+from tinylora.lora import LoRAConfig, LoRAModel, init_embedding_factors, lora_rng
 from tinylora.norms import layernorm_forward
 
-__all__ = ["BLOCK_TARGETS", "TinyLM", "TransformerBlock"]
+
+@dataclass(frozen=True)
+class LMConfig:
+    """TinyLM's sizes: vocab_size, d_model, n_head (a divisor of d_model), n_layer blocks,
+    context (the longest sequence the position table covers), d_ff (the blocks' MLP width; None
+    means 4 * d_model). The block's sizes are checked by `BlockConfig`, once for both."""
+
+    vocab_size: int
+    d_model: int = 64
+    n_head: int = 4
+    n_layer: int = 2
+    context: int = 64
+    d_ff: int | None = None
+
+    def __post_init__(self):
+        set_ = object.__setattr__  # frozen: each field set once, here
+        set_(self, "vocab_size", validate.positive_int(self.vocab_size, "vocab_size"))
+        block = BlockConfig(self.d_model, self.n_head, self.d_ff)  # d_model % n_head, d_ff
+        set_(self, "d_model", block.d_model)
+        set_(self, "n_head", block.n_head)
+        set_(self, "d_ff", block.d_ff)
+        set_(self, "n_layer", validate.positive_int(self.n_layer, "n_layer"))
+        set_(self, "context", validate.positive_int(self.context, "context"))
+
+    @property
+    def block(self) -> BlockConfig:
+        """The settings every block of the model shares."""
+        return BlockConfig(self.d_model, self.n_head, self.d_ff)
 
 
 class TinyLM(LoRAModel):
     """Token + position embeddings, `n_layer` pre-LN blocks, a final layer norm, an output head.
 
     Args:
-        vocab_size, d_model, n_head, n_layer, context: sizes; n_head must divide d_model;
-            `context` is the longest sequence the position table covers.
-        d_ff: the MLPs' hidden width (default 4 * d_model).
-        targets: short names of the LoRA layers in every block ("q", "k", "v", "o", "fc1", "fc2"),
-            and "tok_emb" for LoRA on the token table (its A = 0, B random: `tinylora.embedding`).
-        r, alpha, rslora, init: see `tinylora.lora.LoRAConfig` (alpha defaults to r: scale 1).
-        lora_dropout: dropout on the input of every linear layer's A while training, in [0, 1).
+        config: the sizes (`LMConfig`).
+        lora: rank, alpha, init, dropout, and the targets: short names of the LoRA layers in
+            every block ("q", "k", "v", "o", "fc1", "fc2"; None: all six; (): none), and
+            "tok_emb" for LoRA on the token table (its A = 0, B random: `tinylora.embedding`);
+            None means ``LoRAConfig()``.
         trainable: "lora" (default), "all" (pretraining), or an explicit list of keys.
         seed, backend, dtype: host-side seeded init, the array backend, float64 or float32.
     Init: embeddings ~ N(0, 1), every W ~ N(0, 1/d_in) (attn.o, mlp.fc2 also / sqrt(2 n_layer)).
     """
 
-    def __init__(self, vocab_size, d_model=64, n_head=4, n_layer=2, context=64, d_ff=None,
-                 targets=BLOCK_TARGETS, r=8, alpha=None, rslora=False, init="zero_B",
-                 trainable="lora", seed=0, backend=None, dtype=None, lora_dropout=0.0):
+    config_class = LMConfig
+    usage = "TinyLM(LMConfig(vocab_size, d_model=...), LoRAConfig(r=...))"
+
+    def __init__(self, config: LMConfig, lora: LoRAConfig | None = None, *, trainable="lora",
+                 seed=0, backend=None, dtype=None):
         xp = _backend.get_xp(backend)
         dtype = _backend.resolve_dtype(dtype)
-        for name, value in (("vocab_size", vocab_size), ("d_model", d_model), ("n_head", n_head),
-                            ("n_layer", n_layer), ("context", context)):
-            validate.positive_int(value, name)
-        if d_model % n_head:
-            raise ValueError(f"n_head: expected a divisor of d_model={d_model}, got {n_head}")
-        d_ff = validate.positive_int(4 * d_model if d_ff is None else d_ff, "d_ff")
-        names = validate.names(() if targets is None else targets, "targets", ("tok_emb",
-                               *BLOCK_TARGETS), what="block layers (or the token table)")
-        short, embed = check_targets([t for t in names if t != "tok_emb"]), "tok_emb" in names
-        self.vocab_size, self.d_model, self.n_head = vocab_size, d_model, n_head
-        self.n_layer, self.context, self.d_ff = n_layer, context, d_ff
-        self.lora = LoRAConfig(r=r, alpha=alpha, rslora=rslora, init=init, dropout=lora_dropout)
-        self.config = {"vocab_size": vocab_size, "d_model": d_model, "n_head": n_head,
-                       "n_layer": n_layer, "context": context, "d_ff": d_ff,
-                       "targets": list(names), "r": r, "alpha": alpha, "rslora": rslora,
-                       "init": init, "trainable": trainable if isinstance(trainable, str)
-                       else list(trainable), "seed": seed, "backend": backend,
-                       "dtype": dtype.name}
+        self.config, self.lora = config, LoRAConfig() if lora is None else lora
+        c = config
+        self.vocab_size, self.d_model, self.n_head = c.vocab_size, c.d_model, c.n_head  # shorthands
+        self.n_layer, self.context, self.d_ff = c.n_layer, c.context, c.d_ff
+        names = self.lora.pick_targets(BLOCK_TARGETS, named_only=("tok_emb",),
+                                       what="block layers (or the token table)")
+        short, embed = tuple(t for t in names if t != "tok_emb"), "tok_emb" in names
 
         rng = _backend.host_rng(seed)
-        p = {"tok_emb": _backend.normal(rng, (vocab_size, d_model), 1.0, xp, dtype),
-             "pos_emb": _backend.normal(rng, (context, d_model), 1.0, xp, dtype)}
-        for i in range(n_layer):
-            p.update(init_block(rng, d_model, d_ff, xp, dtype, f"blocks.{i}.", n_layer))
-        p["ln_f.g"], p["ln_f.b"] = xp.ones(d_model, dtype=dtype), xp.zeros(d_model, dtype=dtype)
-        p["head.W"] = _backend.normal(rng, (d_model, vocab_size), d_model**-0.5, xp, dtype)
+        p = {"tok_emb": _backend.normal(rng, (c.vocab_size, c.d_model), 1.0, xp, dtype),
+             "pos_emb": _backend.normal(rng, (c.context, c.d_model), 1.0, xp, dtype)}
+        for i in range(c.n_layer):
+            p.update(init_block(rng, c.d_model, c.d_ff, xp, dtype, f"blocks.{i}.", c.n_layer))
+        p["ln_f.g"], p["ln_f.b"] = xp.ones(c.d_model, dtype=dtype), xp.zeros(c.d_model, dtype=dtype)
+        p["head.W"] = _backend.normal(rng, (c.d_model, c.vocab_size), c.d_model**-0.5, xp, dtype)
         self.params = p
-        lora_rng = _backend.host_rng([seed, 1])  # its own stream: the base never depends on LoRA
-        self.targets = tuple(path for i in range(n_layer) for path in add_factors(
-            p, lora_rng, self.lora, d_model, d_ff, short, f"blocks.{i}.", xp, dtype))
+        rng_lora = lora_rng(seed)
+        self.targets = tuple(path for i in range(c.n_layer) for path in add_factors(
+            p, rng_lora, self.lora, c.d_model, c.d_ff, short, f"blocks.{i}.", xp, dtype))
         if embed:  # drawn after the blocks' factors: adding it leaves theirs as they were
-            p["tok_emb.A"], p["tok_emb.B"] = init_embedding_factors(lora_rng, vocab_size,
-                                                                    d_model, self.lora, xp, dtype)
+            p["tok_emb.A"], p["tok_emb.B"] = init_embedding_factors(
+                rng_lora, c.vocab_size, c.d_model, self.lora, xp, dtype)
             self.targets = ("tok_emb", *self.targets)
-        if self.lora.dropout:  # recorded only when on: earlier configurations stay as they were
-            self.config["lora_dropout"] = self.lora.dropout
         self._set_dropout(seed)
         self._set_trainable(trainable)
 
@@ -130,32 +145,37 @@ class TinyLM(LoRAModel):
         logits, c_head = linear_forward(h, p["head.W"], None, name="head")  # [N,T,d] -> [N,T,V]
         return logits, (c_emb, c_blocks, c_lnf, c_head)
 
-    def _stage(self, key: str) -> int:
-        """Where a key sits, bottom-up: 0 embeddings, 1 + i block i, then ln_f, then head."""
-        if key.startswith("blocks."):
-            return 1 + int(key.split(".")[1])
-        return {"tok_emb": 0, "pos_emb": 0, "ln_f": self.n_layer + 1,
-                "head": self.n_layer + 2}[key.split(".")[0]]
-
     def backward(self, dlogits, cache):
         """dlogits (N, T, V) -> grads: a dict with exactly the trainable keys.
 
         The chain rule from the head down: logits = ln_f(x_L) W_head, x_{i+1} = block_i(x_i),
-        x_0 = embed(tokens). A stage passes a gradient down only when something below it trains
-        (`down`); with LoRA only, block 0 never computes the gradient of its input.
+        x_0 = embed(tokens). A layer passes a gradient down only when something below it trains;
+        with LoRA only, block 0 never computes the gradient of its input.
         """
         self.refuse_if_merged("backward")
         (c_emb, c_lora_emb), c_blocks, c_lnf, c_head = cache
         t, grads, L = set(self.trainable), {}, self.n_layer
-        lowest = min((self._stage(k) for k in t), default=L + 3)  # the lowest stage that trains
-        down = [lowest < s for s in range(L + 3)]  # down[s]: does stage s pass a gradient down?
-        dh, dW, _ = linear_backward(dlogits, c_head, need_dx=down[L + 2], need_dW="head.W" in t)
+        # what trains, layer by layer (a layer's LoRA factors count as the layer's)
+        head_trains = "head.W" in t
+        lnf_trains = bool({"ln_f.g", "ln_f.b"} & t)
+        block_trains = [any(k.startswith(f"blocks.{i}.") for k in t) for i in range(L)]
+        embeddings_train = any(k.split(".")[0] in ("tok_emb", "pos_emb") for k in t)
+        # a layer computes the gradient of its input only when something below it trains
+        trains_below_block = [embeddings_train or any(block_trains[:i]) for i in range(L)]
+        trains_below_lnf = embeddings_train or any(block_trains)
+        trains_below_head = lnf_trains or trains_below_lnf
+
+        # logits = h W_head, h = ln_f(x_L)
+        dh, dW, _ = linear_backward(dlogits, c_head, need_dx=trains_below_head,
+                                    need_dW=head_trains)  # [N,T,V] -> [N,T,d]
         if dW is not None:
             grads["head.W"] = dW
-        dx = ln_backward(dh, c_lnf, "ln_f", t, grads, need_dx=down[L + 1])  # [N,T,d]
+        dx = ln_backward(dh, c_lnf, "ln_f", t, grads, need_dx=trains_below_lnf)  # dx_L or None
+        # x_{i+1} = block_i(x_i)
         for i in reversed(range(L)):
-            dx = block_backward(dx, c_blocks[i], t, grads, need_dx=down[1 + i])
-        if dx is not None:  # the embeddings train
+            dx = block_backward(dx, c_blocks[i], t, grads, need_dx=trains_below_block[i])
+        # x_0 = tok_emb[tokens] (+ scale A[tokens] B) + pos_emb[:T]
+        if embeddings_train:  # then dx_0 (N, T, d) was computed all the way down
             dtok, dpos = embedding_backward(dx, c_emb, need_dtok="tok_emb" in t,
                                             need_dpos="pos_emb" in t)
             grads.update({k: g for k, g in (("tok_emb", dtok), ("pos_emb", dpos))

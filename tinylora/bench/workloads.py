@@ -22,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tinylora import backend
+from tinylora.block import BlockConfig, TransformerBlock
 from tinylora.lab.finetune_toy import toy_task
-from tinylora.models import LoRAMLP
+from tinylora.lora import LoRAConfig
+from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam, loraplus_groups
 from tinylora.train import loss_and_grads
-from tinylora.transformer import BLOCK_TARGETS, TransformerBlock
 
 BATCH = 256  # MLP rows per step
 RANK = 8
@@ -77,7 +78,8 @@ def build_mlp(width: int, dtype: str = "float32", seed: int = 0, backend_name=No
     """LoRAMLP(width, width, width), relu, LoRA rank 8 on fc1 and fc2, MSE on a batch of 256
     (`scripts/gpu_bench.py` uses batch 1024 on a GPU)."""
     xp = backend.get_xp(backend_name)
-    model = LoRAMLP(width, width, width, r=RANK, seed=seed, backend=backend_name, dtype=dtype)
+    model = LoRAMLP(MLPConfig(width, width, width), LoRAConfig(r=RANK), seed=seed,
+                    backend=backend_name, dtype=dtype)
     return _workload("mlp", dtype, model, (batch, width), seed, xp, mlp_floor)
 
 
@@ -161,7 +163,7 @@ def build_block(width: int, dtype: str = "float32", seed: int = 0, backend_name=
     """TransformerBlock(d_model = width, 4 heads), LoRA rank 8 on q, k, v, o, fc1, fc2; MSE on
     x, y of shape (8, 128, width)."""
     xp = backend.get_xp(backend_name)
-    model = TransformerBlock(width, BLOCK_HEADS, targets=BLOCK_TARGETS, r=RANK, seed=seed,
+    model = TransformerBlock(BlockConfig(width, BLOCK_HEADS), LoRAConfig(r=RANK), seed=seed,
                              backend=backend_name, dtype=dtype)
     return _workload("block", dtype, model, (BLOCK_N, BLOCK_T, width), seed, xp, block_floor)
 

@@ -38,7 +38,8 @@ from tinylora.lab.deltas import (  # noqa: F401 (deltas, projection_inputs: read
     trajectory,
 )
 from tinylora.lab.fit import loglog_slope
-from tinylora.models import LoRAMLP
+from tinylora.lora import LoRAConfig
+from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.run.options import CommonOptions
 
 SCHEDULES = ("shared", "loraplus16", "theory")
@@ -62,12 +63,12 @@ def mlp_setup(width: int, seed: int, backend_name=None, dtype=None, n_points: in
     """5 -> n -> n -> n -> 1, ReLU, LoRA (r = 4, Init[1]) on the two n x n layers fc2 and fc3;
     frozen weights ~ N(0, 1/fan_in); X ~ N(0, I_5), Y = sin(mean(X)). With ``stack=(S,)``: S
     copies of the same adapter init on the same frozen model (one pair of rates each)."""
-    model = LoRAMLP(5, [width, width, width], 1, targets=["fc2", "fc3"], r=4, seed=seed,
-                    backend=backend_name, dtype=dtype)
+    config, lora = MLPConfig(5, [width, width, width], 1), LoRAConfig(r=4, targets=["fc2", "fc3"])
+    model = LoRAMLP(config, lora, seed=seed, backend=backend_name, dtype=dtype)
     if stack:
         one, frozen = model, [model.params[f"{name}.W"] for name in model.layer_names]
-        model = LoRAMLP(5, [width, width, width], 1, targets=["fc2", "fc3"], r=4,
-                        weights=frozen, stack=stack, backend=backend_name, dtype=dtype)
+        model = LoRAMLP(config, lora, weights=frozen, stack=stack, backend=backend_name,
+                        dtype=dtype)
         for k in model.adapter_keys():
             model.params[k][...] = one.params[k]
     rng = backend.host_rng([seed, 1])
@@ -79,9 +80,9 @@ def block_setup(width: int, seed: int, backend_name=None, dtype=None, n_seq: int
                 T: int = 16):
     """A pre-LN Transformer block of d_model = n (4 heads, d_ff = 4n), LoRA (r = 4, Init[1]) on
     q, k, v, o, fc1, fc2; x ~ N(0, 1) of shape (4, 16, n), a random regression target."""
-    from tinylora.transformer import BLOCK_TARGETS, TransformerBlock  # noqa: PLC0415
+    from tinylora.block import BlockConfig, TransformerBlock  # noqa: PLC0415
 
-    model = TransformerBlock(width, 4, targets=BLOCK_TARGETS, r=4, seed=seed,
+    model = TransformerBlock(BlockConfig(width, 4), LoRAConfig(r=4), seed=seed,
                              backend=backend_name, dtype=dtype)
     rng = backend.host_rng([seed, 1])
     x = backend.normal(rng, (n_seq, T, width), 1.0, model.xp, dtype)

@@ -40,7 +40,8 @@ import math
 from tinylora import backend
 from tinylora.lab.finetune_toy_model import ToyModel, frozen_part
 from tinylora.lab.grid import GridTask
-from tinylora.models import LoRAMLP
+from tinylora.lora import LoRAConfig
+from tinylora.models import LoRAMLP, MLPConfig
 
 VARIANTS = ("paper", "finetune")
 READOUTS = {"sp": lambda n: n**-0.5, "mup": lambda n: 1.0 / n}  # the std of W_out
@@ -120,8 +121,8 @@ def toy_task(width: int = 100, variant: str = "finetune", optimizer: str = "adam
             frozen[:] = frozen or [frozen_part(w_in, w_mid, x) for x in (x_train, x_test)]
             zero = adapter_init(0)
             return ToyModel(weights, zero["fc2.A"], zero["fc2.B"], frozen, stack)
-        return LoRAMLP(d_in, [n, n], 1, targets=["fc2"], r=r, weights=weights,
-                       stack=stack, backend=backend_name, dtype=dtype)
+        return LoRAMLP(MLPConfig(d_in, [n, n], 1), LoRAConfig(r=r, targets=["fc2"]),
+                       weights=weights, stack=stack, backend=backend_name, dtype=dtype)
 
     def adapter_init(seed):
         seed_rng = backend.host_rng([model_seed, seed])  # independent of the frozen model's draw

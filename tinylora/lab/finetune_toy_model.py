@@ -6,8 +6,8 @@ several times cheaper per step.
     z = relu(P + scale (h A) B)            the LoRA layer ("fc2"): only A and B train
     f = z W_out                            the readout ("fc3")
 
-`tinylora.models.LoRAMLP(d, [n, n], 1, targets=["fc2"])` computes ``h`` and ``h W_mid`` again at
-every step, an (N, n) x (n, n) product that costs more than everything else together. Nothing
+`LoRAMLP(MLPConfig(d, [n, n], 1), LoRAConfig(targets=["fc2"]))` computes ``h`` and ``h W_mid``
+again at every step, an (N, n) x (n, n) product that costs more than everything else. Nothing
 below the LoRA layer trains, so `ToyModel` computes them once per input array (the training
 and test inputs, given when the model is built) and each step costs O(N n r) plus the
 element-wise passes. Forward and backward reuse the library's pieces: the LoRA layer's backward

@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 
 from tinylora import backend
-from tinylora.models import LoRAMLP
+from tinylora.lora import LoRAConfig
+from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam, loraplus_groups
 from tinylora.train import train
 
@@ -26,12 +27,13 @@ def lowrank_shift_task(d_in=16, width=64, d_out=4, n_points=256, shift_rank=2, s
     V (shift_rank, width) random: a low-rank shift that LoRA on fc2 can represent exactly.
     """
     xp = backend.get_xp(backend_name)
-    base = LoRAMLP(d_in, [width, width], d_out, seed=seed, backend=backend_name, dtype=dtype)
+    base = LoRAMLP(MLPConfig(d_in, [width, width], d_out), LoRAConfig(targets=()), seed=seed,
+                   backend=backend_name, dtype=dtype)
     weights = [base.params[f"fc{i}.W"] for i in (1, 2, 3)]
     rng = backend.host_rng(seed + 1)
     shift = (backend.normal(rng, (width, shift_rank), 1.0, xp, dtype)
              @ backend.normal(rng, (shift_rank, width), 1.0 / math.sqrt(width), xp, dtype))
-    teacher = LoRAMLP(d_in, [width, width], d_out, targets=[],
+    teacher = LoRAMLP(MLPConfig(d_in, [width, width], d_out), LoRAConfig(targets=()),
                       weights=[weights[0], weights[1] + shift, weights[2]],
                       backend=backend_name, dtype=dtype)
     x = backend.normal(rng, (n_points, d_in), 1.0, xp, dtype)
@@ -44,8 +46,8 @@ def compare(lr=3e-3, ratios=(1.0, 16.0), steps=200, r=4, seed=0, backend_name=No
     x, y, weights = lowrank_shift_task(seed=seed, backend_name=backend_name, dtype=dtype)
     curves = {}
     for ratio in ratios:
-        model = LoRAMLP(16, [64, 64], 4, targets=["fc2"], r=r, weights=weights, seed=seed + 2,
-                        backend=backend_name, dtype=dtype)
+        model = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=r, targets=["fc2"]),
+                        weights=weights, seed=seed + 2, backend=backend_name, dtype=dtype)
         params = model.trainable_params()
         opt = Adam(params, groups=loraplus_groups(params, lr=lr, lr_ratio=ratio))
         curves[ratio] = train(model, opt, x, y, steps)

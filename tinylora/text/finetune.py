@@ -35,7 +35,9 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from tinylora import backend, schedule
+from tinylora.block import BLOCK_TARGETS
 from tinylora.diverge import diverged
+from tinylora.lora import LoRAConfig
 from tinylora.text.corpus import (
     FINETUNE_TEXT,
     PRETRAIN_TEXT,
@@ -55,7 +57,6 @@ from tinylora.text.pretrain import (
     pretrain_config,
 )
 from tinylora.train import loss_and_grads
-from tinylora.transformer import BLOCK_TARGETS
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def base_record(config: FinetuneConfig, width: int, data: Data, cache, backend_n
     """Pretrain (or reuse) the base of `width`; its losses on both texts and a sample."""
     pcfg = _base_config(config, width)
     pre = ensure_base(pcfg, cache, backend_name=backend_name, show_progress=show)
-    lm = build_model(pcfg, backend_name, targets=(), trainable="all")
+    lm = build_model(pcfg, backend_name, LoRAConfig(targets=()), trainable="all")
     load_base(lm, pcfg, cache)
     return {"width": width, "path": pre["path"], "pretrain_val_loss": pre["val_loss"],
             "loss_pretrain_text": mean_loss(lm, data.val_pretrain),
@@ -194,11 +195,11 @@ def build(config: FinetuneConfig, setting: Setting, seed: int, cache=None, backe
 
     pcfg = _base_config(config, setting.width)
     if setting.rule == "full":
-        lm = build_model(pcfg, backend_name, targets=(), trainable="all", seed=seed)
+        lm = build_model(pcfg, backend_name, LoRAConfig(targets=()), trainable="all", seed=seed)
     else:
-        lm = build_model(pcfg, backend_name, targets=config.targets, r=setting.r,
-                         alpha=setting.alpha, rslora=setting.rule == "rslora",
-                         init=setting.init, trainable="lora", seed=seed)  # seed: the LoRA init
+        lora = LoRAConfig(r=setting.r, alpha=setting.alpha, rslora=setting.rule == "rslora",
+                          init=setting.init, targets=config.targets)
+        lm = build_model(pcfg, backend_name, lora, trainable="lora", seed=seed)  # seed: LoRA init
     load_base(lm, pcfg, cache)
     params = lm.trainable_params()
     return lm, (lambda lr: [{"params": list(params), "lr": lr}] if setting.rule == "full"

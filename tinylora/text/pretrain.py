@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tinylora import backend
 from tinylora.diverge import diverged
+from tinylora.lora import LoRAConfig
 from tinylora.run.progress import bar as progress_bar
 from tinylora.run.records import ResultsDir, markdown_table, write_json
 from tinylora.text.corpus import (
@@ -86,15 +87,15 @@ def default_cache() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "tinylora" / "bases"
 
 
-def build_model(config: PretrainConfig, backend_name=None, **kwargs):
-    """A TinyLM with the base's architecture; `kwargs` (targets, r, init, trainable, seed) go to
-    its constructor."""
-    from tinylora.transformer import TinyLM
+def build_model(config: PretrainConfig, backend_name=None, lora=None, **kwargs):
+    """A TinyLM with the base's architecture and the LoRA of `lora` (a LoRAConfig; None:
+    LoRAConfig()); `kwargs` (trainable, seed) go to its constructor."""
+    from tinylora.transformer import LMConfig, TinyLM
 
     kwargs.setdefault("seed", config.seed)
-    return TinyLM(len(config.vocab), d_model=config.d_model, n_head=config.n_head,
-                  n_layer=config.n_layer, context=config.context, backend=backend_name,
-                  dtype=config.dtype, **kwargs)
+    arch = LMConfig(len(config.vocab), d_model=config.d_model, n_head=config.n_head,
+                    n_layer=config.n_layer, context=config.context)
+    return TinyLM(arch, lora, backend=backend_name, dtype=config.dtype, **kwargs)
 
 
 def mean_loss(lm, windows, chunk: int = 32) -> float:
@@ -126,7 +127,7 @@ def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
         raise ValueError("config.vocab: does not match the shipped tokenizer's characters")
     train_ids, val_ids = train_val_split(tok.encode(load_text(config.text)))
     windows = eval_windows(val_ids, config.context, config.n_eval)
-    lm = build_model(config, backend_name, targets=(), trainable="all")
+    lm = build_model(config, backend_name, LoRAConfig(targets=()), trainable="all")
     opt = AdamW(lm.trainable_params(), lr=config.lr, weight_decay=config.weight_decay)
     sampler = BatchSampler(train_ids, config.batch_size, config.context, seed=config.seed)
     xp, start = lm.xp, time.perf_counter()
@@ -155,7 +156,7 @@ def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
     curve["step"].append(config.steps)
     curve["val_loss"].append(val)
     curve["train_loss"].append(train_loss)
-    record = {"config": asdict(config), "model": lm.config, "n_params": lm.n_params(),
+    record = {"config": asdict(config), "model": asdict(lm.config), "n_params": lm.n_params(),
               "val_loss": val, "curve": curve,
               "seconds": round(time.perf_counter() - start, 2)}
     return lm, record
