@@ -10,11 +10,12 @@ BLAS kernels differs); float32 within 1e-4 relative (cuBLAS and OpenBLAS round d
 import numpy as np
 import pytest
 
-from tinylora import backend, checks
+from tinylora import backend
 from tinylora.gradcheck import randomize_lora
 from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam, loraplus_groups
+from tinylora.run import checks
 from tinylora.train import loss_and_grads, train
 
 pytestmark = pytest.mark.gpu

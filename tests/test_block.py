@@ -6,9 +6,9 @@ import pytest
 
 from tinylora import backend
 from tinylora.block import BLOCK_TARGETS, BlockConfig, TransformerBlock
-from tinylora.checks import case_block
 from tinylora.gradcheck import randomize_lora
 from tinylora.lora import LoRAConfig
+from tinylora.run.checks import case_block
 
 
 def _assert_all_ok(results):

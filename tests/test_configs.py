@@ -10,11 +10,12 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from tinylora import block, checks
+from tinylora import block
 from tinylora.block import BLOCK_TARGETS, BlockConfig, TransformerBlock
 from tinylora.lora import LoRAConfig, LoRAModel
 from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam
+from tinylora.run import checks
 from tinylora.train import loss_and_grads, train
 from tinylora.transformer import LMConfig, TinyLM
 
@@ -122,39 +123,38 @@ def test_default_targets_are_every_linear_layer_and_never_the_token_table():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: LoRAMLP(16, [64, 64], 1, r=4),
+    (lambda: LoRAMLP(16, [64, 64]),
      "config: expected an MLPConfig (LoRAMLP(MLPConfig(d_in, d_hidden, d_out), "
      "LoRAConfig(r=...))), got 16 (int)"),
-    (lambda: TransformerBlock(8, 2, targets=("q",)),
+    (lambda: TransformerBlock(8),
      "config: expected a BlockConfig (TransformerBlock(BlockConfig(d_model, n_head), "
      "LoRAConfig(r=...))), got 8 (int)"),
-    (lambda: TinyLM(65, d_model=64),
+    (lambda: TinyLM(65),
      "config: expected an LMConfig (TinyLM(LMConfig(vocab_size, d_model=...), "
      "LoRAConfig(r=...))), got 65 (int)"),
-    (lambda: LoRAMLP(MLPConfig(16, 64, 1), r=4),
-     "r: expected LoRAConfig(r=...), not a keyword of LoRAMLP, got 4 (int)"),
-    (lambda: TinyLM(LMConfig(11), lora_dropout=0.1),
-     "lora_dropout: expected LoRAConfig(dropout=...), not a keyword of TinyLM, got 0.1 (float)"),
-    (lambda: TinyLM(LMConfig(11), d_model=8),
-     "d_model: expected LMConfig(d_model=...), not a keyword of TinyLM, got 8 (int)"),
-    (lambda: LoRAMLP(MLPConfig(16, 64, 1), activation="gelu"),
-     "activation: expected MLPConfig(activation=...), not a keyword of LoRAMLP, got 'gelu' (str)"),
     (lambda: LoRAMLP(MLPConfig(16, 64, 1), {"r": 4}),
      "lora: expected a LoRAConfig or None (LoRAMLP(MLPConfig(d_in, d_hidden, d_out), "
      "LoRAConfig(r=...))), got {'r': 4} (dict)"),
-    (lambda: TransformerBlock(BlockConfig(8, 2), None, "all"),
-     "arguments: expected config and lora by position, then keywords ['trainable', 'seed', "
-     "'backend', 'dtype'], got ('all',) (tuple)"),
-    (lambda: TinyLM(LMConfig(11), colour="red"),
-     "colour: expected one of TinyLM's keywords ['trainable', 'seed', 'backend', 'dtype'], got "
-     "'red' (str)"),
 ])
-def test_old_style_calls_fail_with_a_clear_message(call, message):
-    """A call in the old keyword-list style names the argument, what was expected and what came
-    (never Python's TypeError about how many arguments were given)."""
+def test_a_model_refuses_what_is_not_its_config(call, message):
+    """A model's first argument must be its config class and its second a LoRAConfig (or None):
+    anything else is refused naming the argument, the way a call reads, and what came."""
     with pytest.raises(ValueError) as err:
         call()
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize("call, word", [
+    (lambda: LoRAMLP(16, [64, 64], 1), "positional"),
+    (lambda: LoRAMLP(MLPConfig(16, 64, 1), r=4), "'r'"),
+    (lambda: TinyLM(LMConfig(11), d_model=8), "'d_model'"),
+    (lambda: TransformerBlock(BlockConfig(8, 2), None, "all"), "positional"),
+])
+def test_the_old_keyword_list_is_no_silent_alias(call, word):
+    """The old style (sizes and LoRA settings as keywords of the model) is refused by Python
+    itself, naming the keyword or the extra positional argument: no keyword is an alias."""
+    with pytest.raises(TypeError, match=word):
+        call()
 
 
 def test_the_old_adapter_aliases_are_gone_and_models_still_copy():

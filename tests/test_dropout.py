@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from tinylora import LMConfig, LoRAConfig, LoRAMLP, MLPConfig, TinyLM, checks, layers
+from tinylora import LMConfig, LoRAConfig, LoRAMLP, MLPConfig, TinyLM, layers
 from tinylora.gradcheck import check_layer, randomize_lora
+from tinylora.run import checks
 
 
 def _mlp(p, seed=0):
@@ -61,7 +62,7 @@ def test_masks_keep_one_minus_p_of_the_entries_scaled_by_its_inverse():
 
 def test_the_dropout_gradient_check_catches_a_backward_that_ignores_the_mask():
     """The catalogue's fixed-mask check is not vacuous: a backward that forgets the mask in dA
-    and dx fails it, while the real one passes (`tinylora.checks.case_lora_dropout`)."""
+    and dx fails it, while the real one passes (`tinylora.run.checks.case_lora_dropout`)."""
     assert all(r.ok for r in checks.case_lora_dropout(np))
     rng = np.random.default_rng(4)
     mask = (rng.random((3, 5)) >= 0.5) * 2.0

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tinylora import backend
-from tinylora.checks import case_embedding
 from tinylora.embedding import check_tokens, embedding_backward, embedding_forward
+from tinylora.run.checks import case_embedding
 
 
 def test_embedding_gradients_match_finite_differences():

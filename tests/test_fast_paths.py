@@ -251,12 +251,14 @@ def test_a_model_trains_to_the_same_losses_either_way():
     """Ten Adam steps of a LoRA MLP give the same losses with the reference and the twins."""
     from tinylora import Adam, LoRAMLP, train
     from tinylora.groups import loraplus_groups
+    from tinylora.models import MLPConfig
 
     rng = _rng(8)
     x, y = rng.standard_normal((64, 6)), rng.standard_normal((64, 2))
     runs = []
     for fast in (False, True):
-        model = LoRAMLP(6, [16, 16], 2, activation="gelu", r=2, init="zero_A")
+        model = LoRAMLP(MLPConfig(6, [16, 16], 2, activation="gelu"),
+                        tinylora.LoRAConfig(r=2, init="zero_A"))
         params = model.trainable_params()
         opt = Adam(params, groups=loraplus_groups(params, lr=1e-2, lr_ratio=4.0))
         with tinylora.fast.enabled(fast):

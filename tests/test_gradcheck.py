@@ -5,8 +5,9 @@ import json
 
 import numpy as np
 
-from tinylora import checks, layers
+from tinylora import layers
 from tinylora.gradcheck import TOLERANCE, check, numerical_grad, rel_error
+from tinylora.run import checks
 from tinylora.run.cli import main
 
 

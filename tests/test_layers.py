@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from tinylora import checks, layers
+from tinylora import layers
 from tinylora.gradcheck import TOLERANCE
+from tinylora.run import checks
 
 
 @pytest.mark.parametrize("case", [checks.case_linear, checks.case_lora_linear, checks.case_relu,

@@ -4,11 +4,12 @@ update, its gradients, TinyLM's "tok_emb" target, and its LoRA+ groups under bot
 import numpy as np
 import pytest
 
-from tinylora import LMConfig, LoRAConfig, TinyLM, checks, loss_and_grads
+from tinylora import LMConfig, LoRAConfig, TinyLM, loss_and_grads
 from tinylora.embedding import lora_embedding_forward
 from tinylora.gradcheck import randomize_lora
 from tinylora.groups import loraplus_groups
 from tinylora.optim import AdamW
+from tinylora.run import checks
 
 TOKENS = np.array([[1, 4, 1, 6, 0], [2, 2, 5, 1, 3]])
 CONFIG = LMConfig(9, d_model=8, n_head=2, n_layer=2, context=6)

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from tinylora import checks
 from tinylora.gradcheck import randomize_lora
 from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam
+from tinylora.run import checks
 from tinylora.train import loss_and_grads, train
 
 ONE_HIDDEN, TWO_HIDDEN = MLPConfig(6, 8, 3), MLPConfig(6, [8, 8], 3)  # 6 -> 8 (-> 8) -> 3

@@ -21,7 +21,7 @@ from tinylora import backend as _backend
 from tinylora import validate
 from tinylora.attention import attention_backward, attention_forward
 from tinylora.layers import gelu_backward, gelu_forward
-from tinylora.lora import LoRAConfig, LoRAModel, init_factors, lora_rng
+from tinylora.lora import LoRAConfig, LoRAModel, check_configs, init_factors, lora_rng
 from tinylora.norms import layernorm_backward, layernorm_forward
 from tinylora.projection import passes_none, proj_backward, proj_forward, trains
 
@@ -187,7 +187,7 @@ class TransformerBlock(LoRAModel):
                  trainable="lora", seed=0, backend=None, dtype=None):
         xp = _backend.get_xp(backend)
         dtype = _backend.resolve_dtype(dtype)
-        self.config, self.lora = config, LoRAConfig() if lora is None else lora
+        self.config, self.lora = config, check_configs(self, config, lora)
         self.d_model, self.n_head, self.d_ff = config.d_model, config.n_head, config.d_ff
         short = self.lora.pick_targets(BLOCK_TARGETS, what="block layers")
         self.params = init_block(_backend.host_rng(seed), self.d_model, self.d_ff, xp, dtype)

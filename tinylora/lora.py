@@ -14,8 +14,6 @@ activation) and a `LoRAConfig` (rank, alpha, init, which layers):
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,34 +112,17 @@ def init_embedding_factors(rng, vocab_size: int, d: int, config: LoRAConfig, xp,
     return A, backend.normal(rng, (config.r, d), 1.0, xp, dtype)
 
 
-def check_call(cls, args: tuple, kwargs: dict) -> None:
-    """Refuse a call that does not read ``Model(config, lora, *, keywords)``, such as the old
-    style with sizes and LoRA settings in one keyword list (``LoRAMLP(16, [64, 64], 1, r=4)``),
-    with the house error naming the argument, before Python's TypeError (about how many
-    arguments came) can hide what went wrong."""
-    want = cls.config_class.__name__
-    config = args[0] if args else kwargs.get("config")
-    if not isinstance(config, cls.config_class):
+def check_configs(model, config, lora) -> LoRAConfig:
+    """The two settings a model is built from: `config` of the model's own ``config_class``,
+    `lora` a LoRAConfig or None (-> the default). A call in the old style, sizes first
+    (``LoRAMLP(16, [64, 64], 1)``), is refused with the way a call reads."""
+    want = model.config_class.__name__
+    if not isinstance(config, model.config_class):
         article = "an" if want[0] in "AEIOUFHLMNRSX" else "a"  # said as letters: an MLPConfig
-        validate.fail("config", f"{article} {want} ({cls.usage})", config)
-    lora = args[1] if len(args) > 1 else kwargs.get("lora")
+        validate.fail("config", f"{article} {want} ({model.usage})", config)
     if lora is not None and not isinstance(lora, LoRAConfig):
-        validate.fail("lora", f"a LoRAConfig or None ({cls.usage})", lora)
-    keywords = [k for k in inspect.signature(cls.__init__).parameters if k != "self"][2:]
-    if len(args) > 2:
-        validate.fail("arguments", f"config and lora by position, then keywords {keywords}",
-                      args[2:])
-    moved = {"lora_dropout": "dropout"}  # PEFT's name for LoRAConfig's dropout
-    for name, value in kwargs.items():
-        if name in ("config", "lora", *keywords):
-            continue
-        field = moved.get(name, name)
-        if field in {f.name for f in dataclasses.fields(LoRAConfig)}:
-            validate.fail(name, f"LoRAConfig({field}=...), not a keyword of {cls.__name__}",
-                          value)
-        if field in {f.name for f in dataclasses.fields(cls.config_class)}:
-            validate.fail(name, f"{want}({field}=...), not a keyword of {cls.__name__}", value)
-        validate.fail(name, f"one of {cls.__name__}'s keywords {keywords}", value)
+        validate.fail("lora", f"a LoRAConfig or None ({model.usage})", lora)
+    return LoRAConfig() if lora is None else lora
 
 
 class LoRAModel:
@@ -161,13 +142,6 @@ class LoRAModel:
     trainable: tuple
     training = True  # dropout on (`train`) or off (`eval`)
     _frozen = None  # while merged: the frozen weights as they were, to restore bit for bit
-
-    def __new__(cls, *args, **kwargs):
-        """Check the call (`check_call`) before ``__init__`` binds it: an old-style call gets
-        the house error, not Python's TypeError about how many positional arguments came."""
-        if cls.config_class is not None and (args or kwargs):  # none: a copy or an unpickling
-            check_call(cls, args, kwargs)
-        return super().__new__(cls)
 
     @property
     def scale(self) -> float:

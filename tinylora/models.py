@@ -20,7 +20,7 @@ from tinylora import backend as _backend
 from tinylora import validate
 from tinylora.layers import ACTIVATIONS
 from tinylora.layers import activation as _activation
-from tinylora.lora import LoRAConfig, LoRAModel, init_factors
+from tinylora.lora import LoRAConfig, LoRAModel, check_configs, init_factors
 from tinylora.projection import proj_backward, proj_forward, trains
 
 
@@ -92,7 +92,7 @@ class LoRAMLP(LoRAModel):
                  stack=(), weights=None, biases=None, seed=0, backend=None, dtype=None):
         xp = _backend.get_xp(backend)
         dtype = _backend.resolve_dtype(dtype)
-        self.config, self.lora = config, LoRAConfig() if lora is None else lora
+        self.config, self.lora = config, check_configs(self, config, lora)
         self.widths, self.layer_names = config.widths, config.layer_names  # shorthands
         self.act_forward, self.act_backward = _activation(config.activation)
         self.targets = self.lora.pick_targets(self.layer_names)

@@ -40,7 +40,13 @@ from tinylora.embedding import (
     lora_embedding_forward,
 )
 from tinylora.layers import linear_backward, linear_forward, softmax
-from tinylora.lora import LoRAConfig, LoRAModel, init_embedding_factors, lora_rng
+from tinylora.lora import (
+    LoRAConfig,
+    LoRAModel,
+    check_configs,
+    init_embedding_factors,
+    lora_rng,
+)
 from tinylora.norms import layernorm_forward
 
 
@@ -94,7 +100,7 @@ class TinyLM(LoRAModel):
                  seed=0, backend=None, dtype=None):
         xp = _backend.get_xp(backend)
         dtype = _backend.resolve_dtype(dtype)
-        self.config, self.lora = config, LoRAConfig() if lora is None else lora
+        self.config, self.lora = config, check_configs(self, config, lora)
         c = config
         self.vocab_size, self.d_model, self.n_head = c.vocab_size, c.d_model, c.n_head  # shorthands
         self.n_layer, self.context, self.d_ff = c.n_layer, c.context, c.d_ff

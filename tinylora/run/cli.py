@@ -12,9 +12,9 @@ import sys
 import warnings
 
 import tinylora.fast
-from tinylora import checks
 from tinylora.fast.allocator import keep_freed_memory
 from tinylora.gradcheck import worst_per_tensor
+from tinylora.run import checks
 
 
 def cmd_gradcheck(args) -> int:

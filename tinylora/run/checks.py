@@ -1,5 +1,7 @@
 """The catalogue that `tinylora gradcheck` runs: every backward in the library, in float64,
-at random points with a random, non-zero B (never the degenerate init point).
+at random points with a random, non-zero B (never the degenerate init point). The method, finite
+differences against the hand-derived backward, is the reference's `tinylora.gradcheck`; this is
+the command's list of cases, run once with the reference and once with the fast twins.
 
 Each case is a function ``case(xp) -> list[Result]``; `run_all` runs them all. Sizes are tiny on
 purpose: finite differences cost two forwards per entry. The layers and the MLP are held to
