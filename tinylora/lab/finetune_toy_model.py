@@ -55,12 +55,12 @@ class ToyModel(LoRAModel):
         self.params = {"fc1.W": w_in, "fc2.W": w_mid, "fc3.W": w_out,
                        "fc2.A": xp.broadcast_to(A, (*self.stack, *A.shape)).copy(),
                        "fc2.B": xp.broadcast_to(B, (*self.stack, *B.shape)).copy()}
-        self._frozen = list(frozen)
+        self._frozen_inputs = list(frozen)  # not `_frozen`: LoRAModel's merge keeps W there
         self._set_trainable("lora")
 
     def frozen_part(self, x):
         """The cached (h, P) of an input given at build time, else computed now."""
-        for cached_x, h, P in self._frozen:
+        for cached_x, h, P in self._frozen_inputs:
             if cached_x is x:
                 return h, P
         return frozen_part(self.params["fc1.W"], self.params["fc2.W"], x)[1:]
@@ -89,6 +89,7 @@ class ToyModel(LoRAModel):
     def __repr__(self) -> str:
         n = self.params["fc2.W"].shape[0]
         stack = f", stack={self.stack}" if self.stack else ""
+        cached = len(self._frozen_inputs)
         return (f"ToyModel({self.params['fc1.W'].shape[0]} -> {n} -> {n} -> 1, LoRA r="
-                f"{self.lora.r} on fc2, frozen part cached for {len(self._frozen)} inputs{stack})")
+                f"{self.lora.r} on fc2, frozen part cached for {cached} inputs{stack})")
 
