@@ -30,7 +30,13 @@ from tinylora import attention as att
 from tinylora.backend import xp_of
 from tinylora.bench import torch_mirror
 from tinylora.bench.timing import plan_repetitions, time_interleaved, warm_up
-from tinylora.bench.workloads import T, block_products, build_block, lora_products, matmul_floor
+from tinylora.bench.workloads import (
+    Transposed,
+    block_products,
+    build_block,
+    lora_products,
+    matmul_floor,
+)
 from tinylora.layers import gelu_backward, gelu_forward, mse_backward, mse_forward
 from tinylora.norms import layernorm_backward, layernorm_forward
 from tinylora.projection import proj_backward, proj_forward
@@ -74,7 +80,7 @@ def block_parts(width: int, dtype: str = "float32"):
     (q, c_q), (k, c_k), (v, c_v) = (proj(f"attn.{n}", h1, d, d) for n in "qkv")
     qh, kh, vh = (att.split_heads(a, H) for a in (q, k, v))
     s = part("scores qh kh^T", lambda a_, b_: a_ @ b_.swapaxes(-1, -2), (qh, kh),
-             [(head, T(head))])
+             [(head, Transposed(head))])
     c = 1.0 / math.sqrt(d // H)
     bound = part("score bound: c times the largest norms of q and k", att.score_bound, (qh, kh, c))
     pr = part("scale, causal mask, softmax fwd (one blocked pass)", att.masked_softmax_in_blocks,
@@ -105,9 +111,9 @@ def block_parts(width: int, dtype: str = "float32"):
     dyv = proj_b("attn.o", dx1, c_o, d, d, True)
     dyh = att.split_heads(dyv, H)
     dv = part("dv = p^T dyh (merged)", att.matmul_merged, (pr.swapaxes(-1, -2), dyh),
-         [(T(scores), head)])
+         [(Transposed(scores), head)])
     dp = part("dp = dyh vh^T", lambda a_, b_: a_ @ b_.swapaxes(-1, -2), (dyh, vh),
-              [(head, T(head))])
+              [(head, Transposed(head))])
     ds = part("softmax bwd (from output, in place)", att.softmax_backward_from_output,
               (dp.copy(), pr, dyh, att.split_heads(yv, H)))
     def scaled(a_, b_):
@@ -116,7 +122,8 @@ def block_parts(width: int, dtype: str = "float32"):
         return o
 
     dq = part("dq = c ds kh (merged)", scaled, (ds, kh), [(scores, head)])
-    dk = part("dk = c ds^T qh (merged)", scaled, (ds.swapaxes(-1, -2), qh), [(T(scores), head)])
+    dk = part("dk = c ds^T qh (merged)", scaled, (ds.swapaxes(-1, -2), qh),
+              [(Transposed(scores), head)])
     for n, dz, cache in (("q", dq, c_q), ("k", dk, c_k), ("v", dv, c_v)):
         proj_b(f"attn.{n}", dz, cache, d, d, False)
     part("Adam (12 factors)", wl.opt.step, (grads,))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 
 from tinylora import backend
-from tinylora.bench.workloads import LR, LR_RATIO, Workload
+from tinylora.bench.workloads import LR, LR_RATIO, Transposed, Workload
+from tinylora.groups import loraplus_groups
 
 
 def available() -> tuple[bool, str]:
@@ -35,12 +36,18 @@ def _tensors(wl: Workload, device: str = "cpu"):
 
 
 def _adam(params: dict):
-    """torch.optim.Adam with the LoRA+ groups: every ``*.B`` at LR * LR_RATIO, the rest at LR."""
+    """torch.optim.Adam with the library's LoRA+ groups (`tinylora.groups.loraplus_groups`:
+    every ``*.B`` at LR * LR_RATIO, the rest at LR), their keys mapped to the tensors."""
     import torch  # noqa: PLC0415
 
-    slow = [v for k, v in params.items() if v.requires_grad and not k.endswith(".B")]
-    fast = [v for k, v in params.items() if v.requires_grad and k.endswith(".B")]
-    return torch.optim.Adam([{"params": slow, "lr": LR}, {"params": fast, "lr": LR * LR_RATIO}])
+    trainable = [k for k, v in params.items() if v.requires_grad]
+    return torch.optim.Adam(_torch_groups(loraplus_groups(trainable, lr=LR, lr_ratio=LR_RATIO),
+                                          params))
+
+
+def _torch_groups(groups: list, tensors: dict) -> list:
+    """The library's groups (keys, rate) as torch.optim groups (tensors, rate)."""
+    return [{"params": [tensors[k] for k in g["params"]], "lr": g["lr"]} for g in groups]
 
 
 def mlp_step(wl: Workload, device: str = "cpu"):
@@ -120,8 +127,9 @@ def grid_step(wl: Workload):
     A = [p["fc2.A"][s].detach().clone().requires_grad_(True) for s in range(S)]
     B = [p["fc2.B"][s].detach().clone().requires_grad_(True) for s in range(S)]
     groups = []
-    for s, (eta_a, eta_b) in enumerate(wl.cells):
-        groups += [{"params": [A[s]], "lr": eta_a}, {"params": [B[s]], "lr": eta_b}]
+    for s, (eta_a, eta_b) in enumerate(wl.cells):  # each cell's A and B: the library's groups
+        groups += _torch_groups(loraplus_groups(["fc2.A", "fc2.B"], lr=eta_a, lr_B=eta_b),
+                                {"fc2.A": A[s], "fc2.B": B[s]})
     opt = torch.optim.Adam(groups)
     W1, W2, W3 = p["fc1.W"], p["fc2.W"], p["fc3.W"]
 
@@ -181,9 +189,9 @@ def torch_floor(products, dtype: str):
     gen = torch.Generator().manual_seed(123)
 
     def operand(spec):
-        shape = spec[1] if spec[0] == "T" else spec
+        shape = spec.shape if isinstance(spec, Transposed) else spec
         t = torch.randn(shape, generator=gen, dtype=getattr(torch, dtype))
-        return t.transpose(-1, -2) if spec[0] == "T" else t
+        return t.transpose(-1, -2) if isinstance(spec, Transposed) else t
 
     pairs = [(operand(a), operand(b)) for a, b in products]
 
