@@ -1,6 +1,7 @@
 """A run that goes wrong is said to have gone wrong: one divergence rule (`tinylora.diverge`)
 for `train`, the lab's grids and the fine-tuning, reported with the step."""
 
+import importlib
 import math
 import warnings
 
@@ -70,12 +71,16 @@ def test_in_a_stack_only_the_model_that_diverged_stops():
 
 
 def test_the_grid_and_the_text_runs_use_the_same_rule():
-    """The lab's grid, the fine-tuning and the pretraining import the rule from tinylora.diverge
-    (one definition, so that a cell and a run diverge under the same condition)."""
+    """The lab's grid and the fine-tuning's evaluations import the rule from tinylora.diverge,
+    and the fine-tuning and pretraining loops step with `train_step` (one definition, so that a
+    cell and a run diverge under the same condition)."""
     from tinylora.lab import grid
     from tinylora.text import finetune, pretrain
 
-    assert grid.diverged is finetune.diverged is pretrain.diverged is diverge.diverged
+    training = importlib.import_module("tinylora.train")  # the module, not the function `train`
+
+    assert grid.diverged is finetune.diverged is training.diverged is diverge.diverged
+    assert finetune.train_step is pretrain.train_step is training.train_step
 
 
 def test_train_step_leaves_a_diverged_run_as_it_was():

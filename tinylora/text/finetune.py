@@ -54,7 +54,7 @@ from tinylora.text.pretrain import (
     mean_loss,
     pretrain_config,
 )
-from tinylora.train import loss_and_grads
+from tinylora.train import train_step
 from tinylora.transformer import BLOCK_TARGETS
 
 
@@ -225,13 +225,11 @@ def finetune_run(config: FinetuneConfig, setting: Setting, lr: float, seed: int,
         if step == config.steps or diverged_at is not None:
             continue  # after a divergence the loop only records inf at the evaluation steps
         batch = xp.asarray(sampler.sample())
-        loss, grads = loss_and_grads(lm, batch[:, :-1], batch[:, 1:], loss="cross_entropy")
-        if diverged(backend.finite_or_inf(loss), losses[0]):  # the rule `train` uses too
-            diverged_at = step
-            continue
         sched.apply(step)  # every group's rate times one factor: the LoRA+ ratio is kept
-        schedule.clip_grad_norm(grads, config.clip)  # None: no clipping
-        opt.step(grads)
+        _, gone = train_step(lm, opt, batch[:, :-1], batch[:, 1:], start=losses[0],
+                             loss="cross_entropy", clip=config.clip)  # None: no clipping
+        if gone:  # by the rule `train` uses too: not updated, inf from here on
+            diverged_at = step
     record = {**run_fields(setting), "lr": float(lr), "seed": seed, "eval_steps": steps,
               "val_loss": losses, "final_loss": losses[-1], "diverged": diverged_at is not None,
               "diverged_at": diverged_at, "seconds": round(time.perf_counter() - start, 2)}

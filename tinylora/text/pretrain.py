@@ -20,16 +20,16 @@ cached base was reused), summary.md (the table) and the validation curves' figur
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tinylora import backend
-from tinylora.diverge import diverged
+from tinylora.optim import AdamW
 from tinylora.run.progress import bar as progress_bar
 from tinylora.run.records import ResultsDir, markdown_table, write_json
+from tinylora.schedule import Schedule
 from tinylora.text.corpus import (
     PRETRAIN_TEXT,
     BatchSampler,
@@ -38,18 +38,21 @@ from tinylora.text.corpus import (
     shipped_tokenizer,
     train_val_split,
 )
-from tinylora.train import loss_and_grads, loss_fn
+from tinylora.train import loss_fn, train_step
+from tinylora.transformer import TinyLM
 
 DEFAULT_WIDTHS = (64, 128, 256)
 FAST_WIDTHS = (32, 64)
 CACHE_ENV = "TINYLORA_CACHE"
+LR_FLOOR = 0.1  # the cosine ends at lr * LR_FLOOR
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
     """Everything that determines a base model; two bases are interchangeable iff these match.
 
-    The learning rate follows a cosine from `lr` down to `lr / 10` over `steps`.
+    The learning rate follows a cosine from `lr` down to `lr / 10` over `steps`
+    (`tinylora.schedule.Schedule` with ``floor=LR_FLOOR``).
     """
 
     d_model: int
@@ -89,8 +92,6 @@ def default_cache() -> Path:
 def build_model(config: PretrainConfig, backend_name=None, **kwargs):
     """A TinyLM with the base's architecture; `kwargs` (targets, r, init, trainable, seed) go to
     its constructor."""
-    from tinylora.transformer import TinyLM
-
     kwargs.setdefault("seed", config.seed)
     return TinyLM(len(config.vocab), d_model=config.d_model, n_head=config.n_head,
                   n_layer=config.n_layer, context=config.context, backend=backend_name,
@@ -112,15 +113,8 @@ def mean_loss(lm, windows, chunk: int = 32) -> float:
     return total / len(windows)
 
 
-def cosine_lr(lr: float, step: int, steps: int) -> float:
-    """lr at `step` of `steps`: a cosine from lr to lr / 10 (a Python float, no promotion)."""
-    return lr * (0.1 + 0.45 * (1.0 + math.cos(math.pi * step / max(1, steps))))
-
-
 def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
     """Pretrain one base from scratch. -> (lm, record) with the validation curve in `record`."""
-    from tinylora.optim import AdamW
-
     tok = shipped_tokenizer()
     if tok.chars != config.vocab:
         raise ValueError("config.vocab: does not match the shipped tokenizer's characters")
@@ -128,6 +122,7 @@ def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
     windows = eval_windows(val_ids, config.context, config.n_eval)
     lm = build_model(config, backend_name, targets=(), trainable="all")
     opt = AdamW(lm.trainable_params(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = Schedule(opt, config.steps, decay="cosine", floor=LR_FLOOR)
     sampler = BatchSampler(train_ids, config.batch_size, config.context, seed=config.seed)
     xp, start = lm.xp, time.perf_counter()
     eval_every = max(1, config.steps // 10)
@@ -141,14 +136,12 @@ def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
             curve["val_loss"].append(mean_loss(lm, windows))
             curve["train_loss"].append(train_loss)
         batch = xp.asarray(sampler.sample())
-        loss, grads = loss_and_grads(lm, batch[:, :-1], batch[:, 1:], loss="cross_entropy")
-        train_loss = backend.finite_or_inf(loss)
-        if diverged(train_loss, curve["val_loss"][0]):  # the rule of tinylora.diverge
+        sched.apply(step)
+        train_loss, gone = train_step(lm, opt, batch[:, :-1], batch[:, 1:],
+                                      start=curve["val_loss"][0], loss="cross_entropy")
+        if gone:  # by the rule of tinylora.diverge: a base is never saved from a diverged run
             raise RuntimeError(f"pretraining d_model={config.d_model} diverged at step {step} "
                                f"(lr={config.lr:g}); try a smaller --lr")
-        for g in opt.groups:
-            g["lr"] = cosine_lr(config.lr, step, config.steps)
-        opt.step(grads)
         if step % 10 == 0:
             bar.set_postfix_str(f"loss {train_loss:.3f}")
     val = mean_loss(lm, windows)

@@ -144,7 +144,7 @@ def config_key(config: FinetuneConfig) -> dict:
     for k in ("widths", "inits", "ratios", "baselines", "baseline_width", "ranks", "max_points",
               "max_extra_ratios"):
         keep.pop(k)  # which runs the study makes, not what one run computes
-    return schedule.unless_plain(keep)
+    return keep
 
 
 def _chain_in_process(job) -> list[dict]:
