@@ -20,7 +20,7 @@ import sys
 
 from tinylora import backend
 from tinylora.bench import torch_mirror
-from tinylora.bench.run import time_interleaved
+from tinylora.bench.timing import time_interleaved
 from tinylora.bench.workloads import build_mlp
 from tinylora.fast import allocator
 

@@ -12,8 +12,9 @@ import pytest
 
 from tinylora import backend, checks
 from tinylora.gradcheck import randomize_lora
+from tinylora.groups import loraplus_groups
 from tinylora.models import LoRAMLP
-from tinylora.optim import Adam, loraplus_groups
+from tinylora.optim import Adam
 from tinylora.train import loss_and_grads, train
 
 pytestmark = pytest.mark.gpu

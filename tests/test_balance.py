@@ -69,7 +69,7 @@ def test_a_stack_measures_what_one_model_at_a_time_measures():
         for k, v in plain.adapter_init(1).items():
             model.params[k][...] = v
         one = coordcheck.measure(coordcheck.CoordSetup(model, plain.x_train, plain.y_train,
-                                                       coordcheck.projection_inputs), ea, eb, 3)
+                                                       deltas.projection_inputs), ea, eb, 3)
         for r in one:
             assert rows[r["step"] - 1][r["layer"]][r["quantity"]][i] == pytest.approx(
                 r["value"], rel=1e-10, abs=1e-15)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from tinylora.bench import run as bench
-from tinylora.bench import torch_mirror
+from tinylora.bench import timing, torch_mirror
 from tinylora.bench.workloads import build_block, build_grid, build_mlp
+from tinylora.groups import loraplus_groups
 from tinylora.models import LoRAMLP
-from tinylora.optim import Adam, loraplus_groups
+from tinylora.optim import Adam
 from tinylora.run import cli
 from tinylora.train import loss_and_grads
 from tinylora.transformer import BLOCK_TARGETS, TransformerBlock
@@ -84,14 +85,14 @@ def test_interleaved_timer_calls_each_function_the_stated_number_of_times():
             calls[name] += 1
         return fn
 
-    med = bench.time_interleaved({"a": make("a"), "b": make("b")}, rounds=3, inner=2, warmup=1)
+    med = timing.time_interleaved({"a": make("a"), "b": make("b")}, rounds=3, inner=2, warmup=1)
     assert calls == {"a": 7, "b": 7}
     assert set(med) == {"a", "b"} and all(v >= 0 for v in med.values())
 
 
 def test_peak_memory_sees_numpy_allocations():
     """The peak-memory column relies on NumPy reporting to tracemalloc: an 8 MB array shows."""
-    peak = bench.peak_bytes(lambda: np.ones(2**20))  # 2^20 float64 = 8 MiB
+    peak = timing.peak_bytes(lambda: np.ones(2**20))  # 2^20 float64 = 8 MiB
     assert peak >= 8 * 2**20
 
 
@@ -192,11 +193,11 @@ def test_repetitions_fit_the_budget_and_never_drop_below_the_least_rounds():
     """Fast rows get many calls, slow rows one call per round, and every row at least the
     fewest rounds: medians always come from interleaved samples."""
     for quick in (True, False):
-        budget, least, most, max_inner = bench.BUDGETS["quick" if quick else "full"]
-        assert bench.plan_repetitions(1e-5, quick) == (most, max_inner)
-        assert bench.plan_repetitions(10.0, quick) == (least, 1)
+        budget, least, most, max_inner = timing.BUDGETS["quick" if quick else "full"]
+        assert timing.plan_repetitions(1e-5, quick) == (most, max_inner)
+        assert timing.plan_repetitions(10.0, quick) == (least, 1)
         per_call = budget / 20
-        rounds, inner = bench.plan_repetitions(per_call, quick)
+        rounds, inner = timing.plan_repetitions(per_call, quick)
         assert least <= rounds <= most and 1 <= inner <= max_inner
         assert rounds * inner * per_call <= budget
 

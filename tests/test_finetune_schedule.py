@@ -30,9 +30,9 @@ def test_schedule_and_clipping_change_a_run(tmp_path):
     plain = finetune.finetune_config(**kw)
     warm = finetune.finetune_config(**kw, warmup=2, decay="cosine", clip=0.5)
     data = finetune.Data(plain)
-    a = finetune.finetune_run(plain, finetune.Setting(16, ratio=16.0), 1e-2, 0, data,
+    a = finetune.finetune_run(plain, finetune.Setting(16, lr_ratio=16.0), 1e-2, 0, data,
                                tmp_path)
-    b = finetune.finetune_run(warm, finetune.Setting(16, ratio=16.0), 1e-2, 0, data,
+    b = finetune.finetune_run(warm, finetune.Setting(16, lr_ratio=16.0), 1e-2, 0, data,
                                tmp_path)
     assert a["val_loss"][0] == b["val_loss"][0] and a["val_loss"][-1] != b["val_loss"][-1]
     assert all(math.isfinite(v) for v in b["val_loss"])

@@ -10,9 +10,9 @@ from tinylora.optim import Adam
 from tinylora.schedule import Schedule, clip_grad_norm, global_norm, lr_factor
 
 
-def _opt(ratio=16.0):
+def _opt(lr_ratio=16.0):
     params = {"fc1.A": np.zeros((3, 2)), "fc1.B": np.zeros((2, 3)), "fc1.b": np.zeros(3)}
-    return Adam(params, groups=loraplus_groups(params, 1e-3, ratio, rule="peft"))
+    return Adam(params, groups=loraplus_groups(params, 1e-3, lr_ratio, rule="peft"))
 
 
 @pytest.mark.parametrize("decay", ["constant", "cosine", "linear"])

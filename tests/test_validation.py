@@ -10,8 +10,9 @@ import pytest
 
 from tinylora import LoRAMLP, validate
 from tinylora.block import TransformerBlock
+from tinylora.groups import loraplus_groups
 from tinylora.layers import cross_entropy_forward, mse_forward
-from tinylora.optim import SGD, Adam, AdamW, loraplus_groups
+from tinylora.optim import SGD, Adam, AdamW
 from tinylora.train import train
 from tinylora.transformer import TinyLM
 

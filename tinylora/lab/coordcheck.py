@@ -31,12 +31,7 @@ from dataclasses import dataclass
 
 from tinylora import backend
 from tinylora.lab import analytic_toy
-from tinylora.lab.deltas import (  # noqa: F401 (deltas, projection_inputs: read by lesson 5)
-    QUANTITIES,
-    deltas,
-    projection_inputs,
-    trajectory,
-)
+from tinylora.lab.deltas import QUANTITIES, projection_inputs, trajectory
 from tinylora.lab.fit import loglog_slope
 from tinylora.models import LoRAMLP
 from tinylora.run.options import CommonOptions

@@ -30,13 +30,12 @@ with the same configuration reuses them (`tinylora.run.records.ResultsDir`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace  # noqa: F401 (asdict: the report's)
+from dataclasses import dataclass, replace
 
 from tinylora.lab import grid, landscape
 from tinylora.lab.finetune_toy import seeded_tasks
 from tinylora.lab.landscape import window_cells
 from tinylora.lab.optimum import RADIUS
-from tinylora.lab.sweep_analysis import summarize  # noqa: F401 (sweep.summarize: lesson 4's name)
 
 WIDTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 

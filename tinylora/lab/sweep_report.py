@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from tinylora.lab import sweep, sweep_analysis
 from tinylora.lab.predictions import INIT_NAMES
@@ -173,7 +173,7 @@ def execute(options: SweepOptions, on_width_done=None) -> dict:
 
     cfg = sweep.config_from_args(options)
     widths = parse_list(options.widths) or (sweep.FAST_WIDTHS if options.fast else sweep.WIDTHS)
-    out = ResultsDir(options.out, {"command": "width-sweep", **sweep.asdict(cfg)})
+    out = ResultsDir(options.out, {"command": "width-sweep", **asdict(cfg)})
     payloads = sweep.run(widths, cfg, out, options.backend, show_progress=not options.no_progress,
                          on_width_done=on_width_done)
     rows = [sweep_analysis.analyze_width(p, cfg) for p in payloads]

@@ -27,9 +27,17 @@ from pathlib import Path
 
 from tinylora import backend
 from tinylora.optim import AdamW
+from tinylora.run.options import (
+    Distinct,
+    options_from_args,
+    out_folder,
+    positive_float,
+    positive_int,
+)
 from tinylora.run.progress import bar as progress_bar
 from tinylora.run.records import ResultsDir, markdown_table, write_json
 from tinylora.schedule import Schedule
+from tinylora.text import plots
 from tinylora.text.corpus import (
     PRETRAIN_TEXT,
     BatchSampler,
@@ -203,20 +211,32 @@ def load_base(lm, config: PretrainConfig, cache=None) -> None:
 # The command: `tinylora pretrain`
 
 
-def add_arguments(p) -> None:
-    from tinylora.run import options
+@dataclass(frozen=True)
+class PretrainOptions:
+    """The options of `tinylora pretrain` (`add_arguments` is the CLI's definition)."""
 
-    p.add_argument("--widths", type=options.positive_int, nargs="+", default=None,
-                   action=options.Distinct,
+    widths: tuple | None = None  # d_model values; None: DEFAULT_WIDTHS (fast: FAST_WIDTHS)
+    steps: int | None = None  # AdamW steps per width; None: PretrainConfig.steps
+    lr: float | None = None  # peak learning rate; None: PretrainConfig.lr
+    cache: str | None = None  # folder of saved bases; None: `default_cache()`
+    out: str = "pretrain-out"  # folder for records, summary, figure
+    fast: bool = False  # tiny models and few steps (seconds)
+    force: bool = False  # retrain a cached base whose configuration differs, overwriting it
+    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
+    no_progress: bool = False  # no progress bars
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--widths", type=positive_int, nargs="+", default=None, action=Distinct,
                    help=f"d_model values (default {list(DEFAULT_WIDTHS)}; --fast: "
                         f"{list(FAST_WIDTHS)})")
-    p.add_argument("--steps", type=options.positive_int, default=None,
+    p.add_argument("--steps", type=positive_int, default=None,
                    help="AdamW steps per width (default 600)")
-    p.add_argument("--lr", type=options.positive_float, default=None,
+    p.add_argument("--lr", type=positive_float, default=None,
                    help="peak learning rate (default 3e-3)")
     p.add_argument("--cache", default=None,
                    help=f"folder of saved bases (default ${CACHE_ENV} or ~/.cache/tinylora/bases)")
-    p.add_argument("--out", type=options.out_folder, default="pretrain-out",
+    p.add_argument("--out", type=out_folder, default="pretrain-out",
                    help="folder for records, summary, figure")
     p.add_argument("--fast", action="store_true", help="tiny models and few steps (seconds)")
     p.add_argument("--force", action="store_true", help="retrain a cached base whose "
@@ -225,21 +245,26 @@ def add_arguments(p) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def run(widths, fast=False, steps=None, lr=None, cache=None, force=False, backend_name=None,
-        show_progress=True) -> list[dict]:
-    """Ensure a base per width. -> one record per width (see `ensure_base`)."""
-    records = []
-    for d in widths:
-        config = pretrain_config(d, fast, steps=steps, lr=lr)
-        records.append(ensure_base(config, cache, force, backend_name, show_progress))
-    return records
-
-
 def main(args) -> int:
-    widths = (FAST_WIDTHS if args.fast else DEFAULT_WIDTHS) if args.widths is None else args.widths
-    records = run(widths, args.fast, args.steps, args.lr, args.cache, args.force, args.backend,
-                  not args.no_progress)
-    out = Path(args.out)
+    result = execute(options_from_args(PretrainOptions, args))
+    for d, r in zip(result["widths"], result["records"]):
+        print(f"d_model={d:4d}  val loss {r['val_loss']:.4f}  "
+              f"({'reused' if r['reused'] else 'trained'}: {r['path']})")
+    out = result["out"]
+    print(f"wrote {out / 'records.json'}, {out / 'summary.json'}, {out / 'summary.md'}, "
+          f"{result['figure']}")
+    return 0
+
+
+def execute(options: PretrainOptions) -> dict:
+    """Ensure a base per width (`ensure_base`), write records, summary and the figure.
+    -> {"widths", "records", "figure", "out"}."""
+    widths = (FAST_WIDTHS if options.fast else DEFAULT_WIDTHS) if options.widths is None \
+        else options.widths
+    records = [ensure_base(pretrain_config(d, options.fast, steps=options.steps, lr=options.lr),
+                           options.cache, options.force, options.backend,
+                           not options.no_progress) for d in widths]
+    out = Path(options.out)
     write_json(out / "records.json", records)
     write_json(out / "summary.json", {"widths": list(widths),
                                       "val_loss": [r["val_loss"] for r in records],
@@ -252,12 +277,6 @@ def main(args) -> int:
                               f"{r['val_loss']:.4f}",
                               "reused" if r["reused"] else f"{r['seconds']:.0f}", f"`{r['path']}`"]
                              for d, r in zip(widths, records)])]
-    for d, r in zip(widths, records):
-        print(f"d_model={d:4d}  val loss {r['val_loss']:.4f}  "
-              f"({'reused' if r['reused'] else 'trained'}: {r['path']})")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    from tinylora.text import plots
-
-    path = plots.pretrain_curves(records, out / "pretrain_val_loss_by_width.png")
-    print(f"wrote {out / 'records.json'}, {out / 'summary.json'}, {out / 'summary.md'}, {path}")
-    return 0
+    figure = plots.pretrain_curves(records, out / "pretrain_val_loss_by_width.png")
+    return {"widths": widths, "records": records, "figure": figure, "out": out}
