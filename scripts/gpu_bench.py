@@ -1,4 +1,4 @@
-"""The GPU benchmark of issue "The CuPy backend, proven on a real GPU" (run by gpu_check.sh).
+"""The GPU benchmark: the CuPy backend, proven on a real GPU (run by gpu_check.sh).
 
 A LoRA MLP training step (forward, backward, Adam on A and B with the LoRA+ groups; batch 1024,
 rank 8, float32) at widths 1024, 4096, 16384 on CuPy, against PyTorch CUDA eager with autograd

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from tinylora.lab import balance, balance_report, coordcheck, deltas
+from tinylora.lab.finetune_toy import toy_task
 from tinylora.run.cli import main
 from tinylora.run.records import ResultsDir, encode
 
@@ -61,8 +62,6 @@ def test_a_stack_measures_what_one_model_at_a_time_measures():
     rows = deltas.trajectory(balance.setup(CFG, 32, 1, 2), [3e-3, 1e-2], [1e-2, 3e-3], 3)
     task = balance._toy_task(CFG, 32, 1, None)
     for i, (ea, eb) in enumerate([(3e-3, 1e-2), (1e-2, 3e-3)]):
-        from tinylora.lab.finetune_toy import toy_task
-
         plain = toy_task(32, "finetune", "adam", 1, (), n_train=CFG.n_points, n_test=1,
                          model_seed=1)
         model = plain.build(())

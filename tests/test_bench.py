@@ -3,12 +3,16 @@ computes the same thing, and the command's rows have the documented shape. No ti
 speed is judged by the benchmark, not by the suite."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from test_readme_results import bench_table
 
+from tinylora import layers
+from tinylora.bench import profile, timing, torch_mirror
 from tinylora.bench import run as bench
-from tinylora.bench import timing, torch_mirror
+from tinylora.bench.profile import block_parts
 from tinylora.bench.workloads import build_block, build_grid, build_mlp
 from tinylora.groups import loraplus_groups
 from tinylora.models import LoRAMLP
@@ -143,8 +147,6 @@ def test_outer_product_fast_path_is_exact():
     """A rank-1 LoRA on a layer of output width 1 takes the broadcast (outer product) path that
     the grid benchmark motivated: its output and gradients equal the plain matmul formulas
     (x shared by a stack of 2 models, as in the grid)."""
-    from tinylora import layers
-
     rng = np.random.default_rng(0)
     x, W, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 1)), rng.standard_normal(1)
     A, B = rng.standard_normal((2, 5, 1)), rng.standard_normal((2, 1, 1))
@@ -217,8 +219,6 @@ def test_out_folder_holds_records_summary_and_table(tmp_path):
 def test_profile_parts_are_the_step_s_own_computations():
     """`bench --profile` times the block step's own calls: run in order, its parts give exactly
     the gradients that loss_and_grads gives for the same model and data."""
-    from tinylora.bench.profile import block_parts
-
     wl, parts = block_parts(8, "float64")
     grads = parts[-1][2][0]  # the Adam part's argument: what the backward parts wrote
     model = TransformerBlock(8, 4, targets=BLOCK_TARGETS, r=8, seed=0, dtype="float64")
@@ -231,8 +231,6 @@ def test_profile_parts_are_the_step_s_own_computations():
 def test_profile_names_every_part_of_the_step():
     """The profile has a row for each part the overhead can hide in: layer norms, gelu, softmax,
     the mask, residuals, the loss and Adam, forward and backward, and every projection."""
-    from tinylora.bench.profile import block_parts
-
     names = " | ".join(p[0] for p in block_parts(8, "float64")[1])
     for word in ("ln1 fwd", "ln2 fwd", "ln2 bwd", "gelu fwd", "gelu bwd", "softmax fwd",
                  "softmax bwd", "causal mask", "residual x + attn", "residual sum", "loss fwd",
@@ -259,12 +257,6 @@ def test_profile_command_writes_parts_that_add_up_to_the_step(tmp_path, capsys):
 def test_docs_and_readme_quote_the_recorded_xeon_run():
     """docs/benchmarks.md shows the Intel Xeon run's table and its width-256 profile exactly as
     recorded (docs/results/bench-xeon/), with its CPU, and the README quotes the same table."""
-    from pathlib import Path
-
-    from test_readme_results import bench_table
-
-    from tinylora.bench import profile
-
     root = Path(__file__).resolve().parents[1]
     folder = root / "docs" / "results" / "bench-xeon"
     summary = json.loads((folder / "summary.json").read_text())

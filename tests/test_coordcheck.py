@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tinylora.lab import coordcheck, deltas
+from tinylora.norms import layernorm_forward
 from tinylora.run.cli import main
 
 
@@ -66,8 +67,6 @@ def test_coordcheck_command_end_to_end(tmp_path, capsys):
 def test_block_inputs_are_the_inputs_of_each_lora_projection():
     """For the Transformer block, Z of q, k, v is ln1(x) and Z of fc1 is ln2(x1): read out of the
     forward cache, they equal the same quantities recomputed with the library's pieces."""
-    from tinylora.norms import layernorm_forward
-
     setup = coordcheck.block_setup(16, seed=0)
     out, cache = setup.model.forward(setup.x)
     Z = setup.inputs(setup.model, cache)

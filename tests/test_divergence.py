@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from tinylora import LoRAMLP, diverge
+from tinylora.lab import grid
 from tinylora.optim import SGD, Adam
+from tinylora.text import finetune, pretrain
 from tinylora.train import loss_and_grads, retire, train, train_step
 
 
@@ -74,9 +76,6 @@ def test_the_grid_and_the_text_runs_use_the_same_rule():
     """The lab's grid and the fine-tuning's evaluations import the rule from tinylora.diverge,
     and the fine-tuning and pretraining loops step with `train_step` (one definition, so that a
     cell and a run diverge under the same condition)."""
-    from tinylora.lab import grid
-    from tinylora.text import finetune, pretrain
-
     training = importlib.import_module("tinylora.train")  # the module, not the function `train`
 
     assert grid.diverged is finetune.diverged is training.diverged is diverge.diverged

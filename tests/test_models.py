@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tinylora import checks
+from tinylora import LoRAConfig, TinyLM, TransformerBlock, checks
 from tinylora.gradcheck import randomize_lora
 from tinylora.models import LoRAMLP
 from tinylora.optim import Adam
@@ -174,8 +174,6 @@ def test_repr_says_what_trains():
 
 def test_lora_config_default_scale_is_every_model_default():
     """`LoRAConfig()` and every model built with its defaults have the same scale: alpha = r, 1."""
-    from tinylora import LoRAConfig, TinyLM, TransformerBlock
-
     scales = {"LoRAConfig()": LoRAConfig().scale, "LoRAConfig(r=4)": LoRAConfig(r=4).scale,
               "LoRAMLP": LoRAMLP(4, 8, 4).scale, "TransformerBlock": TransformerBlock(8, 2).scale,
               "TinyLM": TinyLM(5, d_model=8, n_head=2, n_layer=1, context=4).scale}

@@ -9,6 +9,9 @@ import json
 import math
 from pathlib import Path
 
+from tinylora.run.records import read_json
+from tinylora.text.report import summarize  # the held-out profile, per ratio
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 
@@ -191,8 +194,6 @@ def finetune_claims() -> list[str]:
     two = [rows["zero_A", w] for w in (64, 128, 256)]
     b, iv = s["best_lr_ratio"], s["best_lr_ratio_interval"]
     e, ei = s["lr_ratio_exponent"]["zero_B"], s["lr_ratio_exponent_interval"]["zero_B"]
-    from tinylora.run.records import read_json
-    from tinylora.text.report import summarize  # the held-out profile, per ratio
 
     records = read_json(RESULTS / "finetune" / "records.json")
     d = next(d for d in summarize(records)[1] if (d["width"], d["init"]) == (256, "zero_B"))

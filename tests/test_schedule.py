@@ -8,6 +8,7 @@ import pytest
 from tinylora.groups import loraplus_groups
 from tinylora.optim import Adam
 from tinylora.schedule import Schedule, clip_grad_norm, global_norm, lr_factor
+from tinylora.text.pretrain import LR_FLOOR, pretrain_config
 
 
 def _opt(lr_ratio=16.0):
@@ -91,8 +92,6 @@ def test_a_cosine_to_a_floor_is_pretrainings_old_rate_bit_for_bit():
     """`Schedule(decay="cosine", floor=0.1)` over every step of a default pretraining run gives
     exactly the rate pretraining computed by hand before, lr (0.1 + 0.45 (1 + cos(pi t / T))):
     (1 - 0.1) * 0.5 == 0.45 and halving is exact, so nothing recorded moves."""
-    from tinylora.text.pretrain import LR_FLOOR, pretrain_config
-
     for config in (pretrain_config(64), pretrain_config(64, fast=True)):
         opt = Adam({"w": np.zeros(2)}, lr=config.lr)
         sched = Schedule(opt, config.steps, decay="cosine", floor=LR_FLOOR)

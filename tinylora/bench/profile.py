@@ -62,7 +62,7 @@ def block_parts(width: int, dtype: str = "float32"):
     """-> (workload, parts): parts are (name, fn, args, products) in the order the step runs."""
     wl = build_block(width, dtype)
     m, x, y = wl.model, wl.x, wl.y
-    p, sc, H, tr = m.live_params(), m.scale, m.n_head, set(m.trainable)
+    params, sc, H, tr = m.live_params(), m.scale, m.n_head, set(m.trainable)
     N, T_, d = x.shape
     M, r, d_ff = N * T_, m.lora.r, m.d_ff
     head, scores = (N, H, T_, d // H), (N, H, T_, T_)
@@ -73,10 +73,10 @@ def block_parts(width: int, dtype: str = "float32"):
         return fn(*args)
 
     def proj(name, h, d_in, d_out):
-        return part(f"{name} fwd (3 products, bias, LoRA sum)", proj_forward, (h, p, name, sc),
+        return part(f"{name} fwd (3 products, bias, LoRA sum)", proj_forward, (h, params, name, sc),
                     lora_products(M, d_in, d_out, r)[:3])
 
-    h1, c_ln1 = part("ln1 fwd", layernorm_forward, (x, p["ln1.g"], p["ln1.b"]))
+    h1, c_ln1 = part("ln1 fwd", layernorm_forward, (x, params["ln1.g"], params["ln1.b"]))
     (q, c_q), (k, c_k), (v, c_v) = (proj(f"attn.{n}", h1, d, d) for n in "qkv")
     qh, kh, vh = (att.split_heads(a, H) for a in (q, k, v))
     s = part("scores qh kh^T", lambda a_, b_: a_ @ b_.swapaxes(-1, -2), (qh, kh),
@@ -88,7 +88,7 @@ def block_parts(width: int, dtype: str = "float32"):
     yv = part("weighted sum p vh (merged)", att.matmul_merged, (pr, vh), [(scores, head)])
     a, c_o = proj("attn.o", yv, d, d)
     x1 = part("residual x + attn", _add, (x, a))
-    h2, c_ln2 = part("ln2 fwd", layernorm_forward, (x1, p["ln2.g"], p["ln2.b"]))
+    h2, c_ln2 = part("ln2 fwd", layernorm_forward, (x1, params["ln2.g"], params["ln2.b"]))
     u, c_fc1 = proj("mlp.fc1", h2, d, d_ff)
     g, c_act = part("gelu fwd", gelu_forward, (u,))
     mo, c_fc2 = proj("mlp.fc2", g, d_ff, d)

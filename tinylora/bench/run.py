@@ -134,20 +134,20 @@ class BenchOptions:
     profile: bool = False  # split one block step into its parts instead (`bench.profile`)
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--workloads", nargs="+", choices=list(BUILDERS), default=tuple(BUILDERS),
-                   help="which workloads (default: all three)")
-    p.add_argument("--widths", type=positive_int, nargs="+", default=None, action=Distinct,
-                   help="widths to time instead of each workload's defaults")
-    p.add_argument("--dtypes", nargs="+", choices=DTYPES, default=DTYPES)
-    p.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
-    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
-    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
-    p.add_argument("--out", type=out_folder, default=None,
-                   help="also write records.json, summary.json and summary.md to this folder")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--profile", action="store_true",
-                   help="split one block step into its parts instead (tinylora.bench.profile)")
+def add_arguments(parser) -> None:
+    parser.add_argument("--workloads", nargs="+", choices=list(BUILDERS), default=tuple(BUILDERS),
+                        help="which workloads (default: all three)")
+    parser.add_argument("--widths", type=positive_int, nargs="+", default=None, action=Distinct,
+                        help="widths to time instead of each workload's defaults")
+    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=DTYPES)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    parser.add_argument("--out", type=out_folder, default=None,
+                        help="also write records.json, summary.json and summary.md to this folder")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="split one block step into its parts instead (tinylora.bench.profile)")
 
 
 def main(args) -> int:
@@ -178,7 +178,7 @@ def execute_profile(options: BenchOptions) -> dict:
     profs = [profile.profile(n, dt, options.quick) for n in (options.widths or WIDTHS["block"])
              for dt in options.dtypes]
     env = environment(False)
-    text = "\n\n".join(profile.table(p) for p in profs) + (
+    text = "\n\n".join(profile.table(prof) for prof in profs) + (
         f"\n\n{env['cpu']}, {env['cores']} cores; NumPy {env['numpy']} "
         f"(BLAS threads: {env['numpy_blas_threads']}); malloc: {env['malloc']}.")
     if options.out:

@@ -204,8 +204,9 @@ GRID_POINTS = 1000
 def build_grid(width: int, dtype: str = "float32", seed: int = 0, backend_name=None) -> Workload:
     """`step`: the 16 cells as one stacked model (``stack=(16,)``, Adam with learning rates of
     shape (16, 1, 1)); `floor`: the same 16 cells as 16 plain models, one training step each.
-    Model and data: the lab's width-sweep task (`tinylora.finetune_toy.toy_task`, the fine-tuning
-    variant of paper Eq. 3: 5 -> width -> width -> 1, LoRA rank 4 on fc2, 1000 points)."""
+    Model and data: the lab's width-sweep task (`tinylora.lab.finetune_toy.toy_task`, the
+    fine-tuning variant of paper Eq. 3: 5 -> width -> width -> 1, LoRA rank 4 on fc2, 1000
+    points)."""
     xp = backend.get_xp(backend_name)
     task = toy_task(width, "finetune", "adam", steps=1, record_steps=(1,), n_train=GRID_POINTS,
                     n_test=8, model_seed=seed, backend_name=backend_name, dtype=dtype)

@@ -63,8 +63,9 @@ def projection_inputs(model, cache) -> dict:
     def walk(c):
         if isinstance(c, (tuple, list)):
             if len(c) == 3 and isinstance(c[0], str) and isinstance(c[1], bool):
-                if c[0] in model.targets:
-                    found[c[0]] = c[2][0]  # the input of projection c[0]
+                name, _, inner = c  # a projection's (name, is_lora, inner)
+                if name in model.targets:
+                    found[name] = inner[0]  # the input of projection `name`
                 return
             for item in c:
                 walk(item)

@@ -1,4 +1,5 @@
-"""`tinylora demo` (what `make demo` runs): the LoRA+ story in under two minutes on a laptop CPU.
+"""`tinylora demo` (what `make demo` runs): the LoRA+ story end to end, at fast settings on a CPU
+(summary.json records each part's time on the machine that ran it).
 
 1. The analytic toy (paper Eq. 2), widths 2^4..2^16: with one shared learning rate, what A's
    update does to the output (delta1) grows like n; with eta_A ~ 1/n it stays flat. Exact slopes.
@@ -49,11 +50,11 @@ class DemoOptions:
     no_progress: bool = False  # no progress bars
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--out", type=out_folder, default="demo-out",
-                   help="results folder (default demo-out)")
-    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+def add_arguments(parser) -> None:
+    parser.add_argument("--out", type=out_folder, default="demo-out",
+                        help="results folder (default demo-out)")
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def part_options(options: DemoOptions, out) -> dict:
@@ -126,8 +127,8 @@ def execute(options: DemoOptions) -> dict:
         plots_width.width_law_curves(balance_result["summary"], [sweep_result["summary"]]),
         out / "width_law.png", "The width law, two ways (demo: fast settings)")
     figures = [law.relative_to(out.path)] + [
-        p.relative_to(out.path) for r in (toy_result, balance_result, sweep_result, cc_result)
-        for p in r["figures"]]
+        path.relative_to(out.path) for r in (toy_result, balance_result, sweep_result, cc_result)
+        for path in r["figures"]]
     bench_table = markdown_table(["width", "cells", "steps", "batched (s)", "one by one (s)",
                                   "speed-up"], [[b["width"], b["cells"], b["steps"], b["batched_s"],
                                                  b["one_by_one_s"], b["speedup"]] for b in bench])
@@ -138,5 +139,5 @@ def execute(options: DemoOptions) -> dict:
                                "coordcheck_slopes": slopes})
     out.write("summary.md", "# tinylora demo\n\n```\n" + headline + "\n```\n\n"
               "## Batched grid against one by one\n\n" + bench_table + "\n## Figures\n\n"
-              + "".join(f"![{p.name}]({p})\n" for p in figures))
+              + "".join(f"![{path.name}]({path})\n" for path in figures))
     return {"headline": headline, "figures": figures, "out": out.path}

@@ -100,14 +100,14 @@ class HeatmapOptions(CommonOptions):
     per_decade: int | None = None  # grid points per decade; None: HeatmapConfig.per_decade
 
 
-def add_arguments(p) -> None:
-    add_common_arguments(p, "toy-heatmap-out", seeds=HeatmapConfig.seeds)
-    p.add_argument("--steps", type=positive_int, default=None,
-                   help="steps per cell (default 200)")
-    p.add_argument("--settings", default=",".join(SETTINGS),
-                   help=f"comma-separated subset of {', '.join(SETTINGS)}")
-    p.add_argument("--per-decade", dest="per_decade", type=positive_int, default=None,
-                   help="grid points per decade (default 2)")
+def add_arguments(parser) -> None:
+    add_common_arguments(parser, "toy-heatmap-out", seeds=HeatmapConfig.seeds)
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="steps per cell (default 200)")
+    parser.add_argument("--settings", default=",".join(SETTINGS),
+                        help=f"comma-separated subset of {', '.join(SETTINGS)}")
+    parser.add_argument("--per-decade", dest="per_decade", type=positive_int, default=None,
+                        help="grid points per decade (default 2)")
 
 
 def main(args) -> int:
@@ -168,7 +168,7 @@ def execute(options: HeatmapOptions) -> dict:
                             "best by test loss"], lines)
     out.write("summary.md", f"# Numerical toy (paper Eq. 3, Figure 2)\n\nLosses at t = {steps[-1]}"
               f", mean of {cfg.seeds} seeds; LoRA = best cell on the diagonal eta_A = eta_B.\n\n"
-              f"{table}\n" + "".join(f"![{p.name}]({p.name})\n" for p in figures))
+              f"{table}\n" + "".join(f"![{path.name}]({path.name})\n" for path in figures))
     return {"summary": summary, "table": table, "steps": steps[-1], "figures": figures,
             "out": out.path}
 

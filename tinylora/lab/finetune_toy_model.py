@@ -67,14 +67,15 @@ class ToyModel(LoRAModel):
 
     def forward(self, x):
         """x (N, d) -> (f (*stack, N, 1), cache)."""
-        p, s = self.params, self.scale
+        params, s = self.params, self.scale
         h, P = self.frozen_part(x)
-        z_a = h @ p["fc2.A"]  # [N, n] -> [*S, N, r]   the paper's Z_A
-        pre = (s * z_a) @ p["fc2.B"]  # [*S, N, r] -> [*S, N, n]
+        z_a = h @ params["fc2.A"]  # [N, n] -> [*S, N, r]   the paper's Z_A
+        pre = (s * z_a) @ params["fc2.B"]  # [*S, N, r] -> [*S, N, n]
         pre += P  # the frozen path, computed once
         z, relu_cache = relu_forward(pre)
-        f, out_cache = proj_forward(z, p, "fc3", s)  # [*S, N, n] -> [*S, N, 1]
-        lora_cache = (LAYER, True, (h, p["fc2.W"], None, p["fc2.A"], p["fc2.B"], z_a, s, None))
+        f, out_cache = proj_forward(z, params, "fc3", s)  # [*S, N, n] -> [*S, N, 1]
+        inner = (h, params["fc2.W"], None, params["fc2.A"], params["fc2.B"], z_a, s, None)
+        lora_cache = (LAYER, True, inner)  # what a projection leaves: (name, is_lora, inner)
         return f, [lora_cache, relu_cache, out_cache]
 
     def backward(self, dout, cache):

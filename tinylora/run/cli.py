@@ -34,7 +34,7 @@ def cmd_gradcheck(args) -> int:
 
 class Command(NamedTuple):
     """One row of the CLI: `tinylora <name>` runs ``tinylora.<module>``, whose
-    ``add_arguments(p)`` defines its options and ``main(args)`` runs it (building the command's
+    ``add_arguments(parser)`` defines its options and ``main(args)`` runs it (building the command's
     options dataclass and calling its ``execute(options)``). `resumable`: a rerun reuses the
     finished parts in --out."""
 
@@ -75,18 +75,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinylora", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("gradcheck", help="check every backward against finite differences")
-    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
-    p.add_argument("--json", action="store_true",
-                   help="print a JSON list of {name, max_rel_error, ok}")
-    p.set_defaults(func=cmd_gradcheck)
+    gradcheck = sub.add_parser("gradcheck", help="check every backward against finite differences")
+    gradcheck.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    gradcheck.add_argument("--json", action="store_true",
+                           help="print a JSON list of {name, max_rel_error, ok}")
+    gradcheck.set_defaults(func=cmd_gradcheck)
 
     for row in COMMANDS:
-        p = sub.add_parser(row.name, help=row.help)
+        command_parser = sub.add_parser(row.name, help=row.help)
         if row.name == command:
             mod = command_module(row.module)
-            mod.add_arguments(p)
-            p.set_defaults(func=mod.main)
+            mod.add_arguments(command_parser)
+            command_parser.set_defaults(func=mod.main)
     return parser
 
 

@@ -6,13 +6,16 @@ without pyplot (the user's backend is never touched) and written to a file.
 
 from __future__ import annotations
 
-from tinylora.lab.plots import _save, _subplots
+import math
+from pathlib import Path
+
+from tinylora.lab.plots import new_figure, save_figure
 from tinylora.lab.predictions import INIT_NAMES
 
 
 def pretrain_curves(records: list, path):
     """Validation loss of each pretrained base against its step, one line per width."""
-    fig, ax = _subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     for r in records:
         c = r["curve"]
         ax.plot(c["step"], c["val_loss"], marker=".", label=f"d_model = {r['config']['d_model']}")
@@ -21,7 +24,7 @@ def pretrain_curves(records: list, path):
     ax.set_title("Pretraining TinyLM on Shakespeare (all arrays train)")
     ax.legend()
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 
@@ -30,7 +33,7 @@ def _panels(details: list, height: float = 3.6):
     """A grid of panels, a row per init and a column per width. -> (fig, {(init, width): ax})."""
     inits = list(dict.fromkeys(d["init"] for d in details))
     widths = list(dict.fromkeys(d["width"] for d in details))
-    fig, axes = _subplots(len(inits), len(widths), figsize=(4.2 * len(widths),
+    fig, axes = new_figure(len(inits), len(widths), figsize=(4.2 * len(widths),
                                                             height * len(inits)), squeeze=False)
     return fig, {(i, w): axes[a][b] for a, i in enumerate(inits) for b, w in enumerate(widths)}
 
@@ -71,7 +74,7 @@ def finetune_curves(details: list, path):
         ax.legend(fontsize=7)
     fig.suptitle("LoRA vs LoRA+ fine-tuning a Shakespeare TinyLM on Milton "
                  "(evaluation seeds: mean, min-max)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def finetune_profiles(details: list, path):
@@ -95,15 +98,13 @@ def finetune_profiles(details: list, path):
         ax.plot(t, d["profile"][t][0], "k*", markersize=11, label=f"tuning seeds chose {t:g}")
         _finish(ax, "ratio lr_B / lr_A", panel_title(d))
     fig.suptitle("The ratio profile on the evaluation seeds (95 % intervals)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def finetune_best_ratio(summary: dict, path):
     """The located best ratio against d_model per init, with 95 % intervals, and a line of the
     predicted slope through the points' geometric centre."""
-    import math
-
-    fig, ax = _subplots(figsize=(6, 4.2))
+    fig, ax = new_figure(figsize=(6, 4.2))
     for n, init in enumerate(dict.fromkeys(summary["init"])):
         rows = [i for i, x in enumerate(summary["init"]) if x == init
                 and summary["best_lr_ratio"][i] is not None]
@@ -127,13 +128,13 @@ def finetune_best_ratio(summary: dict, path):
     ax.set_yscale("log", base=2)
     ax.set_ylabel("best ratio lr_B / lr_A")
     _finish(ax, "d_model", "Best LoRA+ ratio against width (evaluation seeds, 95 %)", 8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def finetune_by_width(details: list, path):
     """Left: speed-up of LoRA+ over LoRA against width; right: final-loss gain (LoRA - LoRA+),
     with 95 % intervals over the evaluation seeds, for ratio 16 and the tuned ratio, per init."""
-    fig, (ax1, ax2) = _subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = new_figure(1, 2, figsize=(10, 4))
     widths = sorted({d["width"] for d in details})
     n = 0
     for init in dict.fromkeys(d["init"] for d in details):
@@ -160,7 +161,7 @@ def finetune_by_width(details: list, path):
         ax.grid(alpha=0.3)
     ax1.legend(fontsize=7)
     fig.suptitle("Does LoRA+ help? (evaluation seeds, 95 % intervals)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def finetune_lr_grid(details: list, path):
@@ -181,13 +182,11 @@ def finetune_lr_grid(details: list, path):
         ax.grid(alpha=0.3)
     next(iter(axes.values())).legend(fontsize=7)
     fig.suptitle("Tuning: each ratio's half-octave lattice on the tuning seeds (circle: kept)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def finetune_figures(records: dict, summary: dict, details: list, out) -> list:
     """Every figure of `tinylora finetune`, written into `out`. -> their paths."""
-    from pathlib import Path
-
     out = Path(out)
     return [finetune_curves(details, out / "finetune_val_loss_curves.png"),
             finetune_profiles(details, out / "finetune_ratio_profiles.png"),

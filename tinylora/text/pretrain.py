@@ -226,23 +226,23 @@ class PretrainOptions:
     no_progress: bool = False  # no progress bars
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--widths", type=positive_int, nargs="+", default=None, action=Distinct,
-                   help=f"d_model values (default {list(DEFAULT_WIDTHS)}; --fast: "
-                        f"{list(FAST_WIDTHS)})")
-    p.add_argument("--steps", type=positive_int, default=None,
-                   help="AdamW steps per width (default 600)")
-    p.add_argument("--lr", type=positive_float, default=None,
-                   help="peak learning rate (default 3e-3)")
-    p.add_argument("--cache", default=None,
-                   help=f"folder of saved bases (default ${CACHE_ENV} or ~/.cache/tinylora/bases)")
-    p.add_argument("--out", type=out_folder, default="pretrain-out",
-                   help="folder for records, summary, figure")
-    p.add_argument("--fast", action="store_true", help="tiny models and few steps (seconds)")
-    p.add_argument("--force", action="store_true", help="retrain a cached base whose "
-                   "configuration differs, overwriting it")
-    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+def add_arguments(parser) -> None:
+    parser.add_argument("--widths", type=positive_int, nargs="+", default=None, action=Distinct,
+                        help=f"d_model values (default {list(DEFAULT_WIDTHS)}; --fast: "
+                             f"{list(FAST_WIDTHS)})")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="AdamW steps per width (default 600)")
+    parser.add_argument("--lr", type=positive_float, default=None,
+                        help="peak learning rate (default 3e-3)")
+    parser.add_argument("--cache", default=None, help=f"folder of saved bases (default "
+                        f"${CACHE_ENV} or ~/.cache/tinylora/bases)")
+    parser.add_argument("--out", type=out_folder, default="pretrain-out",
+                        help="folder for records, summary, figure")
+    parser.add_argument("--fast", action="store_true", help="tiny models and few steps (seconds)")
+    parser.add_argument("--force", action="store_true", help="retrain a cached base whose "
+                        "configuration differs, overwriting it")
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def main(args) -> int:

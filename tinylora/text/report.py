@@ -149,9 +149,9 @@ def method(runs: list[dict], table: dict, cfg: dict, label: str, **setting) -> d
 def compare(lora: dict, other: dict) -> None:
     """Adds to `other` its paired speed-up over `lora` and its loss gain (evaluation seeds)."""
     pairs = [paired_speedup(a, b) for a, b in zip(lora["runs"], other["runs"])]
-    other["speedup_per_seed"] = [p["speedup"] for p in pairs]
+    other["speedup_per_seed"] = [pair["speedup"] for pair in pairs]
     other["speedup"] = ratio_interval(other["speedup_per_seed"])
-    other["steps_per_seed"] = [(p["steps_lora"], p["steps_plus"]) for p in pairs]
+    other["steps_per_seed"] = [(pair["steps_lora"], pair["steps_plus"]) for pair in pairs]
     other["loss_gain"] = mean_interval([a["final_loss"] - b["final_loss"]
                                         for a, b in zip(lora["runs"], other["runs"])])
 

@@ -233,10 +233,10 @@ class FinetuneOptions:
     no_progress: bool = False  # no progress bars
 
 
-def add_arguments(p) -> None:
+def add_arguments(parser) -> None:
     def many(flag, kind, help_text, **kw):
-        p.add_argument(flag, type=kind, nargs="+", default=None, action=Distinct,
-                       help=help_text, **kw)
+        parser.add_argument(flag, type=kind, nargs="+", default=None, action=Distinct,
+                            help=help_text, **kw)
 
     many("--widths", positive_int, f"d_model values (default {list(DEFAULT_WIDTHS)})")
     many("--inits", str, "zero_B (Init[1]) and/or zero_A (Init[2]) (default both)")
@@ -245,26 +245,27 @@ def add_arguments(p) -> None:
     many("--tune-seeds", non_negative_int, "seeds that choose the rates (0 1)")
     many("--eval-seeds", non_negative_int, "seeds every reported number comes from (2 3 4 5)")
     many("--ranks", positive_int, "ranks of the rank baseline (1 2 4 8 16)")
-    p.add_argument("--steps", type=positive_int, help="steps per run (default 120)")
-    p.add_argument("--lr0", type=positive_float, help="lattice centre (3e-3)")
-    p.add_argument("--no-baselines", action="store_true",
-                   help="skip full fine-tuning and the rank baseline")
-    p.add_argument("--jobs", type=positive_int, default=1,
-                   help="processes running (width, init) chains at once (1); with as many "
-                        "jobs as cores, set OPENBLAS_NUM_THREADS=1")
-    p.add_argument("--warmup", type=non_negative_int, help="warm-up steps (0)")
-    p.add_argument("--decay", choices=schedule.DECAYS, help="after the warm-up (constant)")
-    p.add_argument("--clip", type=positive_float, help="max gradient norm (none)")
-    p.add_argument("--pretrain-steps", type=positive_int, default=None,
-                   help="which cached bases to use (pretrained with this many steps)")
-    p.add_argument("--cache", default=None, help="folder of saved bases (see tinylora pretrain)")
-    p.add_argument("--out", type=out_folder, default="finetune-out",
-                   help="folder for records, summary, figures")
-    p.add_argument("--fast", action="store_true",
-                   help="a tiny study (seconds): tests, a first look")
-    p.add_argument("--restart", action="store_true", help="discard the parts in --out")
-    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--steps", type=positive_int, help="steps per run (default 120)")
+    parser.add_argument("--lr0", type=positive_float, help="lattice centre (3e-3)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip full fine-tuning and the rank baseline")
+    parser.add_argument("--jobs", type=positive_int, default=1,
+                        help="processes running (width, init) chains at once (1); with as many "
+                             "jobs as cores, set OPENBLAS_NUM_THREADS=1")
+    parser.add_argument("--warmup", type=non_negative_int, help="warm-up steps (0)")
+    parser.add_argument("--decay", choices=schedule.DECAYS, help="after the warm-up (constant)")
+    parser.add_argument("--clip", type=positive_float, help="max gradient norm (none)")
+    parser.add_argument("--pretrain-steps", type=positive_int, default=None,
+                        help="which cached bases to use (pretrained with this many steps)")
+    parser.add_argument("--cache", default=None,
+                        help="folder of saved bases (see tinylora pretrain)")
+    parser.add_argument("--out", type=out_folder, default="finetune-out",
+                        help="folder for records, summary, figures")
+    parser.add_argument("--fast", action="store_true",
+                        help="a tiny study (seconds): tests, a first look")
+    parser.add_argument("--restart", action="store_true", help="discard the parts in --out")
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def main(args) -> int:
