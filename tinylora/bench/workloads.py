@@ -2,7 +2,7 @@
 
 A `Workload` is everything the timer needs, built once:
 
-    step()   one training step exactly as the library trains:
+    step()   one training step's arithmetic, as the library computes it (`timed_step`):
              ``loss, grads = loss_and_grads(model, x, y); opt.step(grads)``   (in place)
     floor()  the bare matrix products that an exact step cannot avoid, same shapes and dtype,
              on the same array library (for "grid": the same cells trained one by one)
@@ -55,7 +55,9 @@ class Workload:
 
 
 def timed_step(model, opt, x, y, loss: str = "mse"):
-    """The library's training step: forward, loss, backward, optimizer update (in place)."""
+    """The step the bench times: forward, loss, backward, optimizer update (in place). Not
+    `tinylora.train.train_step`, whose divergence rule reads the loss on the host each step:
+    the arithmetic of a step, nothing around it."""
     value, grads = loss_and_grads(model, x, y, loss)
     opt.step(grads)
     return value
