@@ -126,3 +126,20 @@ def test_a_stack_refuses_a_global_clip():
     with pytest.raises(ValueError, match="clip: expected None for a stack"):
         train_step(model, Adam(model.trainable_params()), x, y, clip=1.0,
                    retired=np.zeros(2, dtype=bool))
+
+
+def test_retire_with_a_bare_true_zeroes_an_unstacked_model_and_its_rates():
+    """An unstacked model (the grid's one-by-one reference) is retired whole: factors,
+    gradients, moments and its float rates to 0; ``False`` changes nothing."""
+    model = LoRAMLP(8, 32, 4, r=2, seed=1)
+    x, y = data()
+    opt = Adam(model.trainable_params(), lr=1e-2)
+    train_step(model, opt, x, y)
+    _, grads = loss_and_grads(model, x, y)
+    before = {k: model.params[k].copy() for k in model.trainable}
+    retire(opt, grads, False)
+    assert all(np.array_equal(model.params[k], before[k]) for k in before)
+    retire(opt, grads, True)
+    for k in model.trainable:
+        assert not any(a.any() for a in [model.params[k], grads[k], *opt.state[k].values()])
+    assert [g["lr"] for g in opt.groups] == [0.0]

@@ -113,15 +113,19 @@ def retire(opt, grads: dict, dead) -> None:
     `dead`: True for each model to retire, a boolean array (or list) of the stack's shape;
     a bare True retires an unstacked model whole (its rates become 0.0)."""
     mask = backend.xp_of(next(iter(opt.params.values()))).asarray(dead, dtype=bool)
+    whole = mask.ndim == 0  # an unstacked model: every entry
+    if whole and not bool(mask):
+        return
+    where = ... if whole else mask
     for group in opt.groups:
         for k in group["params"]:
             for arr in [opt.params[k], grads[k], *opt.state.get(k, {}).values()]:
-                arr[mask] = 0.0
+                arr[where] = 0.0
         rate = group["lr"]
         if isinstance(rate, float):  # one rate for every model: kept, unless it is the only one
-            group["lr"] = 0.0 if mask.ndim == 0 and bool(mask) else rate
+            group["lr"] = 0.0 if whole else rate
         elif tuple(rate.shape[:mask.ndim]) == tuple(mask.shape):  # one rate per model
-            rate[mask] = 0.0
+            rate[where] = 0.0
 
 
 class History(list):
