@@ -63,9 +63,9 @@ def block_parts(width: int, dtype: str = "float32"):
     wl = build_block(width, dtype)
     m, x, y = wl.model, wl.x, wl.y
     params, sc, H, tr = m.live_params(), m.scale, m.n_head, set(m.trainable)
-    N, T_, d = x.shape
-    M, r, d_ff = N * T_, m.lora.r, m.d_ff
-    head, scores = (N, H, T_, d // H), (N, H, T_, T_)
+    N, T, d = x.shape
+    M, r, d_ff = N * T, m.lora.r, m.d_ff
+    head, scores = (N, H, T, d // H), (N, H, T, T)
     parts = []
 
     def part(name, fn, args, products=()):
