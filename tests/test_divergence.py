@@ -82,10 +82,15 @@ def test_the_grid_and_the_text_runs_use_the_same_rule():
     assert finetune.train_step is pretrain.train_step is training.train_step
 
 
+def small_mlp(stack=()):
+    """The MLP of `run`, for the tests that step it by hand."""
+    return LoRAMLP(8, 32, 4, r=2, seed=1, stack=stack)
+
+
 def test_train_step_leaves_a_diverged_run_as_it_was():
     """`train_step` measured against a start the loss is over DIVERGED times: it reports
     diverged and updates nothing (parameters bit-identical, the optimizer's step count 0)."""
-    model = LoRAMLP(8, 32, 4, r=2, seed=1)
+    model = small_mlp()
     x, y = data()
     opt = Adam(model.trainable_params(), lr=1e-2)
     before = {k: v.copy() for k, v in model.params.items()}
@@ -99,7 +104,7 @@ def test_train_step_leaves_a_diverged_run_as_it_was():
 def test_retire_zeroes_only_the_retired_models_of_a_stack():
     """`retire` sets a retired model's factors, gradients, Adam moments and per-model rate to 0
     and touches no number of the others; through later `train_step`s it stays exactly 0."""
-    model = LoRAMLP(8, 32, 4, r=2, seed=1, stack=(3,))
+    model = small_mlp(stack=(3,))
     x, y = data()
     opt = Adam(model.trainable_params(), lr=np.array([1e-2, 2e-2, 3e-2]).reshape(3, 1, 1))
     retired = np.zeros(3, dtype=bool)
@@ -121,7 +126,7 @@ def test_retire_zeroes_only_the_retired_models_of_a_stack():
 
 def test_a_stack_refuses_a_global_clip():
     """Clipping by the global norm would mix the stack's models: `train_step` refuses it."""
-    model = LoRAMLP(8, 32, 4, r=2, seed=1, stack=(2,))
+    model = small_mlp(stack=(2,))
     x, y = data()
     with pytest.raises(ValueError, match="clip: expected None for a stack"):
         train_step(model, Adam(model.trainable_params()), x, y, clip=1.0,
@@ -131,7 +136,7 @@ def test_a_stack_refuses_a_global_clip():
 def test_retire_with_a_bare_true_zeroes_an_unstacked_model_and_its_rates():
     """An unstacked model (the grid's one-by-one reference) is retired whole: factors,
     gradients, moments and its float rates to 0; ``False`` changes nothing."""
-    model = LoRAMLP(8, 32, 4, r=2, seed=1)
+    model = small_mlp()
     x, y = data()
     opt = Adam(model.trainable_params(), lr=1e-2)
     train_step(model, opt, x, y)
