@@ -35,10 +35,11 @@ import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
 from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
+from tinylora.groups import loraplus_groups
 from tinylora.lab.shift import compare, lowrank_shift_task
 from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
-from tinylora.optim import SGD, Adam, loraplus_groups
+from tinylora.optim import SGD, Adam
 from tinylora.train import loss_and_grads
 
 T0 = time.perf_counter()
@@ -199,10 +200,10 @@ for k, a0 in start.items():
 # of part 1, a 16x gradient changes almost nothing. LoRA+ has to act on the learning rate.
 
 # %%
-def five_steps(optimizer_class, ratio, grad_scale_B, lr=1e-3, seed=3):
+def five_steps(optimizer_class, lr_ratio, grad_scale_B, lr=1e-3, seed=3):
     """Displacement of fc2.B after 5 steps of the same random gradients."""
     p = {k: a.copy() for k, a in start.items()}
-    o = optimizer_class(p, groups=loraplus_groups(p, lr=lr, lr_ratio=ratio))
+    o = optimizer_class(p, groups=loraplus_groups(p, lr=lr, lr_ratio=lr_ratio))
     g_rng = np.random.default_rng(seed)
     for _ in range(5):
         grads = {k: g_rng.standard_normal(a.shape) for k, a in start.items()}
@@ -225,7 +226,7 @@ assert abs(norm(adam_plus) / norm(adam_lora) - 16) < 1e-6
 # %% [markdown]
 # ## 4. Experiment: LoRA against LoRA+ on a low-rank shift
 #
-# The low-rank-shift task (`tinylora.shift.compare`): a frozen MLP `16 -> 64 -> 64 -> 4`
+# The low-rank-shift task (`tinylora.lab.shift.compare`): a frozen MLP `16 -> 64 -> 64 -> 4`
 # whose target is the same MLP with a rank-2 change to its middle weight; rank-4 LoRA on that
 # layer (Init[1]: `B = 0`), full-batch Adam, mean squared error. Both runs share the data, the
 # frozen weights and the init; only `B`'s learning rate differs.
@@ -237,20 +238,20 @@ assert abs(norm(adam_plus) / norm(adam_lora) - 16) < 1e-6
 # %%
 steps = 60 if FAST else 300
 lr_grid = np.logspace(-4, -1, 7 if FAST else 13)
-ratios = (1.0, 16.0)
+lr_ratios = (1.0, 16.0)
 
-curves = compare(lr=1e-3, ratios=ratios, steps=steps)
-final = {ratio: [] for ratio in ratios}
+curves = compare(lr=1e-3, lr_ratios=lr_ratios, steps=steps)
+final = {lr_ratio: [] for lr_ratio in lr_ratios}
 for eta_A in lr_grid:
-    for ratio, losses in compare(lr=float(eta_A), ratios=ratios, steps=steps).items():
-        final[ratio].append(losses[-1])
-final = {ratio: np.array(f) for ratio, f in final.items()}
-best = {ratio: (f.min(), lr_grid[f.argmin()]) for ratio, f in final.items()}
+    for lr_ratio, losses in compare(lr=float(eta_A), lr_ratios=lr_ratios, steps=steps).items():
+        final[lr_ratio].append(losses[-1])
+final = {lr_ratio: np.array(f) for lr_ratio, f in final.items()}
+best = {lr_ratio: (f.min(), lr_grid[f.argmin()]) for lr_ratio, f in final.items()}
 
 print(f"{steps} steps. At eta_A = 1e-3, final loss: ratio 1 {curves[1.0][-1]:.2e}, "
       f"ratio 16 {curves[16.0][-1]:.2e}")
-for ratio, (loss, at) in best.items():
-    print(f"best over the grid, ratio {ratio:g}: {loss:.2e} at eta_A = {at:.1e}")
+for lr_ratio, (loss, at) in best.items():
+    print(f"best over the grid, ratio {lr_ratio:g}: {loss:.2e} at eta_A = {at:.1e}")
 assert curves[16.0][-1] < curves[1.0][-1]  # at this eta_A, LoRA+ is ahead,
 assert final[16.0][0] < final[1.0][0]  # and at the smallest eta_A of the grid;
 assert best[16.0][1] < best[1.0][1]  # its best eta_A is smaller (eta_B is 16x larger),
@@ -260,12 +261,12 @@ assert lora_ahead > 1  # and tuned plain LoRA ends lower than tuned ratio 16, at
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-for ratio, losses in curves.items():
-    ax1.semilogy(losses, label=f"ratio {ratio:g}" + (" (LoRA)" if ratio == 1 else " (LoRA+)"))
+for lr_ratio, losses in curves.items():
+    ax1.semilogy(losses, label=f"ratio {lr_ratio:g}" + (" (LoRA)" if lr_ratio == 1 else " (LoRA+)"))
 ax1.set(xlabel="step", ylabel="training loss (MSE)", title="eta_A = 1e-3")
-for ratio, f in final.items():
-    ax2.loglog(lr_grid, f, "o-", label=f"ratio {ratio:g}")
-    ax2.plot(best[ratio][1], best[ratio][0], "k*", markersize=12)
+for lr_ratio, f in final.items():
+    ax2.loglog(lr_grid, f, "o-", label=f"ratio {lr_ratio:g}")
+    ax2.plot(best[lr_ratio][1], best[lr_ratio][0], "k*", markersize=12)
 ax2.set(xlabel="eta_A (eta_B = ratio x eta_A)", ylabel=f"loss after {steps} steps",
         title="final loss against eta_A (star: best)")
 for ax in (ax1, ax2):
@@ -348,7 +349,7 @@ print(f"1. gradients x 100: losses differ by a relative {rel:.1e} at most")
 assert rel < 1e-4
 
 # 2. the wrong way round
-slow_B = compare(lr=1e-3, ratios=(1.0, 1 / 16), steps=steps)
+slow_B = compare(lr=1e-3, lr_ratios=(1.0, 1 / 16), steps=steps)
 print(f"2. at eta_A = 1e-3: ratio 1/16 {slow_B[1 / 16][-1]:.2e}, ratio 1 {slow_B[1.0][-1]:.2e}")
 assert slow_B[1 / 16][-1] > slow_B[1.0][-1]
 
@@ -368,7 +369,7 @@ print(f"   median |move| of B: {np.median(moves_B):.6f}")
 assert np.all(moves_B <= 0.16 + 1e-15) and np.median(moves_B) > 0.1599
 
 # 4. ratio 4 in the sweep
-final4 = np.array([compare(lr=float(eta_A), ratios=(4.0,), steps=steps)[4.0][-1]
+final4 = np.array([compare(lr=float(eta_A), lr_ratios=(4.0,), steps=steps)[4.0][-1]
                    for eta_A in lr_grid])
 best_of_three = min([(best[1.0][0], 1), (final4.min(), 4), (best[16.0][0], 16)])
 print(f"4. best ratio-4 loss {final4.min():.2e}; the best of ratios 1, 4, 16 is {best_of_three[1]}")

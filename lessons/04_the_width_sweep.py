@@ -60,6 +60,7 @@ from tinylora.lab import (
     plots_width,
     predictions,
     sweep,
+    sweep_analysis,
 )
 from tinylora.lab.finetune_toy import seeded_tasks, toy_task
 from tinylora.lab.fit import loglog_slope, t975
@@ -339,7 +340,7 @@ payloads, sweeps = {}, {}
 for readout in ("sp", "mup"):
     cfg_ro = replace(sweep_cfg, readout=readout)
     payloads[readout] = [sweep.sweep_width(w, cfg_ro) for w in widths]
-    sweeps[readout] = sweep.summarize(payloads[readout], cfg_ro)
+    sweeps[readout] = sweep_analysis.summarize(payloads[readout], cfg_ro)
     print(f"readout {readout}:\n{headline(sweeps[readout])}")
 summary = sweeps["sp"]
 assert not any(summary["edge"])  # every optimum is interior

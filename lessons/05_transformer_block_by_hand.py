@@ -42,6 +42,7 @@ from tinylora import attention, layers
 from tinylora.block import BlockConfig, TransformerBlock
 from tinylora.gradcheck import check, numerical_grad, randomize_lora, rel_error
 from tinylora.lab import coordcheck
+from tinylora.lab.deltas import deltas
 from tinylora.lab.fit import loglog_slope
 from tinylora.lora import LoRAConfig
 from tinylora.norms import EPS, layernorm_backward, layernorm_forward
@@ -505,9 +506,9 @@ print(f"outputs at positions 0..{T - 2}: bit-identical; at position {T - 1}: mov
 # `tinylora.lab.coordcheck` measures them (`tinylora coordcheck --model block` is the command). Its
 # block set-up (`coordcheck.block_setup`) puts LoRA (rank 4, Init[1]) on all six projections,
 # `q, k, v, o, fc1, fc2`, with a random input and regression target, and reads each layer's input
-# `Z` out of the forward cache (`coordcheck.projection_inputs`). First we check that it reads the
-# right `Z`: for `q, k, v` it is `ln1(x)`, for `o` the heads' output, recomputed here from the
-# library's pieces.
+# `Z` out of the forward cache (`tinylora.lab.deltas.projection_inputs`). First we check that it
+# reads the right `Z`: for `q, k, v` it is `ln1(x)`, for `o` the heads' output, recomputed here
+# from the library's pieces.
 
 # %%
 widths = [32, 64, 128, 256] if FAST else [32, 64, 128, 256, 512, 1024]
@@ -541,7 +542,7 @@ for _ in range(2):  # at step 1 A cannot move (B = 0); at step 2 both move
     opt_cc.step(loss_and_grads(model_cc, setup.x, setup.y)[1])
 A0, B0 = before["attn.v.A"], before["attn.v.B"]
 A1, B1 = model_cc.params["attn.v.A"], model_cc.params["attn.v.B"]
-parts = coordcheck.deltas(Z["attn.v"], A0, B0, A1, B1, model_cc.scale)  # each [N, T, n]
+parts = deltas(Z["attn.v"], A0, B0, A1, B1, model_cc.scale)  # each [N, T, n]
 change = model_cc.scale * (Z["attn.v"] @ A1 @ B1 - Z["attn.v"] @ A0 @ B0)
 assert np.allclose(parts["delta1"] + parts["delta2"] + parts["delta3"], change, atol=1e-15)
 print("step 2, attn.v: RMS of " + ", ".join(

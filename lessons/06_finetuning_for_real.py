@@ -44,8 +44,9 @@ import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
 from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
+from tinylora.groups import loraplus_groups
 from tinylora.lora import LoRAConfig
-from tinylora.optim import Adam, loraplus_groups
+from tinylora.optim import Adam
 from tinylora.text.corpus import BatchSampler, load_text
 from tinylora.text.finetune import Data, Setting, finetune_config, finetune_run, sample_text
 from tinylora.text.pretrain import build_model, ensure_base, load_base, mean_loss, pretrain_config
@@ -159,10 +160,10 @@ print("with B = 0 the LoRA model's logits equal the base's, bit for bit "
 # Then we take a few more steps and check that the frozen arrays never changed.
 
 # %%
-eta_A, ratio = 2.5e-3, 16.0
+eta_A, lr_ratio = 2.5e-3, 16.0
 frozen_before = {k: lm.params[k].copy() for k in lm.base_keys()}
 opt = Adam(lm.trainable_params(), groups=loraplus_groups(lm.trainable_params(), lr=eta_A,
-                                                        lr_ratio=ratio))
+                                                        lr_ratio=lr_ratio))
 loss0, grads = loss_and_grads(lm, x, y, loss="cross_entropy")
 assert set(grads) == set(lm.trainable)
 assert all(np.all(grads[k] == 0) for k in grads if k.endswith(".A"))
@@ -173,9 +174,9 @@ moves = {k: np.abs(lm.params[k] - B_before[k]) for k in lm.trainable}
 move_B = np.concatenate([m.ravel() for k, m in moves.items() if k.endswith(".B")])
 print(f"step 1: loss {float(loss0):.4f}; |dA| = 0 for all {len(grads) // 2} targets; "
       f"A moved by {max(m.max() for k, m in moves.items() if k.endswith('.A')):.1e}; "
-      f"median |move| of B = {np.median(move_B):.2e} (eta_B = {eta_A * ratio:.2e})")
+      f"median |move| of B = {np.median(move_B):.2e} (eta_B = {eta_A * lr_ratio:.2e})")
 assert all(np.all(m == 0) for k, m in moves.items() if k.endswith(".A"))
-assert np.median(move_B) > 0.99 * eta_A * ratio and move_B.max() <= eta_A * ratio * (1 + 1e-6)
+assert np.median(move_B) > 0.99 * eta_A * lr_ratio and move_B.max() <= eta_A * lr_ratio * (1 + 1e-6)
 
 hand_steps = 20 if FAST else 40
 for _ in range(hand_steps - 1):  # a fresh random batch each step
@@ -209,17 +210,17 @@ print(f"all {len(frozen_before)} frozen arrays are bit-identical after training"
 records = run_study(config, workdir / "study", cache=workdir, show_progress=False)
 summary, details = summarize(records)
 detail = details[0]
-for ratio, t in detail["lattice"].items():
-    print(f"ratio {ratio:g}: eta_A tried " + ", ".join(f"{lr:.2g}" for lr, _ in t["tried"])
+for lr_ratio, t in detail["lattice"].items():
+    print(f"ratio {lr_ratio:g}: eta_A tried " + ", ".join(f"{lr:.2g}" for lr, _ in t["tried"])
           + f" -> kept {t['lr']:.3g} (bracketed: {t['interior']})")
 base_loss = detail["base"]["loss_finetune_text"]
 assert detail["base"]["pretrain_val_loss"] == base_record["val_loss"]  # the same base, reused
 print(f"{len(records['runs'])} fine-tuning runs of {finetune_steps} steps; frozen base on "
       f"Milton: {base_loss:.4f}")
 print("tuning (mean of seeds 0, 1), best eta_A per ratio:",
-      {ratio: f"lr {lr:g}: {loss:.4f}" for ratio, (lr, loss) in detail["tuning"].items()})
-for ratio in (1.0, 16.0):
-    m = detail["methods"][ratio]
+      {lr_ratio: f"lr {lr:g}: {loss:.4f}" for lr_ratio, (lr, loss) in detail["tuning"].items()})
+for lr_ratio in (1.0, 16.0):
+    m = detail["methods"][lr_ratio]
     mean, lo, hi = m["final"]
     edge = "" if m["interior"] else " (not bracketed)"
     print(f"{m['label']:>17} at eta_A = {m['lr']:g}{edge}: final loss {mean:.4f} "
@@ -232,8 +233,8 @@ print(f"gain of LoRA+ over LoRA (final loss, > 0: LoRA+ better): {gain:+.4f} "
       f"[{gain_lo:+.4f}, {gain_hi:+.4f}] -> "
       + ("no difference detectable at this width" if gain_lo <= 0 <= gain_hi
          else ("LoRA+ better" if gain_lo > 0 else "LoRA better")))
-for ratio in (1.0, 16.0):
-    m = detail["methods"][ratio]
+for lr_ratio in (1.0, 16.0):
+    m = detail["methods"][lr_ratio]
     assert m["final"][0] < base_loss - 0.05 and m["diverged"] == 0  # both adapt to Milton
 
 recorded = Path("..") / "docs" / "results" / "finetune" / "summary.json"  # run from lessons/
@@ -243,30 +244,31 @@ if recorded.exists():
           f"every number from seeds {study['eval_seeds']}")
     for i, (init, w) in enumerate(zip(study["init"], study["widths"])):
         lo, hi = study["speedup_interval"][i]
-        best = study["best_ratio"][i]
+        best = study["best_lr_ratio"][i]
         print(f"  {init}, d_model {w}: LoRA {study['loss_lora'][i]:.4f}, LoRA+ (16) "
               f"{study['loss_loraplus'][i]:.4f}, speed-up {study['speedup'][i]:.2f} "
-              f"[{lo:.2f}, {hi:.2f}], tuned ratio {study['tuned_ratio'][i]:g}, best ratio "
+              f"[{lo:.2f}, {hi:.2f}], tuned ratio {study['tuned_lr_ratio'][i]:g}, best ratio "
               + ("not located" if best is None else f"{best:.3g}"))
     init1 = [i for i, x in enumerate(study["init"]) if x == "zero_B"]
     init2 = [i for i, x in enumerate(study["init"]) if x == "zero_A"]
     assert [study["widths"][i] for i in init1] == [study["widths"][i] for i in init2]
     assert all(study["speedup"][i] < 1 for i in init1)  # Init[1]: ratio 16 is slower than LoRA
     assert all(study["speedup_interval"][i][0] > 1 for i in init2)  # Init[2]: faster, surely
-    assert all(study["tuned_ratio"][b] > study["tuned_ratio"][a] for a, b in zip(init1, init2))
+    tuned = study["tuned_lr_ratio"]
+    assert all(tuned[b] > tuned[a] for a, b in zip(init1, init2))
 else:
     print(f"(the recorded study is not here: {recorded.resolve()} is missing)")
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-for ratio, color in ((1.0, "C0"), (16.0, "C1")):
-    m = detail["methods"][ratio]
+for lr_ratio, color in ((1.0, "C0"), (16.0, "C1")):
+    m = detail["methods"][lr_ratio]
     for run in m["runs"]:
         ax1.plot(run["eval_steps"], run["val_loss"], color=color, alpha=0.3, lw=1)
     ax1.plot(m["eval_steps"], m["curve_mean"], color=color, lw=2,
              label=f"{m['label']}, eta_A {m['lr']:g} (mean of {len(m['runs'])} seeds)")
-    ax2.semilogx(*zip(*detail["lattice"][ratio]["tried"]), "o-", color=color, label=m["label"])
-    ax2.plot(m["lr"], detail["tuning"][ratio][1], "k*", markersize=12)
+    ax2.semilogx(*zip(*detail["lattice"][lr_ratio]["tried"]), "o-", color=color, label=m["label"])
+    ax2.plot(m["lr"], detail["tuning"][lr_ratio][1], "k*", markersize=12)
 for ax in (ax1, ax2):
     ax.axhline(base_loss, color="gray", ls=":", label="frozen base")
     ax.grid(alpha=0.3)
@@ -320,11 +322,11 @@ print("  after our hand-run LoRA+ steps:", repr(sample_text(lm, data, 80, seed=1
 # bit for bit) without the evaluation curve.
 
 # %%
-def fine_tune(model, lr, ratio=1.0, seed=0):
-    """Adam on `model`'s trainable arrays (B at ratio x lr), `finetune_steps` batches of
+def fine_tune(model, lr, lr_ratio=1.0, seed=0):
+    """Adam on `model`'s trainable arrays (B at lr_ratio x lr), `finetune_steps` batches of
     Milton drawn with `seed`. -> the final Milton validation loss (inf if it diverged)."""
     params = model.trainable_params()
-    optimizer = Adam(params, groups=loraplus_groups(params, lr=lr, lr_ratio=ratio))
+    optimizer = Adam(params, groups=loraplus_groups(params, lr=lr, lr_ratio=lr_ratio))
     batches = BatchSampler(data.train, config.batch_size, config.context, seed=seed)
     for _ in range(finetune_steps):
         window = batches.sample()
@@ -351,7 +353,7 @@ def full_model(seed):
 
 
 lr_lora = detail["methods"][1.0]["lr"]
-one_run = next(r for r in records["runs"] if r["ratio"] == 1.0 and r["lr"] == lr_lora
+one_run = next(r for r in records["runs"] if r["lr_ratio"] == 1.0 and r["lr"] == lr_lora
                and r["seed"] == seeds[0])
 assert fine_tune(lora_model(seeds[0]), lr_lora, 1.0, seeds[0]) == one_run["final_loss"]
 
@@ -365,8 +367,9 @@ n_full = full_model(0).n_params()
 print(f"full fine-tuning ({n_full:,} numbers, {n_full / n_lora:.0f}x LoRA's): tuning "
       + ", ".join(f"lr {lr:g}: {v:.4f}" for lr, v in full_tuning.items())
       + f"; at lr {lr_full:g}{full_edge} on seeds {seeds}: {np.mean(full_fresh):.4f}")
-for ratio in (1.0, 16.0):
-    print(f"  {detail['methods'][ratio]['label']:>17}: {detail['methods'][ratio]['final'][0]:.4f}")
+for lr_ratio in (1.0, 16.0):
+    m = detail["methods"][lr_ratio]
+    print(f"  {m['label']:>17}: {m['final'][0]:.4f}")
 assert np.mean(full_fresh) < base_loss - 0.05  # it adapts to Milton too
 
 ranks = (1, 2, 4, 8, 16)
@@ -384,9 +387,9 @@ assert rank_loss["alpha / r"][i8] == rank_loss["alpha / sqrt(r)"][i8] == one_run
 # that chose it, against the mean of the same rate on the fresh seeds.
 
 # %%
-kept = {detail["methods"][ratio]["label"]: (detail["tuning"][ratio][1],
-                                           detail["methods"][ratio]["final"][0])
-        for ratio in (1.0, 16.0)}
+kept = {detail["methods"][lr_ratio]["label"]: (detail["tuning"][lr_ratio][1],
+                                           detail["methods"][lr_ratio]["final"][0])
+        for lr_ratio in (1.0, 16.0)}
 kept["full fine-tuning"] = (full_tuning[lr_full], float(np.mean(full_fresh)))
 for name, (on_tuning, on_fresh) in kept.items():
     print(f"{name:>17}: tuning seeds {on_tuning:.4f}, fresh seeds {on_fresh:.4f} "
@@ -400,7 +403,8 @@ print(f"LoRA - LoRA+: {gap_tuning:+.4f} on the tuning seeds, {gap_fresh:+.4f} on
 # %%
 fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4))
 names = list(kept)
-fresh_runs = [[r["final_loss"] for r in detail["methods"][ratio]["runs"]] for ratio in (1.0, 16.0)]
+fresh_runs = [[r["final_loss"] for r in detail["methods"][lr_ratio]["runs"]]
+              for lr_ratio in (1.0, 16.0)]
 for i, losses in enumerate([*fresh_runs, full_fresh]):
     ax1.bar(i, np.mean(losses), color=f"C{i}", alpha=0.6)
     ax1.plot([i] * len(losses), losses, "k.", ms=8)
@@ -484,9 +488,9 @@ fresh.load(path)
 assert np.array_equal(fresh.forward(x)[0], logits_lm)
 
 # 3. the wrong way round
-slow_B = finetune_run(config, Setting(d_model, ratio=1 / 16), lr_lora, tune_seeds[0], data,
+slow_B = finetune_run(config, Setting(d_model, lr_ratio=1 / 16), lr_lora, tune_seeds[0], data,
                       workdir)
-lora_run = next(r for r in records["runs"] if r["ratio"] == 1.0 and r["lr"] == lr_lora
+lora_run = next(r for r in records["runs"] if r["lr_ratio"] == 1.0 and r["lr"] == lr_lora
                 and r["seed"] == tune_seeds[0])
 print(f"3. at eta_A = {lr_lora:g}: ratio 1/16 ends at {slow_B['final_loss']:.4f}, "
       f"ratio 1 at {lora_run['final_loss']:.4f}")

@@ -39,11 +39,12 @@ import tinylora
 from tinylora import backend
 from tinylora.backend import BackendError, cupy_available, get_xp, to_numpy, use_backend
 from tinylora.gradcheck import TOLERANCE, numerical_grad, rel_error
+from tinylora.groups import loraplus_groups
 from tinylora.lab.shift import compare
 from tinylora.layers import lora_linear_backward, lora_linear_forward
 from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
-from tinylora.optim import Adam, loraplus_groups
+from tinylora.optim import Adam
 from tinylora.train import loss_and_grads
 
 T0 = time.perf_counter()
@@ -269,10 +270,10 @@ assert all(a.dtype == np.float32 for a in model32.params.values())  # THE INVARI
 # ## 5. Experiment: the same training everywhere, and its cost
 #
 # (a) **Same numbers?** Train the LoRA+ run of the low-rank-shift comparison
-# (`tinylora.shift.compare`, ratio 16) on every backend available, in float64 and float32, and
-# compare each loss curve with NumPy float64. Float64 on CuPy should agree with NumPy to
-# round-off (different libraries add in different orders); float32 should agree to about
-# float32's precision.
+# (`tinylora.lab.shift.compare`, lr_ratio 16) on every backend available, in float64 and
+# float32, and compare each loss curve with NumPy float64. Float64 on CuPy should agree with
+# NumPy to round-off (different libraries add in different orders); float32 should agree to
+# about float32's precision.
 #
 # (b) **What it costs.** Time one training step (float32, batch 256, rank 8) at growing widths.
 
@@ -281,7 +282,7 @@ steps = 50 if FAST else 200
 runs = {}
 for name in BACKENDS:
     for dtype in ("float64", "float32"):
-        curve = compare(lr=3e-3, ratios=(16.0,), steps=steps, backend_name=name,
+        curve = compare(lr=3e-3, lr_ratios=(16.0,), steps=steps, backend_name=name,
                         dtype=dtype)[16.0]
         assert len(curve) == steps and all(type(v) is float for v in curve)
         runs[(name, dtype)] = np.array(curve)

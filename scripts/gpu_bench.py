@@ -1,4 +1,4 @@
-"""The GPU benchmark of issue "The CuPy backend, proven on a real GPU" (run by gpu_check.sh).
+"""The GPU benchmark: the CuPy backend, proven on a real GPU (run by gpu_check.sh).
 
 A LoRA MLP training step (forward, backward, Adam on A and B with the LoRA+ groups; batch 1024,
 rank 8, float32) at widths 1024, 4096, 16384 on CuPy, against PyTorch CUDA eager with autograd
@@ -20,7 +20,7 @@ import sys
 
 from tinylora import backend
 from tinylora.bench import torch_mirror
-from tinylora.bench.run import time_interleaved
+from tinylora.bench.timing import time_interleaved
 from tinylora.bench.workloads import build_mlp
 from tinylora.fast import allocator
 

@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from tinylora.lab import analytic_toy as toy
@@ -55,8 +56,6 @@ def test_the_three_deltas_add_up_to_the_change_of_f(optimizer):
 
 def test_conditioned_init_has_s0_one_and_unit_coordinates():
     """x has entries +-1 (so ||x||^2 = n) and Init[1]'s a_0^T x = 1 at every width."""
-    import numpy as np
-
     for n in (16, 1000):
         x, a, b = toy.init_toy(n, 1, seed=3, xp=np)
         assert set(np.unique(x)) == {-1.0, 1.0} and float(b[0]) == 0.0

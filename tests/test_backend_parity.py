@@ -12,9 +12,10 @@ import pytest
 
 from tinylora import backend
 from tinylora.gradcheck import randomize_lora
+from tinylora.groups import loraplus_groups
 from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
-from tinylora.optim import Adam, loraplus_groups
+from tinylora.optim import Adam
 from tinylora.run import checks
 from tinylora.train import loss_and_grads, train
 

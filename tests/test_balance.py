@@ -6,6 +6,7 @@ import math
 import pytest
 
 from tinylora.lab import balance, balance_report, coordcheck, deltas
+from tinylora.lab.finetune_toy import toy_task
 from tinylora.run.cli import main
 from tinylora.run.records import ResultsDir, encode
 
@@ -61,15 +62,13 @@ def test_a_stack_measures_what_one_model_at_a_time_measures():
     rows = deltas.trajectory(balance.setup(CFG, 32, 1, 2), [3e-3, 1e-2], [1e-2, 3e-3], 3)
     task = balance._toy_task(CFG, 32, 1, None)
     for i, (ea, eb) in enumerate([(3e-3, 1e-2), (1e-2, 3e-3)]):
-        from tinylora.lab.finetune_toy import toy_task
-
         plain = toy_task(32, "finetune", "adam", 1, (), n_train=CFG.n_points, n_test=1,
                          model_seed=1)
         model = plain.build(())
         for k, v in plain.adapter_init(1).items():
             model.params[k][...] = v
         one = coordcheck.measure(coordcheck.CoordSetup(model, plain.x_train, plain.y_train,
-                                                       coordcheck.projection_inputs), ea, eb, 3)
+                                                       deltas.projection_inputs), ea, eb, 3)
         for r in one:
             assert rows[r["step"] - 1][r["layer"]][r["quantity"]][i] == pytest.approx(
                 r["value"], rel=1e-10, abs=1e-15)

@@ -3,17 +3,22 @@ computes the same thing, and the command's rows have the documented shape. No ti
 speed is judged by the benchmark, not by the suite."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from test_readme_results import bench_table
 
+from tinylora import layers
+from tinylora.bench import profile, timing, torch_mirror
 from tinylora.bench import run as bench
-from tinylora.bench import torch_mirror
+from tinylora.bench.profile import block_parts
 from tinylora.bench.workloads import build_block, build_grid, build_mlp
 from tinylora.block import BlockConfig, TransformerBlock
+from tinylora.groups import loraplus_groups
 from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
-from tinylora.optim import Adam, loraplus_groups
+from tinylora.optim import Adam
 from tinylora.run import cli
 from tinylora.train import loss_and_grads
 
@@ -85,14 +90,14 @@ def test_interleaved_timer_calls_each_function_the_stated_number_of_times():
             calls[name] += 1
         return fn
 
-    med = bench.time_interleaved({"a": make("a"), "b": make("b")}, rounds=3, inner=2, warmup=1)
+    med = timing.time_interleaved({"a": make("a"), "b": make("b")}, rounds=3, inner=2, warmup=1)
     assert calls == {"a": 7, "b": 7}
     assert set(med) == {"a", "b"} and all(v >= 0 for v in med.values())
 
 
 def test_peak_memory_sees_numpy_allocations():
     """The peak-memory column relies on NumPy reporting to tracemalloc: an 8 MB array shows."""
-    peak = bench.peak_bytes(lambda: np.ones(2**20))  # 2^20 float64 = 8 MiB
+    peak = timing.peak_bytes(lambda: np.ones(2**20))  # 2^20 float64 = 8 MiB
     assert peak >= 8 * 2**20
 
 
@@ -143,8 +148,6 @@ def test_outer_product_fast_path_is_exact():
     """A rank-1 LoRA on a layer of output width 1 takes the broadcast (outer product) path that
     the grid benchmark motivated: its output and gradients equal the plain matmul formulas
     (x shared by a stack of 2 models, as in the grid)."""
-    from tinylora import layers
-
     rng = np.random.default_rng(0)
     x, W, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 1)), rng.standard_normal(1)
     A, B = rng.standard_normal((2, 5, 1)), rng.standard_normal((2, 1, 1))
@@ -193,11 +196,11 @@ def test_repetitions_fit_the_budget_and_never_drop_below_the_least_rounds():
     """Fast rows get many calls, slow rows one call per round, and every row at least the
     fewest rounds: medians always come from interleaved samples."""
     for quick in (True, False):
-        budget, least, most, max_inner = bench.BUDGETS["quick" if quick else "full"]
-        assert bench.plan_repetitions(1e-5, quick) == (most, max_inner)
-        assert bench.plan_repetitions(10.0, quick) == (least, 1)
+        budget, least, most, max_inner = timing.BUDGETS["quick" if quick else "full"]
+        assert timing.plan_repetitions(1e-5, quick) == (most, max_inner)
+        assert timing.plan_repetitions(10.0, quick) == (least, 1)
         per_call = budget / 20
-        rounds, inner = bench.plan_repetitions(per_call, quick)
+        rounds, inner = timing.plan_repetitions(per_call, quick)
         assert least <= rounds <= most and 1 <= inner <= max_inner
         assert rounds * inner * per_call <= budget
 
@@ -217,8 +220,6 @@ def test_out_folder_holds_records_summary_and_table(tmp_path):
 def test_profile_parts_are_the_step_s_own_computations():
     """`bench --profile` times the block step's own calls: run in order, its parts give exactly
     the gradients that loss_and_grads gives for the same model and data."""
-    from tinylora.bench.profile import block_parts
-
     wl, parts = block_parts(8, "float64")
     grads = parts[-1][2][0]  # the Adam part's argument: what the backward parts wrote
     model = TransformerBlock(BlockConfig(8, 4), LoRAConfig(r=8), seed=0, dtype="float64")
@@ -231,8 +232,6 @@ def test_profile_parts_are_the_step_s_own_computations():
 def test_profile_names_every_part_of_the_step():
     """The profile has a row for each part the overhead can hide in: layer norms, gelu, softmax,
     the mask, residuals, the loss and Adam, forward and backward, and every projection."""
-    from tinylora.bench.profile import block_parts
-
     names = " | ".join(p[0] for p in block_parts(8, "float64")[1])
     for word in ("ln1 fwd", "ln2 fwd", "ln2 bwd", "gelu fwd", "gelu bwd", "softmax fwd",
                  "softmax bwd", "causal mask", "residual x + attn", "residual sum", "loss fwd",
@@ -259,12 +258,6 @@ def test_profile_command_writes_parts_that_add_up_to_the_step(tmp_path, capsys):
 def test_docs_and_readme_quote_the_recorded_xeon_run():
     """docs/benchmarks.md shows the Intel Xeon run's table and its width-256 profile exactly as
     recorded (docs/results/bench-xeon/), with its CPU, and the README quotes the same table."""
-    from pathlib import Path
-
-    from test_readme_results import bench_table
-
-    from tinylora.bench import profile
-
     root = Path(__file__).resolve().parents[1]
     folder = root / "docs" / "results" / "bench-xeon"
     summary = json.loads((folder / "summary.json").read_text())

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from tinylora.lab import coordcheck
+from tinylora.lab import coordcheck, deltas
+from tinylora.norms import layernorm_forward
 from tinylora.run.cli import main
 
 
@@ -16,7 +17,7 @@ def test_deltas_add_up_to_the_change_of_the_adapter_output():
     Z = rng.standard_normal((3, 5, 8))
     A0, A1 = rng.standard_normal((8, 2)), rng.standard_normal((8, 2))
     B0, B1 = rng.standard_normal((2, 6)), rng.standard_normal((2, 6))
-    d = coordcheck.deltas(Z, A0, B0, A1, B1, scale=1.5)
+    d = deltas.deltas(Z, A0, B0, A1, B1, scale=1.5)
     np.testing.assert_allclose(d["delta1"] + d["delta2"] + d["delta3"],
                                1.5 * (Z @ A1 @ B1 - Z @ A0 @ B0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(d["Z_B"], 1.5 * Z @ A1 @ B1)
@@ -66,8 +67,6 @@ def test_coordcheck_command_end_to_end(tmp_path, capsys):
 def test_block_inputs_are_the_inputs_of_each_lora_projection():
     """For the Transformer block, Z of q, k, v is ln1(x) and Z of fc1 is ln2(x1): read out of the
     forward cache, they equal the same quantities recomputed with the library's pieces."""
-    from tinylora.norms import layernorm_forward
-
     setup = coordcheck.block_setup(16, seed=0)
     out, cache = setup.model.forward(setup.x)
     Z = setup.inputs(setup.model, cache)

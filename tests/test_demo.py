@@ -6,18 +6,22 @@ import json
 
 import pytest
 
+from tinylora.bench import run as bench_run
 from tinylora.lab import (
     analytic_toy,
     analytic_toy_report,
     balance_report,
     coordcheck,
     demo,
+    figure2,
     sweep,
     sweep_report,
 )
+from tinylora.run import cli
 from tinylora.run.cli import main
 from tinylora.run.options import options_from_args
 from tinylora.run.records import ResultsDir
+from tinylora.text import pretrain, study
 
 
 def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
@@ -49,9 +53,13 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     assert summary["width_sweep"]["predicted"]["ratio"] == 0.5
 
 
-COMMANDS = [(analytic_toy_report, analytic_toy_report.ToyOptions),
-            (balance_report, balance_report.BalanceOptions),
-            (sweep_report, sweep_report.SweepOptions), (coordcheck, coordcheck.CoordcheckOptions)]
+DEMO_PARTS = [(analytic_toy_report, analytic_toy_report.ToyOptions),
+              (balance_report, balance_report.BalanceOptions),
+              (sweep_report, sweep_report.SweepOptions),
+              (coordcheck, coordcheck.CoordcheckOptions)]
+COMMANDS = [(demo, demo.DemoOptions), *DEMO_PARTS, (figure2, figure2.HeatmapOptions),
+            (pretrain, pretrain.PretrainOptions), (study, study.FinetuneOptions),
+            (bench_run, bench_run.BenchOptions)]  # the nine commands but gradcheck
 
 
 def _parser(module) -> argparse.ArgumentParser:
@@ -74,11 +82,20 @@ def _argv(parser, options) -> list[str]:
 @pytest.mark.parametrize(("module", "cls"), COMMANDS, ids=lambda x: getattr(x, "__name__", ""))
 def test_each_options_dataclass_is_its_commands_parser(module, cls):
     """A frozen dataclass with one field per CLI option and the same defaults: the parser's
-    defaults, read by `options_from_args`, give ``cls()``."""
+    defaults, read by `options_from_args`, give ``cls()``; the module runs it with `execute`."""
     parser = _parser(module)
     assert cls.__dataclass_params__.frozen
     assert {f.name for f in dataclasses.fields(cls)} == set(vars(parser.parse_args([])))
     assert options_from_args(cls, parser.parse_args([])) == cls()
+    assert callable(module.execute) and callable(module.main)
+
+
+def test_every_command_of_the_cli_has_an_options_dataclass():
+    """The rows of `tinylora.run.cli.COMMANDS` are exactly the commands pinned above, each named
+    with whether a rerun resumes it (only the benchmark does not)."""
+    assert {row.module for row in cli.COMMANDS} == {
+        module.__name__.removeprefix("tinylora.") for module, _ in COMMANDS}
+    assert [row.name for row in cli.COMMANDS if not row.resumable] == ["bench"]
 
 
 def test_the_demo_builds_its_options_without_argparse(tmp_path, monkeypatch):
@@ -90,11 +107,11 @@ def test_the_demo_builds_its_options_without_argparse(tmp_path, monkeypatch):
         raise AssertionError("the demo built an argparse parser")
 
     monkeypatch.setattr(argparse, "ArgumentParser", refuse)
-    built = demo.part_options(argparse.Namespace(backend="numpy", no_progress=True),
+    built = demo.part_options(demo.DemoOptions(backend="numpy", no_progress=True),
                               ResultsDir(tmp_path, {}))
     monkeypatch.setattr(argparse, "ArgumentParser", real)
-    assert [type(o) for o in built.values()] == [cls for _, cls in COMMANDS]
-    for (module, cls), options in zip(COMMANDS, built.values()):
+    assert [type(o) for o in built.values()] == [cls for _, cls in DEMO_PARTS]
+    for (module, cls), options in zip(DEMO_PARTS, built.values()):
         assert options.fast and options.no_progress and options.backend == "numpy"
         parser = _parser(module)
         assert options_from_args(cls, parser.parse_args(_argv(parser, options))) == options

@@ -41,12 +41,13 @@ from tinylora.text.report import (
 )
 
 PER_ROW = {"widths", "init", "speedup", "speedup_interval", "loss_lora", "loss_lora_interval",
-           "loss_loraplus", "loss_loraplus_interval", "tuned_ratio", "loss_tuned_ratio",
-           "speedup_tuned_ratio", "speedup_tuned_ratio_interval", "best_ratio",
-           "best_ratio_interval", "best_ratio_identifiable", "best_ratio_note", "overstatement"}
+           "loss_loraplus", "loss_loraplus_interval", "tuned_lr_ratio", "loss_tuned_lr_ratio",
+           "speedup_tuned_lr_ratio", "speedup_tuned_lr_ratio_interval", "best_lr_ratio",
+           "best_lr_ratio_interval", "best_lr_ratio_identifiable", "best_lr_ratio_note",
+           "overstatement"}
 FIXTURE = ["--inits", "zero_B"]
-PER_INIT = {"ratio_exponent", "ratio_exponent_interval", "ratio_exponent_widths",
-            "predicted_ratio_exponent"}
+PER_INIT = {"lr_ratio_exponent", "lr_ratio_exponent_interval", "lr_ratio_exponent_widths",
+            "predicted_lr_ratio_exponent"}
 SUMMARY_KEYS = PER_ROW | PER_INIT | {"tuning_seeds", "eval_seeds", "baselines"}
 
 
@@ -119,7 +120,7 @@ def test_fast_commands_write_every_output(fast_study):
     assert len(summary["widths"]) == len(config.widths)
     assert all(len(summary[k]) == len(summary["widths"]) for k in PER_ROW)
     assert all(set(summary[k]) == set(config.inits) for k in PER_INIT)
-    assert summary["predicted_ratio_exponent"] == {"zero_B": 0.5}
+    assert summary["predicted_lr_ratio_exponent"] == {"zero_B": 0.5}
     assert {b["label"] for b in summary["baselines"]} >= {"full fine-tuning", "LoRA rank 2",
                                                          "rsLoRA rank 2"}
     assert len(list(out.glob("*.png"))) == 5
@@ -170,7 +171,7 @@ def test_diverged_run_is_recorded_as_inf(fast_study):
     _, cache, _ = fast_study
     config = finetune.finetune_config(fast=True, widths=(32,), steps=6, eval_every=2)
     data = finetune.Data(config)
-    run = finetune.finetune_run(config, finetune.Setting(32, ratio=16.0), 1e30, 0, data, cache)
+    run = finetune.finetune_run(config, finetune.Setting(32, lr_ratio=16.0), 1e30, 0, data, cache)
     assert run["diverged"] and math.isinf(run["final_loss"])
     after = [v for t, v in zip(run["eval_steps"], run["val_loss"]) if t > run["diverged_at"]]
     assert after and all(math.isinf(v) for v in after)
@@ -208,18 +209,18 @@ def test_tuning_table_keeps_the_lowest_mean_over_the_tuning_seeds():
     """A setting's kept lr is the lowest mean over the tuning seeds; runs on other seeds (the
     evaluation seeds) are never read, and a diverged seed makes its lr inf."""
     lr = [3e-3 * 2 ** (k / 2) for k in range(4)]
-    runs = [{"width": 8, "ratio": 1.0, "seed": s, "lr": lr[k], "final_loss": loss}
+    runs = [{"width": 8, "lr_ratio": 1.0, "seed": s, "lr": lr[k], "final_loss": loss}
             for k, s, loss in [(0, 0, 2.0), (0, 1, 2.2), (1, 0, 1.9), (1, 1, 2.0),
                                (2, 0, 1.5), (2, 1, math.inf), (3, 0, 2.5), (3, 1, 2.5),
                                (2, 5, 0.1), (3, 5, 0.0)]]  # seed 5: an evaluation seed
-    table = tuning_table(runs, (0, 1), width=8, ratio=1.0)
+    table = tuning_table(runs, (0, 1), width=8, lr_ratio=1.0)
     assert table["lr"] == lr[1] and table["loss"] == pytest.approx(1.95) and table["interior"]
 
 
 def fake_run(config, setting, lr, seed, data, cache=None, backend_name=None, sample=False):
     """A run without a model: a bowl in log lr around 1e-2 / sqrt(ratio), shifted per seed;
     the evaluation seeds' losses are set by FAKE_EVAL (the 'data' a test may change)."""
-    x = math.log2(lr * math.sqrt(setting.ratio) / 1e-2)
+    x = math.log2(lr * math.sqrt(setting.lr_ratio) / 1e-2)
     loss = 2.0 + 0.01 * x * x + 0.001 * seed + FAKE_EVAL.get(seed, 0.0) * math.sin(7 * lr)
     return {**finetune.run_fields(setting), "lr": lr, "seed": seed, "eval_steps": [0, 1],
             "val_loss": [2.5, loss], "final_loss": loss, "diverged": False, "diverged_at": None,
@@ -255,28 +256,28 @@ def test_fast_study_locates_the_fake_optimum(fast_study, monkeypatch, tmp_path):
     config = finetune.finetune_config(fast=True, baselines=False)
     _, details = summarize(study.run_study(config, tmp_path, cache, None, False))
     for d in details:
-        for ratio, t in d["lattice"].items():
-            x = math.log2(t["lr"] * math.sqrt(ratio) / 1e-2)
-            assert abs(x) <= 0.25 and t["interior"], (d["width"], ratio, t)
+        for lr_ratio, t in d["lattice"].items():
+            x = math.log2(t["lr"] * math.sqrt(lr_ratio) / 1e-2)
+            assert abs(x) <= 0.25 and t["interior"], (d["width"], lr_ratio, t)
 
 
 @pytest.mark.parametrize("prefer, grid", [(40.0, {1.0, 4.0, 16.0, 32.0}), (5.0, {1.0, 4.0, 16.0}),
                                           (0.1, {0.5, 1.0, 4.0, 16.0})])
-def test_ratio_grid_grows_only_past_an_end_that_wins(fast_study, monkeypatch, tmp_path, prefer,
-                                                     grid):
-    """When the tuning seeds' best ratio is the grid's largest (or smallest), the grid grows by
-    an octave there (fast: at most one); when it is inside, nothing is added."""
+def test_lr_ratio_grid_grows_only_past_an_end_that_wins(fast_study, monkeypatch, tmp_path,
+                                                        prefer, grid):
+    """When the tuning seeds' best lr_ratio is the grid's largest (or smallest), the grid grows
+    by an octave there (fast: at most one); when it is inside, nothing is added."""
     _, cache, _ = fast_study
 
     def run(config, setting, lr, seed, *args, **kwargs):
         record = fake_run(config, setting, lr, seed, *args, **kwargs)
-        record["final_loss"] += 0.01 * math.log2(setting.ratio / prefer) ** 2
+        record["final_loss"] += 0.01 * math.log2(setting.lr_ratio / prefer) ** 2
         return record
 
     monkeypatch.setattr(study, "finetune_run", run)
     config = finetune.finetune_config(fast=True, widths=(32,), inits=("zero_B",), baselines=False)
     records = study.run_study(config, tmp_path, cache, None, False)
-    assert {r["ratio"] for r in records["runs"]} == grid
+    assert {r["lr_ratio"] for r in records["runs"]} == grid
 
 
 def test_parallel_chains_give_the_same_runs(fast_study, tmp_path):
@@ -288,7 +289,8 @@ def test_parallel_chains_give_the_same_runs(fast_study, tmp_path):
     with tinylora.fast.enabled():
         records = study.run_study(config, tmp_path, cache, None, False, jobs=2)
     def key(r):
-        return r["width"], r["init"], r["ratio"], r["r"], r["rule"], r["alpha"], r["lr"], r["seed"]
+        return (r["width"], r["init"], r["lr_ratio"], r["r"], r["rule"], r["alpha"], r["lr"],
+                r["seed"])
 
     serial = {key(r): r["val_loss"] for r in json.loads((out / "records.json").read_text())["runs"]}
     parallel = {key(r): r["val_loss"] for r in records["runs"]}

@@ -1,25 +1,25 @@
 """`tinylora finetune`'s warm-up, decay and clipping flags: off by default, used when given."""
 
 import math
-from dataclasses import asdict
 
 import pytest
 
 from tinylora.run import cli
-from tinylora.schedule import PLAIN, unless_plain
-from tinylora.text import finetune
+from tinylora.text import finetune, study
 from tinylora.text.pretrain import ensure_base, pretrain_config
+
+PLAIN = {"warmup": 0, "decay": "constant", "clip": None}  # no schedule, no clipping
 
 
 def test_defaults_are_todays_study():
-    """Without the flags the study is today's: no warm-up, a constant rate, no clipping, and
-    a configuration record without the new entries (so earlier studies still resume)."""
+    """Without the flags the study is today's: no warm-up, a constant rate, no clipping; the
+    configuration a run is stored with names the schedule either way."""
     config = finetune.finetune_config(fast=True)
     assert {k: getattr(config, k) for k in PLAIN} == PLAIN
-    assert not set(PLAIN) & set(unless_plain(asdict(config)))
+    assert {k: study.config_key(config)[k] for k in PLAIN} == PLAIN
     warm = finetune.finetune_config(fast=True, warmup=3, decay="cosine", clip=1.0)
-    assert {k: unless_plain(asdict(warm))[k] for k in PLAIN} == {"warmup": 3, "decay": "cosine",
-                                                                 "clip": 1.0}
+    assert {k: study.config_key(warm)[k] for k in PLAIN} == {"warmup": 3, "decay": "cosine",
+                                                             "clip": 1.0}
 
 
 def test_schedule_and_clipping_change_a_run(tmp_path):
@@ -30,9 +30,9 @@ def test_schedule_and_clipping_change_a_run(tmp_path):
     plain = finetune.finetune_config(**kw)
     warm = finetune.finetune_config(**kw, warmup=2, decay="cosine", clip=0.5)
     data = finetune.Data(plain)
-    a = finetune.finetune_run(plain, finetune.Setting(16, ratio=16.0), 1e-2, 0, data,
+    a = finetune.finetune_run(plain, finetune.Setting(16, lr_ratio=16.0), 1e-2, 0, data,
                                tmp_path)
-    b = finetune.finetune_run(warm, finetune.Setting(16, ratio=16.0), 1e-2, 0, data,
+    b = finetune.finetune_run(warm, finetune.Setting(16, lr_ratio=16.0), 1e-2, 0, data,
                                tmp_path)
     assert a["val_loss"][0] == b["val_loss"][0] and a["val_loss"][-1] != b["val_loss"][-1]
     assert all(math.isfinite(v) for v in b["val_loss"])

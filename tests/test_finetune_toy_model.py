@@ -68,3 +68,17 @@ def test_a_rank_two_lora_fits_the_teacher_exactly():
     f, _ = ToyModel(weights, A, B).forward(x)
     y = np.maximum(np.maximum(x @ weights[0], 0) @ w_teacher, 0) @ weights[2]
     np.testing.assert_allclose(f, y, rtol=1e-10, atol=1e-12)
+
+
+def test_a_fresh_toy_model_is_not_merged_and_loads_another_toys_adapter(tmp_path):
+    """ToyModel's cached frozen inputs do not shadow `LoRAModel._frozen` (the weights `merge`
+    keeps): a fresh cached toy reports ``merged == False`` and loads an adapter saved from another
+    ToyModel, bit for bit."""
+    task = toy_task(16, init="zero_A", n_train=8, n_test=4, cached=True)
+    source, target = task.build(()), task.build(())
+    assert isinstance(target, ToyModel) and not target.merged
+    source.params["fc2.A"][...] = np.random.default_rng(1).standard_normal((16, 4))
+    path = source.save(tmp_path / "toy_adapter.npz")
+    target.load(path)
+    for k in ("fc2.A", "fc2.B"):
+        np.testing.assert_array_equal(target.params[k], source.params[k])

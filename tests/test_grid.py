@@ -7,6 +7,7 @@ import pytest
 
 from tinylora.lab import grid
 from tinylora.lab.finetune_toy import seeded_tasks, toy_task
+from tinylora.train import loss_and_grads
 
 CELLS = [(1e-3, 1e-2), (3e-3, 1e-3), (1e-2, 1e-1)]
 
@@ -78,8 +79,6 @@ def test_record_steps_are_checked():
 def test_paper_variant_with_init1_cannot_learn():
     """docs/paper.md: with W_mid = 0 and B = 0 the ReLU sees exactly 0, so every gradient is zero -
     why the fine-tuning variant adds a frozen middle weight."""
-    from tinylora.train import loss_and_grads
-
     task = _task(variant="paper")
     model = task.build(())
     model.params["fc2.B"][...] = 0.0

@@ -172,3 +172,39 @@ def test_peft_rule_needs_arrays_not_keys():
     """PEFT's rule reads each array's ndim: a bare list of keys is refused, clearly."""
     with pytest.raises(ValueError, match="params: expected a dict of arrays"):
         loraplus_groups(["fc1.A", "fc1.B"], 1e-3, rule="peft")
+
+
+def test_a_stack_gets_one_A_rate_and_one_B_rate_per_model():
+    """For S stacked models the rates are (S, 1, 1) arrays: B's is lr * lr_ratio per model, with
+    the ratio a number or an array of one per model (`tinylora.lab.grid`'s stacks)."""
+    lr = np.array([1e-3, 2e-3, 4e-3]).reshape(3, 1, 1)
+    slow, fast = loraplus_groups(["fc2.A", "fc2.B"], lr=lr, lr_ratio=16)
+    assert slow["lr"] is lr and np.array_equal(fast["lr"], lr * 16.0)
+    ratios = np.array([1.0, 4.0, 16.0]).reshape(3, 1, 1)
+    _, fast = loraplus_groups(["fc2.A", "fc2.B"], lr=lr, lr_ratio=ratios)
+    assert fast["lr"].shape == (3, 1, 1) and np.array_equal(fast["lr"], lr * ratios)
+
+
+def test_lr_B_gives_B_its_rate_exactly():
+    """``lr_B=`` (a grid's eta_B, independent of eta_A) is B's rate itself, bit for bit: never
+    lr * (lr_B / lr), which rounds. A number stays a Python float."""
+    eta_a, eta_b = np.array([0.1, 0.3]).reshape(2, 1, 1), np.array([0.7, 1e-3]).reshape(2, 1, 1)
+    slow, fast = loraplus_groups({"fc2.A": None, "fc2.B": None}, lr=eta_a, lr_B=eta_b)
+    assert (slow["params"], fast["params"]) == (["fc2.A"], ["fc2.B"])
+    assert slow["lr"] is eta_a and fast["lr"] is eta_b
+    assert 0.3 * (0.7 / 0.3) != 0.7  # why the sibling exists: the ratio route rounds
+    _, fast = loraplus_groups(["fc2.A", "fc2.B"], lr=0.1, lr_B=0.7)
+    assert type(fast["lr"]) is float and fast["lr"] == 0.7
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"lr_ratio": 16.0, "lr_B": 1e-2}, "lr_ratio: expected None when lr_B is given"),
+    ({"lr_B": -1.0}, "lr_B: expected a finite learning rate >= 0"),
+    ({"lr_ratio": np.array([[[2.0]], [[0.0]]])}, r"lr_ratio: expected a finite number > 0"),
+    ({"lr_ratio": np.array([[[2.0]], [[np.nan]]])}, r"lr_ratio: expected a finite number > 0"),
+])
+def test_bad_rates_of_B_are_clear_errors(kwargs, message):
+    """B's rate said twice (lr_ratio and lr_B), a negative lr_B, an array of ratios with a 0 or
+    a NaN: each an error naming the argument."""
+    with pytest.raises(ValueError, match=message):
+        loraplus_groups(["fc2.A", "fc2.B"], 1e-3, **kwargs)

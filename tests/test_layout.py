@@ -13,9 +13,12 @@ Every import statement (module level or inside a function) is an edge of the mod
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
+
+import tinylora
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tinylora"
@@ -175,9 +178,5 @@ def test_readme_tree_lists_every_module():
 
 def test_version_is_written_in_one_place():
     """The installed package's version is `tinylora.__version__`: pyproject reads it, no copy."""
-    import importlib.metadata
-
-    import tinylora
-
     assert importlib.metadata.version("tinylora") == tinylora.__version__
     assert "version =" not in (ROOT / "pyproject.toml").read_text().split("[tool.setuptools")[0]

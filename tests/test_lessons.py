@@ -13,6 +13,8 @@ shipped stub wrong and the solution right (``TINYLORA_CHECK_EXERCISES=1``, see
 from __future__ import annotations
 
 import functools
+import importlib
+import inspect
 import os
 import re
 from pathlib import Path
@@ -63,15 +65,12 @@ def test_notebook_matches_its_py_pair(path):
 
 def _library_figures() -> set[str]:
     """The names of the library's figure functions: those of its plots modules that save one."""
-    import importlib
-    import inspect
-
     names = set()
     for module in ("tinylora.lab.plots", "tinylora.lab.plots_width", "tinylora.text.plots"):
         mod = importlib.import_module(module)
         names |= {name for name, fn in inspect.getmembers(mod, inspect.isfunction)
                   if fn.__module__ == module and not name.startswith("_")
-                  and "_save(" in inspect.getsource(fn)}
+                  and "return save_figure(" in inspect.getsource(fn)}
     return names
 
 
@@ -102,9 +101,9 @@ def test_figures_drawn_counts_constructors_and_library_figures():
            "display(Image(plots.heatmaps(p, 'h.png', 't')))\nx = text_plots.finetune_curves(d, q)\n"
            "show(plots_width.width_law(plots_width.width_law_curves(b, s), 'w.png', 't'))")
     assert figures_drawn(src) == 5
-    assert figures_drawn("plt.show()\nnp.subplots = 1\nplots._subplots(figsize=(1, 1))") == 0
+    assert figures_drawn("plt.show()\nnp.subplots = 1\nplots.new_figure(figsize=(1, 1))") == 0
     assert {"heatmaps", "width_law", "finetune_curves"} <= LIBRARY_FIGURES
-    assert "width_law_curves" not in LIBRARY_FIGURES
+    assert not {"width_law_curves", "new_figure", "save_figure"} & LIBRARY_FIGURES
 
 
 @functools.cache

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from tinylora import BlockConfig, LMConfig, LoRAConfig, TinyLM, TransformerBlock
 from tinylora.gradcheck import randomize_lora
-from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam
 from tinylora.run import checks
@@ -179,8 +179,6 @@ def test_repr_says_what_trains():
 
 def test_lora_config_default_scale_is_every_model_default():
     """`LoRAConfig()` and every model built with its defaults have the same scale: alpha = r, 1."""
-    from tinylora import BlockConfig, LMConfig, TinyLM, TransformerBlock
-
     scales = {"LoRAConfig()": LoRAConfig().scale, "LoRAConfig(r=4)": LoRAConfig(r=4).scale,
               "LoRAMLP": LoRAMLP(MLPConfig(4, 8, 4), LoRAConfig(r=4)).scale,
               "TransformerBlock": TransformerBlock(BlockConfig(8, 2)).scale,

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from tinylora.optim import SGD, Adam, AdamW, loraplus_groups, make_optimizer
+from tinylora.groups import loraplus_groups
+from tinylora.optim import SGD, Adam, AdamW, make_optimizer
 
 
 def _reference_adam(p, grads, lr, b1=0.9, b2=0.999, eps=1e-8, wd=0.0, decoupled=False):

@@ -44,7 +44,6 @@ def test_coordcheck_and_toy_figures(tmp_path):
                  "value": float(w)} for q in ("delta1", "delta2", "delta3") for w in (16, 32)]
     assert _png(plots.toy_deltas(toy_rows, tmp_path / "t.png", "gd", 2, 1,
                                  {"shared/delta1": 1.0}))
-    assert _png(plots.loss_curves({"a": [1.0, 0.5]}, tmp_path / "lc.png", "t"))
 
 
 def test_plots_leave_the_users_backend_and_pyplot_alone(tmp_path):
@@ -57,7 +56,9 @@ def test_plots_leave_the_users_backend_and_pyplot_alone(tmp_path):
         from tinylora.lab import plots
         from tinylora.text import plots as text_plots
         out = {str(tmp_path)!r}
-        plots.loss_curves({{"a": [1.0, 0.5]}}, out + "/a.png", "t")
+        plots.toy_deltas([{{"optimizer": "gd", "schedule": "shared", "step": 2, "quantity": q,
+                            "width": w, "value": float(w)}} for q in ("delta1", "delta2", "delta3")
+                           for w in (16, 32)], out + "/a.png", "gd", 2, 1, {{}})
         plots.heatmaps([{{"title": "t", "eta_A": [0.1, 1.0], "eta_B": [0.1, 1.0],
                           "loss": [[1.0, 2.0], [3.0, float("inf")]], "best": (0, 0)}}],
                        out + "/h.png", "t")

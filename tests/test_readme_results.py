@@ -9,6 +9,9 @@ import json
 import math
 from pathlib import Path
 
+from tinylora.run.records import read_json
+from tinylora.text.report import summarize  # the held-out profile, per ratio
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 
@@ -146,24 +149,25 @@ def finetune_table(s=None) -> str:
              "| its speed-up | best ratio [95 %] |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for i, w in enumerate(s["widths"]):
+        tuned = _iv(s["speedup_tuned_lr_ratio"][i], s["speedup_tuned_lr_ratio_interval"][i],
+                    "{:.2f}")
+        best = _best(s["best_lr_ratio"][i], s["best_lr_ratio_interval"][i],
+                     s["best_lr_ratio_note"][i])
         lines.append(
             f"| {INITS[s['init'][i]]} | {w} | {_iv(s['loss_lora'][i], s['loss_lora_interval'][i])} "
             f"| {_iv(s['loss_loraplus'][i], s['loss_loraplus_interval'][i])} "
             f"| {_iv(s['speedup'][i], s['speedup_interval'][i], '{:.2f}')} "
-            f"| {s['tuned_ratio'][i]:g} "
-            f"| {_iv(s['speedup_tuned_ratio'][i], s['speedup_tuned_ratio_interval'][i], '{:.2f}')} "
-            f"| {_best(s['best_ratio'][i], s['best_ratio_interval'][i], s['best_ratio_note'][i])}"
-            " |")
+            f"| {s['tuned_lr_ratio'][i]:g} | {tuned} | {best} |")
     lines.append("")
-    for init, slope in s["ratio_exponent"].items():
-        pred, widths = s["predicted_ratio_exponent"][init], s["ratio_exponent_widths"][init]
+    for init, slope in s["lr_ratio_exponent"].items():
+        pred, widths = s["predicted_lr_ratio_exponent"][init], s["lr_ratio_exponent_widths"][init]
         if slope is None:
             lines.append(f"- {INITS[init]}: exponent not measured (best ratio located at "
                          f"{len(widths)} width{'' if len(widths) == 1 else 's'}; predicted "
                          f"{pred:+g})")
         else:
             lines.append(f"- {INITS[init]}: best ratio ~ d_model^"
-                         f"{_exp(slope, s['ratio_exponent_interval'][init], pred)} from d_model "
+                         f"{_exp(slope, s['lr_ratio_exponent_interval'][init], pred)} from d_model "
                          f"{', '.join(map(str, widths))}")
     return "\n".join(lines)
 
@@ -188,14 +192,12 @@ def finetune_claims() -> list[str]:
     rows = {(i, w): k for k, (i, w) in enumerate(zip(s["init"], s["widths"]))}
     one = [rows["zero_B", w] for w in (64, 128, 256)]
     two = [rows["zero_A", w] for w in (64, 128, 256)]
-    b, iv = s["best_ratio"], s["best_ratio_interval"]
-    e, ei = s["ratio_exponent"]["zero_B"], s["ratio_exponent_interval"]["zero_B"]
-    from tinylora.run.records import read_json
-    from tinylora.text.report import summarize  # the held-out profile, per ratio
+    b, iv = s["best_lr_ratio"], s["best_lr_ratio_interval"]
+    e, ei = s["lr_ratio_exponent"]["zero_B"], s["lr_ratio_exponent_interval"]["zero_B"]
 
     records = read_json(RESULTS / "finetune" / "records.json")
     d = next(d for d in summarize(records)[1] if (d["width"], d["init"]) == (256, "zero_B"))
-    means = {ratio: m[0] for ratio, m in d["profile"].items()}
+    means = {lr_ratio: m[0] for lr_ratio, m in d["profile"].items()}
     flat = max(means[x] for x in (1.0, 2.0, 4.0)) - min(means[x] for x in (1.0, 2.0, 4.0))
     base = {b["label"]: b for b in s["baselines"]}
     full, r8 = base["full fine-tuning"], base["LoRA rank 8"]
@@ -220,18 +222,18 @@ def finetune_claims() -> list[str]:
     flatter = [o[k] for o in s["overstatement"] for k in ("lora", "loraplus")]
     over = s["overstatement"][one[2]]
     sp2 = [s["speedup"][k] for k in two]
-    tu2 = [s["speedup_tuned_ratio"][k] for k in two]
+    tu2 = [s["speedup_tuned_lr_ratio"][k] for k in two]
     return [f"{b[one[0]]:.1f} [{iv[one[0]][0]:.1f}, {iv[one[0]][1]:.1f}] at d_model 64 and "
             f"{b[one[1]]:.1f} [{iv[one[1]][0]:.1f}, {iv[one[1]][1]:.1f}] at 128",
-            f"the tuning seeds had picked {s['tuned_ratio'][one[2]]:g}; the profile from 1 to 4 "
+            f"the tuning seeds had picked {s['tuned_lr_ratio'][one[2]]:g}; the profile from 1 to 4 "
             f"is flat within {math.ceil(flat * 1000) / 1000:.3f} nats",
             f"{b[two[0]]:.0f} [{iv[two[0]][0]:.0f}, {iv[two[0]][1]:.0f}] at 64",
             f"is {e:+.2f} [{ei[0]:+.2f}, {ei[1]:+.2f}]",
             "(speed-ups " + ", ".join(f"{s['speedup'][k]:.2f}" for k in one) + ")",
-            "(speed-ups " + ", ".join(f"{s['speedup_tuned_ratio'][k]:.2f}" for k in one) + ")",
+            "(speed-ups " + ", ".join(f"{s['speedup_tuned_lr_ratio'][k]:.2f}" for k in one) + ")",
             f"speed-ups {min(sp2):.1f} to {max(sp2):.1f} at ratio 16, {min(tu2):.1f} to "
             f"{max(tu2):.1f} at the tuned ratio",
-            f"({s['loss_tuned_ratio'][two[2]]:.4f} against {s['loss_lora'][one[2]]:.4f} at "
+            f"({s['loss_tuned_lr_ratio'][two[2]]:.4f} against {s['loss_lora'][one[2]]:.4f} at "
             "d_model 256)", *baselines,
             f"differs from its tuning-seed loss by {min(flatter):+.4f} to {max(flatter):+.4f} "
             f"nats, and the LoRA - LoRA+ x16 gap of Init[1] at d_model 256 is "

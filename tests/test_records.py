@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from tinylora.run.options import parse_list
-from tinylora.run.records import ResultsDir, markdown_table, read_json, write_json
+from tinylora.run.records import ResultsDir, encode, markdown_table, read_json, write_json
 
 
 def test_infinity_round_trips_through_strict_json(tmp_path):
@@ -42,8 +42,6 @@ def test_markdown_table_and_list_parsing():
 
 def test_encode_turns_numpy_arrays_and_scalars_into_python_numbers():
     """encode: arrays and array scalars (float, int, bool) become Python numbers; inf a string."""
-    from tinylora.run.records import encode
-
     out = encode({"a": np.array([1.5, np.inf]), "f": np.float32(-np.inf), "i": np.int64(3),
                   "b": np.bool_(True), "n": np.float64("nan")})
     assert out == {"a": [1.5, "inf"], "f": "-inf", "i": 3, "b": True, "n": "nan"}

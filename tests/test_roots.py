@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from tinylora.lab import balance, coordcheck, roots
+from tinylora.lab import balance, coordcheck, deltas, roots
 from tinylora.lab.finetune_toy import toy_task
 
 N = 1000
@@ -65,7 +65,7 @@ def test_the_root_on_the_toy_meets_c_within_one_percent():
         for k, v in task.adapter_init(seed).items():
             model.params[k][...] = v
         setup = coordcheck.CoordSetup(model, task.x_train, task.y_train,
-                                      coordcheck.projection_inputs)
+                                      deltas.projection_inputs)
         for row in coordcheck.measure(setup, r["eta_A"], r["eta_B"], 2):
             if row["step"] == 2 and row["quantity"] in sizes:
                 sizes[row["quantity"]].append(row["value"])

@@ -8,11 +8,12 @@ import pytest
 from tinylora.groups import loraplus_groups
 from tinylora.optim import Adam
 from tinylora.schedule import Schedule, clip_grad_norm, global_norm, lr_factor
+from tinylora.text.pretrain import LR_FLOOR, pretrain_config
 
 
-def _opt(ratio=16.0):
+def _opt(lr_ratio=16.0):
     params = {"fc1.A": np.zeros((3, 2)), "fc1.B": np.zeros((2, 3)), "fc1.b": np.zeros(3)}
-    return Adam(params, groups=loraplus_groups(params, 1e-3, ratio, rule="peft"))
+    return Adam(params, groups=loraplus_groups(params, 1e-3, lr_ratio, rule="peft"))
 
 
 @pytest.mark.parametrize("decay", ["constant", "cosine", "linear"])
@@ -85,3 +86,28 @@ def test_bad_schedule_arguments_are_clear_errors(make, message):
     """A warm-up longer than the run, an unknown decay, a clipping norm <= 0: clear errors."""
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_a_cosine_to_a_floor_is_pretrainings_old_rate_bit_for_bit():
+    """`Schedule(decay="cosine", floor=0.1)` over every step of a default pretraining run gives
+    exactly the rate pretraining computed by hand before, lr (0.1 + 0.45 (1 + cos(pi t / T))):
+    (1 - 0.1) * 0.5 == 0.45 and halving is exact, so nothing recorded moves."""
+    for config in (pretrain_config(64), pretrain_config(64, fast=True)):
+        opt = Adam({"w": np.zeros(2)}, lr=config.lr)
+        sched = Schedule(opt, config.steps, decay="cosine", floor=LR_FLOOR)
+        for t in range(config.steps):
+            sched.apply(t)
+            old = config.lr * (0.1 + 0.45 * (1.0 + math.cos(math.pi * t / max(1, config.steps))))
+            assert opt.groups[0]["lr"] == old, (config.steps, t)
+
+
+def test_a_floor_is_where_each_decay_ends():
+    """floor f: cosine and linear fall from 1 towards f (0: today's decays, unchanged), and a
+    floor outside [0, 1) is refused."""
+    for t in range(10):
+        for decay in ("cosine", "linear"):
+            assert lr_factor(t, 10, 0, decay, floor=0.0) == lr_factor(t, 10, 0, decay)
+    assert lr_factor(9, 10, 0, "linear", floor=0.5) == pytest.approx(0.55)
+    assert lr_factor(0, 10, 0, "cosine", floor=0.5) == 1.0
+    with pytest.raises(ValueError, match=r"floor: expected a finite number in \[0, 1\)"):
+        Schedule(_opt(), total=10, decay="cosine", floor=1.0)

@@ -2,7 +2,11 @@
 
 import math
 
+import numpy as np
+
+from tinylora import backend
 from tinylora.lab.shift import compare, lowrank_shift_task
+from tinylora.models import LoRAMLP
 
 
 def test_compare_trains_both_ratios_from_the_same_start():
@@ -18,11 +22,9 @@ def test_compare_trains_both_ratios_from_the_same_start():
 def test_the_target_is_a_rank_2_shift_that_lora_on_fc2_can_fit_exactly():
     """The target is the frozen MLP with W2 + U V (rank 2): the frozen model misses it, and a
     rank-2 LoRA on fc2 whose B A equals that shift reproduces it exactly (so LoRA can fit it)."""
-    import numpy as np
 
-    from tinylora import backend
     from tinylora.lora import LoRAConfig
-    from tinylora.models import LoRAMLP, MLPConfig
+    from tinylora.models import MLPConfig
 
     x, y, weights = lowrank_shift_task(n_points=8)
     assert x.shape == (8, 16) and y.shape == (8, 4) and len(weights) == 3

@@ -1,5 +1,7 @@
 """The shipped texts, the character tokenizer, the splits and the seeded batch sampler."""
 
+from importlib import resources
+
 import numpy as np
 import pytest
 
@@ -22,8 +24,6 @@ def test_shipped_texts_are_small_distinct_and_documented():
     assert all(n > 50_000 for n in sizes.values()), sizes
     assert sum(sizes.values()) < 1_000_000
     assert load_text(PRETRAIN_TEXT) != load_text(FINETUNE_TEXT)
-    from importlib import resources
-
     sources = resources.files("tinylora.text").joinpath("data", "SOURCES.md").read_text()
     assert "public domain" in sources.lower() and all(f in sources for f in TEXTS.values())
 

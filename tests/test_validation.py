@@ -10,11 +10,13 @@ import pytest
 
 from tinylora import LoRAMLP, MLPConfig, validate
 from tinylora.block import BlockConfig, TransformerBlock
+from tinylora.groups import loraplus_groups
 from tinylora.layers import cross_entropy_forward, mse_forward
 from tinylora.lora import LoRAConfig
-from tinylora.optim import SGD, Adam, AdamW, loraplus_groups
+from tinylora.optim import SGD, Adam, AdamW
 from tinylora.train import train
 from tinylora.transformer import LMConfig, TinyLM
+from tinylora.validate import all_finite
 
 SMALL_LM = LMConfig(11, d_model=8, n_head=2, n_layer=1, context=8)
 
@@ -233,8 +235,6 @@ def test_train_refuses_nan_data_instead_of_calling_it_a_divergence():
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # the overflow is the point
 def test_all_finite_sees_a_nan_and_forgives_an_overflowing_sum():
     """all_finite: False for one NaN among many arrays; True when only the sum overflows."""
-    from tinylora.validate import all_finite
-
     ok = [np.ones((3, 2)), np.full(4, 1e308)]  # finite, but their sum overflows to inf
     assert all_finite(ok) and all_finite([])
     assert not all_finite([np.ones(3), np.array([1.0, np.nan])])

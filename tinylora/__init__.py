@@ -5,9 +5,10 @@ The public names; each lives in the module that owns its idea.
 
 from tinylora.backend import get_xp, to_numpy, use_backend
 from tinylora.block import BlockConfig, TransformerBlock
+from tinylora.groups import loraplus_groups
 from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
-from tinylora.optim import SGD, Adam, AdamW, loraplus_groups
+from tinylora.optim import SGD, Adam, AdamW
 from tinylora.train import loss_and_grads, train
 from tinylora.transformer import LMConfig, TinyLM
 

@@ -26,28 +26,37 @@ default 0, into every group, which silently overrode the optimizer's: PEFT #1915
 
 from __future__ import annotations
 
-from tinylora import validate
+from tinylora import backend, validate
 
 RULES = ("tinylora", "peft")
 EMBEDDINGS = ("tok_emb",)  # the embedding layers that may carry LoRA factors
+DEFAULT_LR_RATIO = 16.0  # 2^4, the paper's suggestion (see `loraplus_groups`)
 
 
 def times(lr, ratio):
-    """lr * ratio, kept a Python float when lr is one (no dtype promotion of float32 runs)."""
-    return float(lr) * float(ratio) if isinstance(lr, (int, float)) else lr * ratio
+    """lr * ratio, kept a Python float when both are numbers (no dtype promotion of float32
+    runs); an array (one rate per stacked model) when either is one."""
+    return float(lr) * float(ratio) if isinstance(lr, (int, float)) and isinstance(
+        ratio, (int, float)) else lr * ratio
 
 
-def loraplus_groups(params, lr: float, lr_ratio: float = 16.0, weight_decay=None,
-                    rule: str = "tinylora", lr_embedding: float = 1e-6):
+def loraplus_groups(params, lr, lr_ratio=None, weight_decay=None, rule: str = "tinylora",
+                    lr_embedding: float = 1e-6, *, lr_B=None):
     """The LoRA+ parameter groups: ``*.B`` at ``lr * lr_ratio``, by `rule` (see the module's
     table): "tinylora" (every other array at ``lr``) or "peft" (PEFT's four groups, in its order).
 
-    ``lr_ratio`` is the paper's lambda = eta_B / eta_A (PEFT's ``loraplus_lr_ratio``). Its default
-    16 = 2^4 is the value Hayou, Ghosh and Yu suggest (RoBERTa, Init[2]); summaries that print
-    "24" lost the superscript of 2^4. The best ratio grows with the width n, so no single value
-    is right for every width: the balanced ratio (and the loss-optimal one on a muP readout)
-    like n, the loss-optimal one on a standard readout like n^1/2 (`docs/width_law.md`; measure
-    it with `tinylora balance` and `tinylora width-sweep`). A ratio of 1 is plain LoRA.
+    ``lr_ratio`` is the paper's lambda = eta_B / eta_A (PEFT's ``loraplus_lr_ratio``); None means
+    `DEFAULT_LR_RATIO`, 16 = 2^4, the value Hayou, Ghosh and Yu suggest (RoBERTa, Init[2]);
+    summaries that print "24" lost the superscript of 2^4. The best ratio grows with the width n,
+    so no single value is right for every width: the balanced ratio (and the loss-optimal one on
+    a muP readout) like n, the loss-optimal one on a standard readout like n^1/2
+    (`docs/width_law.md`; measure it with `tinylora balance` and `tinylora width-sweep`). A ratio
+    of 1 is plain LoRA.
+
+    Stacks. For S stacked models (`tinylora.lab.grid`) each rate may be an array of shape
+    (S, 1, 1), one per model: `lr` (A's rates) with a number or an array `lr_ratio`, or, when
+    eta_A and eta_B vary independently (a grid of cells), `lr` and B's rates given directly as
+    ``lr_B=`` (then no `lr_ratio`: B's rate is exactly `lr_B`, never lr * (lr_B / lr) rounded).
 
     `params`: a dict of arrays (or, for "tinylora", an iterable of keys). `weight_decay`: None
     (the optimizer's reaches every group) or a number written into the groups that decay.
@@ -56,7 +65,7 @@ def loraplus_groups(params, lr: float, lr_ratio: float = 16.0, weight_decay=None
     """
     rule = validate.choice(rule, "rule", RULES)
     lr = validate.learning_rate(lr)
-    lr_ratio = validate.positive(lr_ratio, "lr_ratio")
+    lr_b = rate_of_B(lr, lr_ratio, lr_B)
     decay = {} if weight_decay is None else {
         "weight_decay": validate.non_negative(weight_decay, "weight_decay")}
     if rule == "peft":
@@ -64,16 +73,34 @@ def loraplus_groups(params, lr: float, lr_ratio: float = 16.0, weight_decay=None
             validate.fail("params", "a dict of arrays (rule 'peft' reads each array's ndim)",
                           params)
         lr_embedding = validate.learning_rate(lr_embedding, "lr_embedding")
-        kinds = {k: peft_kind(k, getattr(p, "ndim", 2)) for k, p in params.items()}
-        groups = [("A", lr, decay), ("embedding", lr_embedding, decay),
-                  ("B", times(lr, lr_ratio), decay),
-                  ("B (no decay)", times(lr, lr_ratio), {"weight_decay": 0.0})]
+        kinds = {k: peft_kind(k, getattr(a, "ndim", 2)) for k, a in params.items()}
+        groups = [("A", lr, decay), ("embedding", lr_embedding, decay), ("B", lr_b, decay),
+                  ("B (no decay)", lr_b, {"weight_decay": 0.0})]
     else:
         kinds = {k: "B" if k.endswith(".B") else "A (and others)" for k in params}
-        groups = [("A (and others)", lr, decay), ("B", times(lr, lr_ratio), decay)]
+        groups = [("A (and others)", lr, decay), ("B", lr_b, decay)]
     out = [{"params": [k for k in kinds if kinds[k] == name], "lr": rate, **wd, "name": name}
            for name, rate, wd in groups]
     return [g for g in out if g["params"]]
+
+
+def rate_of_B(lr, lr_ratio=None, lr_B=None):
+    """B's learning rate: ``lr * lr_ratio`` (`lr_ratio` None: `DEFAULT_LR_RATIO`), or `lr_B`
+    itself when given (then `lr_ratio` must be None: one way to say it). Numbers or arrays."""
+    if lr_B is not None:
+        if lr_ratio is not None:
+            validate.fail("lr_ratio", "None when lr_B is given (B's rate is lr_B, or lr * "
+                          "lr_ratio, not both)", lr_ratio)
+        return validate.learning_rate(lr_B, "lr_B")
+    if lr_ratio is None:
+        return times(lr, DEFAULT_LR_RATIO)
+    if getattr(lr_ratio, "ndim", 0):  # one ratio per stacked model
+        host = backend.to_numpy(lr_ratio)
+        if host.dtype.kind not in "fiu" or host.size == 0 \
+                or not backend.is_finite_number(host) or float(host.min()) <= 0:
+            validate.fail("lr_ratio", "a finite number > 0 (or an array of them)", lr_ratio)
+        return times(lr, lr_ratio)
+    return times(lr, validate.positive(lr_ratio, "lr_ratio"))
 
 
 def peft_kind(key: str, ndim: int) -> str:

@@ -14,7 +14,6 @@ Learning rates stay Python floats where they can, so float32 runs are never prom
 from __future__ import annotations
 
 from tinylora import backend, validate
-from tinylora.groups import loraplus_groups  # noqa: F401  (its home was here: callers import it)
 from tinylora.twins import has_fast_twin
 
 _check_lr = validate.learning_rate  # a finite rate >= 0: a number, or an array of them

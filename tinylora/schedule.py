@@ -2,8 +2,12 @@
 
     factor(t) = t / warmup                                  t < warmup       (linear warm-up)
               = 1                                           "constant"
-              = (1 + cos(pi p)) / 2,  p = (t - warmup) / (total - warmup)   "cosine"
-              = 1 - p                                       "linear"
+              = floor + (1 - floor) (1 + cos(pi p)) / 2,    "cosine"
+                        p = (t - warmup) / (total - warmup)
+              = floor + (1 - floor) (1 - p)                 "linear"
+
+`floor` (default 0) is where a decay ends: 0.1 takes the rate from base down to base / 10
+(`tinylora.text.pretrain` trains its bases so).
 
 t = 0 .. total - 1 counts the steps taken before this one (Hugging Face's
 ``get_cosine_schedule_with_warmup`` and ``get_linear_schedule_with_warmup``: the first warm-up
@@ -23,23 +27,23 @@ import math
 from tinylora import validate
 
 DECAYS = ("constant", "cosine", "linear")
-PLAIN = {"warmup": 0, "decay": "constant", "clip": None}  # no schedule, no clipping
 
 
-def unless_plain(config: dict) -> dict:
-    """`config` without the schedule's entries that are at `PLAIN`: a study recorded before
-    schedules existed keeps its configuration (and resumes)."""
-    return {k: v for k, v in config.items() if k not in PLAIN or v != PLAIN[k]}
-
-
-def lr_factor(t: int, total: int, warmup: int = 0, decay: str = "constant") -> float:
-    """The multiplier of every base rate before step t (0-based) of a `total`-step run."""
+def lr_factor(t: int, total: int, warmup: int = 0, decay: str = "constant",
+              floor: float = 0.0) -> float:
+    """The multiplier of every base rate before step t (0-based) of a `total`-step run: a
+    decay falls from 1 towards `floor`."""
     if t < warmup:
         return t / warmup  # linear warm-up from 0
     if decay == "constant" or total == warmup:
         return 1.0
+    if decay == "cosine":  # cos(pi p), p = (t - warmup) / (total - warmup), in [0, 1)
+        # Written in this order (and pi (t - warmup) / (total - warmup) so), floor 0.1 is
+        # 0.1 + 0.45 (1 + cos(pi t / total)) to the last bit: (1 - 0.1) * 0.5 == 0.45 exactly.
+        angle = math.pi * (t - warmup) / (total - warmup)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(angle))
     p = (t - warmup) / (total - warmup)  # progress through the decay, in [0, 1)
-    return 0.5 * (1.0 + math.cos(math.pi * p)) if decay == "cosine" else 1.0 - p
+    return floor + (1.0 - floor) * (1.0 - p)
 
 
 def check(total: int, warmup: int = 0, decay: str = "constant", clip=None) -> None:
@@ -60,24 +64,26 @@ class Schedule:
             opt.step(grads)
     """
 
-    def __init__(self, opt, total: int, warmup: int = 0, decay: str = "constant"):
+    def __init__(self, opt, total: int, warmup: int = 0, decay: str = "constant",
+                 floor: float = 0.0):
         self.total = validate.positive_int(total, "total")
         self.warmup = validate.steps_within(warmup, "warmup", self.total)
         self.decay = validate.choice(decay, "decay", DECAYS)
+        self.floor = validate.number(floor, "floor", low=0.0, low_ok=True, high=1.0)
         self.opt = opt
         self.base = [g["lr"] for g in opt.groups]  # each group's rate at factor 1
 
     def apply(self, t: int) -> float:
         """Write base * factor(t) into every group; -> factor(t)."""
         t = validate.integer(t, "t", low=0)
-        factor = lr_factor(t, self.total, self.warmup, self.decay)
+        factor = lr_factor(t, self.total, self.warmup, self.decay, self.floor)
         for g, base in zip(self.opt.groups, self.base):
             g["lr"] = base * factor  # a float stays a float; an array keeps its dtype
         return factor
 
     def __repr__(self) -> str:
         return (f"Schedule(total={self.total}, warmup={self.warmup}, decay={self.decay!r}, "
-                f"groups={len(self.base)})")
+                f"floor={self.floor:g}, groups={len(self.base)})")
 
 
 def global_norm(grads: dict) -> float:

@@ -30,7 +30,13 @@ from tinylora.attention import split_heads
 from tinylora.backend import xp_of
 from tinylora.bench import torch_mirror
 from tinylora.bench.timing import plan_repetitions, time_interleaved, warm_up
-from tinylora.bench.workloads import T, block_products, build_block, lora_products, matmul_floor
+from tinylora.bench.workloads import (
+    Transposed,
+    block_products,
+    build_block,
+    lora_products,
+    matmul_floor,
+)
 from tinylora.fast import attention as att
 from tinylora.layers import gelu_backward, gelu_forward, mse_backward, mse_forward
 from tinylora.norms import layernorm_backward, layernorm_forward
@@ -57,10 +63,10 @@ def block_parts(width: int, dtype: str = "float32"):
     """-> (workload, parts): parts are (name, fn, args, products) in the order the step runs."""
     wl = build_block(width, dtype)
     m, x, y = wl.model, wl.x, wl.y
-    p, sc, H, tr = m.live_params(), m.scale, m.n_head, set(m.trainable)
-    N, T_, d = x.shape
-    M, r, d_ff = N * T_, m.lora.r, m.d_ff
-    head, scores = (N, H, T_, d // H), (N, H, T_, T_)
+    params, sc, H, tr = m.live_params(), m.scale, m.n_head, set(m.trainable)
+    N, T, d = x.shape
+    M, r, d_ff = N * T, m.lora.r, m.d_ff
+    head, scores = (N, H, T, d // H), (N, H, T, T)
     parts = []
 
     def part(name, fn, args, products=()):
@@ -68,14 +74,14 @@ def block_parts(width: int, dtype: str = "float32"):
         return fn(*args)
 
     def proj(name, h, d_in, d_out):
-        return part(f"{name} fwd (3 products, bias, LoRA sum)", proj_forward, (h, p, name, sc),
+        return part(f"{name} fwd (3 products, bias, LoRA sum)", proj_forward, (h, params, name, sc),
                     lora_products(M, d_in, d_out, r)[:3])
 
-    h1, c_ln1 = part("ln1 fwd", layernorm_forward, (x, p["ln1.g"], p["ln1.b"]))
+    h1, c_ln1 = part("ln1 fwd", layernorm_forward, (x, params["ln1.g"], params["ln1.b"]))
     (q, c_q), (k, c_k), (v, c_v) = (proj(f"attn.{n}", h1, d, d) for n in "qkv")
     qh, kh, vh = (split_heads(a, H) for a in (q, k, v))
     s = part("scores qh kh^T", lambda a_, b_: a_ @ b_.swapaxes(-1, -2), (qh, kh),
-             [(head, T(head))])
+             [(head, Transposed(head))])
     c = 1.0 / math.sqrt(d // H)
     bound = part("score bound: c times the largest norms of q and k", att.score_bound, (qh, kh, c))
     pr = part("scale, causal mask, softmax fwd (one blocked pass)", att.masked_softmax_in_blocks,
@@ -83,7 +89,7 @@ def block_parts(width: int, dtype: str = "float32"):
     yv = part("weighted sum p vh (merged)", att.matmul_merged, (pr, vh), [(scores, head)])
     a, c_o = proj("attn.o", yv, d, d)
     x1 = part("residual x + attn", _add, (x, a))
-    h2, c_ln2 = part("ln2 fwd", layernorm_forward, (x1, p["ln2.g"], p["ln2.b"]))
+    h2, c_ln2 = part("ln2 fwd", layernorm_forward, (x1, params["ln2.g"], params["ln2.b"]))
     u, c_fc1 = proj("mlp.fc1", h2, d, d_ff)
     g, c_act = part("gelu fwd", gelu_forward, (u,))
     mo, c_fc2 = proj("mlp.fc2", g, d_ff, d)
@@ -106,9 +112,9 @@ def block_parts(width: int, dtype: str = "float32"):
     dyv = proj_b("attn.o", dx1, c_o, d, d, True)
     dyh = split_heads(dyv, H)
     dv = part("dv = p^T dyh (merged)", att.matmul_merged, (pr.swapaxes(-1, -2), dyh),
-         [(T(scores), head)])
+         [(Transposed(scores), head)])
     dp = part("dp = dyh vh^T", lambda a_, b_: a_ @ b_.swapaxes(-1, -2), (dyh, vh),
-              [(head, T(head))])
+              [(head, Transposed(head))])
     ds = part("softmax bwd (from output, in place)", att.softmax_backward_from_output,
               (dp.copy(), pr, dyh, split_heads(yv, H)))
     def scaled(a_, b_):
@@ -117,7 +123,8 @@ def block_parts(width: int, dtype: str = "float32"):
         return o
 
     dq = part("dq = c ds kh (merged)", scaled, (ds, kh), [(scores, head)])
-    dk = part("dk = c ds^T qh (merged)", scaled, (ds.swapaxes(-1, -2), qh), [(T(scores), head)])
+    dk = part("dk = c ds^T qh (merged)", scaled, (ds.swapaxes(-1, -2), qh),
+              [(Transposed(scores), head)])
     for n, dz, cache in (("q", dq, c_q), ("k", dk, c_k), ("v", dv, c_v)):
         proj_b(f"attn.{n}", dz, cache, d, d, False)
     part("Adam (12 factors)", wl.opt.step, (grads,))

@@ -26,20 +26,16 @@ import json
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import tinylora.fast
 from tinylora import backend
-from tinylora.bench import torch_mirror
-from tinylora.bench.timing import (  # noqa: F401 (BUDGETS, peak_bytes: part of this module's API)
-    BUDGETS,
-    peak_bytes,
-    plan_repetitions,
-    time_interleaved,
-    warm_up,
-)
+from tinylora.bench import profile, torch_mirror
+from tinylora.bench.timing import peak_bytes, plan_repetitions, time_interleaved, warm_up
 from tinylora.bench.workloads import BUILDERS, WIDTHS
 from tinylora.fast import allocator
+from tinylora.run.options import Distinct, options_from_args, out_folder, positive_int
 from tinylora.run.progress import bar as progress_bar
 from tinylora.run.records import markdown_table
 
@@ -144,62 +140,79 @@ def footer(env: dict, with_torch: bool) -> str:
             f"(tinylora.fast.allocator); {torch}.")
 
 
-def add_arguments(p) -> None:
-    from tinylora.run import options
+@dataclass(frozen=True)
+class BenchOptions:
+    """The options of `tinylora bench` (`add_arguments` is the CLI's definition)."""
 
-    p.add_argument("--workloads", nargs="+", choices=list(BUILDERS), default=list(BUILDERS),
-                   help="which workloads (default: all three)")
-    p.add_argument("--widths", type=options.positive_int, nargs="+", default=None,
-                   action=options.Distinct,
-                   help="widths to time instead of each workload's defaults")
-    p.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
-    p.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
-    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
-    p.add_argument("--no-reference", action="store_true",
-                   help="skip the reference implementations' step (the price of reading)")
-    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
-    p.add_argument("--out", type=options.out_folder, default=None,
-                   help="also write records.json, summary.json and summary.md to this folder")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--profile", action="store_true",
-                   help="split one block step into its parts instead (tinylora.bench.profile)")
+    workloads: tuple = tuple(BUILDERS)  # which workloads: "mlp", "block", "grid"
+    widths: tuple | None = None  # widths to time instead of each workload's defaults
+    dtypes: tuple = DTYPES  # "float32" and/or "float64"
+    quick: bool = False  # fewer repetitions (under a minute)
+    no_torch: bool = False  # skip the PyTorch comparison
+    no_reference: bool = False  # skip the reference implementations' step (the price of reading)
+    json: bool = False  # print the rows as a JSON list
+    out: str | None = None  # also write records.json, summary.json and summary.md here
+    no_progress: bool = False  # no progress bars
+    profile: bool = False  # split one block step into its parts instead (`bench.profile`)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--workloads", nargs="+", choices=list(BUILDERS), default=tuple(BUILDERS),
+                        help="which workloads (default: all three)")
+    parser.add_argument("--widths", type=positive_int, nargs="+", default=None, action=Distinct,
+                        help="widths to time instead of each workload's defaults")
+    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=DTYPES)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the reference implementations' step (the price of reading)")
+    parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    parser.add_argument("--out", type=out_folder, default=None,
+                        help="also write records.json, summary.json and summary.md to this folder")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="split one block step into its parts instead (tinylora.bench.profile)")
 
 
 def main(args) -> int:
-    if args.profile:
-        return main_profile(args)
-    with_torch = torch_mirror.available()[0] and not args.no_torch
-    rows = run(args.workloads, args.widths, args.dtypes, args.quick, with_torch,
-               progress=not (args.no_progress or args.json),
-               with_reference=not args.no_reference)
-    env = environment(with_torch)
-    if args.out:
-        write_results(args.out, rows, env, with_torch)
-    if args.json:
-        print(json.dumps(rows, indent=1))
-    else:
-        print(table(rows))
-        print("\n" + footer(env, with_torch))
+    options = options_from_args(BenchOptions, args)
+    result = execute(options)
+    print(result["text"])
     return 0
 
 
-def main_profile(args) -> int:
-    """`--profile`: the block's parts at each width and dtype asked for (tables, or JSON)."""
-    from tinylora.bench import profile  # noqa: PLC0415 (it imports this module)
+def execute(options: BenchOptions) -> dict:
+    """Time every row (or, with `profile`, the block's parts), write --out's files.
+    -> {"rows" (or "profiles"), "environment", "text": what the command prints}."""
+    if options.profile:
+        return execute_profile(options)
+    with_torch = torch_mirror.available()[0] and not options.no_torch
+    rows = run(options.workloads, options.widths, options.dtypes, options.quick, with_torch,
+               progress=not (options.no_progress or options.json),
+               with_reference=not options.no_reference)
+    env = environment(with_torch)
+    if options.out:
+        write_results(options.out, rows, env, with_torch)
+    text = (json.dumps(rows, indent=1) if options.json
+            else f"{table(rows)}\n\n{footer(env, with_torch)}")
+    return {"rows": rows, "environment": env, "text": text}
 
-    profs = [profile.profile(n, dt, args.quick) for n in (args.widths or WIDTHS["block"])
-             for dt in args.dtypes]
+
+def execute_profile(options: BenchOptions) -> dict:
+    """`--profile`: the block's parts at each width and dtype asked for (tables, or JSON)."""
+    profs = [profile.profile(n, dt, options.quick) for n in (options.widths or WIDTHS["block"])
+             for dt in options.dtypes]
     env = environment(False)
-    text = "\n\n".join(profile.table(p) for p in profs) + (
+    text = "\n\n".join(profile.table(prof) for prof in profs) + (
         f"\n\n{env['cpu']}, {env['cores']} cores; NumPy {env['numpy']} "
         f"(BLAS threads: {env['numpy_blas_threads']}); malloc: {env['malloc']}.")
-    print(json.dumps(profs, indent=1) if args.json else text)
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "profile.json").write_text(json.dumps({"environment": env,
-                                                                 "profiles": profs}, indent=1))
-        (Path(args.out) / "profile.md").write_text(text + "\n")
-    return 0
+    if options.out:
+        Path(options.out).mkdir(parents=True, exist_ok=True)
+        (Path(options.out) / "profile.json").write_text(json.dumps({"environment": env,
+                                                                    "profiles": profs}, indent=1))
+        (Path(options.out) / "profile.md").write_text(text + "\n")
+    return {"profiles": profs, "environment": env,
+            "text": json.dumps(profs, indent=1) if options.json else text}
 
 
 def write_results(out, rows: list[dict], env: dict, with_torch: bool) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 
 from tinylora import backend
-from tinylora.bench.workloads import LR, LR_RATIO, Workload
+from tinylora.bench.workloads import LR, LR_RATIO, Transposed, Workload
+from tinylora.groups import loraplus_groups
 
 
 def available() -> tuple[bool, str]:
@@ -35,12 +36,18 @@ def _tensors(wl: Workload, device: str = "cpu"):
 
 
 def _adam(params: dict):
-    """torch.optim.Adam with the LoRA+ groups: every ``*.B`` at LR * LR_RATIO, the rest at LR."""
+    """torch.optim.Adam with the library's LoRA+ groups (`tinylora.groups.loraplus_groups`:
+    every ``*.B`` at LR * LR_RATIO, the rest at LR), their keys mapped to the tensors."""
     import torch  # noqa: PLC0415
 
-    slow = [v for k, v in params.items() if v.requires_grad and not k.endswith(".B")]
-    fast = [v for k, v in params.items() if v.requires_grad and k.endswith(".B")]
-    return torch.optim.Adam([{"params": slow, "lr": LR}, {"params": fast, "lr": LR * LR_RATIO}])
+    trainable = [k for k, v in params.items() if v.requires_grad]
+    return torch.optim.Adam(_torch_groups(loraplus_groups(trainable, lr=LR, lr_ratio=LR_RATIO),
+                                          params))
+
+
+def _torch_groups(groups: list, tensors: dict) -> list:
+    """The library's groups (keys, rate) as torch.optim groups (tensors, rate)."""
+    return [{"params": [tensors[k] for k in g["params"]], "lr": g["lr"]} for g in groups]
 
 
 def mlp_step(wl: Workload, device: str = "cpu"):
@@ -48,15 +55,15 @@ def mlp_step(wl: Workload, device: str = "cpu"):
     `params` are the live tensors."""
     import torch  # noqa: PLC0415
 
-    p, x, y = _tensors(wl, device)
+    params, x, y = _tensors(wl, device)
     model = wl.model
     scale, names = model.scale, model.layer_names
-    opt = _adam(p)
+    opt = _adam(params)
 
     def forward(h):
         for i, name in enumerate(names):
-            z_a = h @ p[f"{name}.A"]  # [N, d_in] -> [N, r]
-            h = h @ p[f"{name}.W"] + (scale * z_a) @ p[f"{name}.B"]
+            z_a = h @ params[f"{name}.A"]  # [N, d_in] -> [N, r]
+            h = h @ params[f"{name}.W"] + (scale * z_a) @ params[f"{name}.B"]
             if i < len(names) - 1:
                 h = torch.relu(h)
         return h
@@ -68,7 +75,7 @@ def mlp_step(wl: Workload, device: str = "cpu"):
         opt.step()
         return loss
 
-    return step, p
+    return step, params
 
 
 def block_step(wl: Workload):
@@ -77,26 +84,26 @@ def block_step(wl: Workload):
     import torch  # noqa: PLC0415
 
     F = torch.nn.functional
-    p, x, y = _tensors(wl)
+    params, x, y = _tensors(wl)
     scale, n_head, targets = wl.model.scale, wl.model.n_head, set(wl.model.targets)
     d = x.shape[-1]
-    opt = _adam(p)
+    opt = _adam(params)
 
     def lin(h, name):
-        out = h @ p[f"{name}.W"] + p[f"{name}.b"]
+        out = h @ params[f"{name}.W"] + params[f"{name}.b"]
         if name in targets:
-            out = out + (scale * (h @ p[f"{name}.A"])) @ p[f"{name}.B"]
+            out = out + (scale * (h @ params[f"{name}.A"])) @ params[f"{name}.B"]
         return out
 
     def heads(t):  # (N, T, d) -> (N, H, T, dh)
         return t.view(*t.shape[:2], n_head, d // n_head).transpose(1, 2)
 
     def forward(x):
-        h = F.layer_norm(x, (d,), p["ln1.g"], p["ln1.b"], eps=1e-5)
+        h = F.layer_norm(x, (d,), params["ln1.g"], params["ln1.b"], eps=1e-5)
         q, k, v = (heads(lin(h, f"attn.{n}")) for n in "qkv")
         a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x1 = x + lin(a.transpose(1, 2).reshape(x.shape), "attn.o")
-        h2 = F.layer_norm(x1, (d,), p["ln2.g"], p["ln2.b"], eps=1e-5)
+        h2 = F.layer_norm(x1, (d,), params["ln2.g"], params["ln2.b"], eps=1e-5)
         return x1 + lin(F.gelu(lin(h2, "mlp.fc1"), approximate="tanh"), "mlp.fc2")
 
     def step():
@@ -106,7 +113,7 @@ def block_step(wl: Workload):
         opt.step()
         return loss
 
-    return step, p
+    return step, params
 
 
 def grid_step(wl: Workload):
@@ -115,15 +122,16 @@ def grid_step(wl: Workload):
     stacked in the forward into (S, ., .) tensors; params["fc2.A"] is the list of S leaves."""
     import torch  # noqa: PLC0415
 
-    p, x, y = _tensors(wl)
+    params, x, y = _tensors(wl)
     S, scale = len(wl.cells), wl.model.scale
-    A = [p["fc2.A"][s].detach().clone().requires_grad_(True) for s in range(S)]
-    B = [p["fc2.B"][s].detach().clone().requires_grad_(True) for s in range(S)]
+    A = [params["fc2.A"][s].detach().clone().requires_grad_(True) for s in range(S)]
+    B = [params["fc2.B"][s].detach().clone().requires_grad_(True) for s in range(S)]
     groups = []
-    for s, (eta_a, eta_b) in enumerate(wl.cells):
-        groups += [{"params": [A[s]], "lr": eta_a}, {"params": [B[s]], "lr": eta_b}]
+    for s, (eta_a, eta_b) in enumerate(wl.cells):  # each cell's A and B: the library's groups
+        groups += _torch_groups(loraplus_groups(["fc2.A", "fc2.B"], lr=eta_a, lr_B=eta_b),
+                                {"fc2.A": A[s], "fc2.B": B[s]})
     opt = torch.optim.Adam(groups)
-    W1, W2, W3 = p["fc1.W"], p["fc2.W"], p["fc3.W"]
+    W1, W2, W3 = params["fc1.W"], params["fc2.W"], params["fc3.W"]
 
     def forward():
         h = torch.relu(x @ W1)  # [N, n], shared by every cell
@@ -181,9 +189,9 @@ def torch_floor(products, dtype: str):
     gen = torch.Generator().manual_seed(123)
 
     def operand(spec):
-        shape = spec[1] if spec[0] == "T" else spec
+        shape = spec.shape if isinstance(spec, Transposed) else spec
         t = torch.randn(shape, generator=gen, dtype=getattr(torch, dtype))
-        return t.transpose(-1, -2) if spec[0] == "T" else t
+        return t.transpose(-1, -2) if isinstance(spec, Transposed) else t
 
     pairs = [(operand(a), operand(b)) for a, b in products]
 

@@ -2,7 +2,7 @@
 
 A `Workload` is everything the timer needs, built once:
 
-    step()   one training step exactly as the library trains:
+    step()   one training step's arithmetic, as the library computes it (`timed_step`):
              ``loss, grads = loss_and_grads(model, x, y); opt.step(grads)``   (in place)
     floor()  the bare matrix products that an exact step cannot avoid, same shapes and dtype,
              on the same array library (for "grid": the same cells trained one by one)
@@ -20,13 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tinylora import backend
 from tinylora.block import BlockConfig, TransformerBlock
+from tinylora.groups import loraplus_groups
 from tinylora.lab.finetune_toy import toy_task
 from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
-from tinylora.optim import Adam, loraplus_groups
+from tinylora.optim import Adam
 from tinylora.train import loss_and_grads
 
 BATCH = 256  # MLP rows per step
@@ -53,8 +55,10 @@ class Workload:
     singles: list = field(default_factory=list)  # grid only: (model, optimizer) per cell
 
 
-def train_step(model, opt, x, y, loss: str = "mse"):
-    """The library's training step: forward, loss, backward, optimizer update (in place)."""
+def timed_step(model, opt, x, y, loss: str = "mse"):
+    """The step the bench times: forward, loss, backward, optimizer update (in place). Not
+    `tinylora.train.train_step`, whose divergence rule reads the loss on the host each step:
+    the arithmetic of a step, nothing around it."""
     value, grads = loss_and_grads(model, x, y, loss)
     opt.step(grads)
     return value
@@ -85,14 +89,14 @@ def build_mlp(width: int, dtype: str = "float32", seed: int = 0, backend_name=No
 
 def _workload(name: str, dtype: str, model, shape: tuple, seed: int, xp, floor) -> Workload:
     """A model's Workload: random x and y of `shape` (seed + 1), Adam with the LoRA+ groups, one
-    `train_step` as the step and ``floor(model, x)`` as the floor."""
+    `timed_step` as the step and ``floor(model, x)`` as the floor."""
     rng = backend.host_rng(seed + 1)
     x = backend.normal(rng, shape, 1.0, xp, dtype)
     y = backend.normal(rng, shape, 1.0, xp, dtype)
     init = _host_copy(model.params)
     opt = _adam(model)
     return Workload(name, shape[-1], dtype, model, opt, x, y, init=init,
-                    step=lambda: train_step(model, opt, x, y), floor=floor(model, x))
+                    step=lambda: timed_step(model, opt, x, y), floor=floor(model, x))
 
 
 def mlp_floor(model, x):
@@ -114,10 +118,11 @@ def mlp_products(model, x):
 # The floor: bare products on fresh arrays of the step's shapes and dtype
 
 
-def T(shape):
+class Transposed(NamedTuple):
     """An operand of `shape` used transposed (last two axes), as the step uses ``x^T`` or ``W^T``:
     a view of a contiguous array, which BLAS reads without a copy."""
-    return ("T", tuple(shape))
+
+    shape: tuple
 
 
 def lora_products(M, d_in, d_out, r, need_dx=True):
@@ -127,20 +132,22 @@ def lora_products(M, d_in, d_out, r, need_dx=True):
         backward  dz_a = dy B^T, dB = z_a^T dy, dA = x^T dz_a, and (need_dx) dy W^T, dz_a A^T
     """
     products = [((M, d_in), (d_in, d_out)), ((M, d_in), (d_in, r)), ((M, r), (r, d_out)),
-                ((M, d_out), T((r, d_out))), (T((M, r)), (M, d_out)), (T((M, d_in)), (M, r))]
+                ((M, d_out), Transposed((r, d_out))), (Transposed((M, r)), (M, d_out)),
+                (Transposed((M, d_in)), (M, r))]
     if need_dx:
-        products += [((M, d_out), T((d_in, d_out))), ((M, r), T((d_in, r)))]
+        products += [((M, d_out), Transposed((d_in, d_out))), ((M, r), Transposed((d_in, r)))]
     return products
 
 
 def matmul_floor(products, xp, dtype, seed: int = 123):
-    """A function that computes ``a @ b`` for every (a, b) in `products` (shapes, or `T` shapes)
-    on random arrays made once here: the matrix-multiply work of a step and nothing else."""
+    """A function that computes ``a @ b`` for every (a, b) in `products` (shapes, or `Transposed`
+    shapes) on random arrays made once here: the matrix-multiply work of a step and nothing
+    else."""
     rng = backend.host_rng(seed)
 
     def operand(spec):
-        if spec[0] == "T":
-            return backend.normal(rng, spec[1], 1.0, xp, dtype).swapaxes(-1, -2)
+        if isinstance(spec, Transposed):
+            return backend.normal(rng, spec.shape, 1.0, xp, dtype).swapaxes(-1, -2)
         return backend.normal(rng, spec, 1.0, xp, dtype)
 
     pairs = [(operand(a), operand(b)) for a, b in products]
@@ -177,15 +184,16 @@ def block_products(model, x):
     """The products of one exact block step: the six LoRA projections (q, k, v need no dx: the
     block's input and ln1 are frozen) and the attention's four batched products and their
     backward (dp = dyh vh^T, dvh = p^T dyh, dqh = ds kh, dkh = ds^T qh), on contiguous heads."""
-    N, T_, d = x.shape
-    M, r, d_ff, H = N * T_, model.lora.r, model.d_ff, model.n_head
-    head, att = (N, H, T_, d // H), (N, H, T_, T_)
+    N, T, d = x.shape
+    M, r, d_ff, H = N * T, model.lora.r, model.d_ff, model.n_head
+    head, att = (N, H, T, d // H), (N, H, T, T)
     products = []
     for d_in, d_out, need_dx in ((d, d, False), (d, d, False), (d, d, False), (d, d, True),
                                  (d, d_ff, True), (d_ff, d, True)):  # q, k, v, o, fc1, fc2
         products += lora_products(M, d_in, d_out, r, need_dx)
-    products += [(head, T(head)), (att, head),  # s = qh kh^T, yh = p vh
-                 (head, T(head)), (T(att), head), (att, head), (T(att), head)]  # backward
+    products += [(head, Transposed(head)), (att, head),  # s = qh kh^T, yh = p vh
+                 (head, Transposed(head)), (Transposed(att), head), (att, head),  # backward
+                 (Transposed(att), head)]
     return products
 
 
@@ -200,8 +208,9 @@ GRID_POINTS = 1000
 def build_grid(width: int, dtype: str = "float32", seed: int = 0, backend_name=None) -> Workload:
     """`step`: the 16 cells as one stacked model (``stack=(16,)``, Adam with learning rates of
     shape (16, 1, 1)); `floor`: the same 16 cells as 16 plain models, one training step each.
-    Model and data: the lab's width-sweep task (`tinylora.finetune_toy.toy_task`, the fine-tuning
-    variant of paper Eq. 3: 5 -> width -> width -> 1, LoRA rank 4 on fc2, 1000 points)."""
+    Model and data: the lab's width-sweep task (`tinylora.lab.finetune_toy.toy_task`, the
+    fine-tuning variant of paper Eq. 3: 5 -> width -> width -> 1, LoRA rank 4 on fc2, 1000
+    points)."""
     xp = backend.get_xp(backend_name)
     task = toy_task(width, "finetune", "adam", steps=1, record_steps=(1,), n_train=GRID_POINTS,
                     n_test=8, model_seed=seed, backend_name=backend_name, dtype=dtype)
@@ -213,26 +222,27 @@ def build_grid(width: int, dtype: str = "float32", seed: int = 0, backend_name=N
     x, y = task.x_train, task.y_train
     init = _host_copy(model.params)
 
-    def rates(column):  # one learning rate per cell, shaped to broadcast against (S, ., .)
-        return xp.asarray([c[column] for c in cells], dtype=dtype).reshape(S, 1, 1)
+    def rates(values):  # one learning rate per cell, shaped to broadcast against (S, ., .)
+        return xp.asarray(values, dtype=dtype).reshape(S, 1, 1)
 
-    opt = Adam(model.trainable_params(), groups=[{"params": ["fc2.A"], "lr": rates(0)},
-                                                 {"params": ["fc2.B"], "lr": rates(1)}])
+    params = model.trainable_params()
+    opt = Adam(params, groups=loraplus_groups(params, lr=rates([ea for ea, _ in cells]),
+                                              lr_B=rates([eb for _, eb in cells])))
     singles = []
     for s, (ea, eb) in enumerate(cells):  # the same cells, one plain model each
         one = task.build(())
         for k in ("fc2.A", "fc2.B"):
             one.params[k][...] = model.params[k][s]
-        one_opt = Adam(one.trainable_params(), groups=[{"params": ["fc2.A"], "lr": ea},
-                                                       {"params": ["fc2.B"], "lr": eb}])
+        one_params = one.trainable_params()
+        one_opt = Adam(one_params, groups=loraplus_groups(one_params, lr=ea, lr_B=eb))
         singles.append((one, one_opt))
 
     def one_by_one():
         for one, one_opt in singles:
-            train_step(one, one_opt, x, y)
+            timed_step(one, one_opt, x, y)
 
     return Workload("grid", width, dtype, model, opt, x, y, init=init, cells=cells,
-                    singles=singles, step=lambda: train_step(model, opt, x, y), floor=one_by_one)
+                    singles=singles, step=lambda: timed_step(model, opt, x, y), floor=one_by_one)
 
 
 BUILDERS = {"mlp": build_mlp, "block": build_block, "grid": build_grid}

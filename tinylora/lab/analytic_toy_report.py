@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tinylora.lab import plots
 from tinylora.lab.analytic_toy import (
     DELTAS,
     OPTIMIZERS,
@@ -17,7 +18,16 @@ from tinylora.lab.analytic_toy import (
     run,
     slopes,
 )
-from tinylora.run.options import CommonOptions
+from tinylora.run.options import (
+    CommonOptions,
+    add_common_arguments,
+    options_from_args,
+    parse_list,
+    positive_float,
+    positive_int,
+)
+from tinylora.run.progress import bar
+from tinylora.run.records import ResultsDir, markdown_table
 
 FAST_WIDTHS = tuple(2**k for k in range(4, 11))
 
@@ -55,8 +65,6 @@ def summarize(fits: list[dict], widths, init: int, step: int = REPORT_STEP) -> d
 
 def table(fits: list[dict]) -> str:
     """Markdown: measured slope (theory) per optimizer, schedule, step, delta."""
-    from tinylora.run.records import markdown_table
-
     def fmt(f):
         if f is None or f["slope"] is None:
             return "- (zero)" if f and f["theory"] is None else "-"
@@ -70,23 +78,18 @@ def table(fits: list[dict]) -> str:
     return markdown_table(["optimizer", "schedule", "step", *DELTAS], rows)
 
 
-def add_arguments(p) -> None:
-    from tinylora.run import options
-    from tinylora.run.options import add_common_arguments
-
-    add_common_arguments(p, "toy-analytic-out", seeds=1)
-    p.add_argument("--init", type=int, choices=[1, 2], default=1,
-                   help="1: b = 0, a random (default); 2: a = 0, b = 1")
-    p.add_argument("--steps", type=options.positive_int, default=None,
-                   help="steps per run (default 4)")
-    p.add_argument("--lr", type=options.positive_float, default=0.1,
-                   help="the base learning rate (see schedules)")
-    p.add_argument("--optimizer", choices=["gd", "adam", "both"], default="both")
+def add_arguments(parser) -> None:
+    add_common_arguments(parser, "toy-analytic-out", seeds=1)
+    parser.add_argument("--init", type=int, choices=[1, 2], default=1,
+                        help="1: b = 0, a random (default); 2: a = 0, b = 1")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="steps per run (default 4)")
+    parser.add_argument("--lr", type=positive_float, default=0.1,
+                        help="the base learning rate (see schedules)")
+    parser.add_argument("--optimizer", choices=["gd", "adam", "both"], default="both")
 
 
 def main(args) -> int:
-    from tinylora.run.options import options_from_args
-
     options = options_from_args(ToyOptions, args)
     result = execute(options)
     summary = result["summary"]
@@ -104,11 +107,6 @@ def main(args) -> int:
 
 def execute(options: ToyOptions) -> dict:
     """Run, write every output file. -> {"summary", "text" (markdown table), "figures", "out"}."""
-    from tinylora.lab import plots
-    from tinylora.run.options import parse_list
-    from tinylora.run.progress import bar
-    from tinylora.run.records import ResultsDir
-
     widths = parse_list(options.widths) or (FAST_WIDTHS if options.fast else WIDTHS)
     steps = (3 if options.fast else 4) if options.steps is None else options.steps
     if steps < REPORT_STEP:
@@ -145,4 +143,4 @@ def _markdown(text, widths, init, summary, figures) -> str:
             f"`-` = the delta is exactly zero at that step). The derivation is in "
             f"`tinylora/lab/analytic_toy.py`.\n\n{text}\n"
             + (f"Largest gap to an exact prediction: {gap:.2e}.\n\n" if gap is not None else "")
-            + "".join(f"![{p.name}]({p.name})\n" for p in figures))
+            + "".join(f"![{path.name}]({path.name})\n" for path in figures))

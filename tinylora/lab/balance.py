@@ -120,8 +120,8 @@ class Evaluator:
             part = points[lo:lo + size]
             s = setup(self.cfg, self.width, seed, len(part), self.backend, self.tasks.get(seed))
             stacked = bool(getattr(s.model, "stack", ()))
-            eta_a = [p[0] for p in part] if stacked else part[0][0]
-            eta_b = [p[1] for p in part] if stacked else part[0][1]
+            eta_a = [a for a, _ in part] if stacked else part[0][0]  # part: (eta_A, eta_B) pairs
+            eta_b = [b for _, b in part] if stacked else part[0][1]
             traj = trajectory(s, eta_a, eta_b, self.steps)
             for i in range(len(part)):
                 rows.append({f"{t}:{layer}": {q: (row["model"] if q == "output_moved"
@@ -157,8 +157,8 @@ def _windows(previous: list, n_targets: int, width: int, step: float, margin: in
     """Where each target's scan starts: around the root the previous widths extrapolate to."""
     out = []
     for k in range(n_targets):
-        known = [(p["width"], p["roots"][k]) for p in previous
-                 if p["roots"][k]["status"] == "ok"][-2:]
+        known = [(payload["width"], payload["roots"][k]) for payload in previous
+                 if payload["roots"][k]["status"] == "ok"][-2:]
         if not known:
             out.append(START)
             continue
@@ -205,7 +205,8 @@ def run(cfg: BalanceConfig, widths, out, backend_name=None, on_width_done=None) 
 def exponents(payloads: list, k: int) -> dict:
     """The fitted exponents of target k's eta_A*, eta_B*, ratio and product over the widths
     where it has a unique root: {rate: {"slope", "interval", "widths"}} (None: fewer than 2)."""
-    ok = [(p["width"], p["roots"][k]) for p in payloads if p["roots"][k]["status"] == "ok"]
+    ok = [(payload["width"], payload["roots"][k]) for payload in payloads
+          if payload["roots"][k]["status"] == "ok"]
     out = {}
     for rate in ("eta_A", "eta_B", "ratio", "product"):
         pts = [(w, r["eta_A"] * r["eta_B"] if rate == "product" else r[rate]) for w, r in ok]

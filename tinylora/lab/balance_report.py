@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from tinylora.lab import balance, flatness, predictions
-from tinylora.run.options import CommonOptions
-from tinylora.run.records import markdown_table
+from tinylora.lab import balance, flatness, plots_width, predictions
+from tinylora.run.options import CommonOptions, add_common_arguments, options_from_args, parse_list
+from tinylora.run.records import ResultsDir, markdown_table
 
 RATES = ("eta_A", "eta_B", "ratio")
 RATE_NAMES = {"eta_A": "eta_A*", "eta_B": "eta_B*", "ratio": "ratio"}
@@ -35,24 +35,20 @@ class BalanceOptions(CommonOptions):
     sizes: str | None = None  # target sizes c, e.g. "0.003,0.01,0.05"; None: per model
 
 
-def add_arguments(p) -> None:
-    from tinylora.run.options import add_common_arguments
-
-    add_common_arguments(p, "balance-out", seeds=balance.BalanceConfig.seeds)
-    p.add_argument("--model", choices=balance.MODELS, default="toy",
-                   help="toy (one LoRA layer; default), mlp (two LoRA layers) or block")
-    p.add_argument("--readout", choices=["sp", "mup"], default=None,
-                   help="the toy's readout (default: both)")
-    p.add_argument("--init", choices=["zero_B", "zero_A"], default=None,
-                   help="the toy's init, zero_B = Init[1], zero_A = Init[2] (default: both)")
-    p.add_argument("--steps", default=None, help="steps t, e.g. 2,3,5,10 (default per model)")
-    p.add_argument("--sizes", default=None, help="target sizes c, e.g. 0.003,0.01,0.05")
+def add_arguments(parser) -> None:
+    add_common_arguments(parser, "balance-out", seeds=balance.BalanceConfig.seeds)
+    parser.add_argument("--model", choices=balance.MODELS, default="toy",
+                        help="toy (one LoRA layer; default), mlp (two LoRA layers) or block")
+    parser.add_argument("--readout", choices=["sp", "mup"], default=None,
+                        help="the toy's readout (default: both)")
+    parser.add_argument("--init", choices=["zero_B", "zero_A"], default=None,
+                        help="the toy's init, zero_B = Init[1], zero_A = Init[2] (default: both)")
+    parser.add_argument("--steps", default=None, help="steps t, e.g. 2,3,5,10 (default per model)")
+    parser.add_argument("--sizes", default=None, help="target sizes c, e.g. 0.003,0.01,0.05")
 
 
 def configs(options: BalanceOptions) -> list:
     """One `BalanceConfig` per setting the options ask for."""
-    from tinylora.run.options import parse_list
-
     model = options.model
     steps = parse_list(options.steps, int, "--steps") or ((2, 3) if options.fast else
                                                        balance.STEPS[model])
@@ -89,7 +85,7 @@ def summarize(cfg, payloads: list) -> dict:
                                       cfg.init)
     rows = []
     for k, first in enumerate(payloads[0]["roots"]):
-        per = [p["roots"][k] for p in payloads]
+        per = [payload["roots"][k] for payload in payloads]
         exps = balance.exponents(payloads, k)
         ok = [r if r["status"] == "ok" else {} for r in per]  # rates and sizes of unique roots
         sizes = [r.get("sizes") or {} for r in ok]
@@ -103,9 +99,9 @@ def summarize(cfg, payloads: list) -> dict:
                                                   abs(s["delta2"] / first["c"] - 1))
                            for s in sizes]})
     return {"model": cfg.model, "readout": cfg.readout, "init": cfg.init,
-            "widths": [p["width"] for p in payloads], "seeds": cfg.seeds,
+            "widths": [payload["width"] for payload in payloads], "seeds": cfg.seeds,
             "predicted": predicted, "rows": rows, "config": asdict(cfg),
-            "seconds": sum(p["seconds"] for p in payloads)}
+            "seconds": sum(payload["seconds"] for payload in payloads)}
 
 
 def _exp(e) -> str:
@@ -124,7 +120,7 @@ def _span(values) -> str:
 
 def table(setting: dict) -> str:
     """The (t, c) table of one setting (markdown)."""
-    p = setting["predicted"]
+    predicted = setting["predicted"]
     verdict = {True: "yes", False: "**no**", None: "-"}
     rows = [[r["t"], f"{r['c']:g}", r["layer"], *(_exp(r["exponents"][k]) for k in RATES),
              f"{sum(s == 'ok' for s in r['status'])}/{len(r['status'])}", _span(r["eta_A_n"]),
@@ -134,7 +130,7 @@ def table(setting: dict) -> str:
     moved = "Z_A moved" if setting["init"] == "zero_B" else "B moved"
     head = ["t", "c", "layer", "eta_A*", "eta_B*", "ratio", "unique roots", "eta_A* n", moved,
             "input moved", "output moved",
-            f"follows ({p['eta_A']:+g}, {p['eta_B']:+g}, {p['ratio']:+g})"]
+            f"follows ({predicted['eta_A']:+g}, {predicted['eta_B']:+g}, {predicted['ratio']:+g})"]
     return markdown_table(head, rows)
 
 
@@ -143,9 +139,10 @@ def headline(summary: dict) -> str:
     lines = []
     for name, s in summary["settings"].items():
         r = s["rows"][0]
-        p = s["predicted"]
+        predicted = s["predicted"]
         lines.append(f"{name:14s} t = {r['t']}, c = {r['c']:g}, {r['layer']}: " + ", ".join(
-            f"{RATE_NAMES[k]} ~ n^{_exp(r['exponents'][k])} (predicted {p[k]:+g})" for k in RATES))
+            f"{RATE_NAMES[k]} ~ n^{_exp(r['exponents'][k])} (predicted {predicted[k]:+g})"
+            for k in RATES))
     return "\n".join(lines)
 
 
@@ -171,13 +168,11 @@ def markdown(summary: dict, figures: list) -> str:
             parts.append(markdown_table(["a", "b", "T_flat"],
                                         [[f"{r['a']:g}", f"{r['b']:g}", r["T_flat"]]
                                          for r in check]))
-    parts += [f"![{p.name}]({p.name})\n" for p in figures]
+    parts += [f"![{path.name}]({path.name})\n" for path in figures]
     return "\n".join(parts)
 
 
 def main(args) -> int:
-    from tinylora.run.options import options_from_args
-
     result = execute(options_from_args(BalanceOptions, args))
     files = "summary.md, summary.json, records.json"
     print(f"{headline(result['summary'])}\nwrote {result['out']}/{files} and "
@@ -187,10 +182,6 @@ def main(args) -> int:
 
 def execute(options: BalanceOptions, on_width_done=None) -> dict:
     """Run every setting (reusing finished widths), write every output."""
-    from tinylora.lab import plots_width
-    from tinylora.run.options import parse_list
-    from tinylora.run.records import ResultsDir
-
     cfgs = configs(options)
     widths = parse_list(options.widths) or (balance.FAST_WIDTHS if options.fast
                                          else balance.WIDTHS)[options.model]

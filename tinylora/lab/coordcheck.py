@@ -30,17 +30,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tinylora import backend
-from tinylora.lab import analytic_toy
-from tinylora.lab.deltas import (  # noqa: F401 (deltas, projection_inputs: read by lesson 5)
-    QUANTITIES,
-    deltas,
-    projection_inputs,
-    trajectory,
-)
+from tinylora.block import BlockConfig, TransformerBlock
+from tinylora.lab import analytic_toy, plots
+from tinylora.lab.deltas import QUANTITIES, projection_inputs, trajectory
 from tinylora.lab.fit import loglog_slope
 from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
-from tinylora.run.options import CommonOptions
+from tinylora.run.options import (
+    CommonOptions,
+    add_common_arguments,
+    options_from_args,
+    parse_list,
+    positive_float,
+    positive_int,
+)
+from tinylora.run.progress import bar
+from tinylora.run.records import ResultsDir, markdown_table
 
 SCHEDULES = ("shared", "loraplus16", "theory")
 BASE_WIDTH = 64
@@ -80,8 +85,6 @@ def block_setup(width: int, seed: int, backend_name=None, dtype=None, n_seq: int
                 T: int = 16):
     """A pre-LN Transformer block of d_model = n (4 heads, d_ff = 4n), LoRA (r = 4, Init[1]) on
     q, k, v, o, fc1, fc2; x ~ N(0, 1) of shape (4, 16, n), a random regression target."""
-    from tinylora.block import BlockConfig, TransformerBlock  # noqa: PLC0415
-
     model = TransformerBlock(BlockConfig(width, 4), LoRAConfig(r=4), seed=seed,
                              backend=backend_name, dtype=dtype)
     rng = backend.host_rng([seed, 1])
@@ -164,21 +167,16 @@ class CoordcheckOptions(CommonOptions):
     lr: float = 1e-2  # the base learning rate eta
 
 
-def add_arguments(p) -> None:
-    from tinylora.run import options
-    from tinylora.run.options import add_common_arguments
-
-    add_common_arguments(p, "coordcheck-out", seeds=3)
-    p.add_argument("--model", choices=sorted(MODELS), default="mlp")
-    p.add_argument("--steps", type=options.positive_int, default=None,
-                   help="Adam steps T (default 4)")
-    p.add_argument("--lr", type=options.positive_float, default=1e-2,
-                   help="the base learning rate eta")
+def add_arguments(parser) -> None:
+    add_common_arguments(parser, "coordcheck-out", seeds=3)
+    parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="Adam steps T (default 4)")
+    parser.add_argument("--lr", type=positive_float, default=1e-2,
+                        help="the base learning rate eta")
 
 
 def markdown(slope_table: dict, step: int) -> str:
-    from tinylora.run.records import markdown_table
-
     quantities = list(next(iter(slope_table.values())))
     rows = [[s, *(("-" if v is None else f"{v:+.2f}") for v in
                   (slope_table[s].get(q) for q in quantities))] for s in slope_table]
@@ -187,8 +185,6 @@ def markdown(slope_table: dict, step: int) -> str:
 
 
 def main(args) -> int:
-    from tinylora.run.options import options_from_args
-
     result = execute(options_from_args(CoordcheckOptions, args))
     s = result["summary"]
     print(f"Coordinate check, LoRA {s['model']}, widths {s['widths'][0]}..{s['widths'][-1]}, "
@@ -201,11 +197,6 @@ def main(args) -> int:
 
 def execute(options: CoordcheckOptions) -> dict:
     """Run, write every output file. -> {"summary", "text", "figures", "out"}."""
-    from tinylora.lab import plots
-    from tinylora.run.options import parse_list
-    from tinylora.run.progress import bar
-    from tinylora.run.records import ResultsDir
-
     widths = parse_list(options.widths) or DEFAULT_WIDTHS[options.model][1 if options.fast else 0]
     seeds = tuple(range((2 if options.fast else 3) if options.seeds is None else options.seeds))
     steps = (3 if options.fast else 4) if options.steps is None else options.steps
@@ -225,5 +216,5 @@ def execute(options: CoordcheckOptions) -> dict:
     text = markdown(table, steps)
     out.write("summary.md", f"# Coordinate check: LoRA {options.model}, Adam, "
               f"eta = {options.lr:g}\n\n" + text + "\n"
-              + "".join(f"![{p.name}]({p.name})\n" for p in figures))
+              + "".join(f"![{path.name}]({path.name})\n" for path in figures))
     return {"summary": summary, "text": text, "figures": figures, "out": out.path}

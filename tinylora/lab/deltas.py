@@ -36,9 +36,10 @@ import math
 
 from tinylora import backend
 from tinylora.diverge import diverged, quiet_overflow
-from tinylora.lab.grid import retire
+from tinylora.groups import loraplus_groups
 from tinylora.layers import mse_backward, mse_forward
 from tinylora.optim import Adam
+from tinylora.train import retire
 
 QUANTITIES = ("delta1", "delta2", "delta3", "Z_A", "Z_B")
 DIAGNOSTICS = ("ZA_moved", "B_moved", "input_moved")
@@ -62,8 +63,9 @@ def projection_inputs(model, cache) -> dict:
     def walk(c):
         if isinstance(c, (tuple, list)):
             if len(c) == 3 and isinstance(c[0], str) and isinstance(c[1], bool):
-                if c[0] in model.targets:
-                    found[c[0]] = c[2][0]  # the input of projection c[0]
+                name, _, inner = c  # a projection's (name, is_lora, inner)
+                if name in model.targets:
+                    found[name] = inner[0]  # the input of projection `name`
                 return
             for item in c:
                 walk(item)
@@ -136,10 +138,8 @@ def trajectory(setup, eta_a, eta_b, steps: int) -> list[dict]:
     n_stack = stack[0] if stack else 0
     copies = max(n_stack, 1)
     params = model.trainable_params()
-    groups = [{"params": [k for k in params if k.endswith(".A")], "lr": _rates(model, eta_a,
-                                                                                n_stack)},
-              {"params": [k for k in params if k.endswith(".B")], "lr": _rates(model, eta_b,
-                                                                                n_stack)}]
+    groups = loraplus_groups(params, lr=_rates(model, eta_a, n_stack),
+                             lr_B=_rates(model, eta_b, n_stack))
     opt, s, xp = Adam(params, groups=groups), model.scale, model.xp
     start = {k: params[k].copy() for k in params}
     alive, first_inputs, f0, start_loss, out = [True] * copies, None, None, None, []
@@ -158,7 +158,7 @@ def trajectory(setup, eta_a, eta_b, steps: int) -> list[dict]:
             dead = [i for i in range(copies) if alive[i] and (
                 not finite[i] or diverged(losses[i], start_loss[i]))]
             if dead:  # this copy has diverged: retire it (never touching the others)
-                retire(opt, dead, bool(n_stack), grads)
+                retire(opt, grads, [i in dead for i in range(copies)] if n_stack else True)
                 alive = [a and i not in dead for i, a in enumerate(alive)]
             before = {k: params[k].copy() for k in params}
             opt.step(grads)

@@ -1,4 +1,5 @@
-"""`tinylora demo` (what `make demo` runs): the LoRA+ story in under two minutes on a laptop CPU.
+"""`tinylora demo` (what `make demo` runs): the LoRA+ story end to end, at fast settings on a CPU
+(summary.json records each part's time on the machine that ran it).
 
 1. The analytic toy (paper Eq. 2), widths 2^4..2^16: with one shared learning rate, what A's
    update does to the output (delta1) grows like n; with eta_A ~ 1/n it stays flat. Exact slopes.
@@ -18,6 +19,19 @@ figures); the headline is printed. NumPy (or --backend), float64.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+
+from tinylora.lab import (
+    analytic_toy,
+    analytic_toy_report,
+    balance_report,
+    coordcheck,
+    grid_bench,
+    plots_width,
+    sweep_report,
+)
+from tinylora.run.options import options_from_args, out_folder
+from tinylora.run.records import ResultsDir, markdown_table
 
 BENCH_WIDTHS = (64, 256)  # widths at which the batched grid is timed against one by one
 BALANCE_WIDTHS = (64, 128, 256, 512, 1024, 2048)  # the balanced rates are cheap: six widths
@@ -27,29 +41,28 @@ DIFFERENCE = ("   The difference: balanced rates only ask A and B to move the la
               "times as much output:\n   eta_B* falls like n^-1/2 and the ratio grows like n^1/2.")
 
 
-def add_arguments(p) -> None:
-    from tinylora.run import options
+@dataclass(frozen=True)
+class DemoOptions:
+    """The options of `tinylora demo` (`add_arguments` is the CLI's definition)."""
 
-    p.add_argument("--out", type=options.out_folder, default="demo-out",
-                   help="results folder (default demo-out)")
-    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    out: str = "demo-out"  # results folder
+    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
+    no_progress: bool = False  # no progress bars
 
 
-def part_options(args, out) -> dict:
+def add_arguments(parser) -> None:
+    parser.add_argument("--out", type=out_folder, default="demo-out",
+                        help="results folder (default demo-out)")
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def part_options(options: DemoOptions, out) -> dict:
     """The options of each command the demo runs: its fast settings, into ``out/<command>``,
-    with the demo's --backend and --no-progress. Built directly (the demo calls the commands,
+    with the demo's backend and no_progress. Built directly (the demo calls the commands,
     not the CLI): {"toy": ToyOptions, "balance": BalanceOptions, "sweep": SweepOptions,
     "coordcheck": CoordcheckOptions}."""
-    from tinylora.lab import (
-        analytic_toy,
-        analytic_toy_report,
-        balance_report,
-        coordcheck,
-        sweep_report,
-    )
-
-    common = {"fast": True, "backend": args.backend, "no_progress": args.no_progress}
+    common = {"fast": True, "backend": options.backend, "no_progress": options.no_progress}
     return {
         "toy": analytic_toy_report.ToyOptions(  # the toy is cheap: every width up to 2^16
             out=str(out / "toy-analytic"), widths=",".join(map(str, analytic_toy.WIDTHS)),
@@ -63,16 +76,15 @@ def part_options(args, out) -> dict:
 
 
 def main(args) -> int:
-    from tinylora.lab import (
-        analytic_toy_report,
-        balance_report,
-        coordcheck,
-        grid_bench,
-        sweep_report,
-    )
-    from tinylora.run.records import ResultsDir, markdown_table
+    result = execute(options_from_args(DemoOptions, args))
+    print(result["headline"])
+    print(f"wrote {result['out']}/summary.md and {len(result['figures'])} figures")
+    return 0
 
-    out = ResultsDir(args.out, {"command": "demo"})
+
+def execute(options: DemoOptions) -> dict:
+    """Run every part, write summary.json and summary.md. -> {"headline", "figures", "out"}."""
+    out = ResultsDir(options.out, {"command": "demo"})
     timings, lines = {}, []
 
     def part(name, fn):
@@ -81,13 +93,13 @@ def main(args) -> int:
         timings[name] = time.perf_counter() - start
         return result
 
-    opts = part_options(args, out)
+    opts = part_options(options, out)
     toy_result = part("analytic toy", lambda: analytic_toy_report.execute(opts["toy"]))
     balance_result = part("balanced rates", lambda: balance_report.execute(opts["balance"]))
     sweep_result = part("width sweep", lambda: sweep_report.execute(opts["sweep"]))
     cc_result = part("coordinate check", lambda: coordcheck.execute(opts["coordcheck"]))
     bench = part("batched vs one by one", lambda: [
-        grid_bench.speedup(n, n_cells=49, backend_name=args.backend) for n in BENCH_WIDTHS])
+        grid_bench.speedup(n, n_cells=49, backend_name=options.backend) for n in BENCH_WIDTHS])
 
     t = toy_result["summary"]
     lines.append("1. Analytic toy (Eq. 2), GD, step 2: slope of log|delta1| against log n")
@@ -111,15 +123,12 @@ def main(args) -> int:
         f"{b['speedup']:.1f}x at n = {b['width']} ({b['cells']} cells)" for b in bench))
     lines.append("time per part: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     headline = "\n".join(lines)
-
-    from tinylora.lab import plots_width
-
     law = plots_width.width_law(
         plots_width.width_law_curves(balance_result["summary"], [sweep_result["summary"]]),
         out / "width_law.png", "The width law, two ways (demo: fast settings)")
     figures = [law.relative_to(out.path)] + [
-        p.relative_to(out.path) for r in (toy_result, balance_result, sweep_result, cc_result)
-        for p in r["figures"]]
+        path.relative_to(out.path) for r in (toy_result, balance_result, sweep_result, cc_result)
+        for path in r["figures"]]
     bench_table = markdown_table(["width", "cells", "steps", "batched (s)", "one by one (s)",
                                   "speed-up"], [[b["width"], b["cells"], b["steps"], b["batched_s"],
                                                  b["one_by_one_s"], b["speedup"]] for b in bench])
@@ -130,7 +139,5 @@ def main(args) -> int:
                                "coordcheck_slopes": slopes})
     out.write("summary.md", "# tinylora demo\n\n```\n" + headline + "\n```\n\n"
               "## Batched grid against one by one\n\n" + bench_table + "\n## Figures\n\n"
-              + "".join(f"![{p.name}]({p})\n" for p in figures))
-    print(headline)
-    print(f"wrote {out.path}/summary.md and {len(figures)} figures")
-    return 0
+              + "".join(f"![{path.name}]({path})\n" for path in figures))
+    return {"headline": headline, "figures": figures, "out": out.path}

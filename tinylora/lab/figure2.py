@@ -23,9 +23,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from tinylora.lab import grid, landscape
+from tinylora.lab import grid, landscape, plots
 from tinylora.lab.finetune_toy import seeded_tasks
-from tinylora.run.records import markdown_table
+from tinylora.run.options import (
+    CommonOptions,
+    add_common_arguments,
+    options_from_args,
+    parse_list,
+    positive_int,
+)
+from tinylora.run.progress import bar
+from tinylora.run.records import ResultsDir, markdown_table
 
 SETTINGS = {  # name: (variant, optimizer, lowest and highest learning rate of the grid)
     "paper_gd": ("paper", "sgd", 1e-4, 1e1),
@@ -82,35 +90,50 @@ def analyze(payload: dict, cfg: HeatmapConfig) -> dict:
     return out
 
 
-def add_arguments(p) -> None:
-    from tinylora.run import options
-    from tinylora.run.options import add_common_arguments
+@dataclass(frozen=True)
+class HeatmapOptions(CommonOptions):
+    """The options of `tinylora toy-heatmap` (`add_arguments` is the CLI's definition)."""
 
-    add_common_arguments(p, "toy-heatmap-out", seeds=HeatmapConfig.seeds)
-    p.add_argument("--steps", type=options.positive_int, default=None,
-                   help="steps per cell (default 200)")
-    p.add_argument("--settings", default=",".join(SETTINGS),
-                   help=f"comma-separated subset of {', '.join(SETTINGS)}")
-    p.add_argument("--per-decade", dest="per_decade", type=options.positive_int, default=None,
-                   help="grid points per decade (default 2)")
+    out: str = "toy-heatmap-out"  # results folder
+    steps: int | None = None  # steps per cell; None: HeatmapConfig.steps
+    settings: str = ",".join(SETTINGS)  # comma-separated names of SETTINGS
+    per_decade: int | None = None  # grid points per decade; None: HeatmapConfig.per_decade
+
+
+def add_arguments(parser) -> None:
+    add_common_arguments(parser, "toy-heatmap-out", seeds=HeatmapConfig.seeds)
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="steps per cell (default 200)")
+    parser.add_argument("--settings", default=",".join(SETTINGS),
+                        help=f"comma-separated subset of {', '.join(SETTINGS)}")
+    parser.add_argument("--per-decade", dest="per_decade", type=positive_int, default=None,
+                        help="grid points per decade (default 2)")
 
 
 def main(args) -> int:
-    from tinylora.lab import plots
-    from tinylora.run.options import parse_list
-    from tinylora.run.progress import bar
-    from tinylora.run.records import ResultsDir
+    result = execute(options_from_args(HeatmapOptions, args))
+    print(f"Numerical toy (Eq. 3): where is the best (eta_A, eta_B) after {result['steps']} "
+          f"steps?")
+    print(result["table"])
+    print(f"wrote {result['out']}/summary.md, summary.json, records.json and "
+          f"{len(result['figures'])} figures")
+    return 0
 
-    cfg = FAST if args.fast else HeatmapConfig()
-    changes = {"dtype": args.dtype, **{k: getattr(args, k) for k in ("seeds", "steps", "per_decade")
-                                       if getattr(args, k) is not None}}
+
+def execute(options: HeatmapOptions) -> dict:
+    """Run every setting and width (reusing finished ones), write every output.
+    -> {"summary", "table", "steps", "figures", "out"}."""
+    cfg = FAST if options.fast else HeatmapConfig()
+    changes = {"dtype": options.dtype, **{k: getattr(options, k) for k in
+                                          ("seeds", "steps", "per_decade")
+                                          if getattr(options, k) is not None}}
     cfg = replace(cfg, **changes)
-    names = [s for s in args.settings.split(",") if s]
+    names = [s for s in options.settings.split(",") if s]
     bad = [s for s in names if s not in SETTINGS]
     if bad:
         raise ValueError(f"--settings: expected names from {list(SETTINGS)}, got {bad}")
-    widths = parse_list(args.widths) or (100,)
-    out = ResultsDir(args.out, {"command": "toy-heatmap", **asdict(cfg)})
+    widths = parse_list(options.widths) or (100,)
+    out = ResultsDir(options.out, {"command": "toy-heatmap", **asdict(cfg)})
     rows, summary, figures, lines = [], {"settings": {}, "config": asdict(cfg)}, [], []
     steps = record_steps(cfg)
     for name in names:
@@ -118,10 +141,10 @@ def main(args) -> int:
             key = f"{name}_n{width}"
 
             def compute(name=name, width=width, key=key):
-                with bar(total=0, desc=key, unit="run", show=not args.no_progress) as pb:
+                with bar(total=0, desc=key, unit="run", show=not options.no_progress) as pb:
                     side = len(grid.lattice(*SETTINGS[name][2:], cfg.per_decade))
                     pb.total = side**2 * cfg.seeds
-                    return run_setting(name, width, cfg, args.backend, progress=pb)
+                    return run_setting(name, width, cfg, options.backend, progress=pb)
 
             payload = out.cached(key, compute)
             rows += [{"setting": name, "width": width, "eta_A": c["eta_A"], "eta_B": c["eta_B"],
@@ -145,11 +168,9 @@ def main(args) -> int:
                             "best by test loss"], lines)
     out.write("summary.md", f"# Numerical toy (paper Eq. 3, Figure 2)\n\nLosses at t = {steps[-1]}"
               f", mean of {cfg.seeds} seeds; LoRA = best cell on the diagonal eta_A = eta_B.\n\n"
-              f"{table}\n" + "".join(f"![{p.name}]({p.name})\n" for p in figures))
-    print(f"Numerical toy (Eq. 3): where is the best (eta_A, eta_B) after {steps[-1]} steps?")
-    print(table)
-    print(f"wrote {out.path}/summary.md, summary.json, records.json and {len(figures)} figures")
-    return 0
+              f"{table}\n" + "".join(f"![{path.name}]({path.name})\n" for path in figures))
+    return {"summary": summary, "table": table, "steps": steps[-1], "figures": figures,
+            "out": out.path}
 
 
 def _row(key: str, train: dict, test: dict) -> list:

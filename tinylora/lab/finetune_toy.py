@@ -138,5 +138,5 @@ def toy_task(width: int = 100, variant: str = "finetune", optimizer: str = "adam
 
 def seeded_tasks(first_seed: int = 0, **kwargs):
     """seed -> the toy task whose frozen model and data are drawn from first_seed + seed
-    (for `tinylora.grid.train_cells`: every seed a different draw of everything)."""
+    (for `tinylora.lab.grid.train_cells`: every seed a different draw of everything)."""
     return lambda seed: toy_task(model_seed=first_seed + seed, **kwargs)

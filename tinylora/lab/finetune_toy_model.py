@@ -55,26 +55,27 @@ class ToyModel(LoRAModel):
         self.params = {"fc1.W": w_in, "fc2.W": w_mid, "fc3.W": w_out,
                        "fc2.A": xp.broadcast_to(A, (*self.stack, *A.shape)).copy(),
                        "fc2.B": xp.broadcast_to(B, (*self.stack, *B.shape)).copy()}
-        self._frozen = list(frozen)
+        self._frozen_inputs = list(frozen)  # not `_frozen`: LoRAModel's merge keeps W there
         self._set_trainable("lora")
 
     def frozen_part(self, x):
         """The cached (h, P) of an input given at build time, else computed now."""
-        for cached_x, h, P in self._frozen:
+        for cached_x, h, P in self._frozen_inputs:
             if cached_x is x:
                 return h, P
         return frozen_part(self.params["fc1.W"], self.params["fc2.W"], x)[1:]
 
     def forward(self, x):
         """x (N, d) -> (f (*stack, N, 1), cache)."""
-        p, s = self.params, self.scale
+        params, s = self.params, self.scale
         h, P = self.frozen_part(x)
-        z_a = h @ p["fc2.A"]  # [N, n] -> [*S, N, r]   the paper's Z_A
-        pre = (s * z_a) @ p["fc2.B"]  # [*S, N, r] -> [*S, N, n]
+        z_a = h @ params["fc2.A"]  # [N, n] -> [*S, N, r]   the paper's Z_A
+        pre = (s * z_a) @ params["fc2.B"]  # [*S, N, r] -> [*S, N, n]
         pre += P  # the frozen path, computed once
         z, relu_cache = relu_forward(pre)
-        f, out_cache = proj_forward(z, p, "fc3", s)  # [*S, N, n] -> [*S, N, 1]
-        lora_cache = (LAYER, True, (h, p["fc2.W"], None, p["fc2.A"], p["fc2.B"], z_a, s, None))
+        f, out_cache = proj_forward(z, params, "fc3", s)  # [*S, N, n] -> [*S, N, 1]
+        inner = (h, params["fc2.W"], None, params["fc2.A"], params["fc2.B"], z_a, s, None)
+        lora_cache = (LAYER, True, inner)  # what a projection leaves: (name, is_lora, inner)
         return f, [lora_cache, relu_cache, out_cache]
 
     def backward(self, dout, cache):
@@ -89,6 +90,7 @@ class ToyModel(LoRAModel):
     def __repr__(self) -> str:
         n = self.params["fc2.W"].shape[0]
         stack = f", stack={self.stack}" if self.stack else ""
+        cached = len(self._frozen_inputs)
         return (f"ToyModel({self.params['fc1.W'].shape[0]} -> {n} -> {n} -> 1, LoRA r="
-                f"{self.lora.r} on fc2, frozen part cached for {len(self._frozen)} inputs{stack})")
+                f"{self.lora.r} on fc2, frozen part cached for {cached} inputs{stack})")
 

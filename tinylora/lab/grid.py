@@ -16,10 +16,11 @@ the memory to the OS when it is freed and page-faults it back in at the next ste
 can cost more than the arithmetic. The `tinylora` command avoids that with
 `tinylora.fast.allocator.keep_freed_memory` (call it yourself in a script or notebook if you like).
 
-Diverged cells. A cell whose training loss stops being finite, or exceeds `DIVERGED` times its
-starting loss, has diverged: from then on its loss is recorded as inf, its factors are set to 0 and
-its learning rate to 0 (so the numbers of the other cells in the stack are never touched), and
-the run goes on.
+Diverged cells. A cell whose training loss stops being finite, or exceeds
+`tinylora.diverge.DIVERGED` times its starting loss, has diverged: from then on its loss is
+recorded as inf, and it is retired (`tinylora.train.retire`: its factors and its learning rate
+set to 0, so the numbers of the other cells in the stack are never touched), and the run goes
+on.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from tinylora import backend
-from tinylora.diverge import DIVERGED, diverged, quiet_overflow  # noqa: F401 (DIVERGED: the rule)
+from tinylora.diverge import diverged, quiet_overflow
+from tinylora.groups import loraplus_groups
 from tinylora.layers import mse_forward
 from tinylora.optim import make_optimizer
-from tinylora.train import loss_and_grads
+from tinylora.train import loss_and_grads, retire
 
 PER_DECADE = 4
 CHUNK_ELEMENTS = 2**20  # activations per chunk (S * N * width): 8 MB per array in float64, so
@@ -87,34 +90,41 @@ def _host_list(value) -> list:
     return [host] if isinstance(host, float) else [float(v) for v in host]
 
 
+class Job(NamedTuple):
+    """One model of a batched pass: a cell's two learning rates and a seed."""
+
+    eta_A: float
+    eta_B: float
+    seed: int
+
+
 def train_chunk(task: GridTask, jobs: list, stacked: bool = True):
-    """Train `jobs` = [(eta_A, eta_B, seed), ...] together. -> (train, test): one list per job
-    of the losses at task.record_steps. ``stacked=False`` trains a single job the plain way
+    """Train `jobs` = [Job(eta_A, eta_B, seed), ...] together. -> (train, test): one list per
+    job of the losses at task.record_steps. ``stacked=False`` trains a single job the plain way
     (no stack axis, float learning rates): the reference the batched run must reproduce."""
     if not stacked and len(jobs) != 1:
         raise ValueError(f"jobs: unstacked training takes exactly one job, got {len(jobs)}")
+    jobs = [Job(*j) for j in jobs]
     S = len(jobs)
     model = task.build((S,) if stacked else ())
     xp, params = model.xp, model.params
-    inits = {seed: task.adapter_init(seed) for seed in {j[2] for j in jobs}}
+    inits = {seed: task.adapter_init(seed) for seed in {j.seed for j in jobs}}
     for key in model.adapter_keys():
-        for i, (_, _, seed) in enumerate(jobs):
+        for i, job in enumerate(jobs):
             target = params[key][i] if stacked else params[key]
-            target[...] = inits[seed][key]
+            target[...] = inits[job.seed][key]
 
-    def rate(column):
+    def rates(values):  # a float unstacked, else one rate per model, shaped (S, 1, 1)
         if not stacked:
-            return float(jobs[0][column])
-        return xp.asarray([j[column] for j in jobs], dtype=params[model.adapter_keys()[0]].dtype
-                          ).reshape(S, 1, 1)
+            return float(values[0])
+        return xp.asarray(values, dtype=params[model.adapter_keys()[0]].dtype).reshape(S, 1, 1)
 
     trainable = model.trainable_params()
-    keys_a = [k for k in trainable if k.endswith(".A")]
-    keys_b = [k for k in trainable if k.endswith(".B")]
-    if len(keys_a) + len(keys_b) != len(trainable):
+    if not all(k.endswith((".A", ".B")) for k in trainable):
         raise ValueError(f"model: a grid trains LoRA factors only, got trainable {list(trainable)}")
-    opt = make_optimizer(task.optimizer, trainable, groups=[{"params": keys_a, "lr": rate(0)},
-                                                            {"params": keys_b, "lr": rate(1)}])
+    groups = loraplus_groups(trainable, lr=rates([j.eta_A for j in jobs]),
+                             lr_B=rates([j.eta_B for j in jobs]))
+    opt = make_optimizer(task.optimizer, trainable, groups=groups)
     record = set(task.record_steps)
     train, test = [[] for _ in jobs], [[] for _ in jobs]
     alive, start = [True] * S, None
@@ -125,7 +135,7 @@ def train_chunk(task: GridTask, jobs: list, stacked: bool = True):
             start = losses if start is None else start
             dead = [i for i in range(S) if alive[i] and diverged(losses[i], start[i])]
             if dead:
-                retire(opt, dead, stacked, grads)
+                retire(opt, grads, [i in dead for i in range(S)] if stacked else True)
                 for i in dead:
                     alive[i] = False
             if t in record:
@@ -136,22 +146,6 @@ def train_chunk(task: GridTask, jobs: list, stacked: bool = True):
             if t < task.steps:
                 opt.step(grads)
     return train, test
-
-
-def retire(opt, dead: list, stacked: bool, grads: dict) -> None:
-    """Diverged cells: factors, gradients, learning rates and optimizer state to 0 (finite from
-    now on: the optimizer refuses a non-finite gradient)."""
-    for group in opt.groups:
-        if stacked:
-            group["lr"][dead] = 0.0
-        else:
-            group["lr"] = 0.0
-        for k in group["params"]:
-            for arr in [opt.params[k], grads[k], *opt.state.get(k, {}).values()]:
-                if stacked:
-                    arr[dead] = 0.0
-                else:
-                    arr[...] = 0.0
 
 
 def _test_losses(model, task) -> list:
@@ -175,17 +169,17 @@ def train_cells(task, cells: list, seeds, chunk: int | None = None, progress=Non
     groups = [(task(s), [s]) for s in seeds] if per_seed else [(task, seeds)]
     results: dict = {}
     for group_task, group_seeds in groups:
-        jobs = [(ea, eb, s) for ea, eb in cells for s in group_seeds]
+        jobs = [Job(ea, eb, s) for ea, eb in cells for s in group_seeds]
         fit = CHUNK_ELEMENTS // max(1, group_task.elements)
         size = chunk or min(len(jobs), max(MIN_CHUNK, fit))
         for lo in range(0, len(jobs), size):
             tr, te = train_chunk(group_task, jobs[lo:lo + size])
-            for (ea, eb, s), a, b in zip(jobs[lo:lo + size], tr, te):
-                results[(ea, eb, s)] = (a, b)
+            for job, a, b in zip(jobs[lo:lo + size], tr, te):
+                results[job] = (a, b)
             if progress is not None:
                 progress.update(len(tr))
-    return ([[results[(ea, eb, s)][0] for s in seeds] for ea, eb in cells],
-            [[results[(ea, eb, s)][1] for s in seeds] for ea, eb in cells])
+    return ([[results[Job(ea, eb, s)][0] for s in seeds] for ea, eb in cells],
+            [[results[Job(ea, eb, s)][1] for s in seeds] for ea, eb in cells])
 
 
 def train_one_by_one(task, cells: list, seeds, progress=None):
@@ -196,7 +190,7 @@ def train_one_by_one(task, cells: list, seeds, progress=None):
     for ea, eb in cells:
         row_tr, row_te = [], []
         for s in seeds:
-            (tr,), (te,) = train_chunk(tasks[s], [(ea, eb, s)], stacked=False)
+            (tr,), (te,) = train_chunk(tasks[s], [Job(ea, eb, s)], stacked=False)
             row_tr.append(tr)
             row_te.append(te)
             if progress is not None:

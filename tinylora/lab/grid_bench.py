@@ -1,9 +1,10 @@
 """How much faster is the batched grid than training the same cells one by one?
 
 Both sides train the same cells of the fine-tuning toy (Adam, shared frozen model and data) for
-the same steps; the batched side stacks every cell into one model (`tinylora.grid.train_cells`),
-the other trains plain models in a loop (`tinylora.grid.train_one_by_one`). Wall-clock seconds,
-best of `repeats` (the least disturbed by other work on the machine). A measurement, not a test.
+the same steps; the batched side stacks every cell into one model
+(`tinylora.lab.grid.train_cells`), the other trains plain models in a loop
+(`tinylora.lab.grid.train_one_by_one`). Wall-clock seconds, best of `repeats` (the least
+disturbed by other work on the machine). A measurement, not a test.
 """
 
 from __future__ import annotations

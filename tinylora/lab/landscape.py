@@ -117,7 +117,7 @@ def _step(cells) -> float:
 
 
 def panel(cells: list, title: str, which: str = "train", at: int = -1) -> dict:
-    """A `tinylora.plots.heatmaps` panel for these cells (best and within-1 % marked)."""
+    """A `tinylora.lab.plots.heatmaps` panel for these cells (best and within-1 % marked)."""
     eta_a, eta_b, grid, index = matrix(cells, which, at)
     best = best_cell(cells, which, at)
     return {"title": title, "eta_A": eta_a, "eta_B": eta_b, "loss": grid,

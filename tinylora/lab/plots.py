@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 
-def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, **kw):
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize, **kw):
     """A new Figure (not registered with pyplot) and its axes, as `plt.subplots` returns them."""
     try:
         from matplotlib.figure import Figure
@@ -20,21 +22,7 @@ def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, **kw):
     return fig, fig.subplots(nrows, ncols, **kw)
 
 
-def loss_curves(curves: dict, path, title: str, ylabel: str = "training loss (MSE)"):
-    """One line per label: {label: [loss at step 0, 1, ...]} on a log y axis. -> the path."""
-    fig, ax = _subplots(figsize=(6, 4))
-    for label, losses in curves.items():
-        ax.plot(range(len(losses)), losses, label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return _save(fig, path, dpi=120)
-
-
-def _save(fig, path, dpi: int = 110) -> Path:
+def save_figure(fig, path, dpi: int = 110) -> Path:
     """Lay the figure out and write it (the format from the suffix); nothing global changes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +31,7 @@ def _save(fig, path, dpi: int = 110) -> Path:
     return path
 
 
-def _log2_width_axis(ax, widths):
+def log2_width_axis(ax, widths):
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(widths))
     ax.set_xticklabels([f"$2^{{{round(math.log2(w))}}}$" for w in widths], fontsize=7)
@@ -54,7 +42,7 @@ def toy_deltas(rows, path, optimizer: str, step: int, init: int, theory: dict):
     """Analytic toy: |delta1|, |delta2|, |delta3| at `step` against the width, one panel per
     schedule, with the theory's slope drawn dashed through the widest point. -> the path."""
     schedules = list(dict.fromkeys(r["schedule"] for r in rows))
-    fig, axes = _subplots(1, len(schedules), figsize=(3.2 * len(schedules), 3.2), sharey=True)
+    fig, axes = new_figure(1, len(schedules), figsize=(3.2 * len(schedules), 3.2), sharey=True)
     axes = [axes] if len(schedules) == 1 else list(axes)
     for ax, sched in zip(axes, schedules):
         for i, q in enumerate(("delta1", "delta2", "delta3")):
@@ -73,14 +61,14 @@ def toy_deltas(rows, path, optimizer: str, step: int, init: int, theory: dict):
                 ax.plot(w, [v[-1] * (n / w[-1]) ** s for n in w], "--", color=line.get_color(),
                         lw=1, alpha=0.7)
         ax.set_yscale("log")
-        _log2_width_axis(ax, sorted({r["width"] for r in rows}))
+        log2_width_axis(ax, sorted({r["width"] for r in rows}))
         ax.set_title(sched, fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"|delta| at step {step}")
     axes[0].legend(fontsize=7)
     fig.suptitle(f"Analytic toy, Init[{init}], {optimizer.upper()}: |delta_i| vs width "
                  f"(dashed: theory slope)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def heatmaps(panels: list, path, title: str, ncols: int | None = None):
@@ -96,16 +84,14 @@ def heatmaps(panels: list, path, title: str, ncols: int | None = None):
     blank. The best cell is a red star, the cells within 1 % of it are circled, and the
     eta_A = eta_B diagonal (plain LoRA) is a dashed line. -> the path.
     """
-    import numpy as np  # noqa: PLC0415 (host-side drawing only)
-
     ncols = ncols or min(4, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = _subplots(nrows, ncols, figsize=(3.6 * ncols, 3.3 * nrows), squeeze=False)
+    fig, axes = new_figure(nrows, ncols, figsize=(3.6 * ncols, 3.3 * nrows), squeeze=False)
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
-    for ax, p in zip(axes.ravel(), panels):
-        loss = np.asarray(p["loss"], dtype=float)
-        la, lb = np.log10(p["eta_A"]), np.log10(p["eta_B"])
+    for ax, panel in zip(axes.ravel(), panels):
+        loss = np.asarray(panel["loss"], dtype=float)
+        la, lb = np.log10(panel["eta_A"]), np.log10(panel["eta_B"])
         step_a = la[1] - la[0] if len(la) > 1 else 0.25
         step_b = lb[1] - lb[0] if len(lb) > 1 else 0.25
         extent = [la[0] - step_a / 2, la[-1] + step_a / 2, lb[0] - step_b / 2, lb[-1] + step_b / 2]
@@ -122,32 +108,32 @@ def heatmaps(panels: list, path, title: str, ncols: int | None = None):
         lo, hi = max(extent[0], extent[2]), min(extent[1], extent[3])
         if lo < hi:
             ax.plot([lo, hi], [lo, hi], "--", color="white", lw=1, label="eta_A = eta_B")
-        for ib, ia in p.get("near") or []:
+        for ib, ia in panel.get("near") or []:
             ax.plot(la[ia], lb[ib], "o", mfc="none", mec="orange", ms=8, mew=1.2)
-        if p.get("best") is not None:
-            ib, ia = p["best"]
+        if panel.get("best") is not None:
+            ib, ia = panel["best"]
             ax.plot(la[ia], lb[ib], "*", color="red", ms=12, mec="white", mew=0.6)
-        if p.get("draws"):  # bootstrap draws of a located optimum (tinylora.lab.optimum)
-            ax.plot([d["eta_A"] for d in p["draws"]], [d["eta_B"] for d in p["draws"]], ".",
+        if panel.get("draws"):  # bootstrap draws of a located optimum (tinylora.lab.optimum)
+            ax.plot([d["eta_A"] for d in panel["draws"]], [d["eta_B"] for d in panel["draws"]], ".",
                     color="white", ms=1.5, alpha=0.5)
-        if p.get("optimum"):
-            ax.plot(p["optimum"]["u"], p["optimum"]["v"], "P", color="magenta", ms=8,
+        if panel.get("optimum"):
+            ax.plot(panel["optimum"]["u"], panel["optimum"]["v"], "P", color="magenta", ms=8,
                     mec="white", mew=0.6)
         ax.set_xlabel("log10 eta_A")
         ax.set_ylabel("log10 eta_B")
-        ax.set_title(p["title"], fontsize=9)
-    located = any(p.get("optimum") for p in panels)
+        ax.set_title(panel["title"], fontsize=9)
+    located = any(panel.get("optimum") for panel in panels)
     marks = ("red star: best cell; magenta cross: located optimum, white dots: its bootstrap "
              "draws" if located else "red star: best; orange circles: within 1 %")
     fig.suptitle(title + f"\n({marks}; dashed: eta_A = eta_B; black x: diverged)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def ratio_vs_width(summary: dict, path):
     """Best ratio eta_B*/eta_A* against the width (log-log), with its interval, each seed's
     best ratio (where the summary has them), the fitted power law (solid) and the prediction of
     the setting that ran (dashed, ``summary["theory_exponent"]``, when given). -> the path."""
-    fig, ax = _subplots(figsize=(5.2, 4))
+    fig, ax = new_figure(figsize=(5.2, 4))
     pts = [(w, b, iv) for w, b, iv in zip(summary["widths"], summary["best_ratio"],
                                           summary["ratio_interval"]) if b is not None]
     if pts:
@@ -155,13 +141,13 @@ def ratio_vs_width(summary: dict, path):
             if iv is not None:
                 ax.errorbar([w], [b], yerr=[[b - iv[0]], [iv[1] - b]], fmt="none", capsize=3,
                             color="C0")
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", color="C0",
+        ax.plot([w for w, _, _ in pts], [b for _, b, _ in pts], "o", color="C0",
                 label="best ratio (interval)")
         for wi, seeds in zip(summary["widths"], summary.get("seed_best_ratios", [])):
             ax.plot([wi] * len(seeds), seeds, ".", color="gray", alpha=0.6, ms=4)
-        ws = [p[0] for p in pts]
-        mw = math.exp(sum(math.log(p[0]) for p in pts) / len(pts))
-        mb = math.exp(sum(math.log(p[1]) for p in pts) / len(pts))
+        ws = [w for w, _, _ in pts]
+        mw = math.exp(sum(math.log(w) for w, _, _ in pts) / len(pts))
+        mb = math.exp(sum(math.log(b) for _, b, _ in pts) / len(pts))
         x, ci, pred = (summary.get(k) for k in ("exponent", "exponent_interval",
                                                   "theory_exponent"))
         if x is not None:
@@ -171,13 +157,13 @@ def ratio_vs_width(summary: dict, path):
         if pred is not None:
             ax.plot(ws, [mb * (v / mw) ** pred for v in ws], "--", color="C3", alpha=0.7,
                     label=f"predicted for this setting: slope {pred:g}")
-        _log2_width_axis(ax, summary["widths"])
-    _finish(ax, "best ratio eta_B* / eta_A*",
+        log2_width_axis(ax, summary["widths"])
+    finish_log_axes(ax, "best ratio eta_B* / eta_A*",
             "LoRA+: the best learning-rate ratio against the width")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _finish(ax, ylabel: str, title: str) -> None:
+def finish_log_axes(ax, ylabel: str, title: str) -> None:
     """A log y axis with its label, the title, a grid and the legend."""
     ax.set_yscale("log")
     ax.set_ylabel(ylabel)
@@ -188,16 +174,16 @@ def _finish(ax, ylabel: str, title: str) -> None:
 
 def lora_vs_loraplus(summary: dict, path):
     """Best final loss of LoRA (one shared rate) and LoRA+ (best pair) against the width."""
-    fig, ax = _subplots(figsize=(5.2, 4))
+    fig, ax = new_figure(figsize=(5.2, 4))
     widths = summary["widths"]
     for key, label, style in (("loss_lora", "LoRA (best shared rate)", "o-"),
                               ("loss_loraplus", "LoRA+ (best eta_A, eta_B)", "s-")):
         pts = [(w, v) for w, v in zip(widths, summary[key]) if v is not None and math.isfinite(v)]
         if pts:
             ax.plot(*zip(*pts), style, label=label)
-    _log2_width_axis(ax, widths)
-    _finish(ax, "best training loss (MSE)", "Best loss after tuning: LoRA vs LoRA+")
-    return _save(fig, path)
+    log2_width_axis(ax, widths)
+    finish_log_axes(ax, "best training loss (MSE)", "Best loss after tuning: LoRA vs LoRA+")
+    return save_figure(fig, path)
 
 
 def coordcheck(rows, path, schedule: str):
@@ -208,7 +194,7 @@ def coordcheck(rows, path, schedule: str):
     steps = sorted({r["step"] for r in rows})
     quantities = list(dict.fromkeys(r["quantity"] for r in rows))
     widths = sorted({r["width"] for r in rows})
-    fig, axes = _subplots(len(layers), len(steps), figsize=(3 * len(steps), 2.8 * len(layers)),
+    fig, axes = new_figure(len(layers), len(steps), figsize=(3 * len(steps), 2.8 * len(layers)),
                              squeeze=False, sharey="row")
     data: dict = {}
     for r in rows:
@@ -221,16 +207,16 @@ def coordcheck(rows, path, schedule: str):
                 pts = [(w, v) for w, v in pts if all(0 < x < math.inf for x in v)]
                 if not pts:
                     continue
-                w = [p[0] for p in pts]
+                w = [width for width, _ in pts]
                 ax.plot(w, [sum(v) / len(v) for _, v in pts], "o-", ms=3, color=f"C{k}", label=q)
                 ax.fill_between(w, [min(v) for _, v in pts], [max(v) for _, v in pts],
                                 color=f"C{k}", alpha=0.2)
             ax.set_yscale("log")
-            _log2_width_axis(ax, widths)
+            log2_width_axis(ax, widths)
             ax.set_title(f"{layer}, step {t}", fontsize=9)
             ax.grid(alpha=0.3)
         axes[i][0].set_ylabel("RMS")
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"Coordinate check, schedule {schedule}: RMS against width, mean of seeds with "
                  f"their min-max band (flat = width-independent)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)

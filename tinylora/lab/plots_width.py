@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from tinylora.lab.plots import _finish, _log2_width_axis, _save, _subplots
+from tinylora.lab.plots import finish_log_axes, log2_width_axis, new_figure, save_figure
 
 RATE_LABELS = {"eta_A": "eta_A*", "eta_B": "eta_B*", "ratio": "ratio eta_B*/eta_A*",
                "product": "product eta_A* eta_B*"}
@@ -34,9 +34,9 @@ def _line_with_slope(ax, widths, values, slope, color, label, predicted=None,
 
 
 def _finish_or_empty(ax, drawn: bool, ylabel: str, title: str) -> None:
-    """`plots._finish` (log y axis, labels, legend) when the panel has data, else a note."""
+    """`plots.finish_log_axes` (log y axis, labels, legend) when the panel has data, else a note."""
     if drawn:
-        _finish(ax, ylabel, title)
+        finish_log_axes(ax, ylabel, title)
     else:
         ax.set_title(title, fontsize=10)
         ax.text(0.5, 0.5, "nothing located", ha="center", va="center", transform=ax.transAxes)
@@ -48,7 +48,7 @@ def balance_rates(setting: dict, layer: str, path, title: str):
     rows = [r for r in setting["rows"] if r["layer"] == layer]
     steps = sorted({r["t"] for r in rows})
     sizes = sorted({r["c"] for r in rows})
-    fig, axes = _subplots(len(steps), 3, figsize=(12, 3.2 * len(steps)), squeeze=False)
+    fig, axes = new_figure(len(steps), 3, figsize=(12, 3.2 * len(steps)), squeeze=False)
     for ax_row, t in zip(axes, steps):
         for ax, rate in zip(ax_row, ("eta_A", "eta_B", "ratio")):
             drawn = False
@@ -57,14 +57,14 @@ def balance_rates(setting: dict, layer: str, path, title: str):
                 drawn |= _line_with_slope(ax, setting["widths"], r[rate], ex and ex["slope"],
                                           f"C{sizes.index(r['c'])}", f"c = {r['c']:g}",
                                           setting["predicted"][rate])
-            _log2_width_axis(ax, setting["widths"])
+            log2_width_axis(ax, setting["widths"])
             _finish_or_empty(ax, drawn, RATE_LABELS[rate], f"{RATE_LABELS[rate]}, step t = {t}")
             legend = ax.get_legend()
             if legend is not None and rate != "eta_A":
                 legend.remove()
     fig.suptitle(title + "\n(points: roots; solid: fitted power law; dashed: predicted slope)",
                  fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def balance_exponents(setting: dict, layer: str, path, title: str):
@@ -72,7 +72,7 @@ def balance_exponents(setting: dict, layer: str, path, title: str):
     size c, with their 95 % intervals; dashed: the prediction. -> the path."""
     rows = [r for r in setting["rows"] if r["layer"] == layer]
     sizes = sorted({r["c"] for r in rows})
-    fig, axes = _subplots(1, 3, figsize=(12, 3.5))
+    fig, axes = new_figure(1, 3, figsize=(12, 3.5))
     for ax, rate in zip(axes, ("eta_A", "eta_B", "ratio")):
         for i, c in enumerate(sizes):
             pts = [(r["t"] * (1 + 0.03 * (i - 1)), r["exponents"][rate]) for r in rows
@@ -97,7 +97,7 @@ def balance_exponents(setting: dict, layer: str, path, title: str):
         ax.set_ylim(setting["predicted"][rate] - 1.5, setting["predicted"][rate] + 1.5)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def balance_figures(summary: dict, out) -> list:
@@ -120,7 +120,7 @@ def sweep_rates(summary: dict, path):
     markers: widths where the optimum is not located (a flat valley). -> the path."""
     keys = {"eta_A": "exponent_eta_A", "eta_B": "exponent_eta_B", "ratio": "exponent",
             "product": "exponent_product"}
-    fig, axes = _subplots(1, 4, figsize=(15, 3.8))
+    fig, axes = new_figure(1, 4, figsize=(15, 3.8))
     widths = summary["widths"]
     for ax, rate in zip(axes, ("eta_A", "eta_B", "ratio", "product")):
         values, ivs = summary[f"best_{rate}"], summary[f"{rate}_interval"]
@@ -137,13 +137,13 @@ def sweep_rates(summary: dict, path):
                 continue
             ax.errorbar([w], [v], yerr=[[v - iv[0]], [iv[1] - v]], fmt="o", capsize=3,
                         color="C0", mfc="C0" if ok else "white")
-        _log2_width_axis(ax, widths)
+        log2_width_axis(ax, widths)
         _finish_or_empty(ax, drawn, RATE_LABELS[rate], RATE_LABELS[rate])
     cfg = summary["config"]
     fig.suptitle(f"Loss-optimal rates, readout {cfg['readout']}, init {cfg['init']}, loss at step "
                  f"{cfg['steps']} (bars: 95 % bootstrap intervals over {cfg['seeds']} seeds; "
                  f"hollow: not located, a flat valley)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def width_law(curves: list, path, title: str):
@@ -152,7 +152,7 @@ def width_law(curves: list, path, title: str):
 
     curves: [{"label", "widths", "ratio", "intervals" (list of [lo, hi] or None), "slope",
     "interval" (of the slope), "predicted"}]. -> the path."""
-    fig, ax = _subplots(figsize=(6.2, 4.4))
+    fig, ax = new_figure(figsize=(6.2, 4.4))
     every = sorted({w for c in curves for w in c["widths"]})
     for i, c in enumerate(curves):
         color = f"C{i}"
@@ -166,15 +166,16 @@ def width_law(curves: list, path, title: str):
                             color=color, alpha=0.6)
         ci = "" if c["interval"] is None else f" [{c['interval'][0]:+.2f}, {c['interval'][1]:+.2f}]"
         label = f"{c['label']}: n^{c['slope']:+.2f}{ci} (predicted n^{c['predicted']:+g})"
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", ms=4, color=color, label=label)
-        _line_with_slope(ax, [p[0] for p in pts], [p[1] for p in pts], c["slope"], color, False,
+        ws, vs = [w for w, _, _ in pts], [v for _, v, _ in pts]
+        ax.plot(ws, vs, "o", ms=4, color=color, label=label)
+        _line_with_slope(ax, ws, vs, c["slope"], color, False,
                          c["predicted"])
-    _log2_width_axis(ax, every)
-    _finish(ax, "ratio eta_B* / eta_A*", title)
+    log2_width_axis(ax, every)
+    finish_log_axes(ax, "ratio eta_B* / eta_A*", title)
     ax.legend(fontsize=7, loc="upper left")
     ax.text(0.99, 0.01, "solid: fit; dashed: each setting's own prediction", fontsize=7,
             ha="right", va="bottom", transform=ax.transAxes)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def width_law_curves(balance: dict, sweeps: list) -> list:

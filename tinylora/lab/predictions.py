@@ -49,6 +49,8 @@ eta_A alone and delta2 by the product, the reverse of Init[1], so the flat valle
 
 from __future__ import annotations
 
+from tinylora.run.records import markdown_table
+
 MEASUREMENTS = ("balanced", "loss_optimal")
 READOUTS = ("sp", "mup")
 INITS = ("zero_B", "zero_A")  # Init[1], Init[2] (tinylora.lora's names)
@@ -84,8 +86,6 @@ def table() -> list[dict]:
 
 def markdown() -> str:
     """The table of predictions as markdown (docs and summaries)."""
-    from tinylora.run.records import markdown_table
-
     rows = [[t["measurement"].replace("_", "-"), t["readout"], INIT_NAMES[t["init"]],
              *(f"{t[k]:+g}" for k in RATES)] for t in table()]
     return markdown_table(["rates", "readout", "init", "eta_A*", "eta_B*", "ratio", "product"],

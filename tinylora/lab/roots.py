@@ -123,7 +123,8 @@ def crossings(G, window, step: float) -> list[dict]:
                 continue
             x, y, jac = root  # the Jacobian per lattice step; per decade below
             point = {"u": (i0 + a + x) * step, "v": (j0 + b + y) * step, "jacobian": jac / step}
-            if all(math.hypot(point["u"] - p["u"], point["v"] - p["v"]) > step for p in found):
+            if all(math.hypot(point["u"] - other["u"], point["v"] - other["v"]) > step
+                   for other in found):
                 found.append(point)
     return found
 
@@ -238,7 +239,8 @@ def solve(evaluate, targets, windows, step: float = 0.5, tol: float = 1e-3, max_
         cand, G = found.get(k, ([], None))
         row = {"key": key, "c": c, "status": "none" if not cand else "multiple",
                "eta_A": None, "eta_B": None, "sizes": None, "window": windows[k],
-               "candidates": [{"eta_A": 10 ** p["u"], "eta_B": 10 ** p["v"]} for p in cand],
+               "candidates": [{"eta_A": 10 ** point["u"], "eta_B": 10 ** point["v"]}
+                              for point in cand],
                "monotone": None}
         if len(cand) == 1:
             row["monotone"] = monotone(G, windows[k], step, cand[0]["u"], cand[0]["v"])

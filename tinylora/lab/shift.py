@@ -1,4 +1,5 @@
-"""LoRA (ratio 1) against LoRA+ (ratio 16) on a synthetic low-rank shift: a quick comparison.
+"""LoRA (lr_ratio 1) against LoRA+ (lr_ratio 16) on a synthetic low-rank shift: a quick
+comparison.
 
 The task: a frozen MLP whose target is the same MLP with a rank-2 change to its hidden layer,
 so a rank-4 LoRA can fit it exactly. Both runs share the frozen weights, the data, the init and
@@ -13,9 +14,10 @@ from __future__ import annotations
 import math
 
 from tinylora import backend
+from tinylora.groups import loraplus_groups
 from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
-from tinylora.optim import Adam, loraplus_groups
+from tinylora.optim import Adam
 from tinylora.train import train
 
 
@@ -41,14 +43,15 @@ def lowrank_shift_task(d_in=16, width=64, d_out=4, n_points=256, shift_rank=2, s
     return x, y, weights
 
 
-def compare(lr=3e-3, ratios=(1.0, 16.0), steps=200, r=4, seed=0, backend_name=None, dtype=None):
-    """Train one LoRA MLP per ratio on the low-rank shift. -> {ratio: [loss per step]}."""
+def compare(lr=3e-3, lr_ratios=(1.0, 16.0), steps=200, r=4, seed=0, backend_name=None,
+            dtype=None):
+    """Train one LoRA MLP per lr_ratio on the low-rank shift. -> {lr_ratio: [loss per step]}."""
     x, y, weights = lowrank_shift_task(seed=seed, backend_name=backend_name, dtype=dtype)
     curves = {}
-    for ratio in ratios:
+    for lr_ratio in lr_ratios:
         model = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=r, targets=["fc2"]),
                         weights=weights, seed=seed + 2, backend=backend_name, dtype=dtype)
         params = model.trainable_params()
-        opt = Adam(params, groups=loraplus_groups(params, lr=lr, lr_ratio=ratio))
-        curves[ratio] = train(model, opt, x, y, steps)
+        opt = Adam(params, groups=loraplus_groups(params, lr=lr, lr_ratio=lr_ratio))
+        curves[lr_ratio] = train(model, opt, x, y, steps)
     return curves

@@ -30,13 +30,13 @@ with the same configuration reuses them (`tinylora.run.records.ResultsDir`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace  # noqa: F401 (asdict: the report's)
+from dataclasses import dataclass, replace
 
 from tinylora.lab import grid, landscape
 from tinylora.lab.finetune_toy import seeded_tasks
 from tinylora.lab.landscape import window_cells
 from tinylora.lab.optimum import RADIUS
-from tinylora.lab.sweep_analysis import summarize  # noqa: F401 (sweep.summarize: lesson 4's name)
+from tinylora.run.progress import bar
 
 WIDTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 
@@ -153,10 +153,8 @@ def run(widths, cfg: SweepConfig, out, backend_name=None, show_progress=True,
 
     `on_width_done(width)` is called after each width is saved (tests interrupt a run there).
     """
-    from tinylora.run.progress import bar
-
     def compute(width):
-        previous = [landscape.best_cell(window_cells(p)) for p in payloads[-1:]]
+        previous = [landscape.best_cell(window_cells(payload)) for payload in payloads[-1:]]
         start = [(b["kA"], b["kB"]) for b in previous if b is not None]
         with bar(total=0, desc=f"width {width}", unit="run", show=show_progress) as pb:
             return sweep_width(width, cfg, backend_name, progress=pb,
@@ -173,9 +171,9 @@ def run(widths, cfg: SweepConfig, out, backend_name=None, show_progress=True,
 def records(payloads: list, cfg: SweepConfig) -> list:
     """One row per width, cell, seed, recorded step and quantity."""
     steps = record_steps(cfg)
-    return [{"width": p["width"], "eta_A": c["eta_A"], "eta_B": c["eta_B"], "seed": s,
+    return [{"width": payload["width"], "eta_A": c["eta_A"], "eta_B": c["eta_B"], "seed": s,
              "step": t, "quantity": f"{which}_loss", "value": c[which][s][j]}
-            for p in payloads for c in p["cells"] for which in ("train", "test")
+            for payload in payloads for c in payload["cells"] for which in ("train", "test")
             for s in range(cfg.seeds) for j, t in enumerate(steps)]
 
 

@@ -66,7 +66,7 @@ def analyze_width(payload: dict, cfg) -> dict:
 def summarize(payloads: list, cfg, rows: list | None = None) -> dict:
     """summary.json of `tinylora width-sweep` (keys pinned by tests/test_sweep.py); `rows`:
     the `analyze_width` of each payload, when the caller has them already."""
-    rows = rows or [analyze_width(p, cfg) for p in payloads]
+    rows = rows or [analyze_width(payload, cfg) for payload in payloads]
     widths = [r["width"] for r in rows]
     usable = [r for r in rows if not r["edge"]]
     located = [r["located"] for r in usable]

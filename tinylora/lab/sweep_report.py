@@ -17,12 +17,18 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from tinylora.lab import sweep, sweep_analysis
+from tinylora.lab import landscape, plots, plots_width, sweep, sweep_analysis
 from tinylora.lab.predictions import INIT_NAMES
-from tinylora.run.options import CommonOptions
-from tinylora.run.records import markdown_table
+from tinylora.run.options import (
+    CommonOptions,
+    add_common_arguments,
+    options_from_args,
+    parse_list,
+    positive_int,
+)
+from tinylora.run.records import ResultsDir, markdown_table
 
 RATES = ("eta_A", "eta_B", "ratio", "product")
 
@@ -40,25 +46,22 @@ class SweepOptions(CommonOptions):
     target: str | None = None  # "teacher" (the planted teacher) or "sin"; None: teacher
 
 
-def add_arguments(p) -> None:
-    from tinylora.run import options
-    from tinylora.run.options import add_common_arguments
-
-    add_common_arguments(p, "width-sweep-out", seeds=sweep.SweepConfig.seeds)
-    p.add_argument("--steps", type=options.positive_int, default=None,
-                   help=f"Adam steps per cell: the loss is read there "
-                        f"(default {sweep.SweepConfig.steps})")
-    p.add_argument("--optimizer", choices=["adam", "sgd"], default=None,
-                   help="adam (default) or sgd (plain gradient descent)")
-    p.add_argument("--n-train", dest="n_train", type=options.positive_int, default=None,
-                   help=f"training points (default {sweep.SweepConfig.n_train})")
-    p.add_argument("--readout", choices=["sp", "mup"], default=None,
-                   help="W_out ~ N(0, 1/n) as the paper prints it (sp, default) or "
-                        "N(0, 1/n^2) (mup): see tinylora/lab/predictions.py")
-    p.add_argument("--init", choices=["zero_B", "zero_A"], default=None,
-                   help="zero_B = Init[1] (default) or zero_A = Init[2]")
-    p.add_argument("--target", choices=["teacher", "sin"], default=None,
-                   help="the planted teacher (default) or the paper's sin(mean x)")
+def add_arguments(parser) -> None:
+    add_common_arguments(parser, "width-sweep-out", seeds=sweep.SweepConfig.seeds)
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help=f"Adam steps per cell: the loss is read there "
+                             f"(default {sweep.SweepConfig.steps})")
+    parser.add_argument("--optimizer", choices=["adam", "sgd"], default=None,
+                        help="adam (default) or sgd (plain gradient descent)")
+    parser.add_argument("--n-train", dest="n_train", type=positive_int, default=None,
+                        help=f"training points (default {sweep.SweepConfig.n_train})")
+    parser.add_argument("--readout", choices=["sp", "mup"], default=None,
+                        help="W_out ~ N(0, 1/n) as the paper prints it (sp, default) or "
+                             "N(0, 1/n^2) (mup): see tinylora/lab/predictions.py")
+    parser.add_argument("--init", choices=["zero_B", "zero_A"], default=None,
+                        help="zero_B = Init[1] (default) or zero_A = Init[2]")
+    parser.add_argument("--target", choices=["teacher", "sin"], default=None,
+                        help="the planted teacher (default) or the paper's sin(mean x)")
 
 
 def _exp(summary: dict, key: str) -> str:
@@ -70,9 +73,9 @@ def _exp(summary: dict, key: str) -> str:
 
 def exponent_line(summary: dict) -> str:
     """Measured exponents against this setting's prediction, in one line."""
-    p, keys = summary["predicted"], {"eta_A": "exponent_eta_A", "eta_B": "exponent_eta_B",
+    predicted, keys = summary["predicted"], {"eta_A": "exponent_eta_A", "eta_B": "exponent_eta_B",
                                      "ratio": "exponent", "product": "exponent_product"}
-    parts = [f"{k} ~ n^{_exp(summary, keys[k])} (predicted {p[k]:+g})" for k in RATES]
+    parts = [f"{k} ~ n^{_exp(summary, keys[k])} (predicted {predicted[k]:+g})" for k in RATES]
     limit = sweep_analysis.MAX_HALF_WIDTH
     verdict = (f"The ratio's exponent is located (interval within +-{limit:g})" if
                summary["ratio_located"] else f"The ratio's exponent is NOT located (interval "
@@ -135,15 +138,14 @@ def markdown(summary: dict, figures: list) -> str:
             f"half, both ways.\n\n{table}\n"
             f"**Exponents** (fitted on widths {summary['fit_widths']}): "
             f"{exponent_line(summary)}\n\n"
-            + "".join(f"![{p.name}]({p.name})\n" for p in figures))
+            + "".join(f"![{path.name}]({path.name})\n" for path in figures))
 
 
 def figures(payloads: list, rows: list, summary: dict, cfg, out) -> list:
-    from tinylora.lab import landscape, plots, plots_width
-
     panels = []
-    for p, r in zip(payloads, rows):
-        panel = landscape.panel(sweep.window_cells(p), f"n = {p['width']}", "train", -1)
+    for payload, r in zip(payloads, rows):
+        panel = landscape.panel(sweep.window_cells(payload), f"n = {payload['width']}", "train",
+                                -1)
         panel["near"] = []  # the located optimum and its draws replace the 1 % circles
         panel["draws"] = [d for d in r["located"]["draws"] if d is not None]
         panel["optimum"] = r["located"]["fit"]
@@ -157,8 +159,6 @@ def figures(payloads: list, rows: list, summary: dict, cfg, out) -> list:
 
 
 def main(args) -> int:
-    from tinylora.run.options import options_from_args
-
     result = execute(options_from_args(SweepOptions, args))
     print(headline(result["summary"]))
     print(f"wrote {result['out']}/summary.md, summary.json, records.json and "
@@ -168,15 +168,12 @@ def main(args) -> int:
 
 def execute(options: SweepOptions, on_width_done=None) -> dict:
     """Run (reusing finished widths), write every output. -> {"summary", "figures", "out"}."""
-    from tinylora.run.options import parse_list
-    from tinylora.run.records import ResultsDir
-
     cfg = sweep.config_from_args(options)
     widths = parse_list(options.widths) or (sweep.FAST_WIDTHS if options.fast else sweep.WIDTHS)
-    out = ResultsDir(options.out, {"command": "width-sweep", **sweep.asdict(cfg)})
+    out = ResultsDir(options.out, {"command": "width-sweep", **asdict(cfg)})
     payloads = sweep.run(widths, cfg, out, options.backend, show_progress=not options.no_progress,
                          on_width_done=on_width_done)
-    rows = [sweep_analysis.analyze_width(p, cfg) for p in payloads]
+    rows = [sweep_analysis.analyze_width(payload, cfg) for payload in payloads]
     summary = sweep_analysis.summarize(payloads, cfg, rows)
     out.write("records.json", sweep.records(payloads, cfg))
     out.write("summary.json", summary)

@@ -10,6 +10,7 @@ import importlib
 import json
 import sys
 import warnings
+from typing import NamedTuple
 
 import tinylora.fast
 from tinylora.fast.allocator import keep_freed_memory
@@ -37,22 +38,36 @@ def cmd_gradcheck(args) -> int:
     return 0 if all(r.ok for _, r in rows) else 1
 
 
-COMMANDS = [  # (command, module, help): each module has add_arguments(p) and main(args)
-    ("demo", "lab.demo", "the width-scaling demonstration (what `make demo` runs)"),
-    ("toy-analytic", "lab.analytic_toy_report",
-     "the analytic toy (paper Eq. 2): delta slopes vs theory"),
-    ("toy-heatmap", "lab.figure2", "the numerical toy (Eq. 3, Figure 2): loss heatmaps"),
-    ("width-sweep", "lab.sweep_report", "the loss-optimal rates eta_A*, eta_B* across widths"),
-    ("balance", "lab.balance_report", "the rates where A and B move a LoRA layer alike, vs width"),
-    ("coordcheck", "lab.coordcheck", "mup-style coordinate check: delta1/2/3, Z_A, Z_B vs width"),
-    ("pretrain", "text.pretrain", "pretrain the TinyLM bases on Shakespeare (cached)"),
-    ("finetune", "text.study", "the best LoRA+ ratio fine-tuning on Milton, per width and init"),
-    ("bench", "bench.run", "time a training step against the matmul floor and PyTorch"),
+class Command(NamedTuple):
+    """One row of the CLI: `tinylora <name>` runs ``tinylora.<module>``, whose
+    ``add_arguments(parser)`` defines its options and ``main(args)`` runs it (building the command's
+    options dataclass and calling its ``execute(options)``). `resumable`: a rerun reuses the
+    finished parts in --out."""
+
+    name: str
+    module: str
+    help: str
+    resumable: bool
+
+
+COMMANDS = [
+    Command("demo", "lab.demo", "the width-scaling demonstration (what `make demo` runs)", True),
+    Command("toy-analytic", "lab.analytic_toy_report",
+            "the analytic toy (paper Eq. 2): delta slopes vs theory", True),
+    Command("toy-heatmap", "lab.figure2", "the numerical toy (Eq. 3, Figure 2): loss heatmaps",
+            True),
+    Command("width-sweep", "lab.sweep_report",
+            "the loss-optimal rates eta_A*, eta_B* across widths", True),
+    Command("balance", "lab.balance_report",
+            "the rates where A and B move a LoRA layer alike, vs width", True),
+    Command("coordcheck", "lab.coordcheck",
+            "mup-style coordinate check: delta1/2/3, Z_A, Z_B vs width", True),
+    Command("pretrain", "text.pretrain", "pretrain the TinyLM bases on Shakespeare (cached)", True),
+    Command("finetune", "text.study",
+            "the best LoRA+ ratio fine-tuning on Milton, per width and init", True),
+    Command("bench", "bench.run", "time a training step against the matmul floor and PyTorch",
+            False),
 ]
-
-
-RESUMABLE = ("demo", "toy-analytic", "toy-heatmap", "width-sweep", "balance", "coordcheck",
-             "pretrain", "finetune")  # commands whose finished parts a rerun reuses
 
 
 def command_module(module: str):
@@ -66,18 +81,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinylora", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("gradcheck", help="check every backward against finite differences")
-    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
-    p.add_argument("--json", action="store_true",
-                   help="print a JSON list of {name, max_rel_error, ok}")
-    p.set_defaults(func=cmd_gradcheck)
+    gradcheck = sub.add_parser("gradcheck", help="check every backward against finite differences")
+    gradcheck.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    gradcheck.add_argument("--json", action="store_true",
+                           help="print a JSON list of {name, max_rel_error, ok}")
+    gradcheck.set_defaults(func=cmd_gradcheck)
 
-    for name, module, text in COMMANDS:
-        p = sub.add_parser(name, help=text)
-        if name == command:
-            mod = command_module(module)
-            mod.add_arguments(p)
-            p.set_defaults(func=mod.main)
+    for row in COMMANDS:
+        command_parser = sub.add_parser(row.name, help=row.help)
+        if row.name == command:
+            mod = command_module(row.module)
+            mod.add_arguments(command_parser)
+            command_parser.set_defaults(func=mod.main)
     return parser
 
 
@@ -108,7 +123,7 @@ def _one_line(message, category, filename, lineno, line=None) -> str:
 def _kept(args) -> str:
     """What an interrupted command keeps, and how to resume it."""
     out = getattr(args, "out", None)
-    if args.command in RESUMABLE and out:
+    if any(row.name == args.command and row.resumable for row in COMMANDS) and out:
         return (f"the work it had finished is kept in {out}/ (and, for the text commands, the "
                 f"base cache); run the same command again to resume from there")
     return "it keeps no partial results; run it again to start over"

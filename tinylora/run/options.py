@@ -2,9 +2,9 @@
 value, or into argparse's own error (``tinylora <command>: error: argument --seeds: expected an
 integer >= 1, got '0'``, exit code 2, no traceback).
 
-    p.add_argument("--steps", type=options.positive_int, default=None)
-    p.add_argument("--widths", type=int, nargs="+", action=options.Distinct)
-    p.add_argument("--out", type=options.out_folder, default="width-sweep-out")
+    parser.add_argument("--steps", type=options.positive_int, default=None)
+    parser.add_argument("--widths", type=int, nargs="+", action=options.Distinct)
+    parser.add_argument("--out", type=options.out_folder, default="width-sweep-out")
 
 A default of None means "the command's default"; commands read it as
 ``DEFAULT if args.x is None else args.x``, never ``args.x or DEFAULT`` (which turns 0 into the
@@ -121,14 +121,14 @@ class CommonOptions:
     no_progress: bool = False  # no progress bars
 
 
-def add_common_arguments(p, out: str, seeds: int) -> None:
+def add_common_arguments(parser, out: str, seeds: int) -> None:
     """The options every experiment command shares (`CommonOptions`)."""
-    p.add_argument("--out", type=out_folder, default=out,
-                   help=f"results folder (default {out})")
-    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
-    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    p.add_argument("--seeds", type=positive_int, default=None,
-                   help=f"number of seeds (default {seeds})")
-    p.add_argument("--widths", default=None, help="comma-separated widths, e.g. 64,256,1024")
-    p.add_argument("--fast", action="store_true", help="a small run that takes seconds")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--out", type=out_folder, default=out,
+                        help=f"results folder (default {out})")
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    parser.add_argument("--seeds", type=positive_int, default=None,
+                        help=f"number of seeds (default {seeds})")
+    parser.add_argument("--widths", default=None, help="comma-separated widths, e.g. 64,256,1024")
+    parser.add_argument("--fast", action="store_true", help="a small run that takes seconds")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -3,14 +3,14 @@
 For each width d_model, the base that `tinylora pretrain` trained on Shakespeare is frozen and
 LoRA factors (rank 8) are attached to q, k, v, o, fc1 and fc2 of every block, with Init[1]
 (``zero_B``: B = 0) or Init[2] (``zero_A``: A = 0). Adam fine-tunes them on Milton's prose with
-the LoRA+ groups: B at ``lr * ratio``, A at ``lr``. The protocol (`tinylora.text.study`), per
+the LoRA+ groups: B at ``lr * lr_ratio``, A at ``lr``. The protocol (`tinylora.text.study`), per
 (width, init):
 
-1. *tune*, on the tuning seeds only: for every ratio (1 = plain LoRA, ..., 64), lr_A on a
+1. *tune*, on the tuning seeds only: for every lr_ratio (1 = plain LoRA, ..., 64), lr_A on a
    half-octave lattice grown until its optimum is interior (`tinylora.text.tuning`), scored by
    the mean final validation loss over the tuning seeds; while the best ratio on the tuning
    seeds is the grid's first or last, the grid grows by an octave there (at most
-   `max_extra_ratios` times), so that the best ratio is bracketed;
+   `max_extra_lr_ratios` times), so that the best ratio is bracketed;
 2. *evaluate*, on other seeds: every ratio at its tuned lr. Every reported loss, speed-up and
    the best ratio come from these runs (`tinylora.text.report`).
 
@@ -37,7 +37,9 @@ from dataclasses import asdict, dataclass, field
 from tinylora import backend, schedule
 from tinylora.block import BLOCK_TARGETS
 from tinylora.diverge import diverged
+from tinylora.groups import loraplus_groups
 from tinylora.lora import LoRAConfig
+from tinylora.optim import Adam
 from tinylora.text.corpus import (
     FINETUNE_TEXT,
     PRETRAIN_TEXT,
@@ -56,7 +58,7 @@ from tinylora.text.pretrain import (
     mean_loss,
     pretrain_config,
 )
-from tinylora.train import loss_and_grads
+from tinylora.train import train_step
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,10 @@ class FinetuneConfig:
     batch_size: int = 16
     eval_every: int = 10
     n_eval: int = 32  # fixed validation windows of the second text
-    ratios: tuple = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+    lr_ratios: tuple = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # lr_B / lr_A
     lr0: float = 3e-3  # lattice point k = 0: lr_A = lr0 * 2^(k / 2)
     max_points: int = 12  # per lattice (`tinylora.text.tuning`)
-    max_extra_ratios: int = 3  # octaves the ratio grid may grow past an end (`study`)
+    max_extra_lr_ratios: int = 3  # octaves the lr_ratios may grow past an end (`study`)
     tune_seeds: tuple = (0, 1)
     eval_seeds: tuple = (2, 3, 4, 5)
     baselines: bool = True
@@ -91,7 +93,7 @@ class FinetuneConfig:
 
 
 FAST = {"widths": FAST_WIDTHS, "steps": 10, "batch_size": 8, "eval_every": 5, "n_eval": 8,
-        "ratios": (1.0, 4.0, 16.0), "lr0": 1e-2, "max_points": 4, "max_extra_ratios": 1,
+        "lr_ratios": (1.0, 4.0, 16.0), "lr0": 1e-2, "max_points": 4, "max_extra_lr_ratios": 1,
         "eval_seeds": (2, 3),
         "ranks": (2,), "sample_chars": 40}
 
@@ -100,12 +102,12 @@ def finetune_config(fast: bool = False, **overrides) -> FinetuneConfig:
     """The default study, or with ``fast`` a tiny one (seconds). None overrides are ignored."""
     base = dict(FAST) if fast else {}
     base.update({k: v for k, v in overrides.items() if v is not None})
-    for k in ("widths", "inits", "ratios", "tune_seeds", "eval_seeds", "ranks"):
+    for k in ("widths", "inits", "lr_ratios", "tune_seeds", "eval_seeds", "ranks"):
         base[k] = tuple(base.get(k, getattr(FinetuneConfig, k)))
-    base["ratios"] = tuple(sorted(float(x) for x in base["ratios"]))
-    if not {1.0, 16.0} <= set(base["ratios"]):
-        raise ValueError(f"ratios: expected a grid containing 1 (LoRA) and 16 (LoRA+), got "
-                         f"{list(base['ratios'])}")
+    base["lr_ratios"] = tuple(sorted(float(x) for x in base["lr_ratios"]))
+    if not {1.0, 16.0} <= set(base["lr_ratios"]):
+        raise ValueError(f"lr_ratios: expected a grid containing 1 (LoRA) and 16 (LoRA+), got "
+                         f"{list(base['lr_ratios'])}")
     if not base["inits"] or not set(base["inits"]) <= {"zero_B", "zero_A"}:
         raise ValueError(f"inits: expected some of ['zero_B', 'zero_A'], got "
                          f"{list(base['inits'])}")
@@ -131,12 +133,12 @@ class Setting:
 
     rule "lora": LoRA of rank `r` with scale alpha / r, alpha None meaning r (scale 1, the
     study's); "rslora": scale alpha / sqrt(r); "full": no LoRA, every base array trainable
-    (init, ratio, r and alpha unused: written as "-", 1, 0, None).
+    (init, lr_ratio, r and alpha unused: written as "-", 1, 0, None).
     """
 
     width: int
     init: str = "zero_B"
-    ratio: float = 1.0
+    lr_ratio: float = 1.0  # lr_B / lr_A: 1 is plain LoRA
     r: int = 8
     rule: str = "lora"
     alpha: float | None = None
@@ -147,13 +149,13 @@ class Setting:
 
     def key(self) -> str:
         alpha = "" if self.alpha is None else f"_alpha{float(self.alpha)!r}"
-        return (f"d{self.width}_{self.init}_ratio{float(self.ratio)!r}_{self.rule}{self.r}"
+        return (f"d{self.width}_{self.init}_lr_ratio{float(self.lr_ratio)!r}_{self.rule}{self.r}"
                 f"{alpha}")
 
 
 def run_fields(setting: Setting) -> dict:
     """The setting as a run record's fields."""
-    return {"width": setting.width, "init": setting.init, "ratio": float(setting.ratio),
+    return {"width": setting.width, "init": setting.init, "lr_ratio": float(setting.lr_ratio),
             "r": setting.r, "rule": setting.rule, "alpha": setting.alpha}
 
 
@@ -191,8 +193,6 @@ def base_record(config: FinetuneConfig, width: int, data: Data, cache, backend_n
 
 def build(config: FinetuneConfig, setting: Setting, seed: int, cache=None, backend_name=None):
     """The model of one run over its frozen base, and its optimizer's parameter groups."""
-    from tinylora.optim import loraplus_groups
-
     pcfg = _base_config(config, setting.width)
     if setting.rule == "full":
         lm = build_model(pcfg, backend_name, LoRAConfig(targets=()), trainable="all", seed=seed)
@@ -203,14 +203,12 @@ def build(config: FinetuneConfig, setting: Setting, seed: int, cache=None, backe
     load_base(lm, pcfg, cache)
     params = lm.trainable_params()
     return lm, (lambda lr: [{"params": list(params), "lr": lr}] if setting.rule == "full"
-                else loraplus_groups(params, lr=lr, lr_ratio=setting.ratio))
+                else loraplus_groups(params, lr=lr, lr_ratio=setting.lr_ratio))
 
 
 def finetune_run(config: FinetuneConfig, setting: Setting, lr: float, seed: int, data: Data,
                  cache=None, backend_name=None, sample=False) -> dict:
-    """One fine-tuning run (LoRA at ratio 1, LoRA+ above, or a baseline). -> its record."""
-    from tinylora.optim import Adam
-
+    """One fine-tuning run (LoRA at lr_ratio 1, LoRA+ above, or a baseline). -> its record."""
     lm, groups = build(config, setting, seed, cache, backend_name)
     opt = Adam(lm.trainable_params(), groups=groups(lr))
     sched = schedule.Schedule(opt, config.steps, config.warmup, config.decay)
@@ -226,13 +224,11 @@ def finetune_run(config: FinetuneConfig, setting: Setting, lr: float, seed: int,
         if step == config.steps or diverged_at is not None:
             continue  # after a divergence the loop only records inf at the evaluation steps
         batch = xp.asarray(sampler.sample())
-        loss, grads = loss_and_grads(lm, batch[:, :-1], batch[:, 1:], loss="cross_entropy")
-        if diverged(backend.finite_or_inf(loss), losses[0]):  # the rule `train` uses too
-            diverged_at = step
-            continue
         sched.apply(step)  # every group's rate times one factor: the LoRA+ ratio is kept
-        schedule.clip_grad_norm(grads, config.clip)  # None: no clipping
-        opt.step(grads)
+        _, gone = train_step(lm, opt, batch[:, :-1], batch[:, 1:], start=losses[0],
+                             loss="cross_entropy", clip=config.clip)  # None: no clipping
+        if gone:  # by the rule `train` uses too: not updated, inf from here on
+            diverged_at = step
     record = {**run_fields(setting), "lr": float(lr), "seed": seed, "eval_steps": steps,
               "val_loss": losses, "final_loss": losses[-1], "diverged": diverged_at is not None,
               "diverged_at": diverged_at, "seconds": round(time.perf_counter() - start, 2)}

@@ -6,13 +6,16 @@ without pyplot (the user's backend is never touched) and written to a file.
 
 from __future__ import annotations
 
-from tinylora.lab.plots import _save, _subplots
+import math
+from pathlib import Path
+
+from tinylora.lab.plots import new_figure, save_figure
 from tinylora.lab.predictions import INIT_NAMES
 
 
 def pretrain_curves(records: list, path):
     """Validation loss of each pretrained base against its step, one line per width."""
-    fig, ax = _subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     for r in records:
         c = r["curve"]
         ax.plot(c["step"], c["val_loss"], marker=".", label=f"d_model = {r['config']['d_model']}")
@@ -21,7 +24,7 @@ def pretrain_curves(records: list, path):
     ax.set_title("Pretraining TinyLM on Shakespeare (all arrays train)")
     ax.legend()
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 
@@ -30,7 +33,7 @@ def _panels(details: list, height: float = 3.6):
     """A grid of panels, a row per init and a column per width. -> (fig, {(init, width): ax})."""
     inits = list(dict.fromkeys(d["init"] for d in details))
     widths = list(dict.fromkeys(d["width"] for d in details))
-    fig, axes = _subplots(len(inits), len(widths), figsize=(4.2 * len(widths),
+    fig, axes = new_figure(len(inits), len(widths), figsize=(4.2 * len(widths),
                                                             height * len(inits)), squeeze=False)
     return fig, {(i, w): axes[a][b] for a, i in enumerate(inits) for b, w in enumerate(widths)}
 
@@ -71,7 +74,7 @@ def finetune_curves(details: list, path):
         ax.legend(fontsize=7)
     fig.suptitle("LoRA vs LoRA+ fine-tuning a Shakespeare TinyLM on Milton "
                  "(evaluation seeds: mean, min-max)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def finetune_profiles(details: list, path):
@@ -81,45 +84,43 @@ def finetune_profiles(details: list, path):
     fig, axes = _panels(details)
     for d in details:
         ax = axes[d["init"], d["width"]]
-        ratios = sorted(d["profile"])
-        mid = [d["profile"][r][0] for r in ratios]
-        err = [[d["profile"][r][0] - d["profile"][r][1] for r in ratios],
-               [d["profile"][r][2] - d["profile"][r][0] for r in ratios]]
-        ax.errorbar(ratios, mid, yerr=err, marker="o", capsize=3, label="at its tuned lr")
+        lr_ratios = sorted(d["profile"])
+        mid = [d["profile"][x][0] for x in lr_ratios]
+        err = [[d["profile"][x][0] - d["profile"][x][1] for x in lr_ratios],
+               [d["profile"][x][2] - d["profile"][x][0] for x in lr_ratios]]
+        ax.errorbar(lr_ratios, mid, yerr=err, marker="o", capsize=3, label="at its tuned lr")
         loc = d["located"]
-        if loc["ratio"] is not None:
-            ax.axvline(loc["ratio"], color="C3", label=f"best ratio {loc['ratio']:.3g}")
-            if loc["ratio_interval"] is not None:
-                ax.axvspan(*loc["ratio_interval"], color="C3", alpha=0.15)
-        t = d["tuned_ratio"]
+        if loc["lr_ratio"] is not None:
+            ax.axvline(loc["lr_ratio"], color="C3", label=f"best ratio {loc['lr_ratio']:.3g}")
+            if loc["lr_ratio_interval"] is not None:
+                ax.axvspan(*loc["lr_ratio_interval"], color="C3", alpha=0.15)
+        t = d["tuned_lr_ratio"]
         ax.plot(t, d["profile"][t][0], "k*", markersize=11, label=f"tuning seeds chose {t:g}")
         _finish(ax, "ratio lr_B / lr_A", panel_title(d))
     fig.suptitle("The ratio profile on the evaluation seeds (95 % intervals)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def finetune_best_ratio(summary: dict, path):
     """The located best ratio against d_model per init, with 95 % intervals, and a line of the
     predicted slope through the points' geometric centre."""
-    import math
-
-    fig, ax = _subplots(figsize=(6, 4.2))
+    fig, ax = new_figure(figsize=(6, 4.2))
     for n, init in enumerate(dict.fromkeys(summary["init"])):
         rows = [i for i, x in enumerate(summary["init"]) if x == init
-                and summary["best_ratio"][i] is not None]
+                and summary["best_lr_ratio"][i] is not None]
         if not rows:
             continue
         w = [summary["widths"][i] * (1.04 ** n) for i in rows]
-        b = [summary["best_ratio"][i] for i in rows]
-        lo = [b[j] - (summary["best_ratio_interval"][i] or [b[j]] * 2)[0] for j, i in
+        b = [summary["best_lr_ratio"][i] for i in rows]
+        lo = [b[j] - (summary["best_lr_ratio_interval"][i] or [b[j]] * 2)[0] for j, i in
               enumerate(rows)]
-        hi = [(summary["best_ratio_interval"][i] or [b[j]] * 2)[1] - b[j] for j, i in
+        hi = [(summary["best_lr_ratio_interval"][i] or [b[j]] * 2)[1] - b[j] for j, i in
               enumerate(rows)]
-        slope = summary["ratio_exponent"].get(init)
+        slope = summary["lr_ratio_exponent"].get(init)
         text = "" if slope is None else f", fitted slope {slope:+.2f}"
         ax.errorbar(w, b, yerr=[lo, hi], marker="o", capsize=4, color=f"C{n}",
                     label=f"{INIT_NAMES[init]}{text}")
-        pred = summary["predicted_ratio_exponent"][init]
+        pred = summary["predicted_lr_ratio_exponent"][init]
         cx = math.exp(sum(map(math.log, w)) / len(w))
         cy = math.exp(sum(map(math.log, b)) / len(b))
         ax.plot(w, [cy * (x / cx) ** pred for x in w], ls=":", color=f"C{n}",
@@ -127,19 +128,19 @@ def finetune_best_ratio(summary: dict, path):
     ax.set_yscale("log", base=2)
     ax.set_ylabel("best ratio lr_B / lr_A")
     _finish(ax, "d_model", "Best LoRA+ ratio against width (evaluation seeds, 95 %)", 8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def finetune_by_width(details: list, path):
     """Left: speed-up of LoRA+ over LoRA against width; right: final-loss gain (LoRA - LoRA+),
     with 95 % intervals over the evaluation seeds, for ratio 16 and the tuned ratio, per init."""
-    fig, (ax1, ax2) = _subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = new_figure(1, 2, figsize=(10, 4))
     widths = sorted({d["width"] for d in details})
     n = 0
     for init in dict.fromkeys(d["init"] for d in details):
         rows = [d for d in details if d["init"] == init]
         for key, name in ((16.0, "ratio 16"), ("tuned", "tuned ratio")):
-            ms = [d["methods"][16.0 if key == 16.0 else d["tuned_ratio"]] for d in rows]
+            ms = [d["methods"][16.0 if key == 16.0 else d["tuned_lr_ratio"]] for d in rows]
             xs = [d["width"] * 1.04 ** n for d in rows]  # offsets keep coinciding bars visible
             for ax, what in ((ax1, "speedup"), (ax2, "loss_gain")):
                 mid = [m[what][0] for m in ms]
@@ -160,7 +161,7 @@ def finetune_by_width(details: list, path):
         ax.grid(alpha=0.3)
     ax1.legend(fontsize=7)
     fig.suptitle("Does LoRA+ help? (evaluation seeds, 95 % intervals)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def finetune_lr_grid(details: list, path):
@@ -169,10 +170,10 @@ def finetune_lr_grid(details: list, path):
     fig, axes = _panels(details)
     for d in details:
         ax = axes[d["init"], d["width"]]
-        for ratio, t in d["lattice"].items():
+        for lr_ratio, t in d["lattice"].items():
             lrs = [lr for lr, _ in t["tried"]]
             loss = [v if v < float("inf") else float("nan") for _, v in t["tried"]]
-            (line,) = ax.plot(lrs, loss, marker=".", label=f"ratio {ratio:g}")
+            (line,) = ax.plot(lrs, loss, marker=".", label=f"ratio {lr_ratio:g}")
             ax.plot(t["lr"], t["loss"], "o", mfc="none", color=line.get_color())
         ax.axhline(d["base"]["loss_finetune_text"], ls="--", color="gray", label="frozen base")
         ax.set_xscale("log")
@@ -181,13 +182,11 @@ def finetune_lr_grid(details: list, path):
         ax.grid(alpha=0.3)
     next(iter(axes.values())).legend(fontsize=7)
     fig.suptitle("Tuning: each ratio's half-octave lattice on the tuning seeds (circle: kept)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def finetune_figures(records: dict, summary: dict, details: list, out) -> list:
     """Every figure of `tinylora finetune`, written into `out`. -> their paths."""
-    from pathlib import Path
-
     out = Path(out)
     return [finetune_curves(details, out / "finetune_val_loss_curves.png"),
             finetune_profiles(details, out / "finetune_ratio_profiles.png"),

@@ -20,17 +20,25 @@ cached base was reused), summary.md (the table) and the validation curves' figur
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tinylora import backend
-from tinylora.diverge import diverged
 from tinylora.lora import LoRAConfig
+from tinylora.optim import AdamW
+from tinylora.run.options import (
+    Distinct,
+    options_from_args,
+    out_folder,
+    positive_float,
+    positive_int,
+)
 from tinylora.run.progress import bar as progress_bar
 from tinylora.run.records import ResultsDir, markdown_table, write_json
+from tinylora.schedule import Schedule
+from tinylora.text import plots
 from tinylora.text.corpus import (
     PRETRAIN_TEXT,
     BatchSampler,
@@ -39,18 +47,21 @@ from tinylora.text.corpus import (
     shipped_tokenizer,
     train_val_split,
 )
-from tinylora.train import loss_and_grads, loss_fn
+from tinylora.train import loss_fn, train_step
+from tinylora.transformer import LMConfig, TinyLM
 
 DEFAULT_WIDTHS = (64, 128, 256)
 FAST_WIDTHS = (32, 64)
 CACHE_ENV = "TINYLORA_CACHE"
+LR_FLOOR = 0.1  # the cosine ends at lr * LR_FLOOR
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
     """Everything that determines a base model; two bases are interchangeable iff these match.
 
-    The learning rate follows a cosine from `lr` down to `lr / 10` over `steps`.
+    The learning rate follows a cosine from `lr` down to `lr / 10` over `steps`
+    (`tinylora.schedule.Schedule` with ``floor=LR_FLOOR``).
     """
 
     d_model: int
@@ -90,8 +101,6 @@ def default_cache() -> Path:
 def build_model(config: PretrainConfig, backend_name=None, lora=None, **kwargs):
     """A TinyLM with the base's architecture and the LoRA of `lora` (a LoRAConfig; None:
     LoRAConfig()); `kwargs` (trainable, seed) go to its constructor."""
-    from tinylora.transformer import LMConfig, TinyLM
-
     kwargs.setdefault("seed", config.seed)
     arch = LMConfig(len(config.vocab), d_model=config.d_model, n_head=config.n_head,
                     n_layer=config.n_layer, context=config.context)
@@ -113,15 +122,8 @@ def mean_loss(lm, windows, chunk: int = 32) -> float:
     return total / len(windows)
 
 
-def cosine_lr(lr: float, step: int, steps: int) -> float:
-    """lr at `step` of `steps`: a cosine from lr to lr / 10 (a Python float, no promotion)."""
-    return lr * (0.1 + 0.45 * (1.0 + math.cos(math.pi * step / max(1, steps))))
-
-
 def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
     """Pretrain one base from scratch. -> (lm, record) with the validation curve in `record`."""
-    from tinylora.optim import AdamW
-
     tok = shipped_tokenizer()
     if tok.chars != config.vocab:
         raise ValueError("config.vocab: does not match the shipped tokenizer's characters")
@@ -129,6 +131,7 @@ def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
     windows = eval_windows(val_ids, config.context, config.n_eval)
     lm = build_model(config, backend_name, LoRAConfig(targets=()), trainable="all")
     opt = AdamW(lm.trainable_params(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = Schedule(opt, config.steps, decay="cosine", floor=LR_FLOOR)
     sampler = BatchSampler(train_ids, config.batch_size, config.context, seed=config.seed)
     xp, start = lm.xp, time.perf_counter()
     eval_every = max(1, config.steps // 10)
@@ -142,14 +145,12 @@ def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
             curve["val_loss"].append(mean_loss(lm, windows))
             curve["train_loss"].append(train_loss)
         batch = xp.asarray(sampler.sample())
-        loss, grads = loss_and_grads(lm, batch[:, :-1], batch[:, 1:], loss="cross_entropy")
-        train_loss = backend.finite_or_inf(loss)
-        if diverged(train_loss, curve["val_loss"][0]):  # the rule of tinylora.diverge
+        sched.apply(step)
+        train_loss, gone = train_step(lm, opt, batch[:, :-1], batch[:, 1:],
+                                      start=curve["val_loss"][0], loss="cross_entropy")
+        if gone:  # by the rule of tinylora.diverge: a base is never saved from a diverged run
             raise RuntimeError(f"pretraining d_model={config.d_model} diverged at step {step} "
                                f"(lr={config.lr:g}); try a smaller --lr")
-        for g in opt.groups:
-            g["lr"] = cosine_lr(config.lr, step, config.steps)
-        opt.step(grads)
         if step % 10 == 0:
             bar.set_postfix_str(f"loss {train_loss:.3f}")
     val = mean_loss(lm, windows)
@@ -211,43 +212,60 @@ def load_base(lm, config: PretrainConfig, cache=None) -> None:
 # The command: `tinylora pretrain`
 
 
-def add_arguments(p) -> None:
-    from tinylora.run import options
+@dataclass(frozen=True)
+class PretrainOptions:
+    """The options of `tinylora pretrain` (`add_arguments` is the CLI's definition)."""
 
-    p.add_argument("--widths", type=options.positive_int, nargs="+", default=None,
-                   action=options.Distinct,
-                   help=f"d_model values (default {list(DEFAULT_WIDTHS)}; --fast: "
-                        f"{list(FAST_WIDTHS)})")
-    p.add_argument("--steps", type=options.positive_int, default=None,
-                   help="AdamW steps per width (default 600)")
-    p.add_argument("--lr", type=options.positive_float, default=None,
-                   help="peak learning rate (default 3e-3)")
-    p.add_argument("--cache", default=None,
-                   help=f"folder of saved bases (default ${CACHE_ENV} or ~/.cache/tinylora/bases)")
-    p.add_argument("--out", type=options.out_folder, default="pretrain-out",
-                   help="folder for records, summary, figure")
-    p.add_argument("--fast", action="store_true", help="tiny models and few steps (seconds)")
-    p.add_argument("--force", action="store_true", help="retrain a cached base whose "
-                   "configuration differs, overwriting it")
-    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    widths: tuple | None = None  # d_model values; None: DEFAULT_WIDTHS (fast: FAST_WIDTHS)
+    steps: int | None = None  # AdamW steps per width; None: PretrainConfig.steps
+    lr: float | None = None  # peak learning rate; None: PretrainConfig.lr
+    cache: str | None = None  # folder of saved bases; None: `default_cache()`
+    out: str = "pretrain-out"  # folder for records, summary, figure
+    fast: bool = False  # tiny models and few steps (seconds)
+    force: bool = False  # retrain a cached base whose configuration differs, overwriting it
+    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
+    no_progress: bool = False  # no progress bars
 
 
-def run(widths, fast=False, steps=None, lr=None, cache=None, force=False, backend_name=None,
-        show_progress=True) -> list[dict]:
-    """Ensure a base per width. -> one record per width (see `ensure_base`)."""
-    records = []
-    for d in widths:
-        config = pretrain_config(d, fast, steps=steps, lr=lr)
-        records.append(ensure_base(config, cache, force, backend_name, show_progress))
-    return records
+def add_arguments(parser) -> None:
+    parser.add_argument("--widths", type=positive_int, nargs="+", default=None, action=Distinct,
+                        help=f"d_model values (default {list(DEFAULT_WIDTHS)}; --fast: "
+                             f"{list(FAST_WIDTHS)})")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="AdamW steps per width (default 600)")
+    parser.add_argument("--lr", type=positive_float, default=None,
+                        help="peak learning rate (default 3e-3)")
+    parser.add_argument("--cache", default=None, help=f"folder of saved bases (default "
+                        f"${CACHE_ENV} or ~/.cache/tinylora/bases)")
+    parser.add_argument("--out", type=out_folder, default="pretrain-out",
+                        help="folder for records, summary, figure")
+    parser.add_argument("--fast", action="store_true", help="tiny models and few steps (seconds)")
+    parser.add_argument("--force", action="store_true", help="retrain a cached base whose "
+                        "configuration differs, overwriting it")
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def main(args) -> int:
-    widths = (FAST_WIDTHS if args.fast else DEFAULT_WIDTHS) if args.widths is None else args.widths
-    records = run(widths, args.fast, args.steps, args.lr, args.cache, args.force, args.backend,
-                  not args.no_progress)
-    out = Path(args.out)
+    result = execute(options_from_args(PretrainOptions, args))
+    for d, r in zip(result["widths"], result["records"]):
+        print(f"d_model={d:4d}  val loss {r['val_loss']:.4f}  "
+              f"({'reused' if r['reused'] else 'trained'}: {r['path']})")
+    out = result["out"]
+    print(f"wrote {out / 'records.json'}, {out / 'summary.json'}, {out / 'summary.md'}, "
+          f"{result['figure']}")
+    return 0
+
+
+def execute(options: PretrainOptions) -> dict:
+    """Ensure a base per width (`ensure_base`), write records, summary and the figure.
+    -> {"widths", "records", "figure", "out"}."""
+    widths = (FAST_WIDTHS if options.fast else DEFAULT_WIDTHS) if options.widths is None \
+        else options.widths
+    records = [ensure_base(pretrain_config(d, options.fast, steps=options.steps, lr=options.lr),
+                           options.cache, options.force, options.backend,
+                           not options.no_progress) for d in widths]
+    out = Path(options.out)
     write_json(out / "records.json", records)
     write_json(out / "summary.json", {"widths": list(widths),
                                       "val_loss": [r["val_loss"] for r in records],
@@ -260,12 +278,6 @@ def main(args) -> int:
                               f"{r['val_loss']:.4f}",
                               "reused" if r["reused"] else f"{r['seconds']:.0f}", f"`{r['path']}`"]
                              for d, r in zip(widths, records)])]
-    for d, r in zip(widths, records):
-        print(f"d_model={d:4d}  val loss {r['val_loss']:.4f}  "
-              f"({'reused' if r['reused'] else 'trained'}: {r['path']})")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    from tinylora.text import plots
-
-    path = plots.pretrain_curves(records, out / "pretrain_val_loss_by_width.png")
-    print(f"wrote {out / 'records.json'}, {out / 'summary.json'}, {out / 'summary.md'}, {path}")
-    return 0
+    figure = plots.pretrain_curves(records, out / "pretrain_val_loss_by_width.png")
+    return {"widths": widths, "records": records, "figure": figure, "out": out}

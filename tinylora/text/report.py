@@ -109,7 +109,7 @@ def paired_speedup(lora: dict, plus: dict) -> dict:
 
 
 def select(runs: list[dict], **fields) -> list[dict]:
-    """The runs whose fields equal `fields` (e.g. width=64, init="zero_B", ratio=16.0)."""
+    """The runs whose fields equal `fields` (e.g. width=64, init="zero_B", lr_ratio=16.0)."""
     return [r for r in runs if all(r.get(k) == v for k, v in fields.items())]
 
 
@@ -149,41 +149,43 @@ def method(runs: list[dict], table: dict, cfg: dict, label: str, **setting) -> d
 def compare(lora: dict, other: dict) -> None:
     """Adds to `other` its paired speed-up over `lora` and its loss gain (evaluation seeds)."""
     pairs = [paired_speedup(a, b) for a, b in zip(lora["runs"], other["runs"])]
-    other["speedup_per_seed"] = [p["speedup"] for p in pairs]
+    other["speedup_per_seed"] = [pair["speedup"] for pair in pairs]
     other["speedup"] = ratio_interval(other["speedup_per_seed"])
-    other["steps_per_seed"] = [(p["steps_lora"], p["steps_plus"]) for p in pairs]
+    other["steps_per_seed"] = [(pair["steps_lora"], pair["steps_plus"]) for pair in pairs]
     other["loss_gain"] = mean_interval([a["final_loss"] - b["final_loss"]
                                         for a, b in zip(lora["runs"], other["runs"])])
 
 
-def method_label(ratio: float) -> str:
-    return "LoRA (ratio 1)" if ratio == 1 else f"LoRA+ (ratio {ratio:g})"
+def method_label(lr_ratio: float) -> str:
+    return "LoRA (ratio 1)" if lr_ratio == 1 else f"LoRA+ (ratio {lr_ratio:g})"
 
 
 def width_details(records: dict, width: int, init: str, rng) -> dict:
     """Everything the study reports at one (width, init), from the run records."""
     cfg, runs = records["config"], records["runs"]
     main = {"width": width, "init": init, "rule": "lora", "r": cfg["r"], "alpha": None}
-    ratios = sorted({r["ratio"] for r in select(runs, **main)})  # the grid, grown or not
-    table = {ratio: tuning_table(runs, cfg["tune_seeds"], ratio=ratio, **main)
-             for ratio in ratios}
-    tuned_ratio = min(sorted(table), key=lambda ratio: table[ratio]["loss"])
-    every = {ratio: method(runs, table[ratio], cfg, method_label(ratio), ratio=ratio, **main)
-             for ratio in ratios}
-    profile = np.array([[r["final_loss"] for r in every[ratio]["runs"]] for ratio in ratios])
-    located = optimum.locate_profile(np.log10(ratios), profile, rng, PROFILE_BOOT)
-    methods = {ratio: every[ratio] for ratio in dict.fromkeys([1.0, 16.0, tuned_ratio])}
+    lr_ratios = sorted({r["lr_ratio"] for r in select(runs, **main)})  # the grid, grown or not
+    table = {lr_ratio: tuning_table(runs, cfg["tune_seeds"], lr_ratio=lr_ratio, **main)
+             for lr_ratio in lr_ratios}
+    tuned = min(sorted(table), key=lambda lr_ratio: table[lr_ratio]["loss"])
+    every = {lr_ratio: method(runs, table[lr_ratio], cfg, method_label(lr_ratio),
+                              lr_ratio=lr_ratio, **main) for lr_ratio in lr_ratios}
+    profile = np.array([[r["final_loss"] for r in every[x]["runs"]] for x in lr_ratios])
+    located = optimum.locate_profile(np.log10(lr_ratios), profile, rng, PROFILE_BOOT,
+                                     name="lr_ratio")
+    methods = {lr_ratio: every[lr_ratio] for lr_ratio in dict.fromkeys([1.0, 16.0, tuned])}
     for m in methods.values():
         compare(methods[1.0], m)
-    means = [every[ratio]["final"][0] for ratio in ratios]
-    lowest = ratios[int(np.argmin(means))]
-    note = None if located["ratio"] is not None else (
-        f"lowest at ratio {lowest:g}, an end of the grid" if lowest in (ratios[0], ratios[-1])
+    means = [every[lr_ratio]["final"][0] for lr_ratio in lr_ratios]
+    lowest = lr_ratios[int(np.argmin(means))]
+    note = None if located["lr_ratio"] is not None else (
+        f"lowest at ratio {lowest:g}, an end of the grid" if lowest in (lr_ratios[0],
+                                                                         lr_ratios[-1])
         else f"lowest at ratio {lowest:g}, but no bowl around it")
     return {"width": width, "init": init, "base": records["bases"][str(width)], "note": note,
-            "tuning": {ratio: (t["lr"], t["loss"]) for ratio, t in table.items()},
-            "lattice": table, "profile": {ratio: every[ratio]["final"] for ratio in every},
-            "located": located, "tuned_ratio": tuned_ratio, "methods": methods}
+            "tuning": {lr_ratio: (t["lr"], t["loss"]) for lr_ratio, t in table.items()},
+            "lattice": table, "profile": {x: every[x]["final"] for x in every},
+            "located": located, "tuned_lr_ratio": tuned, "methods": methods}
 
 
 def baseline_rows(records: dict) -> list[dict]:
@@ -199,7 +201,7 @@ def baseline_rows(records: dict) -> list[dict]:
     for r in sorted(set(cfg["ranks"]) | {cfg["r"]}):
         for rule, alpha in (("lora", float(cfg["r"])), ("rslora", math.sqrt(cfg["r"]))):
             scale = alpha / (r if rule == "lora" else math.sqrt(r))
-            setting = {"width": width, "init": "zero_B", "ratio": 1.0, "r": r, "rule": rule,
+            setting = {"width": width, "init": "zero_B", "lr_ratio": 1.0, "r": r, "rule": rule,
                        "alpha": alpha}
             if r == cfg["r"]:  # scale 1: the main study's plain-LoRA runs
                 setting.update(rule="lora", alpha=None)
@@ -217,13 +219,14 @@ def summarize(records: dict) -> tuple[dict, list[dict]]:
     loss_lora, loss_loraplus      mean final validation loss (evaluation seeds) of LoRA and of
                                   LoRA+ at ratio 16, each at its tuned lr; *_interval: 95 %
     speedup, speedup_interval     LoRA+ at ratio 16 against LoRA (geometric mean over seeds)
-    tuned_ratio                   the ratio chosen on the tuning seeds; loss_tuned_ratio,
-                                  speedup_tuned_ratio (+ _interval) its evaluation-seed numbers
-    best_ratio, best_ratio_interval   the continuous estimate from the evaluation-seed profile
-                                  (None: not located, and best_ratio_note says why),
-                                  best_ratio_identifiable
-    ratio_exponent, ratio_exponent_interval, ratio_exponent_widths (the widths where the best
-                                  ratio was located), predicted_ratio_exponent   {init: ...}
+    tuned_lr_ratio                the lr_ratio chosen on the tuning seeds; loss_tuned_lr_ratio,
+                                  speedup_tuned_lr_ratio (+ _interval) its evaluation-seed numbers
+    best_lr_ratio, best_lr_ratio_interval   the continuous estimate from the evaluation-seed
+                                  profile (None: not located, and best_lr_ratio_note says why),
+                                  best_lr_ratio_identifiable
+    lr_ratio_exponent, lr_ratio_exponent_interval, lr_ratio_exponent_widths (the widths where
+                                  the best lr_ratio was located),
+                                  predicted_lr_ratio_exponent   {init: ...}
     tuning_seeds, eval_seeds      which seeds chose and which measured
     overstatement                 per row, how much the tuning seeds flatter: the mean final
                                   loss on the evaluation seeds minus on the tuning seeds, for
@@ -237,11 +240,11 @@ def summarize(records: dict) -> tuple[dict, list[dict]]:
         rng = np.random.default_rng(PROFILE_SEED)
         rows = [width_details(records, w, init, rng) for w in cfg["widths"]]
         details += rows
-        by_init[init] = optimum.exponent(cfg["widths"], [d["located"] for d in rows], "ratio",
+        by_init[init] = optimum.exponent(cfg["widths"], [d["located"] for d in rows], "lr_ratio",
                                          len(cfg["eval_seeds"]))
     plus = [d["methods"][16.0] for d in details]
     lora = [d["methods"][1.0] for d in details]
-    tuned = [d["methods"][d["tuned_ratio"]] for d in details]
+    tuned = [d["methods"][d["tuned_lr_ratio"]] for d in details]
     summary = {
         "widths": [d["width"] for d in details], "init": [d["init"] for d in details],
         "speedup": [m["speedup"][0] for m in plus],
@@ -250,20 +253,21 @@ def summarize(records: dict) -> tuple[dict, list[dict]]:
         "loss_lora_interval": [list(m["final"][1:]) for m in lora],
         "loss_loraplus": [m["final"][0] for m in plus],
         "loss_loraplus_interval": [list(m["final"][1:]) for m in plus],
-        "tuned_ratio": [d["tuned_ratio"] for d in details],
-        "loss_tuned_ratio": [m["final"][0] for m in tuned],
-        "speedup_tuned_ratio": [m["speedup"][0] for m in tuned],
-        "speedup_tuned_ratio_interval": [[m["speedup"][1], m["speedup"][2]] for m in tuned],
-        "best_ratio": [d["located"]["ratio"] for d in details],
-        "best_ratio_interval": [d["located"]["ratio_interval"] for d in details],
-        "best_ratio_identifiable": [d["located"]["identifiable"] for d in details],
-        "best_ratio_note": [d["note"] for d in details],
-        "ratio_exponent": {i: e and e["slope"] for i, e in by_init.items()},
-        "ratio_exponent_interval": {i: e and e["interval"] for i, e in by_init.items()},
-        "ratio_exponent_widths": {i: [d["width"] for d in details if d["init"] == i
-                                      and d["located"]["ratio"] is not None] for i in by_init},
-        "predicted_ratio_exponent": {i: predictions.exponents("loss_optimal", "sp", i)["ratio"]
-                                     for i in cfg["inits"]},
+        "tuned_lr_ratio": [d["tuned_lr_ratio"] for d in details],
+        "loss_tuned_lr_ratio": [m["final"][0] for m in tuned],
+        "speedup_tuned_lr_ratio": [m["speedup"][0] for m in tuned],
+        "speedup_tuned_lr_ratio_interval": [[m["speedup"][1], m["speedup"][2]] for m in tuned],
+        "best_lr_ratio": [d["located"]["lr_ratio"] for d in details],
+        "best_lr_ratio_interval": [d["located"]["lr_ratio_interval"] for d in details],
+        "best_lr_ratio_identifiable": [d["located"]["identifiable"] for d in details],
+        "best_lr_ratio_note": [d["note"] for d in details],
+        "lr_ratio_exponent": {i: e and e["slope"] for i, e in by_init.items()},
+        "lr_ratio_exponent_interval": {i: e and e["interval"] for i, e in by_init.items()},
+        "lr_ratio_exponent_widths": {i: [d["width"] for d in details if d["init"] == i
+                                         and d["located"]["lr_ratio"] is not None]
+                                     for i in by_init},
+        "predicted_lr_ratio_exponent": {
+            i: predictions.exponents("loss_optimal", "sp", i)["ratio"] for i in cfg["inits"]},
         "tuning_seeds": list(cfg["tune_seeds"]), "eval_seeds": list(cfg["eval_seeds"]),
         "overstatement": [{"lora": a["final"][0] - a["final_tuning"],
                            "loraplus": b["final"][0] - b["final_tuning"],

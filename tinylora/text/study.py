@@ -3,14 +3,14 @@ in parallel, and the command.
 
 The study is a list of *chains*, each a sequence of runs that depends only on its own results:
 
-    ("ratios", width, init)   for each ratio in turn, tune lr_A on the tuning seeds
+    Chain("lr_ratios", width, init)  each lr_ratio in turn: tune lr_A on the tuning seeds
                               (`tinylora.text.tuning`: a half-octave lattice grown until its
-                              optimum is interior; each ratio starts where the previous
-                              ratio's optimum predicts); grow the ratio grid by octaves while
-                              its best ratio (tuning seeds) is at an end (`grow_at`); then run
-                              every ratio at its tuned lr on every evaluation seed
-    ("baselines", width)      the same for full fine-tuning and for LoRA at each rank with
-                              scale alpha / r and rsLoRA's alpha / sqrt(r)
+                              optimum is interior, starting where the previous optimum
+                              predicts); grow the lr_ratio grid by octaves while its best
+                              (tuning seeds) is at an end (`tuning.grow_at`); then run every
+                              lr_ratio at its tuned lr on every evaluation seed
+    Chain("baselines", width)        the same for full fine-tuning and for LoRA at each rank
+                              with scale alpha / r and rsLoRA's alpha / sqrt(r)
 
 The tuning reads only the tuning seeds' runs: the lr it keeps (and so every evaluation run)
 cannot depend on an evaluation seed. Each run is a part of ``out`` (`tinylora.run.records
@@ -23,15 +23,24 @@ from __future__ import annotations
 import math
 import shutil
 import signal
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import NamedTuple
 
 import tinylora.fast
 from tinylora import schedule
+from tinylora.run.options import (
+    Distinct,
+    non_negative_int,
+    options_from_args,
+    out_folder,
+    positive_float,
+    positive_int,
+)
 from tinylora.run.progress import bar as progress_bar
 from tinylora.run.records import ResultsDir, write_json
-from tinylora.text import tuning
+from tinylora.text import plots, tuning
 from tinylora.text.finetune import (
     DEFAULT_WIDTHS,
     Data,
@@ -41,6 +50,8 @@ from tinylora.text.finetune import (
     finetune_config,
     finetune_run,
 )
+from tinylora.text.report import summarize
+from tinylora.text.tables import markdown, print_table
 
 # Where the baselines' lattices start, in lattice steps from lr0 (a first guess: the growth
 # brackets the optimum whatever the start; a good start only saves runs).
@@ -48,9 +59,9 @@ FULL_START = -4  # every base array: Adam's rates are smaller than for the facto
 
 
 def rank_settings(config: FinetuneConfig, width: int) -> list[Setting]:
-    """The rank baseline: plain LoRA (Init[1], ratio 1) at each rank with scale alpha / r and
-    with rsLoRA's alpha / sqrt(r), alpha chosen so both give scale 1 at the study's rank (so
-    that rank's runs are the ratio-1 runs of the main study, not repeated here)."""
+    """The rank baseline: plain LoRA (Init[1], lr_ratio 1) at each rank with scale alpha / r
+    and with rsLoRA's alpha / sqrt(r), alpha chosen so both give scale 1 at the study's rank
+    (so that rank's runs are the lr_ratio-1 runs of the main study, not repeated here)."""
     out = []
     for r in config.ranks:
         if r == config.r:
@@ -60,12 +71,21 @@ def rank_settings(config: FinetuneConfig, width: int) -> list[Setting]:
     return out
 
 
-def chains(config: FinetuneConfig) -> list[tuple]:
+class Chain(NamedTuple):
+    """A sequence of runs that depends only on its own results: the lr_ratios of one (width,
+    init), or the baselines at one width (init None)."""
+
+    kind: str  # "lr_ratios" or "baselines"
+    width: int
+    init: str | None = None
+
+
+def chains(config: FinetuneConfig) -> list[Chain]:
     """Every chain of the study, the most expensive first."""
-    main = [("ratios", w, init) for w in config.widths for init in config.inits]
+    main = [Chain("lr_ratios", w, init) for w in config.widths for init in config.inits]
     if config.baselines:
-        main.append(("baselines", config.baseline_width or config.widths[0]))
-    return sorted(main, key=lambda c: -c[1])
+        main.append(Chain("baselines", config.baseline_width or config.widths[0]))
+    return sorted(main, key=lambda c: -c.width)
 
 
 class Runner:
@@ -105,26 +125,25 @@ class Runner:
         for seed in self.config.eval_seeds:
             self.run(setting, tuned.lr(self.config.lr0), seed)
 
-    def chain(self, chain: tuple) -> list[dict]:
+    def chain(self, chain: Chain) -> list[dict]:
         """Run one chain (see the module docstring). -> its run records."""
-        cfg = self.config
-        if chain[0] == "ratios":
-            _, width, init = chain
+        cfg, width, init = self.config, chain.width, chain.init
+        if chain.kind == "lr_ratios":
             found, prev = {}, None
-            for ratio in cfg.ratios:
-                start = 0 if prev is None else tuning.next_start(found[prev].best, prev, ratio)
-                found[ratio] = self.tune(Setting(width, init, ratio, cfg.r), start)
-                prev = ratio
-            for _ in range(cfg.max_extra_ratios):
-                end = grow_at(found)
+            for lr_ratio in cfg.lr_ratios:
+                start = 0 if prev is None else tuning.next_start(found[prev].best, prev,
+                                                                 lr_ratio)
+                found[lr_ratio] = self.tune(Setting(width, init, lr_ratio, cfg.r), start)
+                prev = lr_ratio
+            for _ in range(cfg.max_extra_lr_ratios):
+                end = tuning.grow_at(found)
                 if end is None:
                     break
-                ratio = end * 2.0 if end == max(found) else end / 2.0
-                start = tuning.next_start(found[end].best, end, ratio)
-                found[ratio] = self.tune(Setting(width, init, ratio, cfg.r), start)
-            found = [(Setting(width, init, ratio, cfg.r), t) for ratio, t in found.items()]
+                lr_ratio = end * 2.0 if end == max(found) else end / 2.0
+                start = tuning.next_start(found[end].best, end, lr_ratio)
+                found[lr_ratio] = self.tune(Setting(width, init, lr_ratio, cfg.r), start)
+            found = [(Setting(width, init, lr_ratio, cfg.r), t) for lr_ratio, t in found.items()]
         else:
-            width = chain[1]
             found = [(Setting.full(width), self.tune(Setting.full(width), FULL_START))]
             found += [(s, self.tune(s, 0)) for s in rank_settings(cfg, width)]
         for setting, tuned in found:
@@ -132,25 +151,17 @@ class Runner:
         return self.runs
 
 
-def grow_at(found: dict):
-    """The end of the ratio grid to grow past: the ratio with the lowest tuning-seed loss if it
-    is the smallest or the largest tried (ties: the smaller ratio), else None (bracketed)."""
-    best = min(sorted(found), key=lambda ratio: found[ratio].losses[found[ratio].best])
-    return best if best in (min(found), max(found)) else None
-
-
 def config_key(config: FinetuneConfig) -> dict:
     """What a part is stored with: everything that changes a run's numbers."""
     keep = asdict(config)
-    for k in ("widths", "inits", "ratios", "baselines", "baseline_width", "ranks", "max_points",
-              "max_extra_ratios"):
+    for k in ("widths", "inits", "lr_ratios", "baselines", "baseline_width", "ranks",
+              "max_points", "max_extra_lr_ratios"):
         keep.pop(k)  # which runs the study makes, not what one run computes
-    return schedule.unless_plain(keep)
+    return keep
 
 
 def _start_worker(fast: bool) -> None:
-    """A worker ignores Ctrl-C (the terminal sends it to every process of the group: the parent
-    stops the workers) and runs the implementations its parent runs (`tinylora.fast`)."""
+    """A worker ignores Ctrl-C (its parent stops it) and runs its parent's implementations."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if fast:  # a spawned worker starts with the reference, as after `import tinylora`
         tinylora.fast.enable()
@@ -174,7 +185,7 @@ def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_p
     bar = progress_bar(total=None, desc="finetune runs", show=show_progress and jobs == 1,
                        leave=True)
     runner = Runner(config, out, cache, backend_name, bar)
-    widths = sorted({c[1] for c in chains(config)})
+    widths = sorted({c.width for c in chains(config)})
     bases = {str(w): runner.parts.cached(f"base_d{w}", lambda w=w: base_record(
         config, w, runner.data, cache, backend_name, show_progress)) for w in widths}
     todo = chains(config)
@@ -195,69 +206,99 @@ def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_p
             pool.terminate()
             pool.join()
     bar.close()
-    unique = {(r["width"], r["init"], r["ratio"], r["r"], r["rule"], r["alpha"], r["lr"],
+    unique = {(r["width"], r["init"], r["lr_ratio"], r["r"], r["rule"], r["alpha"], r["lr"],
                r["seed"]): r for r in runs}  # a run read twice (a tuning revisit) counts once
     records = {"config": asdict(config), "bases": bases, "runs": list(unique.values())}
     write_json(Path(out) / "records.json", records)
     return records
 
 
-def add_arguments(p) -> None:
-    from tinylora.run import options
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """The options of `tinylora finetune` (`add_arguments` is the CLI's definition); None: the
+    study's default (`FinetuneConfig`, or `FAST` with fast)."""
 
+    widths: tuple | None = None  # d_model values
+    inits: tuple | None = None  # "zero_B" (Init[1]) and/or "zero_A" (Init[2])
+    lr_ratios: tuple | None = None  # lr_B / lr_A values; must contain 1 and 16
+    tune_seeds: tuple | None = None  # seeds that choose the rates
+    eval_seeds: tuple | None = None  # seeds every reported number comes from
+    ranks: tuple | None = None  # ranks of the rank baseline
+    steps: int | None = None  # steps per run
+    lr0: float | None = None  # the lattice's centre
+    no_baselines: bool = False  # skip full fine-tuning and the rank baseline
+    jobs: int = 1  # processes running chains at once
+    warmup: int | None = None  # warm-up steps
+    decay: str | None = None  # "constant", "cosine" or "linear" after the warm-up
+    clip: float | None = None  # max global gradient norm
+    pretrain_steps: int | None = None  # which cached bases (pretrained with this many steps)
+    cache: str | None = None  # folder of saved bases
+    out: str = "finetune-out"  # folder for records, summary, figures
+    fast: bool = False  # a tiny study (seconds)
+    restart: bool = False  # discard the parts in out
+    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
+    no_progress: bool = False  # no progress bars
+
+
+def add_arguments(parser) -> None:
     def many(flag, kind, help_text, **kw):
-        p.add_argument(flag, type=kind, nargs="+", default=None, action=options.Distinct,
-                       help=help_text, **kw)
+        parser.add_argument(flag, type=kind, nargs="+", default=None, action=Distinct,
+                            help=help_text, **kw)
 
-    many("--widths", options.positive_int, f"d_model values (default {list(DEFAULT_WIDTHS)})")
+    many("--widths", positive_int, f"d_model values (default {list(DEFAULT_WIDTHS)})")
     many("--inits", str, "zero_B (Init[1]) and/or zero_A (Init[2]) (default both)")
-    many("--ratios", options.positive_float, "lr_B / lr_A values, must contain 1 and 16 "
+    many("--lr-ratios", positive_float, "lr_B / lr_A values, must contain 1 and 16 "
          "(default 1 2 4 8 16 32 64)")
-    many("--tune-seeds", options.non_negative_int, "seeds that choose the rates (0 1)")
-    many("--eval-seeds", options.non_negative_int, "seeds every reported number comes from "
-         "(2 3 4 5)")
-    many("--ranks", options.positive_int, "ranks of the rank baseline (1 2 4 8 16)")
-    p.add_argument("--steps", type=options.positive_int, help="steps per run (default 120)")
-    p.add_argument("--lr0", type=options.positive_float, help="lattice centre (3e-3)")
-    p.add_argument("--no-baselines", action="store_true",
-                   help="skip full fine-tuning and the rank baseline")
-    p.add_argument("--jobs", type=options.positive_int, default=1,
-                   help="processes running (width, init) chains at once (1); with as many "
-                        "jobs as cores, set OPENBLAS_NUM_THREADS=1")
-    p.add_argument("--warmup", type=options.non_negative_int, help="warm-up steps (0)")
-    p.add_argument("--decay", choices=schedule.DECAYS, help="after the warm-up (constant)")
-    p.add_argument("--clip", type=options.positive_float, help="max gradient norm (none)")
-    p.add_argument("--pretrain-steps", type=options.positive_int, default=None,
-                   help="which cached bases to use (pretrained with this many steps)")
-    p.add_argument("--cache", default=None, help="folder of saved bases (see tinylora pretrain)")
-    p.add_argument("--out", type=options.out_folder, default="finetune-out",
-                   help="folder for records, summary, figures")
-    p.add_argument("--fast", action="store_true",
-                   help="a tiny study (seconds): tests, a first look")
-    p.add_argument("--restart", action="store_true", help="discard the parts in --out")
-    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    many("--tune-seeds", non_negative_int, "seeds that choose the rates (0 1)")
+    many("--eval-seeds", non_negative_int, "seeds every reported number comes from (2 3 4 5)")
+    many("--ranks", positive_int, "ranks of the rank baseline (1 2 4 8 16)")
+    parser.add_argument("--steps", type=positive_int, help="steps per run (default 120)")
+    parser.add_argument("--lr0", type=positive_float, help="lattice centre (3e-3)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip full fine-tuning and the rank baseline")
+    parser.add_argument("--jobs", type=positive_int, default=1,
+                        help="processes running (width, init) chains at once (1); with as many "
+                             "jobs as cores, set OPENBLAS_NUM_THREADS=1")
+    parser.add_argument("--warmup", type=non_negative_int, help="warm-up steps (0)")
+    parser.add_argument("--decay", choices=schedule.DECAYS, help="after the warm-up (constant)")
+    parser.add_argument("--clip", type=positive_float, help="max gradient norm (none)")
+    parser.add_argument("--pretrain-steps", type=positive_int, default=None,
+                        help="which cached bases to use (pretrained with this many steps)")
+    parser.add_argument("--cache", default=None,
+                        help="folder of saved bases (see tinylora pretrain)")
+    parser.add_argument("--out", type=out_folder, default="finetune-out",
+                        help="folder for records, summary, figures")
+    parser.add_argument("--fast", action="store_true",
+                        help="a tiny study (seconds): tests, a first look")
+    parser.add_argument("--restart", action="store_true", help="discard the parts in --out")
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def main(args) -> int:
-    from tinylora.text import plots
-    from tinylora.text.report import summarize
-    from tinylora.text.tables import markdown, print_table
+    result = execute(options_from_args(FinetuneOptions, args))
+    print_table(result["records"], result["summary"], result["details"])
+    print(f"wrote {result['out'] / 'records.json'}, summary.json, summary.md, "
+          + ", ".join(Path(f).name for f in result["figures"]))
+    return 0
 
-    config = finetune_config(args.fast, widths=args.widths, inits=args.inits, steps=args.steps,
-                             ratios=args.ratios, lr0=args.lr0, tune_seeds=args.tune_seeds,
-                             eval_seeds=args.eval_seeds, ranks=args.ranks,
-                             baselines=False if args.no_baselines else None,
-                             pretrain_steps=args.pretrain_steps, warmup=args.warmup,
-                             decay=args.decay, clip=args.clip)
-    records = run_study(config, args.out, args.cache, args.backend, not args.no_progress,
-                              args.restart, jobs=args.jobs)
+
+def execute(options: FinetuneOptions) -> dict:
+    """Run (or resume) the study, write every output.
+    -> {"records", "summary", "details", "figures", "out"}."""
+    config = finetune_config(
+        options.fast, widths=options.widths, inits=options.inits, steps=options.steps,
+        lr_ratios=options.lr_ratios, lr0=options.lr0, tune_seeds=options.tune_seeds,
+        eval_seeds=options.eval_seeds, ranks=options.ranks,
+        baselines=False if options.no_baselines else None,
+        pretrain_steps=options.pretrain_steps, warmup=options.warmup, decay=options.decay,
+        clip=options.clip)
+    records = run_study(config, options.out, options.cache, options.backend,
+                        not options.no_progress, options.restart, jobs=options.jobs)
     summary, details = summarize(records)
-    out = Path(args.out)
+    out = Path(options.out)
     write_json(out / "summary.json", summary)
     (out / "summary.md").write_text(markdown(records, summary, details))
     figures = plots.finetune_figures(records, summary, details, out)
-    print_table(records, summary, details)
-    print(f"wrote {out / 'records.json'}, summary.json, summary.md, "
-          + ", ".join(Path(f).name for f in figures))
-    return 0
+    return {"records": records, "summary": summary, "details": details, "figures": figures,
+            "out": out}

@@ -18,20 +18,20 @@ def ci(m_lo_hi, fmt="{:.4f}") -> str:
     return f"{fmt.format(m)} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
-def best_ratio_cell(located: dict, note=None) -> str:
+def best_lr_ratio_cell(located: dict, note=None) -> str:
     """'5.2 [2.9, 9.4]', or why there is no estimate."""
-    if located["ratio"] is None:
+    if located["lr_ratio"] is None:
         return f"not located ({note})"
-    lo_hi = located["ratio_interval"] or [located["ratio"]] * 2
+    lo_hi = located["lr_ratio_interval"] or [located["lr_ratio"]] * 2
     flag = "" if located["identifiable"] else (
         f" (not identifiable: fitted in {located['fit_share']:.0%} of the bootstrap draws)")
-    return f"{located['ratio']:.3g} [{lo_hi[0]:.3g}, {lo_hi[1]:.3g}]{flag}"
+    return f"{located['lr_ratio']:.3g} [{lo_hi[0]:.3g}, {lo_hi[1]:.3g}]{flag}"
 
 
 def exponent_line(summary: dict, init: str) -> str:
-    slope, iv = summary["ratio_exponent"][init], summary["ratio_exponent_interval"][init]
-    pred = summary["predicted_ratio_exponent"][init]
-    widths = summary["ratio_exponent_widths"][init]
+    slope, iv = summary["lr_ratio_exponent"][init], summary["lr_ratio_exponent_interval"][init]
+    pred = summary["predicted_lr_ratio_exponent"][init]
+    widths = summary["lr_ratio_exponent_widths"][init]
     if slope is None:
         return (f"{INIT_NAMES[init]}: exponent not measured (best ratio located at "
                 f"{len(widths)} width{'' if len(widths) == 1 else 's'}; predicted {pred:+g})")
@@ -44,11 +44,11 @@ def main_rows(details: list) -> list[list]:
     rows = []
     for d in details:
         lora, plus = d["methods"][1.0], d["methods"][16.0]
-        tuned = d["methods"][d["tuned_ratio"]]
+        tuned = d["methods"][d["tuned_lr_ratio"]]
         rows.append([INIT_NAMES[d["init"]], d["width"], f"{d['base']['loss_finetune_text']:.4f}",
                      ci(lora["final"]), ci(plus["final"]), ci(plus["speedup"], "{:.2f}"),
-                     f"{d['tuned_ratio']:g}", ci(tuned["final"]),
-                     ci(tuned["speedup"], "{:.2f}"), best_ratio_cell(d["located"], d["note"])])
+                     f"{d['tuned_lr_ratio']:g}", ci(tuned["final"]),
+                     ci(tuned["speedup"], "{:.2f}"), best_lr_ratio_cell(d["located"], d["note"])])
     return rows
 
 
@@ -65,9 +65,9 @@ def markdown(records: dict, summary: dict, details: list) -> str:
         (f"Base: TinyLM (2 layers, context {cfg['context']}) pretrained on Shakespeare; frozen. "
          f"Fine-tuned on Milton's *Areopagitica* with LoRA rank {cfg['r']} on q, k, v, o, fc1, "
          f"fc2, Adam, {cfg['steps']} steps of {cfg['batch_size']} windows. For every ratio "
-         f"in {list(cfg['ratios'])} (and up to {cfg['max_extra_ratios']} octaves beyond an end "
-         "of it where the tuning seeds' best ratio lay there), lr_A was tuned on a half-octave "
-         "lattice around "
+         f"in {list(cfg['lr_ratios'])} (and up to {cfg['max_extra_lr_ratios']} octaves beyond "
+         "an end of it where the tuning seeds' best ratio lay there), lr_A was tuned on a "
+         "half-octave lattice around "
          f"{cfg['lr0']:g}, grown until its optimum was interior, on the tuning seeds "
          f"{list(cfg['tune_seeds'])}; every number below comes from the evaluation seeds "
          f"{list(cfg['eval_seeds'])}, which the tuning never saw. Losses: validation "

@@ -12,10 +12,11 @@ after `max_points` points (then ``interior`` is False and the report says so). T
 smaller rate; a diverged point is inf, worse than any finite one, so a lattice whose top
 diverges is bracketed from above by the divergence.
 
-Where to start matters only for the cost. Under LoRA+ with ratio R = lr_B / lr_A, the study
-starts each ratio where the previous ratio's optimum predicts it (`next_start`): if the optimum
+Where to start matters only for the cost. Under LoRA+ with lr_ratio R = lr_B / lr_A, the study
+starts each lr_ratio where the previous one's optimum predicts it (`next_start`): if the optimum
 keeps lr_A * lr_B fixed, lr_A moves by (R / R_prev)^-1/2, which is -log2(R / R_prev) lattice
-steps.
+steps. The grid of lr_ratios grows the same way as a lattice, an octave past an end while its
+best lr_ratio lies there (`grow_at`).
 
 Host-only arithmetic: the objective is a callable, so the rule is tested without a model.
 """
@@ -39,10 +40,18 @@ def lattice_index(lr0: float, lr: float) -> int:
     return round(2.0 * math.log2(lr / lr0))
 
 
-def next_start(best_k: int, ratio_prev: float, ratio: float) -> int:
-    """Where ratio `ratio` starts its lattice, from the optimum `best_k` of `ratio_prev`:
+def next_start(best_k: int, lr_ratio_prev: float, lr_ratio: float) -> int:
+    """Where `lr_ratio` starts its lattice, from the optimum `best_k` of `lr_ratio_prev`:
     the point that keeps lr_A * lr_B = lr_A^2 R where it was (see the module docstring)."""
-    return best_k - round(math.log2(ratio / ratio_prev))
+    return best_k - round(math.log2(lr_ratio / lr_ratio_prev))
+
+
+def grow_at(found: dict):
+    """The end of the lr_ratio grid to grow past, from `found` {lr_ratio: `Tuned`}: the lr_ratio
+    with the lowest tuning-seed loss if it is the smallest or the largest tried (ties: the
+    smaller one), else None (bracketed)."""
+    best = min(sorted(found), key=lambda lr_ratio: found[lr_ratio].losses[found[lr_ratio].best])
+    return best if best in (min(found), max(found)) else None
 
 
 @dataclass(frozen=True)
