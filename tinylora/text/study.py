@@ -62,13 +62,9 @@ def rank_settings(config: FinetuneConfig, width: int) -> list[Setting]:
     """The rank baseline: plain LoRA (Init[1], lr_ratio 1) at each rank with scale alpha / r
     and with rsLoRA's alpha / sqrt(r), alpha chosen so both give scale 1 at the study's rank
     (so that rank's runs are the lr_ratio-1 runs of the main study, not repeated here)."""
-    out = []
-    for r in config.ranks:
-        if r == config.r:
-            continue
-        out.append(Setting(width, "zero_B", 1.0, r, "lora", float(config.r)))
-        out.append(Setting(width, "zero_B", 1.0, r, "rslora", math.sqrt(config.r)))
-    return out
+    return [s for r in config.ranks if r != config.r
+            for s in (Setting(width, "zero_B", 1.0, r, "lora", float(config.r)),
+                      Setting(width, "zero_B", 1.0, r, "rslora", math.sqrt(config.r)))]
 
 
 class Chain(NamedTuple):
