@@ -1,13 +1,16 @@
-"""Every number the README reports from a recorded run is the number in that run's files.
+"""Every number the results page (docs/results/README.md) reports from a recorded run is the
+number in that run's files.
 
-The README's result tables are generated from `docs/results/*/summary.json` by the functions
-below (`python tests/test_readme_results.py` prints them), and these tests check that the README
-still says exactly that: a number in the README can't drift from the run that produced it.
+Its result tables are generated from `docs/results/*/summary.json` by the functions below
+(`python tests/test_readme_results.py` prints them), and these tests check that the page still
+says exactly that: a number can't drift from the run that produced it.
 """
 
 import json
 import math
 from pathlib import Path
+
+import pytest
 
 from tinylora.run.records import read_json
 from tinylora.text.report import summarize  # the held-out profile, per ratio
@@ -263,28 +266,33 @@ TABLES = [toy_analytic_table, width_law_table, balance_table, lambda: sweep_tabl
           lambda: sweep_table("width-sweep-mup"), demo_lines, finetune_table, bench_table]
 
 
-def test_readme_result_tables_match_the_recorded_runs():
-    """Each table (and the fitted exponent) in the README equals what its summary.json says."""
-    readme = (ROOT / "README.md").read_text()
+PAGE = RESULTS / "README.md"  # the results page (the README keeps the verdict and links it)
+
+
+def test_result_tables_match_the_recorded_runs():
+    """Each table (and the fitted exponent) on the results page equals what its summary.json
+    says."""
+    page = PAGE.read_text()
     for make in TABLES:
-        assert make() in readme, f"README is out of date:\n{make()}"
+        assert make() in page, f"docs/results/README.md is out of date:\n{make()}"
 
 
-def test_readme_sentences_quote_the_recorded_numbers():
-    """The numbers in the README's prose (gains, base losses, speed-ups) are the runs' numbers."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+def test_result_sentences_quote_the_recorded_numbers():
+    """The numbers in the prose of the results page and the README (gains, base losses,
+    speed-ups, run times) are the runs' numbers."""
+    page = " ".join((PAGE.read_text() + (ROOT / "README.md").read_text()).split())
     for claim in prose_claims():
-        assert claim in readme, claim
+        assert claim in page, claim
 
 
-def test_readme_figures_exist():
-    """Every image the README shows is a committed file."""
-    readme = (ROOT / "README.md").read_text()
-    images = [line.split("](")[1].split(")")[0] for line in readme.splitlines()
+@pytest.mark.parametrize("page", [ROOT / "README.md", PAGE], ids=["README", "results page"])
+def test_figures_shown_exist(page):
+    """Every image the README and the results page show is a committed file."""
+    images = [line.split("](")[1].split(")")[0] for line in page.read_text().splitlines()
               if line.startswith("![")]
     assert images
     for image in images:
-        assert (ROOT / image).is_file(), image
+        assert (page.parent / image).is_file(), image
 
 
 if __name__ == "__main__":
