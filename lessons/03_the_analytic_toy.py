@@ -199,9 +199,9 @@ for schedule in ("shared", "theory"):
 #
 # `toy.run` trains every (optimizer, schedule, width) for a few steps and returns records (one
 # row per step and quantity); `toy.slopes` fits `|delta| ~ c n^slope` by least squares in
-# log-log axes (`tinylora.fit.loglog_slope`) and puts the theory's slope beside it
-# (`toy.theory_slope`, derived in `tinylora/lab/toy.py`'s docstring). Both optimizers: gradient
-# descent, and Adam, whose first steps move each coordinate by about `eta` whatever the
+# log-log axes (`tinylora.lab.fit.loglog_slope`) and puts the theory's slope beside it
+# (`toy.theory_slope`, derived in `tinylora/lab/analytic_toy.py`'s docstring). Both optimizers:
+# gradient descent, and Adam, whose first steps move each coordinate by about `eta` whatever the
 # gradient's size (exactly `eta` at step 1, lesson 2; `0.744 eta` for `a`'s first move,
 # experiment 4; later steps are shorter), so for Adam at these early steps
 # `delta1 ~ eta_A eta_B n` (one factor `eta_B`, not two): the slopes below check it.
