@@ -13,7 +13,9 @@ Learning rates stay Python floats where they can, so float32 runs are never prom
 
 from __future__ import annotations
 
-from tinylora import backend, validate
+from pathlib import Path
+
+from tinylora import backend, checkpoint, validate
 from tinylora.groups import loraplus_groups  # noqa: F401  (its home was here: callers import it)
 from tinylora.twins import has_fast_twin
 
@@ -21,7 +23,9 @@ _check_lr = validate.learning_rate  # a finite rate >= 0: a number, or an array 
 
 
 class Optimizer:
-    """Base class: groups, validation, lazily allocated state, ``step(grads)``."""
+    """Base class: groups, validation, lazily allocated state, ``step(grads)``, saved state."""
+
+    moments: tuple = ()  # the state each parameter keeps, by name ("m", "v" for Adam)
 
     def __init__(self, params: dict, lr=1e-3, weight_decay=0.0, groups=None):
         if not isinstance(params, dict) or not params:
@@ -77,6 +81,59 @@ class Optimizer:
     def _update(self, key, p, grad, group):
         raise NotImplementedError
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs, as copies: the class, ``t`` (steps taken: a `Schedule`'s
+        position), ``groups`` (keys, lr, weight_decay, name, and ``initial_lr``: a Schedule's
+        base rate), ``state``: each moment as ``<moment>.<key>`` ("m.fc1.A", "v.fc1.A")."""
+        return {"kind": type(self).__name__, "t": self.t,
+                "groups": [{**g, "params": list(g["params"])} for g in self.groups],
+                "state": {f"{n}.{k}": a.copy() for k, s in self.state.items()
+                          for n, a in s.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a `state_dict`, all or nothing: the same class, groups of the same keys, all
+        moments of a parameter or none, finite, of its shape (moved to its backend and dtype)."""
+        kind, keys = type(self).__name__, [list(g["params"]) for g in self.groups]
+        if state.get("kind") != kind:
+            validate.fail("state['kind']", repr(kind), state.get("kind"))
+        if [list(g["params"]) for g in state.get("groups", [])] != keys:
+            validate.fail("state['groups']", f"groups of the keys {keys}", state.get("groups"))
+        moments = {}
+        for name, a in state.get("state", {}).items():
+            n, _, k = name.partition(".")
+            p = self.params.get(k, a)
+            if n not in self.moments or k not in self.params or tuple(a.shape) != p.shape:
+                validate.fail(f"state['state'][{name!r}]", f"a moment {list(self.moments)} of "
+                              "a parameter, of its shape", a)
+            moments.setdefault(k, {})[n] = validate.finite_values(backend.xp_of(p).asarray(
+                backend.to_numpy(a), dtype=p.dtype), f"state['state'][{name!r}]")
+        if any(len(m) != len(self.moments) for m in moments.values()):
+            validate.fail("state['state']", f"all of {list(self.moments)} for each key",
+                          sorted(state["state"]))
+        groups = [{**{n: self._as_rate(_check_lr(g[n], f"groups[{i}].{n}"), g["params"])
+                      for n in ("lr", "initial_lr") if n in g},
+                   "weight_decay": validate.non_negative(g.get("weight_decay"),
+                                                         f"groups[{i}].weight_decay")}
+                  for i, g in enumerate(state["groups"])]
+        t = validate.integer(state.get("t"), "state['t']", low=0)
+        for g, new in zip(self.groups, groups):  # every check passed: now write
+            g.update(new)
+        self.t, self.state = t, moments
+
+    def save(self, path) -> Path:
+        """`state_dict` to a .npz file: the moments as arrays, the rest as the file's settings
+        (`tinylora.checkpoint`). -> the path written."""
+        state = self.state_dict()
+        return checkpoint.save(state.pop("state"), path, state)
+
+    def load(self, path) -> None:
+        """`load_state_dict` what `save` wrote to `path` (a stack's rates come back as lists)."""
+        arrays, state = checkpoint.read(path)
+        for g in (state or {}).get("groups", []):
+            g.update({n: backend.to_numpy(g[n]) for n in ("lr", "initial_lr")
+                      if isinstance(g.get(n), list)})
+        self.load_state_dict({**(state or {}), "state": arrays})
+
     def _buffers(self, key, p, names):
         """State arrays for `key`, zero-initialised once, on first use (never per step)."""
         if key not in self.state:
@@ -117,6 +174,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-2, momentum=0.0, weight_decay=0.0, groups=None):
         self.momentum = validate.number(momentum, "momentum", low=0.0, low_ok=True, high=1.0)
+        self.moments = ("v",) if self.momentum else ()
         super().__init__(params, lr, weight_decay, groups)
 
     def _update(self, key, p, grad, group):
@@ -147,6 +205,7 @@ class Adam(Optimizer):
     """
 
     decoupled = False
+    moments = ("m", "v")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  groups=None):

@@ -65,7 +65,7 @@ class Schedule:
         self.warmup = validate.steps_within(warmup, "warmup", self.total)
         self.decay = validate.choice(decay, "decay", DECAYS)
         self.opt = opt
-        self.base = [g["lr"] for g in opt.groups]  # each group's rate at factor 1
+        self.base = [g.setdefault("initial_lr", g["lr"]) for g in opt.groups]  # rates at factor 1
 
     def apply(self, t: int) -> float:
         """Write base * factor(t) into every group; -> factor(t)."""
