@@ -133,10 +133,11 @@ def _mutate(kind):
 @pytest.mark.parametrize("kind, message", [
     ("class", r"state\['kind'\]: expected 'AdamW', got 'Adam'"),
     ("groups", r"state\['groups'\]: expected groups of the keys"),
-    ("shape", r"state\['state'\]\['m.blocks.0.attn.q.A'\]: expected a moment \['m', 'v'\] of a "
-              r"parameter, of its shape"),
-    ("missing moment", r"state\['state'\]: expected all of \['m', 'v'\] for each key"),
-    ("unknown key", r"state\['state'\]\['m.blocks.9.attn.q.A'\]: expected a moment"),
+    ("shape", r"state\['state'\]: array 'm.blocks.0.attn.q.A' expected shape \(8, 2\), got "
+              r"\(3, 3\)"),
+    ("missing moment", r"state\['state'\]: .* missing \['v.blocks.0.attn.q.A'\], not expected "
+                       r"\[\]"),
+    ("unknown key", r"state\['state'\]: .* missing \[\], not expected \['m.blocks.9.attn.q.A'\]"),
     ("step", r"state\['t'\]: expected an integer >= 0, got -1"),
     ("rate", r"groups\[1\].lr: expected a finite learning rate >= 0"),
 ])
@@ -160,8 +161,8 @@ def test_a_non_finite_moment_is_refused_by_name():
     run(lm, opt, None, 0, 1)
     state = opt.state_dict()
     state["state"]["v.blocks.1.mlp.fc2.B"] = np.full((2, 8), np.nan)
-    with pytest.raises(ValueError, match=r"state\['state'\]\['v.blocks.1.mlp.fc2.B'\]: expected "
-                                         r"finite values"):
+    with pytest.raises(ValueError, match=r"state\['state'\]: array 'v.blocks.1.mlp.fc2.B': "
+                                         r"expected finite values"):
         opt.load_state_dict(state)
     assert opt.t == 1
 

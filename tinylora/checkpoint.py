@@ -1,11 +1,9 @@
 """Named arrays on disk: one .npz file, written by `save`, read back by `read` and `load`.
 
-`LoRAModel.save` and `LoRAModel.load` call these with the model's ``params`` and the keys to keep
-(the adapters by default; TinyLM's base with ``keys=lm.base_keys()``); `Optimizer.save` and
-`Optimizer.load` with an optimizer's moments. Beside the arrays a file holds one entry of JSON
-text, ``__meta__``: the settings that give the arrays their meaning (a model's configuration and
-its LoRA's; an optimizer's step count and groups). A load is all or nothing: every array is read,
-checked and converted before any is written, so a refused file leaves the model as it was.
+`LoRAModel.save`/`load` call these with a model's arrays (the adapters by default; TinyLM's base
+with ``keys=lm.base_keys()``), `Optimizer.save`/`load` with its moments; beside them, one entry
+``__meta__`` holds the settings that give them meaning, as JSON. A load is all or nothing: every
+array is read, checked and converted before any is written, so a refused file changes nothing.
 """
 
 from __future__ import annotations
@@ -50,17 +48,16 @@ def read(path) -> tuple:
 
 
 def check_fits(saved: dict, mine: dict, adapters: bool, path) -> None:
-    """Refuse a file whose settings (`LoRAModel.settings`) differ from the model's where they
-    change what the arrays mean: the model's class and configuration always; r, alpha, rslora
-    and the targets when adapters are loaded. The error lists every difference."""
-    def flat(s: dict) -> dict:
-        out = {"model": s.get("model"), **{f"config.{k}": v for k, v in s["config"].items()}}
-        if adapters:
-            out.update({f"lora.{k}": s.get("lora", {}).get(k) for k in ("r", "alpha", "rslora")},
-                       targets=sorted(s.get("targets", [])))
-        return json.loads(json.dumps(out))  # tuples as lists, as the file holds them
+    """Refuse a file whose settings (`LoRAModel.settings`) differ from the model's where that
+    changes what the arrays mean: the model and its configuration; for adapters also r, alpha,
+    rslora and the targets. The error names every difference."""
+    def flat(s: dict) -> dict:  # one entry per setting, in JSON's forms (lists, not tuples)
+        lora = {f"lora.{k}": s.get("lora", {}).get(k) for k in ("r", "alpha", "rslora")}
+        return json.loads(json.dumps({"model": s.get("model"), **{
+            f"config.{k}": v for k, v in s.get("config", {}).items()}, **(
+            {**lora, "targets": sorted(s.get("targets", []))} if adapters else {})}))
 
-    theirs, ours = flat({"config": {}, **saved}), flat(mine)
+    theirs, ours = flat(saved), flat(mine)
     differ = [f"{k} is {theirs.get(k)!r} in the file, {v!r} in the model"
               for k, v in ours.items() if theirs.get(k) != v]
     if differ:
@@ -68,13 +65,13 @@ def check_fits(saved: dict, mine: dict, adapters: bool, path) -> None:
 
 
 def load(params: dict, keys: tuple, arrays: dict, path) -> None:
-    """Copy `arrays` (from `read`) into ``params[k]`` for each of `keys`, in place (optimizers
-    hold these arrays). The names, shapes and real dtypes must match; the values are converted to
-    each array's dtype and must be finite. `path` names the file in errors."""
-    if sorted(arrays) != sorted(keys):
-        raise ValueError(
-            f"load {path}: expected arrays {sorted(keys)}, the file holds {sorted(arrays)}"
-        )
+    """Copy `arrays` (from `read`) into ``params[k]`` for each of `keys`, in place (optimizers hold
+    these arrays). Names, shapes and real dtypes must match; the values are converted to each
+    array's dtype and must be finite. `path` names the file in errors."""
+    missing, extra = sorted(set(keys) - set(arrays)), sorted(set(arrays) - set(keys))
+    if missing or extra:
+        raise ValueError(f"load {path}: expected {len(keys)} named arrays; missing {missing}, "
+                         f"not expected {extra}")
     ready = {}
     for k in keys:
         want, a = params[k], arrays[k]

@@ -3,8 +3,8 @@
 A model keeps all its arrays in one dict with dotted keys (``fc1.W``, ``fc1.A``,
 ``blocks.0.attn.q.B``). LoRA adds ``<layer>.A`` (d_in, r) and ``<layer>.B`` (r, d_out) beside a
 frozen ``<layer>.W`` (d_in, d_out). `LoRAModel` is the base class that turns those keys into the
-things every model needs: the trainable subset, merged weights, and saving/loading with the
-settings that give the arrays their meaning (the files themselves: `tinylora.checkpoint`).
+things every model needs: the trainable subset, merged weights, and saving/loading with their
+settings (the files themselves: `tinylora.checkpoint`).
 
 Every model is built from two dataclasses (nanoGPT's ``GPT(config)``): its own settings (sizes,
 activation) and a `LoRAConfig` (rank, alpha, init, which layers):
@@ -268,19 +268,17 @@ class LoRAModel:
         return checkpoint.save({k: self.params[k] for k in keys}, path, self.settings())
 
     def load(self, path, keys=None) -> None:
-        """Load arrays saved by `save`, all or nothing: on any refusal (settings, names, shapes,
-        dtypes, values) the model is left exactly as it was. A file that does not fit the model
-        is refused with every difference named: the model's class and configuration, and for
-        adapters r, alpha, rslora and targets (init and dropout say how the factors were
-        trained, not what they compute: not compared). A file saved before files held
-        settings loads by its arrays alone."""
+        """Load arrays saved by `save`, all or nothing (a refusal leaves the model as it was). A
+        file whose settings do not fit the model is refused, naming every difference (init and
+        dropout are not compared: they say how the factors were trained, not what they compute);
+        a file without settings, from before they were saved, loads by its arrays alone."""
         self.refuse_if_merged("load")
-        keys = self._keys(keys)
+        keys, path = self._keys(keys), checkpoint.npz_path(path)
         arrays, saved = checkpoint.read(path)
         if saved is not None:
             adapters = not set(keys).isdisjoint(self.adapter_keys())
-            checkpoint.check_fits(saved, self.settings(), adapters, checkpoint.npz_path(path))
-        checkpoint.load(self.params, keys, arrays, checkpoint.npz_path(path))
+            checkpoint.check_fits(saved, self.settings(), adapters, path)
+        checkpoint.load(self.params, keys, arrays, path)
 
     def n_params(self, keys=None) -> int:
         keys = self.params if keys is None else keys
