@@ -89,8 +89,8 @@ def to_tinylm(arrays: dict, n_layer: int) -> dict:
         W, bias = arrays[h + "attn.c_attn.weight"], arrays[h + "attn.c_attn.bias"]
         d = W.shape[0]
         for j, name in enumerate("qkv"):  # c_attn's columns: [q | k | v], d each
-            p[f"{b}attn.{name}.W"], p[f"{b}attn.{name}.b"] = W[:, j * d:(j + 1) * d], \
-                bias[j * d:(j + 1) * d]
+            cols = slice(j * d, (j + 1) * d)
+            p[f"{b}attn.{name}.W"], p[f"{b}attn.{name}.b"] = W[:, cols], bias[cols]
     return p
 
 

@@ -109,7 +109,7 @@ def _import(path) -> tuple:
 
 
 def _format(format: str | None) -> str:
-    """"safetensors" or "npz"; None: safetensors where the package is installed."""
+    """The weights' format, "safetensors" or "npz"; None: safetensors where it is installed."""
     if format is None:
         return "safetensors" if has_safetensors() else "npz"
     validate.choice(format, "format", tuple(WEIGHTS))

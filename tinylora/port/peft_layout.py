@@ -168,7 +168,8 @@ def from_peft(config: dict, arrays: dict, record, where: str) -> tuple:
     for key, value in {"peft_type": "LORA", **REFUSED}.items():
         if config.get(key) not in (value, None, []):
             validate.fail(f"{where}: {key}", repr(value), config.get(key))
-    r, alpha, rslora = config.get("r"), config.get("lora_alpha"), config.get("use_rslora", False)
+    r, alpha = config.get("r", 8), config.get("lora_alpha", 8)  # PEFT's defaults when absent
+    rslora = config.get("use_rslora", False)
     lora = LoRAConfig(r, alpha, rslora, dropout=config.get("lora_dropout", 0.0))
     if record:  # tinylora wrote it: its own settings, which must agree with PEFT's
         mine, lora = lora, LoRAConfig(**record["lora"])
