@@ -10,7 +10,7 @@ Files. The weights go to ``adapter_model.safetensors`` when the ``safetensors`` 
 installed (``pip install 'tinylora[port]'``; PEFT depends on it, so wherever PEFT runs, it is
 there): **the file PEFT loads**. Without it they go to ``adapter_model.npz`` (NumPy, the same
 keys and layouts), which `import_peft` reads and PEFT does not (convert it where safetensors is
-installed: ``safetensors.numpy.save_file(dict(np.load(path)), ...)`` without the record).
+installed: ``safetensors.numpy.save_file(...)`` of its arrays, without its ``__meta__`` entry).
 Either file also records tinylora's own settings (`LoRAModel.settings`: the model's
 configuration, init, the targets by tinylora's names), as safetensors metadata ``"tinylora"``
 or the .npz's ``__meta__`` entry; PEFT ignores it. ``init_lora_weights`` is written true (PEFT's
