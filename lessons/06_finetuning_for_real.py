@@ -44,6 +44,7 @@ import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
 from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
+from tinylora import checkpoint
 from tinylora.groups import loraplus_groups
 from tinylora.lora import LoRAConfig
 from tinylora.optim import Adam
@@ -449,8 +450,9 @@ plt.show()
 #    base. *Expected:* its logits equal the LoRA model's up to float32 round-off (relative
 #    difference below `1e-5`), at the cost of the base: LoRA adds nothing at inference once
 #    merged.
-# 2. **Ship only the adapter.** `lm.save(path)` writes the LoRA factors alone. *Expected:* a file
-#    of `2 x 6 x n_layer = 24` arrays holding exactly the trainable numbers (4 bytes each in
+# 2. **Ship only the adapter.** `lm.save(path)` writes the LoRA factors alone, with the settings
+#    that give them meaning (r, alpha, targets, the model's sizes). *Expected:* a file of
+#    `2 x 6 x n_layer = 24` arrays holding exactly the trainable numbers (4 bytes each in
 #    float32, plus a few hundred bytes of headers per array); loaded onto a fresh LoRA model over
 #    the same base, the logits are bit-identical.
 # 3. **The wrong way round.** Fine-tune with `lr_ratio = 1/16` (`B` slow) at plain LoRA's tuned
@@ -476,11 +478,11 @@ assert rel < 1e-5
 # 2. save only the adapter
 path = workdir / "adapter.npz"
 lm.save(path)
-with np.load(path) as saved:
-    n_saved, n_arrays = sum(a.size for a in saved.values()), len(saved.files)
+arrays, settings = checkpoint.read(path)  # the factors, and the settings that give them meaning
+n_saved, n_arrays = sum(a.size for a in arrays.values()), len(arrays)
 print(f"2. {path.name}: {n_arrays} arrays, {n_saved:,} numbers, {path.stat().st_size:,} bytes "
       f"(the base: {n_all - n_lora:,} numbers)")
-assert n_arrays == 2 * 6 * pcfg.n_layer and n_saved == n_lora
+assert n_arrays == 2 * 6 * pcfg.n_layer and n_saved == n_lora and settings["lora"]["r"] == config.r
 assert 4 * n_saved < path.stat().st_size < 4 * n_saved + 1024 * n_arrays
 fresh = build_model(pcfg, lora=LoRAConfig(r=config.r), trainable="lora", seed=7)
 load_base(fresh, pcfg, workdir)

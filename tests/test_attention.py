@@ -4,8 +4,8 @@ import numpy as np
 
 from tinylora import attention, backend
 from tinylora.block import BlockConfig, TransformerBlock
+from tinylora.gradcheck.catalogue import case_attention
 from tinylora.lora import LoRAConfig
-from tinylora.run.checks import case_attention
 
 
 def _qkv(seed, shape=(2, 5, 8), std=1.0):

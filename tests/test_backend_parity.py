@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 from tinylora import backend
-from tinylora.gradcheck import randomize_lora
+from tinylora.gradcheck import catalogue, randomize_lora
 from tinylora.groups import loraplus_groups
 from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam
-from tinylora.run import checks
 from tinylora.train import loss_and_grads, train
 
 pytestmark = pytest.mark.gpu
@@ -66,7 +65,7 @@ def test_twenty_adam_steps_follow_the_same_trajectory(dtype):
 
 def test_gradient_catalogue_passes_on_cupy():
     """`tinylora gradcheck --backend cupy`: every tensor within tolerance on the GPU."""
-    bad = [r.line() for r in checks.run_all("cupy") if not r.ok]
+    bad = [r.line() for r in catalogue.run_all("cupy") if not r.ok]
     assert not bad, "\n".join(bad)
 
 

@@ -7,8 +7,8 @@ import pytest
 from tinylora import backend
 from tinylora.block import BLOCK_TARGETS, BlockConfig, TransformerBlock
 from tinylora.gradcheck import randomize_lora
+from tinylora.gradcheck.catalogue import case_block
 from tinylora.lora import LoRAConfig
-from tinylora.run.checks import case_block
 
 
 def _assert_all_ok(results):

@@ -12,10 +12,10 @@ import pytest
 
 from tinylora import block
 from tinylora.block import BLOCK_TARGETS, BlockConfig, TransformerBlock
+from tinylora.gradcheck import catalogue
 from tinylora.lora import LoRAConfig, LoRAModel
 from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam
-from tinylora.run import checks
 from tinylora.train import loss_and_grads, train
 from tinylora.transformer import LMConfig, TinyLM
 
@@ -184,7 +184,7 @@ def test_a_one_layer_mlp_trains_and_passes_its_gradient_check():
     first, _ = loss_and_grads(model, x, y)
     losses = train(model, Adam(model.trainable_params(), lr=1e-2), x, y, steps=30)
     assert losses[-1] < 0.9 * float(first)
-    rows = [r for r in checks.case_mlp(np) if r.name.startswith("mlp[one_layer]")]
+    rows = [r for r in catalogue.case_mlp(np) if r.name.startswith("mlp[one_layer]")]
     assert {r.name.split("/")[1] for r in rows} == {"fc1.W", "fc1.b", "fc1.A", "fc1.B"}
     assert all(r.ok for r in rows), [r.line() for r in rows]
 

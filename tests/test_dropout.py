@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from tinylora import LMConfig, LoRAConfig, LoRAMLP, MLPConfig, TinyLM, layers
-from tinylora.gradcheck import check_layer, randomize_lora
-from tinylora.run import checks
+from tinylora.gradcheck import catalogue, check_layer, randomize_lora
 
 
 def _mlp(p, seed=0):
@@ -62,8 +61,8 @@ def test_masks_keep_one_minus_p_of_the_entries_scaled_by_its_inverse():
 
 def test_the_dropout_gradient_check_catches_a_backward_that_ignores_the_mask():
     """The catalogue's fixed-mask check is not vacuous: a backward that forgets the mask in dA
-    and dx fails it, while the real one passes (`tinylora.run.checks.case_lora_dropout`)."""
-    assert all(r.ok for r in checks.case_lora_dropout(np))
+    and dx fails it, while the real one passes (`catalogue.case_lora_dropout`)."""
+    assert all(r.ok for r in catalogue.case_lora_dropout(np))
     rng = np.random.default_rng(4)
     mask = (rng.random((3, 5)) >= 0.5) * 2.0
     W = rng.standard_normal((5, 4))

@@ -5,7 +5,7 @@ import pytest
 
 from tinylora import backend
 from tinylora.embedding import check_tokens, embedding_backward, embedding_forward
-from tinylora.run.checks import case_embedding
+from tinylora.gradcheck.catalogue import case_embedding
 
 
 def test_embedding_gradients_match_finite_differences():

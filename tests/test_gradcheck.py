@@ -6,8 +6,7 @@ import json
 import numpy as np
 
 from tinylora import layers
-from tinylora.gradcheck import TOLERANCE, check, numerical_grad, rel_error
-from tinylora.run import checks
+from tinylora.gradcheck import TOLERANCE, catalogue, check, numerical_grad, rel_error
 from tinylora.run.cli import main
 
 
@@ -60,7 +59,7 @@ def test_the_check_catches_a_wrong_backward():
 
 def test_the_whole_catalogue_passes():
     """Every tensor that `tinylora gradcheck` checks is within tolerance on NumPy."""
-    results = checks.run_all("numpy")
+    results = catalogue.run_all("numpy")
     bad = [r.line() for r in results if not r.ok]
     assert not bad, "\n".join(bad)
     assert all(r.tol <= 1e-6 for r in results)

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from tinylora import layers
-from tinylora.gradcheck import TOLERANCE
-from tinylora.run import checks
+from tinylora.gradcheck import TOLERANCE, catalogue
 
 
-@pytest.mark.parametrize("case", [checks.case_linear, checks.case_lora_linear, checks.case_relu,
-                                  checks.case_gelu, checks.case_mse, checks.case_cross_entropy],
+@pytest.mark.parametrize("case", [catalogue.case_linear, catalogue.case_lora_linear,
+                                  catalogue.case_relu, catalogue.case_gelu, catalogue.case_mse,
+                                  catalogue.case_cross_entropy],
                          ids=lambda c: c.__name__.removeprefix("case_"))
 def test_layer_backward_matches_finite_differences(case):
     """Every gradient of every layer agrees with centred differences in float64 (<= 1e-7)."""
@@ -22,7 +22,7 @@ def test_layer_backward_matches_finite_differences(case):
 
 def test_stacked_lora_linear_backward_matches_finite_differences():
     """With a stack of models sharing one input, dA and dB are per model and dx sums them."""
-    for r in checks.case_lora_linear(np, stacked=True):
+    for r in catalogue.case_lora_linear(np, stacked=True):
         assert r.ok, r.line()
 
 

@@ -1,11 +1,13 @@
 """The house rules, read from the source: the library is layered, small, and free of circles.
 
-    tinylora/          the reference a student reads: arrays, layers, models, optimizers, checks
+    tinylora/          the reference a student reads: arrays, layers, models, optimizers
+    tinylora/gradcheck/ each backward against finite differences: the method and the catalogue
     tinylora/fast/     the same functions, faster, each tested against its reference
     tinylora/run/      the commands' plumbing: the CLI, options, results folders, progress
     tinylora/lab/      the synthetic width-scaling experiments
     tinylora/text/     pretraining and fine-tuning on real text
     tinylora/bench/    the speed benchmark
+    tinylora/port/     GPT-2-format weights in, PEFT adapters out and in
 
 Every import statement (module level or inside a function) is an edge of the module graph.
 """
@@ -23,7 +25,8 @@ import tinylora
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tinylora"
 OUTER = ("tinylora.lab", "tinylora.text", "tinylora.bench")
-BESIDE = ("tinylora.fast", "tinylora.run", *OUTER)  # what the reference never imports
+# what the reference never imports
+BESIDE = ("tinylora.fast", "tinylora.run", "tinylora.gradcheck", "tinylora.port", *OUTER)
 MAX_LINES = 300
 MAX_REFERENCE_LINES = 3000  # the reference, read in an afternoon
 
@@ -88,9 +91,9 @@ REFERENCE = {n for n, p in MODULES.items() if p.parent == PACKAGE} - {"tinylora.
 # (`python -m tinylora` is the command: its two lines hand over to tinylora.run.cli)
 
 
-def test_the_reference_never_imports_fast_run_lab_text_or_bench():
-    """Nothing directly in tinylora/ imports tinylora.fast, .run, .lab, .text or .bench: the
-    reference stands alone (fast/ installs its twins into it, never the other way)."""
+def test_the_reference_never_imports_fast_run_port_lab_text_or_bench():
+    """Nothing directly in tinylora/ imports tinylora.fast, .run, .port, .lab, .text or .bench:
+    the reference stands alone (fast/ installs its twins into it, never the other way)."""
     bad = {n: sorted(i for i in GRAPH[n] if i.startswith(BESIDE)) for n in REFERENCE}
     assert not {n: v for n, v in bad.items() if v}
 
@@ -135,8 +138,8 @@ def _loaded_after(code: str) -> set[str]:
 
 
 def test_importing_tinylora_loads_only_the_reference():
-    """`import tinylora` loads the reference alone (no fast, run, lab, text or bench module), and
-    the CLI's parser no lab, text or bench module."""
+    """`import tinylora` loads the reference alone (no fast, run, port, lab, text or bench
+    module), and the CLI's parser no lab, text or bench module."""
     assert not {m for m in _loaded_after("import tinylora") if m.startswith(BESIDE)}
     loaded = _loaded_after("import tinylora, tinylora.run.cli\ntinylora.run.cli.build_parser()")
     assert not {m for m in loaded if m.startswith(OUTER)}
@@ -170,7 +173,8 @@ def _readme_tree() -> set[str]:
 def test_readme_tree_lists_every_module():
     """The README's "What is inside" names every module of the package, and only those."""
     on_disk = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
-               if p.name != "__init__.py" or p.parent in (PACKAGE, PACKAGE / "fast")}
+               if p.name != "__init__.py"
+               or p.parent in (PACKAGE, PACKAGE / "fast", PACKAGE / "gradcheck")}
     listed = _readme_tree()
     assert sorted(on_disk - listed) == [], "add these to README.md's tree"
     assert sorted(listed - on_disk) == [], "the README's tree lists modules that do not exist"

@@ -6,10 +6,9 @@ import pytest
 
 from tinylora import LMConfig, LoRAConfig, TinyLM, loss_and_grads
 from tinylora.embedding import lora_embedding_forward
-from tinylora.gradcheck import randomize_lora
+from tinylora.gradcheck import catalogue, randomize_lora
 from tinylora.groups import loraplus_groups
 from tinylora.optim import AdamW
-from tinylora.run import checks
 
 TOKENS = np.array([[1, 4, 1, 6, 0], [2, 2, 5, 1, 3]])
 CONFIG = LMConfig(9, d_model=8, n_head=2, n_layer=2, context=6)
@@ -51,11 +50,11 @@ def test_first_gradient_moves_A_on_the_tokens_seen_only():
 def test_gradcheck_catalogue_covers_embedding_lora_and_dropout():
     """`tinylora gradcheck` runs the table's LoRA (alone and inside TinyLM) and LoRA dropout
     (the layer with a fixed mask, the MLP and TinyLM in training), every tensor within tolerance."""
-    names = [r.name for c in (checks.case_lora_embedding, checks.case_lora_dropout,
-                              checks.case_dropout_models) for r in c(np)]
-    assert {checks.case_lora_embedding, checks.case_lora_dropout,
-            checks.case_dropout_models} <= set(checks.CASES)
-    results = checks.case_tinylm(np)
+    names = [r.name for c in (catalogue.case_lora_embedding, catalogue.case_lora_dropout,
+                              catalogue.case_dropout_models) for r in c(np)]
+    assert {catalogue.case_lora_embedding, catalogue.case_lora_dropout,
+            catalogue.case_dropout_models} <= set(catalogue.CASES)
+    results = catalogue.case_tinylm(np)
     assert {"tinylm[tok_emb,q]/tok_emb.A", "tinylm[tok_emb,q]/tok_emb.B"} <= {r.name
                                                                               for r in results}
     assert all(r.ok for r in results) and {"lora_embedding/A", "lora_linear[dropout]/A",

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tinylora import backend
+from tinylora.gradcheck.catalogue import case_layernorm
 from tinylora.norms import EPS, layernorm_backward, layernorm_forward
-from tinylora.run.checks import case_layernorm
 
 
 def test_layernorm_gradients_match_finite_differences():

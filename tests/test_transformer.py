@@ -10,10 +10,10 @@ import pytest
 from tinylora import backend
 from tinylora.block import BlockConfig, TransformerBlock
 from tinylora.gradcheck import randomize_lora
+from tinylora.gradcheck.catalogue import case_tinylm
 from tinylora.lora import LoRAConfig
 from tinylora.optim import Adam
 from tinylora.run import cli
-from tinylora.run.checks import case_tinylm
 from tinylora.train import loss_and_grads
 from tinylora.transformer import LMConfig, TinyLM
 

@@ -3,8 +3,8 @@
 A model keeps all its arrays in one dict with dotted keys (``fc1.W``, ``fc1.A``,
 ``blocks.0.attn.q.B``). LoRA adds ``<layer>.A`` (d_in, r) and ``<layer>.B`` (r, d_out) beside a
 frozen ``<layer>.W`` (d_in, d_out). `LoRAModel` is the base class that turns those keys into the
-things every model needs: the trainable subset, merged weights, and saving/loading (the files
-themselves: `tinylora.checkpoint`).
+things every model needs: the trainable subset, merged weights, and saving/loading with their
+settings (the files themselves: `tinylora.checkpoint`).
 
 Every model is built from two dataclasses (nanoGPT's ``GPT(config)``): its own settings (sizes,
 activation) and a `LoRAConfig` (rank, alpha, init, which layers):
@@ -15,7 +15,7 @@ activation) and a `LoRAConfig` (rank, alpha, init, which layers):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tinylora import backend, checkpoint, validate
@@ -255,16 +255,30 @@ class LoRAModel:
             validate.fail("keys", f"at least one of {sorted(self.params)}", keys)
         return keys
 
+    def settings(self) -> dict:
+        """What a saved file records beside the arrays: the model's class and configuration,
+        its LoRAConfig (r, alpha, rslora, init, dropout, targets as given), the LoRA layers."""
+        return {"model": type(self).__name__, "config": asdict(self.config),
+                "lora": asdict(self.lora), "targets": list(self.targets)}
+
     def save(self, path, keys=None) -> Path:
-        """Save the arrays named by `keys` (default: the adapters) to a .npz file, the suffix
-        added when missing (`tinylora.checkpoint.save`). -> the path written."""
-        return checkpoint.save(self.params, self._keys(keys), path)
+        """Save the arrays named by `keys` (default: the adapters) and `settings` to a .npz
+        file, the suffix added when missing (`tinylora.checkpoint`). -> the path written."""
+        keys = self._keys(keys)
+        return checkpoint.save({k: self.params[k] for k in keys}, path, self.settings())
 
     def load(self, path, keys=None) -> None:
-        """Load arrays saved by `save`, all or nothing: on any refusal (names, shapes, dtypes,
-        values) the model is left exactly as it was (`tinylora.checkpoint.load`)."""
+        """Load arrays saved by `save`, all or nothing (a refusal leaves the model as it was). A
+        file whose settings do not fit the model is refused, naming every difference (init and
+        dropout are not compared: they say how the factors were trained, not what they compute);
+        a file without settings, from before they were saved, loads by its arrays alone."""
         self.refuse_if_merged("load")
-        checkpoint.load(self.params, self._keys(keys), path)
+        keys, path = self._keys(keys), checkpoint.npz_path(path)
+        arrays, saved = checkpoint.read(path)
+        if saved is not None:
+            adapters = not set(keys).isdisjoint(self.adapter_keys())
+            checkpoint.check_fits(saved, self.settings(), adapters, path)
+        checkpoint.load(self.params, keys, arrays, path)
 
     def n_params(self, keys=None) -> int:
         keys = self.params if keys is None else keys

@@ -13,14 +13,16 @@ Learning rates stay Python floats where they can, so float32 runs are never prom
 
 from __future__ import annotations
 
-from tinylora import backend, validate
+from tinylora import backend, checkpoint, validate
 from tinylora.twins import has_fast_twin
 
 _check_lr = validate.learning_rate  # a finite rate >= 0: a number, or an array of them
 
 
 class Optimizer:
-    """Base class: groups, validation, lazily allocated state, ``step(grads)``."""
+    """Base class: groups, validation, lazily allocated state, ``step(grads)``, saved state."""
+
+    moments: tuple = ()  # the state each parameter keeps, by name ("m", "v" for Adam)
 
     def __init__(self, params: dict, lr=1e-3, weight_decay=0.0, groups=None):
         if not isinstance(params, dict) or not params:
@@ -76,6 +78,53 @@ class Optimizer:
     def _update(self, key, p, grad, group):
         raise NotImplementedError
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs, as copies: the class, ``t`` (steps taken: a `Schedule`'s
+        position), ``groups`` (keys, lr, weight_decay, name, and ``initial_lr``: a Schedule's
+        base rate), ``state``: each moment as ``<moment>.<key>`` ("m.fc1.A", "v.fc1.A")."""
+        return {"kind": type(self).__name__, "t": self.t,
+                "groups": [{**g, "params": list(g["params"])} for g in self.groups],
+                "state": {f"{n}.{k}": a.copy() for k, s in self.state.items()
+                          for n, a in s.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a `state_dict`, all or nothing: the same class and groups of keys and, after a
+        step, every moment of every parameter, finite, of its shape (to its backend and dtype)."""
+        kind, keys = type(self).__name__, [list(g["params"]) for g in self.groups]
+        if state.get("kind") != kind:
+            validate.fail("state['kind']", repr(kind), state.get("kind"))
+        if [list(g["params"]) for g in state.get("groups", [])] != keys:
+            validate.fail("state['groups']", f"groups of the keys {keys}", state.get("groups"))
+        t = validate.integer(state.get("t"), "state['t']", low=0)
+        groups = [{**{n: self._as_rate(_check_lr(g[n], f"groups[{i}].{n}"), g["params"])
+                      for n in ("lr", "initial_lr") if n in g},
+                   "weight_decay": validate.non_negative(g.get("weight_decay"),
+                                                         f"groups[{i}].weight_decay")}
+                  for i, g in enumerate(state["groups"])]
+        moments = {f"{n}.{k}": backend.xp_of(p).zeros_like(p) for k, p in self.params.items()
+                   for n in (self.moments if t else ())}  # what a step leaves, to be filled
+        checkpoint.load(moments, tuple(moments), state.get("state", {}), "state['state']")
+        for g, new in zip(self.groups, groups):  # every check passed: now write
+            g.update(new)
+        self.t, self.state = t, {}
+        for name, a in moments.items():
+            n, _, k = name.partition(".")
+            self.state.setdefault(k, {})[n] = a
+
+    def save(self, path):
+        """`state_dict` to a .npz file: the moments as arrays, the rest as the file's settings
+        (`tinylora.checkpoint`). -> the path written."""
+        state = self.state_dict()
+        return checkpoint.save(state.pop("state"), path, state)
+
+    def load(self, path) -> None:
+        """`load_state_dict` what `save` wrote to `path` (a stack's rates come back as lists)."""
+        arrays, state = checkpoint.read(path)
+        for g in (state or {}).get("groups", []):
+            g.update({n: backend.to_numpy(g[n]) for n in ("lr", "initial_lr")
+                      if isinstance(g.get(n), list)})
+        self.load_state_dict({**(state or {}), "state": arrays})
+
     def _buffers(self, key, p, names):
         """State arrays for `key`, zero-initialised once, on first use (never per step)."""
         if key not in self.state:
@@ -116,6 +165,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-2, momentum=0.0, weight_decay=0.0, groups=None):
         self.momentum = validate.number(momentum, "momentum", low=0.0, low_ok=True, high=1.0)
+        self.moments = ("v",) if self.momentum else ()
         super().__init__(params, lr, weight_decay, groups)
 
     def _update(self, key, p, grad, group):
@@ -146,6 +196,7 @@ class Adam(Optimizer):
     """
 
     decoupled = False
+    moments = ("m", "v")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  groups=None):

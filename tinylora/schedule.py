@@ -71,7 +71,7 @@ class Schedule:
         self.decay = validate.choice(decay, "decay", DECAYS)
         self.floor = validate.number(floor, "floor", low=0.0, low_ok=True, high=1.0)
         self.opt = opt
-        self.base = [g["lr"] for g in opt.groups]  # each group's rate at factor 1
+        self.base = [g.setdefault("initial_lr", g["lr"]) for g in opt.groups]  # rates at factor 1
 
     def apply(self, t: int) -> float:
         """Write base * factor(t) into every group; -> factor(t)."""

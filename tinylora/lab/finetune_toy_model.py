@@ -25,6 +25,7 @@ from __future__ import annotations
 from tinylora.backend import xp_of
 from tinylora.layers import relu_backward, relu_forward
 from tinylora.lora import LoRAConfig, LoRAModel
+from tinylora.models import MLPConfig
 from tinylora.projection import proj_backward, proj_forward
 
 LAYER = "fc2"  # the LoRA layer's name (the middle layer of the LoRA MLP it mirrors)
@@ -50,7 +51,8 @@ class ToyModel(LoRAModel):
     def __init__(self, weights, A, B, frozen=(), stack=()):
         w_in, w_mid, w_out = weights
         xp = xp_of(w_in)
-        self.lora = LoRAConfig(r=int(A.shape[-1]))  # alpha = r: scale 1, as in the paper's Eq. 3
+        self.lora = LoRAConfig(r=int(A.shape[-1]), targets=(LAYER,))  # scale 1, as in Eq. 3
+        self.config = MLPConfig(w_in.shape[0], [w_mid.shape[0]] * 2, w_out.shape[1])  # LoRAMLP's
         self.targets, self.stack = (LAYER,), tuple(stack)
         self.params = {"fc1.W": w_in, "fc2.W": w_mid, "fc3.W": w_out,
                        "fc2.A": xp.broadcast_to(A, (*self.stack, *A.shape)).copy(),

@@ -14,8 +14,7 @@ from typing import NamedTuple
 
 import tinylora.fast
 from tinylora.fast.allocator import keep_freed_memory
-from tinylora.gradcheck import worst_per_tensor
-from tinylora.run import checks
+from tinylora.gradcheck import catalogue, worst_per_tensor
 
 
 def cmd_gradcheck(args) -> int:
@@ -24,7 +23,7 @@ def cmd_gradcheck(args) -> int:
     rows = []  # (implementation, Result)
     for implementation in ("reference", "fast"):
         with tinylora.fast.enabled(implementation == "fast"):
-            rows += [(implementation, r) for r in worst_per_tensor(checks.run_all(args.backend))]
+            rows += [(implementation, r) for r in worst_per_tensor(catalogue.run_all(args.backend))]
     if args.json:
         print(json.dumps([{"implementation": i, **r.as_dict()} for i, r in rows], indent=1))
     else:

@@ -6,7 +6,7 @@ every input θ. Numbers: float64, centred differences ``(L(θ+h) - L(θ-h)) / 2h
 (truncation error ~ h^2, round-off ~ 1e-16 / h: both near 1e-10).
 
 Never check at a degenerate point: at LoRA's init B = 0, so dA = 0 exactly and any bug in dA
-would pass. The catalogue (`tinylora.run.checks`) always uses a random, non-zero B.
+would pass. The catalogue (`tinylora.gradcheck.catalogue`) always uses a random, non-zero B.
 """
 
 from __future__ import annotations
