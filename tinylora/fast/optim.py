@@ -116,6 +116,7 @@ class Gate:
         self.xp = backend.xp_of(next(iter(params.values())))
         self.status = self.xp.zeros(1 + len(self.keys), dtype="int64")
         self.counts = self.xp.zeros(len(self.keys), dtype="int64")
+        self.slots = [self.counts[i:i + 1].reshape(()) for i in range(len(self.keys))]  # 0-d views
         self.kinds: dict = {}  # step t -> (array type, dtype) of each gradient, for the message
         self.pending = 0  # steps taken since the host last read status
 
@@ -128,8 +129,8 @@ class Gate:
                 return True  # the usual step: finite, nothing refused before it
             self.counts[...] = [int((~self.xp.isfinite(grads[k])).sum()) for k in self.keys]
         else:
-            for i, k in enumerate(self.keys):
-                cuda.count_nonfinite(grads[k], out=self.counts[i])
+            for k, slot in zip(self.keys, self.slots):
+                cuda.count_nonfinite(grads[k], out=slot)
         self.kinds[t] = [(type(grads[k]), grads[k].dtype) for k in self.keys]
         merge(self.status, self.counts, t)
         return bool(self.status[0] == 0) if on_host(self.xp) else None
