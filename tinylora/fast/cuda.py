@@ -255,7 +255,7 @@ def _score_threads(T: int) -> int:
 def masked_softmax(s, c: float):
     """softmax(causal_mask(c s)) over the last axis of the contiguous scores s (..., T, T), in
     place; -> s."""
-    T = s.shape[-1]
+    s, T = _cupy().ascontiguousarray(s), s.shape[-1]
     _rows("masked_softmax", s, s.size // T, (s, np.int32(T), np.float64(c)), _score_threads(T))
     return s
 
@@ -263,9 +263,10 @@ def masked_softmax(s, c: float):
 def masked_softmax_backward(dp, p, c: float):
     """ds = c p (dp - sum_u dp_u p_u) (0 where masked), in place on the contiguous dp; -> ds:
     the softmax's backward, the mask's and the scale c's (dq = ds kh, dk = ds^T qh)."""
-    T = dp.shape[-1]
-    _rows("masked_softmax_bwd", dp, dp.size // T, (dp, p, np.int32(T), np.float64(c)),
-          _score_threads(T))
+    cp, T = _cupy(), dp.shape[-1]
+    dp = cp.ascontiguousarray(dp)
+    _rows("masked_softmax_bwd", dp, dp.size // T, (dp, cp.ascontiguousarray(p), np.int32(T),
+                                                   np.float64(c)), _score_threads(T))
     return dp
 
 
