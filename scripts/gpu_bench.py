@@ -69,9 +69,9 @@ def in_mode(fast: bool, fn):
     return call
 
 
-def bench_row(name: str, width: int, args, sync) -> dict:
+def bench_row(wl, args, sync) -> dict:
     """One workload at one width: every contender, interleaved, synchronised."""
-    wl = build(name, width, args)
+    name, width = wl.name, wl.width
     fns = {"step": in_mode(True, wl.step), "reference": in_mode(False, wl.step),
            "floor": wl.floor}
     have_torch, version = torch_mirror.available()
@@ -98,10 +98,9 @@ def bench_row(name: str, width: int, args, sync) -> dict:
             "torch": version if have_torch else None}
 
 
-def profile_rows(name: str, width: int, args, sync) -> list:
+def profile_rows(wl, args, sync) -> list:
     """Each part of one fast step timed alone: host (CPU) time and device time, medians."""
-    wl = build(name, width, args)
-    model, opt, x, y = wl.model, wl.opt, wl.x, wl.y
+    name, width, model, opt, x, y = wl.name, wl.width, wl.model, wl.opt, wl.x, wl.y
     loss = "cross_entropy" if name == "tinylm" else "mse"
     with tinylora.fast.enabled():
         _, grads = loss_and_grads(model, x, y, loss)
@@ -133,21 +132,25 @@ def host_and_device(fn, args, sync) -> dict:
     return {"cpu_ms": ms, "gpu_ms": None}
 
 
-def table(rows: list) -> str:
+HEADER = ("| workload | width | step ms | reference ms | floor ms | torch ms | graph ms "
+          "| step/torch | target | step/floor |\n|---|---|---|---|---|---|---|---|---|---|")
+
+
+def table_row(r: dict) -> str:
     def f(v, fmt=".3f"):
         return "-" if v is None else format(v, fmt)
 
-    lines = ["| workload | width | step ms | reference ms | floor ms | torch ms | graph ms "
-             "| step/torch | target | step/floor |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        target = "-" if r["target"] is None else (
-            f"<= {r['target']:g}: {'met' if r['met'] else 'missed'}" if r["met"] is not None
-            else f"<= {r['target']:g}")
-        lines.append(f"| {r['workload']} | {r['width']} | {f(r['step_ms'])} | "
-                     f"{f(r['reference_ms'])} | {f(r['floor_ms'])} | {f(r['torch_ms'])} | "
-                     f"{f(r['graph_ms'])} | {f(r['ratio_torch'], '.2f')} | {target} | "
-                     f"{r['ratio_floor']:.2f} |")
-    return "\n".join(lines)
+    target = "-" if r["target"] is None else (
+        f"<= {r['target']:g}: {'met' if r['met'] else 'missed'}" if r["met"] is not None
+        else f"<= {r['target']:g}")
+    return (f"| {r['workload']} | {r['width']} | {f(r['step_ms'])} | {f(r['reference_ms'])} | "
+            f"{f(r['floor_ms'])} | {f(r['torch_ms'])} | {f(r['graph_ms'])} | "
+            f"{f(r['ratio_torch'], '.2f')} | {target} | {r['ratio_floor']:.2f} |")
+
+
+def part_line(r: dict) -> str:
+    gpu = "" if r["gpu_ms"] is None else f"  gpu {r['gpu_ms']:8.3f} ms"
+    return f"{r['workload']:7s}{r['width']:6d} {r['part']:16s} cpu {r['cpu_ms']:8.3f} ms{gpu}"
 
 
 def widths(text: str) -> list:
@@ -180,21 +183,20 @@ def main(argv=None) -> int:
     plan = [(name, w) for name in args.workloads.split(",")
             for w in widths(getattr(args, f"{name}_widths"))]
     rows, parts = [], []
-    for name, width in plan:
-        rows.append(bench_row(name, width, args, sync))
-        print(f"{name} {width}: step {rows[-1]['step_ms']:.3f} ms", file=sys.stderr, flush=True)
+    print(HEADER, flush=True)
+    for name, width in plan:  # each row printed, and the JSON written, as soon as it is done
+        wl = build(name, width, args)
+        rows.append(bench_row(wl, args, sync))
+        print(table_row(rows[-1]), flush=True)
         if args.profile:
-            parts += profile_rows(name, width, args, sync)
-    print(table(rows))
+            parts += profile_rows(wl, args, sync)
+        del wl  # its arrays go before the next workload's
+        if args.json_out:
+            with open(args.json_out, "w") as f:
+                json.dump({"rows": rows, "profile": parts}, f, indent=1)
     if parts:
-        print()
-        for r in parts:
-            gpu = "" if r["gpu_ms"] is None else f"  gpu {r['gpu_ms']:8.3f} ms"
-            print(f"{r['workload']:7s}{r['width']:6d} {r['part']:16s} cpu {r['cpu_ms']:8.3f} ms"
-                  f"{gpu}")
-    if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump({"rows": rows, "profile": parts}, f, indent=1)
+        print("\nEach part of a fast step alone (host time; device time on a GPU):")
+        print("\n".join(part_line(r) for r in parts))
     return 0
 
 
