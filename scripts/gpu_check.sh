@@ -4,7 +4,9 @@
 #     bash scripts/gpu_check.sh              # on the GPU machine: within 8 minutes on an H200
 #     bash scripts/gpu_check.sh --rehearse   # on a CPU: every stage on NumPy at tiny sizes
 #
-# Writes summary.md and the raw files into $OUT (default gpu-check-out/). Stages, each with its
+# Writes into $OUT (default gpu-check-out/) summary.md (as it goes), bench_gpu.json,
+# gradcheck.json and logs.tar.gz (every stage's full log): few files, as a device tool that
+# brings back at most 8 wants. Stages, each with its
 # own time limit (445 s in all, under 8 minutes; a stage stopped at its limit says so, keeps
 # what it finished, and the rest still run):
 #  1. versions and the device;
@@ -27,8 +29,10 @@ PY=${PYTHON:-python3}
 case $PY in */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")";; esac  # for `cd lessons`
 OUT=${OUT:-gpu-check-out}
 WORK=$(mktemp -d)
-mkdir -p "$OUT"
+LOGS=$WORK/logs
+mkdir -p "$OUT" "$LOGS"
 OUT=$(cd "$OUT" && pwd)
+trap 'tar czf "$OUT/logs.tar.gz" -C "$WORK" logs; rm -rf "$WORK"' EXIT  # the logs, even if stopped
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg TQDM_DISABLE=1 PYTHONUNBUFFERED=1
 SUMMARY="$OUT/summary.md"
 say() { echo "$@" | tee -a "$SUMMARY"; }
@@ -36,11 +40,11 @@ say() { echo "$@" | tee -a "$SUMMARY"; }
 REHEARSE=0
 [ "${1:-}" = "--rehearse" ] && REHEARSE=1
 
-# stage NAME LIMIT_S COMMAND...: run it under a time limit, log to $OUT/NAME.log, say how it went
+# stage NAME LIMIT_S COMMAND...: run it under a time limit, log to $LOGS/NAME.log, say how it went
 stage() {
   local name=$1 limit=$2; shift 2
   local start=$SECONDS
-  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1
   local code=$?
   local note=""
   [ $code -eq 124 ] && note=" (stopped at its ${limit} s limit)"
@@ -83,35 +87,34 @@ else
   say "No GPU here: $GPU"
   say "The gpu tests below are skipped; run with --rehearse for every stage on the CPU."
   $PY -m pytest -m gpu -q -rs -p no:cacheprovider tests 2>&1 | tail -n 3 | tee -a "$SUMMARY"
-  rm -rf "$WORK"
   exit 0
 fi
 
 say "## 2. gpu-marked tests"
 stage pytest_gpu 140 $PY -m pytest -m gpu -q -rs -p no:cacheprovider tests
-say '```'; tail -n 4 "$OUT/pytest_gpu.log" >> "$SUMMARY"; say '```'
+say '```'; tail -n 4 "$LOGS/pytest_gpu.log" >> "$SUMMARY"; say '```'
 
 say "## 3. tinylora gradcheck --backend $B"
 stage gradcheck 35 $PY -m tinylora gradcheck --backend $B --json
-sed -n '/^\[/,$p' "$OUT/gradcheck.log" > "$OUT/gradcheck.json"
+sed -n '/^\[/,$p' "$LOGS/gradcheck.log" > "$OUT/gradcheck.json"
 say "$($PY -c "import json; r = json.load(open('$OUT/gradcheck.json')); print(sum(x['ok'] for x in r), 'of', len(r), 'tensors ok; worst relative error', max(x['max_rel_error'] for x in r))" 2>&1 | tail -n 1)"
 
 say "## 4. the steps against PyTorch eager ($B, float32; scripts/gpu_bench.py)"
 stage bench 100 $PY scripts/gpu_bench.py --backend $B --torch-device $TORCH --mlp-widths $MLP \
     --block-widths $BLOCK --tinylm-widths $LM --batch $BATCH --graph --profile \
     --json-out "$OUT/bench_gpu.json"
-grep -v "^ *$" "$OUT/bench.log" | tee -a "$SUMMARY"
+grep -v "^ *$" "$LOGS/bench.log" | tee -a "$SUMMARY"
 
 say "## 5. the widest sweeps in about a minute each"
 stage toy 20 $PY -m tinylora toy-analytic --backend $B --widths "$TOY" --out "$WORK/toy" --no-progress
-tail -n 3 "$OUT/toy.log" >> "$SUMMARY"
+tail -n 3 "$LOGS/toy.log" >> "$SUMMARY"
 stage sweep 55 $PY -m tinylora width-sweep --backend $B --dtype float32 --fast --widths "$SWEEP" \
     --out "$WORK/sweep" --no-progress
 say "finished widths: $(ls "$WORK/sweep/parts" 2>/dev/null | tr '\n' ' ')"
-tail -n 3 "$OUT/sweep.log" >> "$SUMMARY"
+tail -n 3 "$LOGS/sweep.log" >> "$SUMMARY"
 stage balance 35 $PY -m tinylora balance --backend $B --readout sp --init zero_B --steps 2 \
     --sizes 0.003 --widths "$BAL" --out "$WORK/balance" --no-progress
-tail -n 3 "$OUT/balance.log" >> "$SUMMARY"
+tail -n 3 "$LOGS/balance.log" >> "$SUMMARY"
 
 say "## 6. a planted out-of-memory: widths $OOM"
 if [ "$B" = cupy ]; then  # the card made 512 MiB: width 16384's weight alone is 1 GiB
@@ -123,10 +126,10 @@ else  # the host's address space capped at 3 GB: width 32768's float64 weight is
 fi
 code=$?
 last=${OOM##*,}
-errors=$(grep -c "^tinylora width-sweep: error:" "$OUT/oom.log")
+errors=$(grep -c "^tinylora width-sweep: error:" "$LOGS/oom.log")
 kept=$(ls "$WORK/oom/parts" 2>/dev/null | tr '\n' ' ')
-say '```'; tail -n 3 "$OUT/oom.log" >> "$SUMMARY"; say '```'
-if [ $code -eq 2 ] && [ "$errors" -eq 1 ] && tail -n 1 "$OUT/oom.log" \
+say '```'; tail -n 3 "$LOGS/oom.log" >> "$SUMMARY"; say '```'
+if [ $code -eq 2 ] && [ "$errors" -eq 1 ] && tail -n 1 "$LOGS/oom.log" \
     | grep -q "^tinylora width-sweep: error: out of memory at width $last: .*GiB" && [ -n "$kept" ]; then
   say "planted out-of-memory: PASS (exit 2, one line naming width $last and the memory; kept: $kept)"
 else
@@ -135,8 +138,7 @@ fi
 
 say "## 7. lesson 7 as a script (its GPU claims are asserts)"
 stage lesson7 40 bash -c "cd lessons && TINYLORA_FAST=1 TINYLORA_CHECK_EXERCISES=1 exec $PY 07_on_a_gpu.py"
-grep -E "^(GPU|CuPy|NumPy|SKIPPED|On a GPU|this lesson)" "$OUT/lesson7.log" | head -n 30 | tee -a "$SUMMARY"
-tail -n 2 "$OUT/lesson7.log" | grep -i error >> "$SUMMARY"
+grep -E "^(GPU|CuPy|NumPy|SKIPPED|On a GPU|this lesson)" "$LOGS/lesson7.log" | head -n 30 | tee -a "$SUMMARY"
+tail -n 2 "$LOGS/lesson7.log" | grep -i error >> "$SUMMARY"
 
 say "done in $SECONDS s"
-rm -rf "$WORK"
