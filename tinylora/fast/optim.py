@@ -17,7 +17,8 @@ parameters, the moments and t are exactly those before the refused step. The hos
 where the caller reads anyway (`train_step` calls `settle` with the loss it reads), and at the
 latest every `SETTLE_EVERY` steps. On NumPy the same status is kept with the same `merge`, but
 its values are read at once (a read on the host costs nothing there) and the update is skipped
-by the host. On CuPy the updates are the gated kernels of `tinylora.fast.cuda`.
+by the host. On CuPy the updates are the gated kernels of `tinylora.fast.cuda`. Call `settle`
+before switching fast mode off: the reference step knows nothing of a refusal still unread.
 Tested against the reference in `tests/test_fast_paths.py` and `tests/test_device_step.py`.
 """
 
