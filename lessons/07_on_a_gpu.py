@@ -36,6 +36,7 @@ import numpy as np  # a lesson is user code: it may use NumPy directly (the libr
 from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
 import tinylora
+import tinylora.fast
 from tinylora import backend
 from tinylora.backend import BackendError, cupy_available, get_xp, to_numpy, use_backend
 from tinylora.gradcheck import TOLERANCE, numerical_grad, rel_error
@@ -152,6 +153,12 @@ else:
 #   the median of several runs.
 # - **Reading the loss every step** (as `tinylora.train` does, to stop a diverged run)
 #   synchronises every step: the CPU waits for the GPU before it queues the next step.
+# - **A read inside a step** synchronises it too. The reference `Optimizer.step` checks on the
+#   host that every gradient is finite before it writes anything: a read, in every step. Fast
+#   mode's step (`tinylora.fast`) keeps the promise (a step with a NaN gradient writes nothing)
+#   but decides it on the GPU, and reads the answer only at `opt.settle()`, where the caller
+#   reads anyway (`train_step` calls it with the loss). Only a step that reads nothing lets the
+#   CPU run ahead of the GPU.
 #
 # Here is a timer that is right on both backends (`synchronize` is a no-op on NumPy):
 
@@ -178,7 +185,8 @@ def median_time(fn, xp, repeats=5, sync=True):
 
 
 def training_step(name, width, batch=256, dtype="float32"):
-    """One LoRA+ training step (forward, backward, Adam on A and B) as a function, on `name`."""
+    """One LoRA+ training step (forward, backward, Adam on A and B) as a function, on `name`;
+    it returns the loss, still on the device."""
     xp = get_xp(name)
     model = LoRAMLP(MLPConfig(width, [width, width], width), LoRAConfig(r=8), seed=0, backend=name,
                     dtype=dtype)
@@ -188,35 +196,43 @@ def training_step(name, width, batch=256, dtype="float32"):
     opt = Adam(params, groups=loraplus_groups(params, lr=1e-4, lr_ratio=16))
 
     def step():
-        _, grads = loss_and_grads(model, x, y)  # the loss stays on the device: no sync here
+        loss, grads = loss_and_grads(model, x, y)  # the loss stays on the device: no sync here
         opt.step(grads)
+        return loss
 
     return step, xp
 
 
 step, xp = training_step("numpy", 256)
 print(f"NumPy, width 256, batch 256: {1e3 * median_time(step, xp):.2f} ms per step")
+WIDE = 8192  # batch 1024: the GPU's work (about 0.7 TFLOP a step) outlasts the launching
 if GPU:
-    step, xp = training_step("cupy", 256)
-    with_sync, without = median_time(step, xp), median_time(step, xp, sync=False)
-    print(f"CuPy, width 256: {1e3 * with_sync:.3f} ms per step synchronised, "
-          f"{1e3 * without:.3f} ms without (the launch only)")
-    g32, g64 = (median_time(*training_step("cupy", 2048, dtype=dt))
-                for dt in ("float32", "float64"))
-    print(f"CuPy, width 2048: float64 step {1e3 * g64:.2f} ms, float32 {1e3 * g32:.2f} ms "
-          f"(ratio {g64 / g32:.1f})")
+    wide_step, xp = training_step("cupy", WIDE, batch=1024)
+    times = {}
+    for mode in ("reference", "fast"):
+        with tinylora.fast.enabled(mode == "fast"):
+            times[mode] = (median_time(wide_step, xp), median_time(wide_step, xp, sync=False))
+        print(f"CuPy, width {WIDE}, batch 1024, {mode} step: {1e3 * times[mode][0]:.2f} ms "
+              f"synchronised, {1e3 * times[mode][1]:.2f} ms without")
+    assert times["fast"][1] < 0.5 * times["fast"][0]  # returns long before the GPU is done
+    assert times["reference"][1] > 0.5 * times["reference"][0]  # waits inside the step
 else:
-    skipped("time the same step on CuPy twice: synchronised (the real time) and without\n"
-            "synchronising (only the time to launch the kernels, usually much smaller);\n"
-            "then time a width-2048 step in float32 and in float64 and print the ratio.")
+    skipped(f"time a wide step on CuPy (width {WIDE}, batch 1024) synchronised and not, with\n"
+            "the reference and in fast mode. Asserted: the fast step's unsynchronised time (the\n"
+            "launching) is under half its real time; the reference's is not, as it reads the\n"
+            "gradients on the host inside the step and so waits for the forward and backward.")
 
 # %% [markdown]
 # ## 4. float32 against float64
 #
-# GPUs are fast in float32 (consumer GPUs are many times slower in float64, data-centre ones
-# much less so: the ratio is printed in part 3 where there is a GPU). On a CPU float32 is
-# usually faster too (twice the numbers per vector instruction, half the memory traffic;
-# measured below). `tinylora` defaults to float64 and takes `dtype="float32"`.
+# float32 moves half the bytes of float64, so a pass over memory takes about half the time, on
+# a GPU as on a CPU (twice the numbers per vector instruction too; measured below). Matrix
+# products depend on the chip: consumer GPUs run float64 products 30-60 times slower than
+# float32, while data-centre GPUs (A100, H100, H200) have float64 tensor cores, so there a
+# float64 product runs at about float32's rate. Measure where the work, not the launching,
+# sets the time: at small sizes a step is bound by kernel launches, and the dtype hardly
+# matters (or the numbers are noise). `tinylora` defaults to float64 and takes
+# `dtype="float32"`.
 # What changes:
 # - **Precision**: float32 keeps about 7 digits, float64 about 16.
 # - **Gradient checks must be float64**: finite differences divide a round-off error of about
@@ -231,6 +247,23 @@ for dtype in (np.float32, np.float64):
 t32, t64 = (median_time(*training_step("numpy", 256, dtype=dt)) for dt in ("float32", "float64"))
 print(f"NumPy, width 256: float64 step {1e3 * t64:.2f} ms, float32 {1e3 * t32:.2f} ms "
       f"(ratio {t64 / t32:.1f})")
+if GPU:
+    passes = {dt: cp.ones(2**26, dtype=dt) for dt in ("float32", "float64")}  # 256/512 MiB
+    p32, p64 = (median_time(lambda a=a: cp.multiply(a, 0.5, out=a), cp)
+                for a in passes.values())
+    print(f"CuPy, one pass over 2^26 numbers: float64 {1e3 * p64:.3f} ms, float32 "
+          f"{1e3 * p32:.3f} ms (ratio {p64 / p32:.1f})")
+    assert p64 / p32 > 1.5  # half the bytes, about half the time
+    with tinylora.fast.enabled():
+        s32, s64 = (median_time(*training_step("cupy", WIDE, batch=1024, dtype=dt))
+                    for dt in ("float32", "float64"))
+    print(f"CuPy, a width-{WIDE} fast step (mostly products): float64 {1e3 * s64:.2f} ms, "
+          f"float32 {1e3 * s32:.2f} ms (ratio {s64 / s32:.1f}: near 1 on a GPU with float64 "
+          f"tensor cores, 10 or more on a consumer GPU)")
+    del passes
+else:
+    skipped("time one pass over 2^26 numbers in float32 and float64 (asserted: float64\n"
+            f"takes over 1.5 times as long), then a width-{WIDE} fast step in both.")
 
 def check_dA(dtype, h=1e-5):
     """Relative error of the library's dA against centred differences, all in `dtype`."""
@@ -360,8 +393,9 @@ plt.show()
 #    drops (round-off divided by a larger `h`) but stays above the float64 tolerance `1e-7`.
 # 3. **Promotion.** Predict the dtype of a float32 array times `np.float32(0.5)`.
 #    *Expected:* float32 (only a float64 *NumPy* scalar promotes).
-# 4. **(GPU)** Time a width-4096 step with and without synchronising. *Expected:* without, it
-#    looks far faster: that is the launch, not the work.
+# 4. **(GPU)** Read the loss inside the wide fast step of part 3 (`float(wide_step())`) and time
+#    it without synchronising. *Expected:* it now takes the synchronised time: one read
+#    anywhere in a step waits for everything queued before it.
 
 # %%
 # Answers, checked.
@@ -396,13 +430,17 @@ assert err_big_h < errors["float32"] and err_big_h > TOLERANCE
 print("3. float32 array * np.float32(0.5):", (x32 * np.float32(0.5)).dtype)
 assert (x32 * np.float32(0.5)).dtype == np.float32
 
-# 4. (GPU) timing without synchronising
+# 4. (GPU) one read inside the step
 if GPU:
-    step, xp = training_step("cupy", 4096)
-    print(f"4. width 4096: {1e3 * median_time(step, xp):.2f} ms synchronised, "
-          f"{1e3 * median_time(step, xp, sync=False):.2f} ms without")
+    with tinylora.fast.enabled():
+        reading = median_time(lambda: float(wide_step()), xp, sync=False)
+    print(f"4. the wide fast step with float(loss) inside: {1e3 * reading:.2f} ms without "
+          f"synchronising ({1e3 * times['fast'][0]:.2f} ms synchronised, "
+          f"{1e3 * times['fast'][1]:.2f} ms without the read)")
+    assert reading > 0.5 * times["fast"][0]
 else:
-    skipped("time a width-4096 CuPy step with and without synchronising.")
+    skipped("time the wide fast step with float(loss) inside, unsynchronised (asserted: it\n"
+            "takes over half the synchronised time, as the read waits for the GPU).")
 
 # %% [markdown]
 # ## Exercises: your turn

@@ -13,7 +13,7 @@ from tinylora import layers
 from tinylora.bench import profile, timing, torch_mirror
 from tinylora.bench import run as bench
 from tinylora.bench.profile import block_parts
-from tinylora.bench.workloads import build_block, build_grid, build_mlp
+from tinylora.bench.workloads import build_block, build_grid, build_mlp, build_tinylm
 from tinylora.block import BlockConfig, TransformerBlock
 from tinylora.groups import loraplus_groups
 from tinylora.lora import LoRAConfig
@@ -65,11 +65,12 @@ def test_float32_step_stays_float32_and_reuses_optimizer_state():
 @pytest.mark.parametrize("build, mirror, width, tol", [
     (build_mlp, torch_mirror.mlp_step, 16, {"rtol": 1e-9, "atol": 1e-12}),
     (build_block, torch_mirror.block_step, 8, {"rtol": 1e-8, "atol": 1e-11}),
-], ids=["mlp", "block"])
+    (build_tinylm, torch_mirror.tinylm_step, 8, {"rtol": 1e-8, "atol": 1e-11}),
+], ids=["mlp", "block", "tinylm"])
 def test_torch_mirror_trains_the_same_numbers(build, mirror, width, tol):
-    """The PyTorch mirror (the MLP; the block with layer norm, causal SDPA, tanh gelu) starts
-    from the same weights and data and, after three Adam steps, holds the same A and B (float64,
-    to rounding): the comparison is like with like."""
+    """The PyTorch mirror (the MLP; the block with layer norm, causal SDPA, tanh gelu; TinyLM
+    with its embeddings, head and cross-entropy) starts from the same weights and data and,
+    after three Adam steps, holds the same A and B (float64, to rounding): like with like."""
     pytest.importorskip("torch")
     wl = build(width, "float64")
     step, tparams = mirror(wl)
@@ -269,3 +270,30 @@ def test_docs_and_readme_quote_the_recorded_xeon_run():
     assert bench.table(summary["rows"]) in docs
     assert profile.table(next(p for p in profs if p["width"] == 256)) in docs
     assert bench_table(summary) in (root / "docs" / "results" / "README.md").read_text()
+
+
+def test_the_gpu_benchmark_rehearses_on_the_cpu(tmp_path, capsys):
+    """scripts/gpu_bench.py on NumPy (its CPU rehearsal), every workload at a tiny width, with the
+    parts' profile: one table row per workload and width, the documented JSON keys, and a row
+    per part of each step."""
+    import importlib.util  # noqa: PLC0415
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "gpu_bench.py"
+    spec = importlib.util.spec_from_file_location("gpu_bench", path)
+    gpu_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_bench)
+    out = tmp_path / "bench.json"
+    assert gpu_bench.main(["--backend", "numpy", "--no-torch", "--mlp-widths", "16",
+                           "--block-widths", "16,32", "--tinylm-widths", "16", "--batch", "32",
+                           "--rounds", "1", "--inner", "1", "--profile", "--json-out",
+                           str(out)]) == 0
+    table = capsys.readouterr().out
+    assert table.count("\n| mlp | 16 |") == 1 and table.count("\n| block |") == 2
+    result = json.loads(out.read_text())
+    assert [(r["workload"], r["width"]) for r in result["rows"]] == [
+        ("mlp", 16), ("block", 16), ("block", 32), ("tinylm", 16)]
+    assert set(result["rows"][0]) == {
+        "workload", "width", "dtype", "backend", "step_ms", "reference_ms", "floor_ms",
+        "torch_ms", "graph_ms", "ratio_floor", "ratio_torch", "target", "met", "torch"}
+    assert {r["part"] for r in result["profile"]} == {
+        "step", "floor", "forward", "loss_and_grads", "opt.step", "opt.settle"}

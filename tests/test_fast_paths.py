@@ -154,8 +154,33 @@ def case_finiteness(pick, _, dtype):
         warnings.simplefilter("error")  # the checks warn of no overflow of their own
         for x in _finite_cases():
             out.append(pick(validate.all_finite)([np.zeros(3), x, np.ones((2, 2))]))
-            got = _outcome(pick(validate.finite_values), x, "x")
-            out.append(got if isinstance(got, str) else got is x)
+            for check in (validate.finite_values, validate.input_values):
+                got = _outcome(pick(check), x, "x")
+                out.append(got if isinstance(got, str) else got is x)
+    return out
+
+
+OPTIMIZER_CASES = {"adam": lambda p: optim.Adam(p, lr=0.1, weight_decay=0.01),
+                   "adamw": lambda p: optim.AdamW(p, lr=0.1),
+                   "sgd_momentum": lambda p: optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.01),
+                   "sgd": lambda p: optim.SGD(p, lr=0.1)}
+
+
+def case_optimizer_step(pick, name, dtype):
+    """Five steps of optimizer `name`, the third with a NaN in its last gradient, each followed
+    by `settle` (where the twin reports): the same error, t, parameters and moments either way."""
+    rng = _rng(9)
+    params = {"fc1.A": _randn(rng, (6, 2), dtype), "fc1.B": _randn(rng, (2, 3), dtype)}
+    opt = OPTIMIZER_CASES[name](params)
+    out = []
+    for t in range(5):
+        grads = {k: _randn(rng, p.shape, dtype) for k, p in params.items()}
+        if t == 2:
+            grads["fc1.B"][1, 1] = np.nan
+        said = _outcome(pick(optim.Optimizer.step), opt, grads)
+        said = said or _outcome(pick(optim.Optimizer.settle), opt)
+        out += [said, opt.t, *(a.copy() for a in params.values()),
+                *(a.copy() for s in opt.state.values() for a in s.values())]
     return out
 
 
@@ -174,6 +199,7 @@ CASES = {  # reference -> (case, settings); every twin is listed (a test checks 
     "attend": (case_attend, [((8, 128, 128), 4), ((2, 5, 12), 3), ((16, 64, 64), 4)]),
     "adam_update": (case_adam, [((128, 8), None), ((16, 64, 4), (16, 1, 1))]),
     "check_gradients": (case_check_gradients, [None, "nan", "shape", "dtype", "keys", "list"]),
+    "optimizer_step": (case_optimizer_step, list(OPTIMIZER_CASES)),
     "finiteness": (case_finiteness, [None]),
 }
 TOL = {F64: {"rtol": 1e-10, "atol": 1e-12}, F32: {"rtol": 2e-4, "atol": 2e-5}}

@@ -64,16 +64,23 @@ class Optimizer:
         p = self.params[keys[0]]
         return backend.xp_of(p).asarray(backend.to_numpy(lr), dtype=p.dtype)
 
+    @has_fast_twin
     def step(self, grads: dict) -> None:
         """One update of every parameter, in place. `grads` has exactly the parameters' keys,
         each a finite real array of its parameter's shape on its backend. Every gradient is
         checked before anything is written: a refused step leaves parameters, state and t as
-        they were."""
+        they were. (The fast twin decides on the device and reports at `settle`.)"""
         check_gradients(grads, self.params)
         self.t += 1
         for g in self.groups:
             for k in g["params"]:
                 self._update(k, self.params[k], grads[k], g)
+
+    @has_fast_twin
+    def settle(self) -> None:
+        """Report a refused step not yet reported. Here there is none: `step` checks on the host
+        and refuses at once. The fast twin decides on the device, writing nothing for a refused
+        step, and raises that step's error here, where the caller reads anyway."""
 
     def _update(self, key, p, grad, group):
         raise NotImplementedError

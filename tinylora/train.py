@@ -76,6 +76,7 @@ def train_step(model, opt, x, y, start=None, loss: str = "mse", clip=None,
     """
     value, grads = loss_and_grads(model, x, y, loss)
     host = backend.finite_or_inf(value)
+    opt.settle()  # read with the loss: what a fast twin decided on the device (`Optimizer.settle`)
     start = host if start is None else start
     if retired is None:
         if diverged(host, start) or not validate.all_finite(grads.values()):

@@ -138,7 +138,7 @@ def array(x, name: str, expected: str, *, ndim: int | None = None, last: int | N
     if xp is not None and backend.xp_of(x) is not xp:
         fail(name, f"{expected} on the model's backend ({xp.__name__})", x)
     if finite and x.dtype.kind == "f":
-        finite_values(x, name)
+        input_values(x, name)
     return x
 
 
@@ -156,6 +156,13 @@ def finite_values(x, name: str):
         raise ValueError(f"{name}: expected finite values, got {n_bad} NaN or inf of {x.size} "
                          f"({describe(x)})")
     return x
+
+
+@has_fast_twin
+def input_values(x, name: str):
+    """`finite_values` of a step's input (`array`'s check). A name of its own, so that on a GPU
+    the fast twin can decide it on the device and read it with the step's other answers."""
+    return finite_values(x, name)
 
 
 def regression_target(pred, y, stack_ndim: int = 0, finite: bool = True):

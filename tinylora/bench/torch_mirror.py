@@ -78,18 +78,17 @@ def mlp_step(wl: Workload, device: str = "cpu"):
     return step, params
 
 
-def block_step(wl: Workload):
-    """-> (step(), params): the pre-LN Transformer block of `wl` in PyTorch, written as a
-    PyTorch user would: F.layer_norm, F.scaled_dot_product_attention (causal), F.gelu (tanh)."""
+def _block(x, params: dict, prefix: str, model):
+    """The pre-LN Transformer block at `prefix` of `model` (its n_head, scale, LoRA targets),
+    written as a PyTorch user would: F.layer_norm, F.scaled_dot_product_attention (causal),
+    F.gelu (tanh)."""
     import torch  # noqa: PLC0415
 
     F = torch.nn.functional
-    params, x, y = _tensors(wl)
-    scale, n_head, targets = wl.model.scale, wl.model.n_head, set(wl.model.targets)
-    d = x.shape[-1]
-    opt = _adam(params)
+    scale, n_head, targets, d = model.scale, model.n_head, set(model.targets), x.shape[-1]
 
     def lin(h, name):
+        name = prefix + name
         out = h @ params[f"{name}.W"] + params[f"{name}.b"]
         if name in targets:
             out = out + (scale * (h @ params[f"{name}.A"])) @ params[f"{name}.B"]
@@ -98,22 +97,52 @@ def block_step(wl: Workload):
     def heads(t):  # (N, T, d) -> (N, H, T, dh)
         return t.view(*t.shape[:2], n_head, d // n_head).transpose(1, 2)
 
-    def forward(x):
-        h = F.layer_norm(x, (d,), params["ln1.g"], params["ln1.b"], eps=1e-5)
-        q, k, v = (heads(lin(h, f"attn.{n}")) for n in "qkv")
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x1 = x + lin(a.transpose(1, 2).reshape(x.shape), "attn.o")
-        h2 = F.layer_norm(x1, (d,), params["ln2.g"], params["ln2.b"], eps=1e-5)
-        return x1 + lin(F.gelu(lin(h2, "mlp.fc1"), approximate="tanh"), "mlp.fc2")
+    h = F.layer_norm(x, (d,), params[f"{prefix}ln1.g"], params[f"{prefix}ln1.b"], eps=1e-5)
+    q, k, v = (heads(lin(h, f"attn.{n}")) for n in "qkv")
+    a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    x1 = x + lin(a.transpose(1, 2).reshape(x.shape), "attn.o")
+    h2 = F.layer_norm(x1, (d,), params[f"{prefix}ln2.g"], params[f"{prefix}ln2.b"], eps=1e-5)
+    return x1 + lin(F.gelu(lin(h2, "mlp.fc1"), approximate="tanh"), "mlp.fc2")
 
+
+def _stepper(opt, loss_of):
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.mse_loss(forward(x), y)
+        loss = loss_of()
         loss.backward()
         opt.step()
         return loss
 
-    return step, params
+    return step
+
+
+def block_step(wl: Workload, device: str = "cpu"):
+    """-> (step(), params): the Transformer block of `wl` in PyTorch (`_block`), MSE loss."""
+    import torch  # noqa: PLC0415
+
+    params, x, y = _tensors(wl, device)
+    return _stepper(_adam(params), lambda: torch.nn.functional.mse_loss(
+        _block(x, params, "", wl.model), y)), params
+
+
+def tinylm_step(wl: Workload, device: str = "cpu"):
+    """-> (step(), params): TinyLM of `wl` in PyTorch: the embeddings, the blocks (`_block`), the
+    final layer norm, the head, and F.cross_entropy over the N T positions."""
+    import torch  # noqa: PLC0415
+
+    F = torch.nn.functional
+    params, tokens, targets = _tensors(wl, device)
+    m = wl.model
+
+    def logits():
+        x = params["tok_emb"][tokens] + params["pos_emb"][: tokens.shape[1]]
+        for i in range(m.n_layer):
+            x = _block(x, params, f"blocks.{i}.", m)
+        x = F.layer_norm(x, (m.d_model,), params["ln_f.g"], params["ln_f.b"], eps=1e-5)
+        return x @ params["head.W"]  # [N, T, V]
+
+    return _stepper(_adam(params), lambda: F.cross_entropy(
+        logits().reshape(-1, m.vocab_size), targets.reshape(-1))), params
 
 
 def grid_step(wl: Workload):
@@ -149,7 +178,7 @@ def grid_step(wl: Workload):
     return step, {"fc2.A": A, "fc2.B": B}
 
 
-MIRRORS = {"mlp": mlp_step, "block": block_step, "grid": grid_step}
+MIRRORS = {"mlp": mlp_step, "block": block_step, "grid": grid_step, "tinylm": tinylm_step}
 
 
 def threads() -> int | None:

@@ -14,6 +14,8 @@ A `Workload` is everything the timer needs, built once:
            x (8, 128, width), Adam (LoRA+)
     grid   16 (eta_A, eta_B) cells of the lab's width-sweep model trained at once (a stacked
            LoRAMLP, learning rates per cell) against the same 16 cells one by one
+    tinylm TinyLM d_model = width (2 layers, 4 heads, context 64, 74 symbols), LoRA rank 8 on
+           every block layer, next-token cross-entropy on a 16 x 64 batch (`scripts/gpu_bench.py`)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam
 from tinylora.train import loss_and_grads
+from tinylora.transformer import LMConfig, TinyLM
 
 BATCH = 256  # MLP rows per step
 RANK = 8
@@ -87,16 +90,17 @@ def build_mlp(width: int, dtype: str = "float32", seed: int = 0, backend_name=No
     return _workload("mlp", dtype, model, (batch, width), seed, xp, mlp_floor)
 
 
-def _workload(name: str, dtype: str, model, shape: tuple, seed: int, xp, floor) -> Workload:
-    """A model's Workload: random x and y of `shape` (seed + 1), Adam with the LoRA+ groups, one
-    `timed_step` as the step and ``floor(model, x)`` as the floor."""
+def _workload(name: str, dtype: str, model, shape: tuple, seed: int, xp, floor,
+              data=None, loss: str = "mse") -> Workload:
+    """A model's Workload: `data` (x, y), or random x and y of `shape` (seed + 1), Adam with the
+    LoRA+ groups, one `timed_step` as the step and ``floor(model, x)`` as the floor."""
     rng = backend.host_rng(seed + 1)
-    x = backend.normal(rng, shape, 1.0, xp, dtype)
-    y = backend.normal(rng, shape, 1.0, xp, dtype)
+    x, y = data or (backend.normal(rng, shape, 1.0, xp, dtype) for _ in "xy")
     init = _host_copy(model.params)
     opt = _adam(model)
-    return Workload(name, shape[-1], dtype, model, opt, x, y, init=init,
-                    step=lambda: timed_step(model, opt, x, y), floor=floor(model, x))
+    width = shape[-1] if shape else model.d_model
+    return Workload(name, width, dtype, model, opt, x, y, init=init,
+                    step=lambda: timed_step(model, opt, x, y, loss), floor=floor(model, x))
 
 
 def mlp_floor(model, x):
@@ -243,6 +247,34 @@ def build_grid(width: int, dtype: str = "float32", seed: int = 0, backend_name=N
 
     return Workload("grid", width, dtype, model, opt, x, y, init=init, cells=cells,
                     singles=singles, step=lambda: timed_step(model, opt, x, y), floor=one_by_one)
+
+
+# --------------------------------------------------------------------------------------------
+# (d) TinyLM fine-tuning (a GPU workload: `scripts/gpu_bench.py`)
+
+LM_VOCAB, LM_N, LM_T, LM_LAYERS = 74, 16, 64, 2  # the shipped texts' 74 symbols
+
+
+def build_tinylm(width: int, dtype: str = "float32", seed: int = 0,
+                 backend_name=None) -> Workload:
+    """TinyLM(d_model = width, 4 heads, 2 layers, context 64), LoRA rank 8 on every block
+    layer; next-token cross-entropy on a 16 x 64 batch of random tokens (x: tokens[:, :-1])."""
+    xp = backend.get_xp(backend_name)
+    model = TinyLM(LMConfig(LM_VOCAB, width, BLOCK_HEADS, LM_LAYERS, LM_T), LoRAConfig(r=RANK),
+                   seed=seed, backend=backend_name, dtype=dtype)
+    tokens = backend.host_rng(seed + 1).integers(0, LM_VOCAB, (LM_N, LM_T + 1))
+    data = (xp.asarray(tokens[:, :-1].copy()), xp.asarray(tokens[:, 1:].copy()))
+    return _workload("tinylm", dtype, model, None, seed, xp, tinylm_floor, data, "cross_entropy")
+
+
+def tinylm_floor(model, tokens):
+    """The bare products of a TinyLM step: each block's (`block_products`) and the head's."""
+    N, T = tokens.shape
+    x = backend.zeros((N, T, model.d_model), backend.xp_of(tokens), model.params["head.W"].dtype)
+    M, d, V = N * T, model.d_model, model.vocab_size
+    head = [((M, d), (d, V)), ((M, V), Transposed((d, V)))]  # logits, and dh = dlogits W^T
+    return matmul_floor(block_products(model, x) * model.n_layer + head, backend.xp_of(x),
+                        x.dtype)
 
 
 BUILDERS = {"mlp": build_mlp, "block": build_block, "grid": build_grid}

@@ -39,8 +39,11 @@ TWINS = [  # (the reference, its fast twin)
     (tinylora.attention.attend_backward, attention.attend_backward),
     (tinylora.optim.adam_update, optim.adam_update),
     (tinylora.optim.check_gradients, optim.check_gradients),
+    (tinylora.optim.Optimizer.step, optim.step),
+    (tinylora.optim.Optimizer.settle, optim.settle),
     (tinylora.validate.all_finite, validate.all_finite),
     (tinylora.validate.finite_values, validate.finite_values),
+    (tinylora.validate.input_values, validate.input_values),
 ]
 for _reference, _twin in TWINS:
     twins.install(_reference, _twin)

@@ -7,6 +7,10 @@ against the reference in `tests/test_fast_paths.py`; each part measured in `docs
                                             shows exp cannot overflow (`score_bound`)
     heads merged                            by the products themselves (`matmul_merged`)
     the softmax backward's row sums         from the output side (`softmax_backward_from_output`)
+
+On CuPy the scale, the mask and the softmax are one kernel (a block of threads per row, always
+shifted by the row max: no bound is read on the host), and so is the softmax's backward with the
+scale folded in (`tinylora.fast.cuda`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import NamedTuple
 
 from tinylora.attention import causal_bias, causal_mask_backward, merge_heads, split_heads
 from tinylora.backend import xp_of
+from tinylora.fast import cuda
 from tinylora.fast.blocking import on_host, row_blocks, row_dot
 
 
@@ -90,7 +95,10 @@ def attend_forward(q, k, v, n_head: int):
     qh, kh, vh = split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head)
     c = 1.0 / math.sqrt(qh.shape[-1])
     s = qh @ kh.swapaxes(-1, -2)  # [N,H,T,dh] @ [N,H,dh,T] -> [N,H,T,T], unscaled
-    p = masked_softmax_in_blocks(s, c, score_bound(qh, kh, c))  # in place: p = softmax(c s)
+    if on_host(xp_of(q)):
+        p = masked_softmax_in_blocks(s, c, score_bound(qh, kh, c))  # in place: p = softmax(c s)
+    else:
+        p = cuda.masked_softmax(s, c)
     y = matmul_merged(p, vh)  # yh = p vh, written as merged rows [N,T,d]
     return y, FusedAttendCache(qh, kh, vh, p, y)
 
@@ -105,6 +113,9 @@ def attend_backward(dy, cache):
     dyh = split_heads(dy, H)  # the backward of merge_heads
     dv = matmul_merged(p.swapaxes(-1, -2), dyh)  # dvh = p^T dyh   [N,T,d]
     dp = dyh @ vh.swapaxes(-1, -2)  # [N,H,T,dh] @ [N,H,dh,T] -> [N,H,T,T]
+    if not on_host(xp_of(dy)):  # the softmax's, the mask's and the scale's backward: one kernel
+        ds = cuda.masked_softmax_backward(dp, p, c)
+        return matmul_merged(ds, kh), matmul_merged(ds.swapaxes(-1, -2), qh), dv
     ds = causal_mask_backward(softmax_backward_from_output(dp, p, dyh, split_heads(y, H)))
     dq = matmul_merged(ds, kh)  # dqh = c ds kh
     dq *= c

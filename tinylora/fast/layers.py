@@ -9,11 +9,16 @@ rounding), fewer passes over memory. Each is tested against its reference in
                                     (`blocking.add_product_in_blocks`), written into y
     gelu_forward / _backward        the expression's passes on cache-sized row blocks
     mse_forward                     the sum of squares as one dot; y's finiteness read off the loss
+
+On CuPy (`tinylora.fast.cuda`): gelu and its backward are one kernel each; a LoRA layer's sum
+y = x W + scale (x A) B + b is the bias written once and two cuBLAS products accumulated into y,
+and its backward's dx = dy W^T + dz_a A^T likewise, with the scale folded into the products.
 """
 
 from __future__ import annotations
 
-from tinylora.fast import blocking
+from tinylora.backend import xp_of
+from tinylora.fast import blocking, cuda
 from tinylora.fast.validate import finite_by_loss, regression_target_shape
 from tinylora.layers import LoRACache, check_last_dim, sum_to_shape, transpose, weight_grad
 
@@ -57,9 +62,53 @@ def linear_backward(dy, cache, need_dx=True, need_dW=False, need_db=False):
     return dx, dW, db
 
 
+def _on_gpu_as_rows(x, W, A, B, mask) -> bool:
+    """Whether the cuBLAS form applies: CuPy, one model (2-D W, A, B), no dropout mask."""
+    return (not blocking.on_host(xp_of(x)) and mask is None and W.ndim == A.ndim == B.ndim == 2
+            and x.ndim >= 2)
+
+
+def _lora_forward_gpu(x, W, b, A, B, scale: float):
+    """y = x W + scale (x A) B + b: y holds b, then x W and scale z_a B are added into it by
+    cuBLAS (no u B temporary, no separate additions). -> (y, z_a)."""
+    xp, lead = xp_of(x), x.shape[:-1]
+    x2 = xp.ascontiguousarray(x).reshape(-1, x.shape[-1])  # [M, d_in]
+    y = xp.empty((x2.shape[0], W.shape[-1]), dtype=x.dtype)
+    if b is not None:
+        y[...] = b
+    cuda.gemm(x2, W, out=y, beta=0.0 if b is None else 1.0)  # y (= b) + x W
+    z_a = x2 @ A  # [M, d_in] @ [d_in, r] -> [M, r]
+    cuda.gemm(z_a, B, out=y, alpha=scale, beta=1.0)  # + scale z_a B
+    return y.reshape(*lead, W.shape[-1]), z_a.reshape(*lead, A.shape[-1])
+
+
+def _lora_backward_gpu(dy, cache, need_dx, need_dW, need_db):
+    """The backward of `_lora_forward_gpu`: dz_a = scale dy B^T, dB = scale z_a^T dy,
+    dA = x^T dz_a, dx = dy W^T + dz_a A^T (accumulated by cuBLAS), each one call."""
+    x, W, b, A, B, z_a, scale, _ = cache
+    xp, dtype = xp_of(dy), dy.dtype
+    dy2 = xp.ascontiguousarray(dy).reshape(-1, dy.shape[-1])  # [M, d_out]
+    x2, z2 = xp.ascontiguousarray(x).reshape(-1, x.shape[-1]), z_a.reshape(-1, A.shape[-1])
+    M, (d_in, r), d_out = dy2.shape[0], A.shape, B.shape[-1]
+    dz_a = cuda.gemm(dy2, B, xp.empty((M, r), dtype), alpha=scale, trans_b=True)
+    dB = cuda.gemm(z2, dy2, xp.empty((r, d_out), dtype), alpha=scale, trans_a=True)
+    dA = cuda.gemm(x2, dz_a, xp.empty((d_in, r), dtype), trans_a=True)
+    dx = None
+    if need_dx:  # fork: the frozen and the LoRA path, summed in place
+        dx = cuda.gemm(dy2, W, xp.empty((M, d_in), dtype), trans_b=True)
+        cuda.gemm(dz_a, A, dx, beta=1.0, trans_b=True)
+        dx = dx.reshape(x.shape)
+    dW = weight_grad(x, dy, W.shape) if need_dW else None
+    db = sum_to_shape(dy, b.shape) if (need_db and b is not None) else None
+    return dx, dW, db, dA, dB
+
+
 def lora_linear_forward(x, W, b, A, B, scale: float, name: str = "lora_linear", mask=None):
     """The reference is `tinylora.layers.lora_linear_forward`."""
     check_last_dim(x, W.shape[-2], name)
+    if _on_gpu_as_rows(x, W, A, B, mask):
+        y, z_a = _lora_forward_gpu(x, W, b, A, B, scale)
+        return y, LoRACache(x, W, b, A, B, z_a, scale, mask)
     z_a = matmul(x if mask is None else x * mask, A)  # [..., d_in] -> [..., r]
     u, y = scale * z_a, matmul(x, W)  # the scale on the r side
     if blocking.can_add_product(y, u, B):  # y += u B + b, row block by row block
@@ -74,6 +123,8 @@ def lora_linear_forward(x, W, b, A, B, scale: float, name: str = "lora_linear", 
 def lora_linear_backward(dy, cache, need_dx=True, need_dW=False, need_db=False):
     """The reference is `tinylora.layers.lora_linear_backward`."""
     x, W, b, A, B, z_a, scale, mask = cache
+    if _on_gpu_as_rows(x, W, A, B, mask):
+        return _lora_backward_gpu(dy, cache, need_dx, need_dW, need_db)
     dz_a = scale * matmul(dy, transpose(B))  # [..., d_out] -> [..., r]
     dB = weight_grad(scale * z_a, dy, B.shape)  # [*S, r, d_out]
     dA = weight_grad(x if mask is None else x * mask, dz_a, A.shape)  # [*S, d_in, r]
@@ -93,13 +144,15 @@ def lora_linear_backward(dy, cache, need_dx=True, need_dW=False, need_db=False):
 
 def gelu_forward(x):
     """The reference is `tinylora.layers.gelu_forward`."""
-    y, t = blocking.gelu_in_blocks(x)
+    y, t = blocking.gelu_in_blocks(x) if blocking.on_host(xp_of(x)) else cuda.gelu_forward(x)
     return y, (x, t)
 
 
 def gelu_backward(dy, cache):
     """The reference is `tinylora.layers.gelu_backward`."""
     x, t = cache
+    if not blocking.on_host(xp_of(x)):
+        return cuda.gelu_backward(dy, x, t)
     return blocking.gelu_grad_in_blocks(dy, x, t)
 
 

@@ -1,13 +1,15 @@
 """Fast twins of `tinylora.norms`: layer norm's lines run on cache-sized row blocks
 (`tinylora.fast.blocking`), each pass reading a block still in cache; the variance is a row dot
 and the means a product with a column of 1/d (no squared temporary). Tested against the
-reference in `tests/test_fast_paths.py`; measured in `docs/benchmarks.md`.
+reference in `tests/test_fast_paths.py`; measured in `docs/benchmarks.md`. On CuPy each is one
+kernel, a block of threads per row (`tinylora.fast.cuda`).
 """
 
 from __future__ import annotations
 
 from tinylora.backend import xp_of
-from tinylora.fast.blocking import row_blocks, row_dot, row_mean, rows_of
+from tinylora.fast import cuda
+from tinylora.fast.blocking import on_host, row_blocks, row_dot, row_mean, rows_of
 from tinylora.layers import check_last_dim
 from tinylora.norms import EPS
 
@@ -18,6 +20,9 @@ def layernorm_forward(x, g, b, eps: float = EPS, name: str = "layernorm"):
     a time."""
     check_last_dim(x, g.shape[-1], name)
     xp, d = xp_of(x), x.shape[-1]
+    if not on_host(xp):
+        y, xhat, rstd = cuda.layernorm_forward(x, g, b, eps)
+        return y, (xhat, rstd, g)
     y, xhat = xp.empty(x.shape, dtype=x.dtype), xp.empty(x.shape, dtype=x.dtype)
     rstd = xp.empty((*x.shape[:-1], 1), dtype=x.dtype)
     x2, y2, h2, r2 = rows_of(x, y, xhat, rstd)
@@ -46,6 +51,8 @@ def layernorm_backward(dy, cache, need_dx=True, need_dg=False, need_db=False):
     if not need_dx:
         return None, dg, db
     xp, d = xp_of(dy), dy.shape[-1]
+    if not on_host(xp):
+        return cuda.layernorm_backward(dy, xhat, rstd, g), dg, db
     dx = xp.empty(xhat.shape, dtype=xhat.dtype)
     dy2, h2, r2, dx2 = rows_of(dy, xhat, rstd, dx)
     blocks = row_blocks(*dx2.shape, xp=xp)

@@ -196,7 +196,8 @@ def run(cfg: BalanceConfig, widths, out, backend_name=None, on_width_done=None) 
     payloads = []
     for width in widths:
         payloads.append(out.cached(f"{cfg.name}-width{width}",
-                                   lambda w=width: solve_width(cfg, w, payloads, backend_name)))
+                                   lambda w=width: solve_width(cfg, w, payloads, backend_name),
+                                   what=f"width {width}"))
         if on_width_done is not None:
             on_width_done(width)
     return payloads

@@ -162,7 +162,8 @@ def run(widths, cfg: SweepConfig, out, backend_name=None, show_progress=True,
 
     payloads = []
     for width in widths:
-        payloads.append(out.cached(f"width{width}", lambda w=width: compute(w)))
+        payloads.append(out.cached(f"width{width}", lambda w=width: compute(w),
+                                   what=f"width {width}"))
         if on_width_done is not None:
             on_width_done(width)
     return payloads

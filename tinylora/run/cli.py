@@ -111,6 +111,11 @@ def main(argv=None) -> int:
     except (ValueError, RuntimeError, OSError) as err:  # bad input, a backend, a file: one line
         print(f"tinylora {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except MemoryError as err:  # outside a part (`tinylora.run.memory`): still one line
+        said = " ".join(str(err).split()) or type(err).__name__
+        print(f"tinylora {args.command}: error: out of memory: {said}; {_kept(args)}",
+              file=sys.stderr)
+        return 2
     finally:
         warnings.formatwarning = shown
 

@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from tinylora import backend
+from tinylora.run.memory import out_of_memory
 
 _NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
@@ -117,14 +118,26 @@ class ResultsDir:
         self.strict = strict
         self.path.mkdir(parents=True, exist_ok=True)
 
-    def cached(self, key: str, compute):
+    def cached(self, key: str, compute, what: str | None = None):
         """The payload saved under `key` by a run with this configuration; else ``compute()``,
-        saved and read back (so a first run returns exactly the numbers a rerun would read)."""
+        saved and read back (so a first run returns exactly the numbers a rerun would read).
+        A `compute` that runs out of memory is one line naming `what` (default: the key), the
+        memory and the finished parts (`tinylora.run.memory.OutOfMemory`)."""
         payload = self.load_part(key)
         if payload is None:
-            self.save_part(key, compute())
+            try:
+                result = compute()
+            except MemoryError as err:
+                raise out_of_memory(err, what or key, self.path / "parts",
+                                    self.finished()) from err
+            self.save_part(key, result)
             payload = self.load_part(key)
         return payload
+
+    def finished(self) -> list[str]:
+        """The keys of the parts saved with this configuration."""
+        parts = sorted((self.path / "parts").glob("*.json"), key=lambda p: p.stat().st_mtime)
+        return [p.stem for p in parts if self.load_part(p.stem) is not None]
 
     def differences(self, saved: dict) -> list[str]:
         """'key: saved X, asked Y' for each configuration entry that differs from `saved`."""
