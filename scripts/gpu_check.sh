@@ -68,7 +68,7 @@ if [ "$GPU" = "yes" ]; then
   tail -n 14 "$WORK/sweep.log" >> "$SUMMARY"
   ls "$WORK/sweep/parts" 2>/dev/null | sed 's/^/  finished: /' >> "$SUMMARY"
   start=$(date +%s)
-  timeout 120 $PY -m tinylora balance --backend cupy --readout sp --init zero_B --steps 2 \
+  timeout 120 $PY -m tinylora balance --backend cupy --readout sp --init zero_B --at-steps 2 \
       --sizes 0.003 --widths 1024,2048,4096,8192,16384 --out "$WORK/balance" --no-progress \
       > "$WORK/balance.log" 2>&1
   say "balance (toy, sp, Init[1], t = 2, c = 0.003), widths 2^10..2^14 on CuPy: exit $?, $(( $(date +%s) - start )) s"

@@ -35,7 +35,7 @@ from tinylora.bench import profile, torch_mirror
 from tinylora.bench.timing import peak_bytes, plan_repetitions, time_interleaved, warm_up
 from tinylora.bench.workloads import BUILDERS, WIDTHS
 from tinylora.fast import allocator
-from tinylora.run.options import Distinct, options_from_args, out_folder, positive_int
+from tinylora.run.options import ListOf, choice_of, options_from_args, out_folder, positive_int
 from tinylora.run.progress import bar as progress_bar
 from tinylora.run.records import markdown_table
 
@@ -146,7 +146,7 @@ class BenchOptions:
 
     workloads: tuple = tuple(BUILDERS)  # which workloads: "mlp", "block", "grid"
     widths: tuple | None = None  # widths to time instead of each workload's defaults
-    dtypes: tuple = DTYPES  # "float32" and/or "float64"
+    dtype: tuple = DTYPES  # "float32" and/or "float64"
     quick: bool = False  # fewer repetitions (under a minute)
     no_torch: bool = False  # skip the PyTorch comparison
     no_reference: bool = False  # skip the reference implementations' step (the price of reading)
@@ -157,11 +157,12 @@ class BenchOptions:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--workloads", nargs="+", choices=list(BUILDERS), default=tuple(BUILDERS),
-                        help="which workloads (default: all three)")
-    parser.add_argument("--widths", type=positive_int, nargs="+", default=None, action=Distinct,
+    parser.add_argument("--workloads", action=ListOf, kind=choice_of(*BUILDERS),
+                        default=tuple(BUILDERS), help="some of mlp, block, grid (default all)")
+    parser.add_argument("--widths", action=ListOf, kind=positive_int, default=None,
                         help="widths to time instead of each workload's defaults")
-    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=DTYPES)
+    parser.add_argument("--dtype", action=ListOf, kind=choice_of(*DTYPES), default=DTYPES,
+                        help="float32 and/or float64 (default both)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--no-reference", action="store_true",
@@ -187,7 +188,7 @@ def execute(options: BenchOptions) -> dict:
     if options.profile:
         return execute_profile(options)
     with_torch = torch_mirror.available()[0] and not options.no_torch
-    rows = run(options.workloads, options.widths, options.dtypes, options.quick, with_torch,
+    rows = run(options.workloads, options.widths, options.dtype, options.quick, with_torch,
                progress=not (options.no_progress or options.json),
                with_reference=not options.no_reference)
     env = environment(with_torch)
@@ -201,7 +202,7 @@ def execute(options: BenchOptions) -> dict:
 def execute_profile(options: BenchOptions) -> dict:
     """`--profile`: the block's parts at each width and dtype asked for (tables, or JSON)."""
     profs = [profile.profile(n, dt, options.quick) for n in (options.widths or WIDTHS["block"])
-             for dt in options.dtypes]
+             for dt in options.dtype]
     env = environment(False)
     text = "\n\n".join(profile.table(prof) for prof in profs) + (
         f"\n\n{env['cpu']}, {env['cores']} cores; NumPy {env['numpy']} "

@@ -168,7 +168,7 @@ class CoordcheckOptions(CommonOptions):
 
 
 def add_arguments(parser) -> None:
-    add_common_arguments(parser, "coordcheck-out", seeds=3)
+    add_common_arguments(parser, "coordcheck-out", n_seeds=3)
     parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="Adam steps T (default 4)")
@@ -198,7 +198,8 @@ def main(args) -> int:
 def execute(options: CoordcheckOptions) -> dict:
     """Run, write every output file. -> {"summary", "text", "figures", "out"}."""
     widths = parse_list(options.widths) or DEFAULT_WIDTHS[options.model][1 if options.fast else 0]
-    seeds = tuple(range((2 if options.fast else 3) if options.seeds is None else options.seeds))
+    seeds = tuple(range((2 if options.fast else 3) if options.n_seeds is None
+                        else options.n_seeds))
     steps = (3 if options.fast else 4) if options.steps is None else options.steps
     out = ResultsDir(options.out, {"command": "coordcheck"})
     with bar(total=len(SCHEDULES) * len(widths) * len(seeds), desc="coordcheck",

@@ -27,7 +27,9 @@ from tinylora.lab import grid, landscape, plots
 from tinylora.lab.finetune_toy import seeded_tasks
 from tinylora.run.options import (
     CommonOptions,
+    ListOf,
     add_common_arguments,
+    choice_of,
     options_from_args,
     parse_list,
     positive_int,
@@ -96,16 +98,16 @@ class HeatmapOptions(CommonOptions):
 
     out: str = "toy-heatmap-out"  # results folder
     steps: int | None = None  # steps per cell; None: HeatmapConfig.steps
-    settings: str = ",".join(SETTINGS)  # comma-separated names of SETTINGS
+    settings: tuple | str = tuple(SETTINGS)  # names of SETTINGS
     per_decade: int | None = None  # grid points per decade; None: HeatmapConfig.per_decade
 
 
 def add_arguments(parser) -> None:
-    add_common_arguments(parser, "toy-heatmap-out", seeds=HeatmapConfig.seeds)
+    add_common_arguments(parser, "toy-heatmap-out", n_seeds=HeatmapConfig.seeds)
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="steps per cell (default 200)")
-    parser.add_argument("--settings", default=",".join(SETTINGS),
-                        help=f"comma-separated subset of {', '.join(SETTINGS)}")
+    parser.add_argument("--settings", action=ListOf, kind=choice_of(*SETTINGS),
+                        default=tuple(SETTINGS), help=f"some of {', '.join(SETTINGS)}")
     parser.add_argument("--per-decade", dest="per_decade", type=positive_int, default=None,
                         help="grid points per decade (default 2)")
 
@@ -124,14 +126,12 @@ def execute(options: HeatmapOptions) -> dict:
     """Run every setting and width (reusing finished ones), write every output.
     -> {"summary", "table", "steps", "figures", "out"}."""
     cfg = FAST if options.fast else HeatmapConfig()
-    changes = {"dtype": options.dtype, **{k: getattr(options, k) for k in
-                                          ("seeds", "steps", "per_decade")
+    changes = {"dtype": options.dtype, **{k: getattr(options, k) for k in ("steps", "per_decade")
                                           if getattr(options, k) is not None}}
+    if options.n_seeds is not None:
+        changes["seeds"] = options.n_seeds
     cfg = replace(cfg, **changes)
-    names = [s for s in options.settings.split(",") if s]
-    bad = [s for s in names if s not in SETTINGS]
-    if bad:
-        raise ValueError(f"--settings: expected names from {list(SETTINGS)}, got {bad}")
+    names = parse_list(options.settings, choice_of(*SETTINGS), "--settings")
     widths = parse_list(options.widths) or (100,)
     out = ResultsDir(options.out, {"command": "toy-heatmap", **asdict(cfg)})
     rows, summary, figures, lines = [], {"settings": {}, "config": asdict(cfg)}, [], []

@@ -180,7 +180,11 @@ def records(payloads: list, cfg: SweepConfig) -> list:
 def config_from_args(args) -> SweepConfig:
     cfg = FAST if args.fast else SweepConfig()
     changes = {"dtype": args.dtype}
-    for name in ("seeds", "steps", "optimizer", "n_train", "readout", "init", "target"):
+    for name in ("steps", "optimizer", "n_train", "readout", "init", "target"):
         if getattr(args, name, None) is not None:
             changes[name] = getattr(args, name)
+    if getattr(args, "n_seeds", None) is not None:
+        changes["seeds"] = args.n_seeds
+    if changes.get("optimizer") == "gd":  # the CLI's name (as in toy-analytic) for plain GD
+        changes["optimizer"] = "sgd"
     return replace(cfg, **changes)

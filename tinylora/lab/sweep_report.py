@@ -39,7 +39,7 @@ class SweepOptions(CommonOptions):
 
     out: str = "width-sweep-out"  # results folder
     steps: int | None = None  # Adam steps per cell; None: sweep.SweepConfig.steps
-    optimizer: str | None = None  # "adam" or "sgd"; None: adam
+    optimizer: str | None = None  # "adam" or "gd" (plain gradient descent); None: adam
     n_train: int | None = None  # training points; None: sweep.SweepConfig.n_train
     readout: str | None = None  # "sp" (W_out ~ N(0, 1/n)) or "mup" (N(0, 1/n^2)); None: sp
     init: str | None = None  # "zero_B" (Init[1]) or "zero_A" (Init[2]); None: zero_B
@@ -47,12 +47,12 @@ class SweepOptions(CommonOptions):
 
 
 def add_arguments(parser) -> None:
-    add_common_arguments(parser, "width-sweep-out", seeds=sweep.SweepConfig.seeds)
+    add_common_arguments(parser, "width-sweep-out", n_seeds=sweep.SweepConfig.seeds)
     parser.add_argument("--steps", type=positive_int, default=None,
                         help=f"Adam steps per cell: the loss is read there "
                              f"(default {sweep.SweepConfig.steps})")
-    parser.add_argument("--optimizer", choices=["adam", "sgd"], default=None,
-                        help="adam (default) or sgd (plain gradient descent)")
+    parser.add_argument("--optimizer", choices=["adam", "gd"], default=None,
+                        help="adam (default) or gd (plain full-batch gradient descent)")
     parser.add_argument("--n-train", dest="n_train", type=positive_int, default=None,
                         help=f"training points (default {sweep.SweepConfig.n_train})")
     parser.add_argument("--readout", choices=["sp", "mup"], default=None,

@@ -29,7 +29,7 @@ from tinylora import backend
 from tinylora.lora import LoRAConfig
 from tinylora.optim import AdamW
 from tinylora.run.options import (
-    Distinct,
+    ListOf,
     options_from_args,
     out_folder,
     positive_float,
@@ -228,9 +228,9 @@ class PretrainOptions:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--widths", type=positive_int, nargs="+", default=None, action=Distinct,
-                        help=f"d_model values (default {list(DEFAULT_WIDTHS)}; --fast: "
-                             f"{list(FAST_WIDTHS)})")
+    parser.add_argument("--widths", action=ListOf, kind=positive_int, default=None,
+                        help=f"d_model values (default {','.join(map(str, DEFAULT_WIDTHS))}; "
+                             f"--fast: {','.join(map(str, FAST_WIDTHS))})")
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="AdamW steps per width (default 600)")
     parser.add_argument("--lr", type=positive_float, default=None,

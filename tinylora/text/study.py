@@ -31,7 +31,8 @@ from typing import NamedTuple
 import tinylora.fast
 from tinylora import schedule
 from tinylora.run.options import (
-    Distinct,
+    ListOf,
+    choice_of,
     non_negative_int,
     options_from_args,
     out_folder,
@@ -237,17 +238,15 @@ class FinetuneOptions:
 
 
 def add_arguments(parser) -> None:
-    def many(flag, kind, help_text, **kw):
-        parser.add_argument(flag, type=kind, nargs="+", default=None, action=Distinct,
-                            help=help_text, **kw)
+    def many(flag, kind, help_text):
+        parser.add_argument(flag, action=ListOf, kind=kind, default=None, help=help_text)
 
-    many("--widths", positive_int, f"d_model values (default {list(DEFAULT_WIDTHS)})")
-    many("--inits", str, "zero_B (Init[1]) and/or zero_A (Init[2]) (default both)")
-    many("--lr-ratios", positive_float, "lr_B / lr_A values, must contain 1 and 16 "
-         "(default 1 2 4 8 16 32 64)")
-    many("--tune-seeds", non_negative_int, "seeds that choose the rates (0 1)")
-    many("--eval-seeds", non_negative_int, "seeds every reported number comes from (2 3 4 5)")
-    many("--ranks", positive_int, "ranks of the rank baseline (1 2 4 8 16)")
+    many("--widths", positive_int, f"d_model values ({','.join(map(str, DEFAULT_WIDTHS))})")
+    many("--inits", choice_of("zero_B", "zero_A"), "zero_B (Init[1]), zero_A (Init[2]) (both)")
+    many("--lr-ratios", positive_float, "lr_B / lr_A values, with 1 and 16 (1,2,4,8,16,32,64)")
+    many("--tune-seeds", non_negative_int, "seeds that choose the rates (0,1)")
+    many("--eval-seeds", non_negative_int, "seeds every reported number comes from (2,3,4,5)")
+    many("--ranks", positive_int, "ranks of the rank baseline (1,2,4,8,16)")
     parser.add_argument("--steps", type=positive_int, help="steps per run (default 120)")
     parser.add_argument("--lr0", type=positive_float, help="lattice centre (3e-3)")
     parser.add_argument("--no-baselines", action="store_true",
