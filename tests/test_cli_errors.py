@@ -43,12 +43,12 @@ def error_lines(err: str) -> list[str]:
                                            "64 64 (64 twice)"),
     (["finetune", "--eval-seeds", "-1"], "argument --eval-seeds: expected an integer >= 0, got "
                                          "'-1'"),
-    (["finetune", "--inits", "zero_C"], "argument --inits: expected one of zero_B, zero_A, got "
-                                        "'zero_C'"),
+    (["finetune", "--lr-ratios", "1", "16", "x"], "argument --lr-ratios: expected a finite "
+                                                  "number > 0, got 'x'"),
     (["width-sweep", "--widths", "64.5"], "argument --widths: expected an integer >= 1, got "
                                           "'64.5'"),
-    (["bench", "--dtype", "float16"], "argument --dtype: expected one of float32, float64, got "
-                                      "'float16'"),
+    (["bench", "--workloads", "mlp,gpt"], "argument --workloads: expected one of mlp, block, "
+                                          "grid, got 'gpt'"),
     (["finetune", "--eval-seeds", "1", "2"], "eval_seeds: expected seeds the tuning never saw, "
                                              "got [1] in both"),
     (["finetune", "--tune-seeds", "0"], "tune_seeds, eval_seeds: expected at least 2 of each, "

@@ -146,7 +146,7 @@ class BenchOptions:
 
     workloads: tuple = tuple(BUILDERS)  # which workloads: "mlp", "block", "grid"
     widths: tuple | None = None  # widths to time instead of each workload's defaults
-    dtype: tuple = DTYPES  # "float32" and/or "float64"
+    dtype: str = "both"  # "float32", "float64" or "both"
     quick: bool = False  # fewer repetitions (under a minute)
     no_torch: bool = False  # skip the PyTorch comparison
     no_reference: bool = False  # skip the reference implementations' step (the price of reading)
@@ -161,8 +161,8 @@ def add_arguments(parser) -> None:
                         default=tuple(BUILDERS), help="some of mlp, block, grid (default all)")
     parser.add_argument("--widths", action=ListOf, kind=positive_int, default=None,
                         help="widths to time instead of each workload's defaults")
-    parser.add_argument("--dtype", action=ListOf, kind=choice_of(*DTYPES), default=DTYPES,
-                        help="float32 and/or float64 (default both)")
+    parser.add_argument("--dtype", choices=[*DTYPES, "both"], default="both",
+                        help="the dtype to time (default both)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--no-reference", action="store_true",
@@ -182,13 +182,18 @@ def main(args) -> int:
     return 0
 
 
+def dtypes(options: BenchOptions) -> tuple:
+    """The dtypes `--dtype` asks for: one, or both."""
+    return DTYPES if options.dtype == "both" else (options.dtype,)
+
+
 def execute(options: BenchOptions) -> dict:
     """Time every row (or, with `profile`, the block's parts), write --out's files.
     -> {"rows" (or "profiles"), "environment", "text": what the command prints}."""
     if options.profile:
         return execute_profile(options)
     with_torch = torch_mirror.available()[0] and not options.no_torch
-    rows = run(options.workloads, options.widths, options.dtype, options.quick, with_torch,
+    rows = run(options.workloads, options.widths, dtypes(options), options.quick, with_torch,
                progress=not (options.no_progress or options.json),
                with_reference=not options.no_reference)
     env = environment(with_torch)
@@ -202,7 +207,7 @@ def execute(options: BenchOptions) -> dict:
 def execute_profile(options: BenchOptions) -> dict:
     """`--profile`: the block's parts at each width and dtype asked for (tables, or JSON)."""
     profs = [profile.profile(n, dt, options.quick) for n in (options.widths or WIDTHS["block"])
-             for dt in options.dtype]
+             for dt in dtypes(options)]
     env = environment(False)
     text = "\n\n".join(profile.table(prof) for prof in profs) + (
         f"\n\n{env['cpu']}, {env['cores']} cores; NumPy {env['numpy']} "

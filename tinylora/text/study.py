@@ -32,7 +32,6 @@ import tinylora.fast
 from tinylora import schedule
 from tinylora.run.options import (
     ListOf,
-    choice_of,
     non_negative_int,
     options_from_args,
     out_folder,
@@ -216,7 +215,7 @@ class FinetuneOptions:
     study's default (`FinetuneConfig`, or `FAST` with fast)."""
 
     widths: tuple | None = None  # d_model values
-    inits: tuple | None = None  # "zero_B" (Init[1]) and/or "zero_A" (Init[2])
+    init: str | None = None  # "zero_B" (Init[1]), "zero_A" (Init[2]) or None / "both"
     lr_ratios: tuple | None = None  # lr_B / lr_A values; must contain 1 and 16
     tune_seeds: tuple | None = None  # seeds that choose the rates
     eval_seeds: tuple | None = None  # seeds every reported number comes from
@@ -242,7 +241,8 @@ def add_arguments(parser) -> None:
         parser.add_argument(flag, action=ListOf, kind=kind, default=None, help=help_text)
 
     many("--widths", positive_int, f"d_model values ({','.join(map(str, DEFAULT_WIDTHS))})")
-    many("--inits", choice_of("zero_B", "zero_A"), "zero_B (Init[1]), zero_A (Init[2]) (both)")
+    parser.add_argument("--init", choices=["zero_B", "zero_A", "both"], default=None,
+                        help="zero_B (Init[1]), zero_A (Init[2]) or both (the default)")
     many("--lr-ratios", positive_float, "lr_B / lr_A values, with 1 and 16 (1,2,4,8,16,32,64)")
     many("--tune-seeds", non_negative_int, "seeds that choose the rates (0,1)")
     many("--eval-seeds", non_negative_int, "seeds every reported number comes from (2,3,4,5)")
@@ -282,7 +282,8 @@ def execute(options: FinetuneOptions) -> dict:
     """Run (or resume) the study, write every output.
     -> {"records", "summary", "details", "figures", "out"}."""
     config = finetune_config(
-        options.fast, widths=options.widths, inits=options.inits, steps=options.steps,
+        options.fast, widths=options.widths, steps=options.steps,
+        inits=None if options.init in (None, "both") else (options.init,),
         lr_ratios=options.lr_ratios, lr0=options.lr0, tune_seeds=options.tune_seeds,
         eval_seeds=options.eval_seeds, ranks=options.ranks,
         baselines=False if options.no_baselines else None,
