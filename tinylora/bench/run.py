@@ -37,7 +37,7 @@ from tinylora.bench.workloads import BUILDERS, WIDTHS
 from tinylora.fast import allocator
 from tinylora.run.options import ListOf, choice_of, options_from_args, out_folder, positive_int
 from tinylora.run.progress import bar as progress_bar
-from tinylora.run.records import markdown_table
+from tinylora.run.records import markdown_table, write_json, write_text
 
 DTYPES = ("float32", "float64")
 ROW_KEYS = ("workload", "width", "dtype", "step_ms", "floor_ms", "torch_ms", "ratio_floor",
@@ -213,10 +213,8 @@ def execute_profile(options: BenchOptions) -> dict:
         f"\n\n{env['cpu']}, {env['cores']} cores; NumPy {env['numpy']} "
         f"(BLAS threads: {env['numpy_blas_threads']}); malloc: {env['malloc']}.")
     if options.out:
-        Path(options.out).mkdir(parents=True, exist_ok=True)
-        (Path(options.out) / "profile.json").write_text(json.dumps({"environment": env,
-                                                                    "profiles": profs}, indent=1))
-        (Path(options.out) / "profile.md").write_text(text + "\n")
+        write_json(Path(options.out) / "profile.json", {"environment": env, "profiles": profs})
+        write_text(Path(options.out) / "profile.md", text + "\n")
     return {"profiles": profs, "environment": env,
             "text": json.dumps(profs, indent=1) if options.json else text}
 
@@ -224,13 +222,11 @@ def execute_profile(options: BenchOptions) -> dict:
 def write_results(out, rows: list[dict], env: dict, with_torch: bool) -> None:
     """records.json (the rows), summary.json (rows + environment + command), summary.md."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     settings = [f"{k}={os.environ[k]}" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
                                                   "TINYLORA_MALLOC") if k in os.environ]
     from_shell = sys.argv[0].endswith(("tinylora", "__main__.py"))
     command = " ".join([*settings, "tinylora", *(sys.argv[1:] if from_shell else ["bench"])])
-    (out / "records.json").write_text(json.dumps(rows, indent=1))
-    (out / "summary.json").write_text(json.dumps({"environment": env, "command": command,
-                                                  "rows": rows}, indent=1))
-    (out / "summary.md").write_text(f"{table(rows)}\n\n{footer(env, with_torch)}\n\n"
-                                    f"Command: `{command}`\n")
+    write_json(out / "records.json", rows)
+    write_json(out / "summary.json", {"environment": env, "command": command, "rows": rows})
+    write_text(out / "summary.md", f"{table(rows)}\n\n{footer(env, with_torch)}\n\n"
+                                   f"Command: `{command}`\n")

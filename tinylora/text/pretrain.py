@@ -36,7 +36,7 @@ from tinylora.run.options import (
     positive_int,
 )
 from tinylora.run.progress import bar as progress_bar
-from tinylora.run.records import ResultsDir, markdown_table, write_json
+from tinylora.run.records import ResultsDir, markdown_table, write_json, write_text
 from tinylora.schedule import Schedule
 from tinylora.text import plots
 from tinylora.text.corpus import (
@@ -278,6 +278,6 @@ def execute(options: PretrainOptions) -> dict:
                               f"{r['val_loss']:.4f}",
                               "reused" if r["reused"] else f"{r['seconds']:.0f}", f"`{r['path']}`"]
                              for d, r in zip(widths, records)])]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "summary.md", "\n".join(lines) + "\n")
     figure = plots.pretrain_curves(records, out / "pretrain_val_loss_by_width.png")
     return {"widths": widths, "records": records, "figure": figure, "out": out}

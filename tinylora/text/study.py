@@ -39,7 +39,7 @@ from tinylora.run.options import (
     positive_int,
 )
 from tinylora.run.progress import bar as progress_bar
-from tinylora.run.records import ResultsDir, write_json
+from tinylora.run.records import ResultsDir, write_json, write_text
 from tinylora.text import plots, tuning
 from tinylora.text.finetune import (
     DEFAULT_WIDTHS,
@@ -294,7 +294,7 @@ def execute(options: FinetuneOptions) -> dict:
     summary, details = summarize(records)
     out = Path(options.out)
     write_json(out / "summary.json", summary)
-    (out / "summary.md").write_text(markdown(records, summary, details))
+    write_text(out / "summary.md", markdown(records, summary, details))
     figures = plots.finetune_figures(records, summary, details, out)
     return {"records": records, "summary": summary, "details": details, "figures": figures,
             "out": out}
