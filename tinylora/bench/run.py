@@ -36,7 +36,7 @@ from tinylora.bench.timing import peak_bytes, plan_repetitions, time_interleaved
 from tinylora.bench.workloads import BUILDERS, WIDTHS
 from tinylora.fast import allocator
 from tinylora.run.options import ListOf, choice_of, options_from_args, out_folder, positive_int
-from tinylora.run.progress import bar as progress_bar
+from tinylora.run.progress import Plan
 from tinylora.run.records import markdown_table, write_json, write_text
 
 DTYPES = ("float32", "float64")
@@ -52,19 +52,46 @@ def in_mode(step, fast: bool):
     return run
 
 
-def bench_one(name: str, width: int, dtype: str, quick: bool = False, with_torch: bool = True,
-              backend_name=None, with_reference: bool = True) -> dict:
-    """One row: {workload, width, dtype, step_ms, floor_ms, torch_ms, ratios, reference_ms,
-    ratio_reference_floor, peak_mb}; "step" is the fast step, "reference" the reference's."""
-    wl = BUILDERS[name](width, dtype, backend_name=backend_name)
+def contenders(wl, with_torch: bool, with_reference: bool) -> dict:
+    """What a row times, by name: the fast step, the floor, the reference's step, PyTorch's."""
     fns = {"step": in_mode(wl.step, True), "floor": wl.floor}
     if with_reference:
         fns["reference"] = in_mode(wl.step, False)
     torch_fn = torch_mirror.torch_step(wl) if with_torch else None
     if torch_fn is not None:
         fns["torch"] = torch_fn
+    return fns
+
+
+def more_warm_ups(per_call: float, quick: bool) -> int:
+    return 1 if per_call > 0.5 else 2 if quick else 4
+
+
+def row_seconds(per_call: float, quick: bool) -> float:
+    """A row's seconds, from one call of each contender: the warm-ups, the timed repetitions
+    (`plan_repetitions`) and the peak-memory call."""
+    rounds, inner = plan_repetitions(per_call, quick)
+    return per_call * (1 + more_warm_ups(per_call, quick) + rounds * inner + 1)
+
+
+def plan(jobs, quick=False, with_torch=True, backend_name=None, with_reference=True) -> Plan:
+    """The rows' estimate: each row's workload built and every contender called once, timed."""
+    costs = {}
+    for name, n, dt in jobs:
+        fns = contenders(BUILDERS[name](n, dt, backend_name=backend_name), with_torch,
+                         with_reference)
+        costs[(name, n, dt)] = row_seconds(warm_up(fns, 1), quick)
+    return Plan("bench", "rows", costs, "every contender of every row called once, timed")
+
+
+def bench_one(name: str, width: int, dtype: str, quick: bool = False, with_torch: bool = True,
+              backend_name=None, with_reference: bool = True) -> dict:
+    """One row: {workload, width, dtype, step_ms, floor_ms, torch_ms, ratios, reference_ms,
+    ratio_reference_floor, peak_mb}; "step" is the fast step, "reference" the reference's."""
+    fns = contenders(BUILDERS[name](width, dtype, backend_name=backend_name), with_torch,
+                     with_reference)
     per_call = warm_up(fns, 1)
-    per_call = warm_up(fns, 1 if per_call > 0.5 else 2 if quick else 4)
+    per_call = warm_up(fns, more_warm_ups(per_call, quick))
     rounds, inner = plan_repetitions(per_call, quick)
     med = time_interleaved(fns, rounds, inner, warmup=0)
     peak = peak_bytes(fns["step"])
@@ -82,12 +109,12 @@ def run(workloads=tuple(BUILDERS), widths=None, dtypes=DTYPES, quick=False, with
         backend_name=None, progress=True, with_reference=True) -> list[dict]:
     """Every row of the benchmark. `widths` (a list) overrides each workload's default widths."""
     jobs = [(name, n, dt) for name in workloads for n in (widths or WIDTHS[name]) for dt in dtypes]
-    rows = []
-    bar = progress_bar(jobs, show=progress, leave=False)
-    for name, n, dt in bar:
-        if hasattr(bar, "set_description"):
-            bar.set_description(f"{name} {n} {dt}")
-        rows.append(bench_one(name, n, dt, quick, with_torch, backend_name, with_reference))
+    rows, estimate = [], plan(jobs, quick, with_torch, backend_name, with_reference)
+    estimate.announce()
+    with estimate.bar(show=progress) as bar:
+        for name, n, dt in jobs:
+            rows.append(bench_one(name, n, dt, quick, with_torch, backend_name, with_reference))
+            bar.done((name, n, dt))
     return rows
 
 

@@ -38,7 +38,7 @@ class ToyOptions(CommonOptions):
     """The options of `tinylora toy-analytic` (`add_arguments` is the CLI's definition)."""
 
     out: str = "toy-analytic-out"  # results folder
-    init: int | str = 1  # 1 or "zero_B": b = 0, a random; 2 or "zero_A": a = 0, b = 1
+    init: str | int = "zero_B"  # "zero_B" (or 1): b = 0, a random; "zero_A" (or 2): a = 0, b = 1
     steps: int | None = None  # steps per run; None: 4 (3 with fast)
     lr: float = 0.1  # the base learning rate (see schedules)
     optimizer: str = "both"  # "gd", "adam" or "both"

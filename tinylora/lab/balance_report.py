@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from tinylora.lab import balance, flatness, plots_width, predictions
+from tinylora.lab import balance, calibrate, flatness, plots_width, predictions
 from tinylora.run.options import (
     CommonOptions,
     ListOf,
@@ -201,16 +201,19 @@ def execute(options: BalanceOptions, on_width_done=None) -> dict:
     summary = {"command": "balance", "model": options.model, "predictions": predictions.table(),
                "settings": {}}
     records = {}
-    for cfg in cfgs:
-        payloads = balance.run(cfg, widths, out, options.backend, on_width_done)
-        records[cfg.name] = payloads
-        setting = summarize(cfg, payloads)
-        if cfg.model == "toy":
-            key = f"{cfg.name}-flat-" + "-".join(map(str, widths))  # the widths change it
-            setting["forward_check"] = out.cached(key, lambda c=cfg: flatness.check(
-                lambda w: balance.Evaluator(c, w, options.backend, steps=max(c.steps)), widths,
-                "fc2", max(c.steps)))
-        summary["settings"][cfg.name] = setting
+    plan = calibrate.balance_plan(cfgs, widths, out, options.backend)
+    plan.announce()
+    with plan.bar(show=not options.no_progress) as progress:
+        for cfg in cfgs:
+            payloads = balance.run(cfg, widths, out, options.backend, on_width_done, progress)
+            records[cfg.name] = payloads
+            setting = summarize(cfg, payloads)
+            if cfg.model == "toy":
+                key = f"{cfg.name}-flat-" + "-".join(map(str, widths))  # the widths change it
+                setting["forward_check"] = out.cached(key, lambda c=cfg: flatness.check(
+                    lambda w: balance.Evaluator(c, w, options.backend, steps=max(c.steps)),
+                    widths, "fc2", max(c.steps)))
+            summary["settings"][cfg.name] = setting
     out.write("records.json", records)
     out.write("summary.json", summary)
     figures = plots_width.balance_figures(summary, out)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from tinylora.lab import landscape, plots, plots_width, sweep, sweep_analysis
+from tinylora.lab import calibrate, landscape, plots, plots_width, sweep, sweep_analysis
 from tinylora.lab.predictions import INIT_NAMES
 from tinylora.run.options import (
     CommonOptions,
@@ -171,8 +171,13 @@ def execute(options: SweepOptions, on_width_done=None) -> dict:
     cfg = sweep.config_from_args(options)
     widths = parse_list(options.widths) or (sweep.FAST_WIDTHS if options.fast else sweep.WIDTHS)
     out = ResultsDir(options.out, {"command": "width-sweep", **asdict(cfg)})
-    payloads = sweep.run(widths, cfg, out, options.backend, show_progress=not options.no_progress,
-                         on_width_done=on_width_done)
+    plan = calibrate.sweep_plan(widths, cfg, [f"width{w}" for w in widths
+                                              if out.load_part(f"width{w}") is not None],
+                                options.backend)
+    plan.announce()
+    with plan.bar(show=not options.no_progress) as progress:
+        payloads = sweep.run(widths, cfg, out, options.backend, on_width_done=on_width_done,
+                             progress=progress)
     rows = [sweep_analysis.analyze_width(payload, cfg) for payload in payloads]
     summary = sweep_analysis.summarize(payloads, cfg, rows)
     out.write("records.json", sweep.records(payloads, cfg))

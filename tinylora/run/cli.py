@@ -19,7 +19,7 @@ import tinylora
 import tinylora.fast
 from tinylora.fast.allocator import keep_freed_memory
 from tinylora.gradcheck import worst_per_tensor
-from tinylora.run import checks
+from tinylora.run import checks, printout
 
 
 def cmd_gradcheck(args) -> int:
@@ -94,7 +94,7 @@ COMMANDS = [
             "A muP-style coordinate check of a LoRA MLP or Transformer block: the RMS of delta1, "
             "delta2, delta3, Z_A and Z_B against the width, for a shared rate, LoRA+ at ratio 16 "
             "and the theory's eta_A ~ 1/n. About 20 s here (--model mlp).", True),
-    Command("pretrain", "text.pretrain", "pretrain the TinyLM bases on Shakespeare (cached)",
+    Command("pretrain", "text.pretrain_report", "pretrain the TinyLM bases on Shakespeare (cached)",
             "Pretrains the TinyLM bases on Shakespeare, one per d_model, and caches them (a base "
             "whose configuration matches is reused, not retrained). About 5 min here (8 min on a "
             "busy machine).", True),
@@ -160,6 +160,8 @@ def main(argv=None) -> int:
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     keep_freed_memory()  # this command owns its process: keep freed memory for the next step
     shown, warnings.formatwarning = warnings.formatwarning, _one_line  # warnings: one line
+    stdout = sys.stdout
+    sys.stdout = printout.Fitted(stdout)  # tables aligned, lines within 100 columns
     try:
         with tinylora.fast.enabled():  # every command runs the fast implementations
             return args.func(args)
@@ -175,6 +177,9 @@ def main(argv=None) -> int:
         print(f"tinylora {args.command}: error: {_in_out(err, args)}", file=sys.stderr)
         return 1
     finally:
+        if isinstance(sys.stdout, printout.Fitted):
+            sys.stdout.finish()
+            sys.stdout = stdout
         warnings.formatwarning = shown
 
 
