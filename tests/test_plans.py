@@ -26,10 +26,10 @@ def test_a_duration_is_said_the_way_a_person_plans_with_it():
 def test_the_plan_line_counts_the_units_left_and_adds_their_estimates():
     """The line counts the units still to do (a finished one is said apart) and adds up only
     their estimates; a long basis goes on a second line, so no line passes 100 columns."""
-    plan = Plan("balance", "root searches", {"a": 30.0, "b": 60.0, "c": 900.0},
-                "a search at n = 64 timed: 4 s", done=["c"])
-    assert plan.line() == ("tinylora balance: 2 root searches (1 more done already); about 90 s "
-                           "here (a search at n = 64 timed: 4 s)")
+    plan = Plan("balance", "root searches", {"a": 30.0, "b": 50.0, "c": 900.0},
+                "one timed: 4 s", done=["c"])
+    assert plan.line() == ("tinylora balance: 2 root searches (1 more done already); about 80 s "
+                           "here (one timed: 4 s)")
     long = Plan("finetune", "bases and chains", {"a": 1e4}, "x" * 80, at_least=True)
     first = long.line().splitlines()[0]
     assert first == "tinylora finetune: 1 bases and chains; at least 2.8 h here"

@@ -4,6 +4,7 @@ and the Makefile, and a quick part of the test suite passes inside it, against i
 the package (`pytest` in an unpacked sdist used to stop at collection: no lessons, no docs)."""
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -57,3 +58,19 @@ def test_a_quick_part_of_the_suite_passes_in_the_unpacked_sdist(unpacked):
                          cwd=unpacked, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert " passed" in run.stdout.splitlines()[-1]
+
+
+def test_the_test_extra_declares_what_the_tests_use_and_nothing_unused():
+    """The notebook tests drive a kernel with nbclient (nbformat reads, ipykernel runs, jupytext
+    pairs), the sdist test builds with `build`: each is declared in the test extra, not left to
+    arrive with something else; nbmake, which no test uses, is not declared."""
+    import tomllib
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["test"]
+    names = {re.split(r"[<>=\[ ]", spec)[0] for spec in extra}
+    used = set(re.findall(r"importorskip\(\"(\w+)\"", "".join(
+        p.read_text() for p in (ROOT / "tests").glob("test_*.py"))))
+    assert {"nbclient", "nbformat", "jupytext", "build"} <= used
+    assert used - {"torch", "peft", "tqdm", "cupy"} <= names
+    assert {"ipykernel", "pytest", "setuptools"} <= names and "nbmake" not in names
