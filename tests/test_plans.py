@@ -80,6 +80,7 @@ TINY = {
     "pretrain": ["--fast", "--widths", "16", "--steps", "3"],
     "finetune": ["--fast", "--widths", "16", "--init", "zero_B", "--steps", "3",
                  "--no-baselines", "--lr-ratios", "1,16"],
+    "coordcheck": ["--model", "block", "--widths", "16,32", "--n-seeds", "1", "--steps", "2"],
     "bench": ["--quick", "--workloads", "mlp", "--widths", "8", "--dtype", "float64",
               "--no-torch"],
 }

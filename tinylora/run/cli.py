@@ -93,7 +93,8 @@ COMMANDS = [
             "mup-style coordinate check: delta1/2/3, Z_A, Z_B vs width",
             "A muP-style coordinate check of a LoRA MLP or Transformer block: the RMS of delta1, "
             "delta2, delta3, Z_A and Z_B against the width, for a shared rate, LoRA+ at ratio 16 "
-            "and the theory's eta_A ~ 1/n. About 20 s here (--model mlp).", True),
+            "and the theory's eta_A ~ 1/n. About 20 s here with --model mlp, 45 s with "
+            "block.", True),
     Command("pretrain", "text.pretrain_report", "pretrain the TinyLM bases on Shakespeare (cached)",
             "Pretrains the TinyLM bases on Shakespeare, one per d_model, and caches them (a base "
             "whose configuration matches is reused, not retrained). About 5 min here (8 min on a "
