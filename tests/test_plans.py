@@ -102,3 +102,25 @@ def test_a_long_command_says_its_plan_first_and_prints_within_100_columns(
     assert int(match.group("count")) >= 1
     wide = [line for line in (out + err).splitlines() if len(line) > 100]
     assert wide == []
+
+
+def test_a_short_command_prints_within_100_columns_too(tmp_path, capsys):
+    """The analytic toy (seconds, so no plan) prints its table as columns within 100 columns:
+    every command prints through the same filter (`tinylora.run.printout.Fitted`)."""
+    assert main(["toy-analytic", "--fast", "--out", str(tmp_path), "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert not any(line.startswith("|") for line in out.splitlines()) and "delta1" in out
+    assert [line for line in (out + err).splitlines() if len(line) > 100] == []
+
+
+def test_fit_aligns_a_wide_table_in_blocks_and_wraps_long_lines():
+    """`fit`: a Markdown table becomes aligned columns, split into blocks (first column repeated)
+    when wider than 100; a long line wraps with its continuation indented; short text stays."""
+    from tinylora.run.printout import fit
+
+    table = "| name | " + " | ".join(f"column {i:02d}" for i in range(12)) + " |\n|---|\n"
+    table += "| row | " + " | ".join(f"{i * 1.5:9.3f}" for i in range(12)) + " |"
+    lines = fit(table).splitlines()
+    assert max(map(len, lines)) <= 100 and sum(line.startswith("name") for line in lines) == 2
+    assert fit("  " + "word " * 40).splitlines()[1].startswith("    word")
+    assert fit("short\nlines") == "short\nlines"
