@@ -85,26 +85,24 @@ def sweep_plan(widths, cfg, done=(), backend_name=None) -> Plan:
 def balance_plan(cfgs, widths, out, backend_name=None) -> Plan:
     """`tinylora balance`: one unit per (setting, width). The first setting's search at the
     smallest width runs now (kept as that unit's part), timed with its evaluations; one batch of
-    rate pairs is timed at each width; a unit costs that many evaluations at its width's rate."""
+    rate pairs is timed at each width with work left; a unit costs that many evaluations at its
+    width's rate. (Resumed, the saved search's own time stands in for the first.)"""
     keys = {(cfg.name, w): f"{cfg.name}-width{w}" for cfg in cfgs for w in widths}
     done = [k for k in keys.values() if out.load_part(k) is not None]
     first, width = cfgs[0], widths[0]
-    found = out.load_part(keys[(first.name, width)])
+    found, said = out.load_part(keys[(first.name, width)]), "the saved search"
     if found is None:
-        seconds = timed(lambda: out.save_part(keys[(first.name, width)],
-                                              balance.solve_width(first, width, [],
-                                                                  backend_name)))
-        found = out.load_part(keys[(first.name, width)])
+        out.save_part(keys[(first.name, width)], balance.solve_width(first, width, [],
+                                                                     backend_name))
+        found, said = out.load_part(keys[(first.name, width)]), "a search"
         done.append(keys[(first.name, width)])
-    else:
-        seconds = found["seconds"]
     evaluations = max(1, found["evaluations"])
-    per_eval = {w: _evaluation_seconds(first, w, backend_name) for w in widths}
-    scale = seconds / evaluations / per_eval[width]  # the batch's rate -> the search's rate
-    costs = {keys[(cfg.name, w)]: evaluations * per_eval[w] * scale for cfg in cfgs
-             for w in widths}
-    basis = (f"a search at n = {width} timed: {duration(seconds)}, {evaluations} rate pairs; "
-             f"a batch timed at each width")
+    todo = {w for (_, w), k in keys.items() if k not in done} | {width}
+    per_eval = {w: _evaluation_seconds(first, w, backend_name) for w in sorted(todo)}
+    scale = found["seconds"] / evaluations / per_eval[width]  # a batch's rate -> a search's
+    costs = {k: evaluations * per_eval.get(w, 0.0) * scale for (_, w), k in keys.items()}
+    basis = (f"{said} at n = {width} took {duration(found['seconds'])}, {evaluations} rate "
+             f"pairs; a batch timed at each width")
     return Plan("balance", "root searches", costs, basis, done=done)
 
 
