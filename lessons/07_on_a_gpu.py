@@ -293,7 +293,8 @@ assert (x32 * np.float64(0.5)).dtype == np.float64 and (x32 * 0.5).dtype == np.f
 model32 = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=4), seed=0, dtype="float32")
 x_in = backend.normal(1, (32, 16), 1.0, np, "float32")
 y_out = backend.normal(2, (32, 4), 1.0, np, "float32")
-opt32 = Adam(model32.trainable_params(), groups=loraplus_groups(model32.trainable_params(), 1e-3))
+params32 = model32.trainable_params()
+opt32 = Adam(params32, groups=loraplus_groups(params32, lr=1e-3, lr_ratio=4.0))
 for _ in range(3):
     opt32.step(loss_and_grads(model32, x_in, y_out)[1])
 print("dtypes after 3 Adam steps:", {str(a.dtype) for a in model32.params.values()})

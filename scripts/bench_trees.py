@@ -3,7 +3,7 @@
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python scripts/bench_trees.py OLD_TREE NEW_TREE \
         --rounds 3 --out DIR
 
-Each round runs `python -m tinylora bench --quick --dtypes float32 --no-torch --json` once in
+Each round runs `python -m tinylora bench --quick --dtype float32 --no-torch --json` once in
 each tree (its own source, through the working directory), old then new, so that a machine that
 gets busier or quieter slows both alike. Per (workload, width) it prints the median over rounds
 of each tree's step/floor and their ratio new/old, and, where the new tree times it, the
@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = ["-m", "tinylora", "bench", "--quick", "--dtypes", "float32", "--no-torch", "--json",
+BENCH = ["-m", "tinylora", "bench", "--quick", "--dtype", "float32", "--no-torch", "--json",
          "--no-progress"]
 
 

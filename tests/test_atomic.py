@@ -2,9 +2,11 @@
 fatal: it is reported, set aside (renamed, not deleted) and its part recomputed."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +74,20 @@ def test_a_second_unreadable_part_does_not_overwrite_the_first_set_aside(tmp_pat
             assert out.load_part("w") is None
     assert (tmp_path / "parts" / "w.json.unreadable").read_bytes() == b"first"
     assert (tmp_path / "parts" / "w.json.unreadable.1").read_bytes() == b"second"
+
+
+WRITES = re.compile(r"\.write_text\(|\.write_bytes\(|json\.dump\(|open\([^)]*['\"][wax]b?\+?['\"]")
+
+
+def test_every_result_write_goes_through_the_atomic_writer():
+    """No module of the package writes a text or JSON file itself: records, summaries and
+    tables go through `tinylora.run.records.write_json` / `write_text` (a reader never sees half
+    a file). Seven writes in pretrain, finetune and bench used to bypass it."""
+    root = Path(__file__).resolve().parents[1] / "tinylora"
+    found = [f"{p.relative_to(root)}:{i}" for p in sorted(root.rglob("*.py"))
+             if p != root / "run" / "records.py"
+             for i, line in enumerate(p.read_text().splitlines(), 1)
+             if WRITES.search(line.split("#")[0])]
+    assert found == []
+    assert WRITES.search('(out / "summary.md").write_text(text)')  # the pattern finds one
+    assert WRITES.search('with open(path, "w") as f:')

@@ -100,8 +100,8 @@ def test_balance_command_end_to_end(tmp_path, capsys):
 @pytest.mark.parametrize("model", ["mlp", "block"])
 def test_the_mlp_and_the_block_find_a_root_per_layer(tmp_path, model):
     """Two LoRA layers (mlp) or six (block): a root for each layer at t = 2 at two small widths."""
-    argv = ["balance", "--model", model, "--widths", "16,32", "--steps", "2", "--sizes", "0.01",
-            "--seeds", "2", "--out", str(tmp_path), "--no-progress"]
+    argv = ["balance", "--model", model, "--widths", "16,32", "--at-steps", "2", "--sizes", "0.01",
+            "--n-seeds", "2", "--out", str(tmp_path), "--no-progress"]
     assert main(argv) == 0
     (s,) = json.loads((tmp_path / "summary.json").read_text())["settings"].values()
     layers = {r["layer"] for r in s["rows"]}
@@ -113,7 +113,7 @@ def test_the_mlp_and_the_block_find_a_root_per_layer(tmp_path, model):
 def test_bad_options_are_one_clear_error(tmp_path, capsys):
     """t = 1 cannot balance (one term is exactly 0 there); a readout the block does not have is
     refused: exit 2 and one line naming the option."""
-    assert main(["balance", "--steps", "1,2", "--out", str(tmp_path)]) == 2
-    assert "--steps" in capsys.readouterr().err
+    assert main(["balance", "--at-steps", "1,2", "--out", str(tmp_path)]) == 2
+    assert "--at-steps" in capsys.readouterr().err
     assert main(["balance", "--model", "block", "--readout", "sp", "--out", str(tmp_path)]) == 2
     assert "--readout" in capsys.readouterr().err

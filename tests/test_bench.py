@@ -120,13 +120,18 @@ def test_quick_json_rows_have_the_documented_keys(capsys):
 
 
 def test_table_prints_every_ratio(capsys):
-    """The plain output is a table with the step/floor and step/torch columns."""
-    assert cli.main(["bench", "--quick", "--widths", "16", "--dtypes", "float32", "--no-torch",
+    """The plain output is a table with the step/floor and step/torch columns (printed as
+    aligned columns, within 100 columns)."""
+    assert cli.main(["bench", "--quick", "--widths", "16", "--dtype", "float32", "--no-torch",
                      "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "| step/floor | step/torch |" in out and "| mlp | 16 | float32 |" in out
+    rows = [line.split() for line in out.splitlines()]
+    assert any(r[:3] == ["workload", "width", "dtype"] and "step/floor" in r
+               and "step/torch" in r for r in rows)
+    assert any(r[:3] == ["mlp", "16", "float32"] for r in rows)
     reason = "--no-torch" if torch_mirror.available()[0] else "PyTorch is not installed"
-    assert f"PyTorch column skipped: {reason}" in out  # says why, whether torch is here or not
+    flat = " ".join(out.split())
+    assert f"PyTorch column skipped: {reason}" in flat  # says why, whether torch is here or not
 
 
 def test_timed_block_step_is_the_plain_training_step():
@@ -209,7 +214,7 @@ def test_repetitions_fit_the_budget_and_never_drop_below_the_least_rounds():
 def test_out_folder_holds_records_summary_and_table(tmp_path):
     """--out writes the rows (records.json), the rows with the machine and versions
     (summary.json) and the Markdown table (summary.md): a run can be recorded as it printed."""
-    assert cli.main(["bench", "--quick", "--workloads", "mlp", "--widths", "8", "--dtypes",
+    assert cli.main(["bench", "--quick", "--workloads", "mlp", "--widths", "8", "--dtype",
                      "float64", "--no-torch", "--no-progress", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "records.json").read_text())
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -245,9 +250,11 @@ def test_profile_names_every_part_of_the_step():
 def test_profile_command_writes_parts_that_add_up_to_the_step(tmp_path, capsys):
     """`bench --profile --out` prints and writes the table; each row's time above its floor is
     its time minus its products, and the glue row is the step minus the parts."""
-    assert cli.main(["bench", "--profile", "--widths", "8", "--dtypes", "float64", "--quick",
+    assert cli.main(["bench", "--profile", "--widths", "8", "--dtype", "float64", "--quick",
                      "--out", str(tmp_path)]) == 0
-    assert "| glue (step - sum of parts) |" in capsys.readouterr().out
+    printed = capsys.readouterr().out.splitlines()  # the table as aligned columns
+    assert any(line.startswith("glue (step - sum of parts) ") for line in printed)
+    assert "| glue (step - sum of parts) |" in (tmp_path / "profile.md").read_text()
     prof = json.loads((tmp_path / "profile.json").read_text())["profiles"][0]
     assert (prof["width"], prof["dtype"]) == (8, "float64")
     for r in prof["rows"]:

@@ -1,6 +1,7 @@
-"""Every expected failure of the command line is one clear line and exit code 2, with no
-traceback; Ctrl-C says what was kept and how to resume, exit code 130; a bug keeps its
-traceback."""
+"""Every expected failure of the command line is one clear line with no traceback, and each exit
+code means one thing: 2 bad usage (an option's value, a folder that cannot be written), 1 a run
+that failed (a file error, a divergence, a backend), 130 Ctrl-C (saying what was kept and how to
+resume); a bug keeps its traceback."""
 
 import os
 import signal
@@ -30,10 +31,10 @@ def error_lines(err: str) -> list[str]:
 @pytest.mark.parametrize("argv, message", [
     (["width-sweep", "--steps", "0"], "argument --steps: expected an integer >= 1, got '0'"),
     (["width-sweep", "--n-train", "0"], "argument --n-train: expected an integer >= 1, got '0'"),
-    (["coordcheck", "--seeds", "0", "--steps", "0"],
-     "argument --seeds: expected an integer >= 1, got '0'"),
+    (["coordcheck", "--n-seeds", "0", "--steps", "0"],
+     "argument --n-seeds: expected an integer >= 1, got '0'"),
     (["coordcheck", "--steps", "-5"], "argument --steps: expected an integer >= 1, got '-5'"),
-    (["toy-analytic", "--seeds", "0"], "argument --seeds: expected an integer >= 1, got '0'"),
+    (["toy-analytic", "--n-seeds", "0"], "argument --n-seeds: expected an integer >= 1, got '0'"),
     (["toy-analytic", "--steps", "2.5"], "argument --steps: expected an integer >= 1, got '2.5'"),
     (["toy-heatmap", "--per-decade", "0"], "argument --per-decade: expected an integer >= 1, "
                                            "got '0'"),
@@ -42,8 +43,12 @@ def error_lines(err: str) -> list[str]:
                                            "64 64 (64 twice)"),
     (["finetune", "--eval-seeds", "-1"], "argument --eval-seeds: expected an integer >= 0, got "
                                          "'-1'"),
-    (["finetune", "--inits", "zero_C"], "inits: expected some of ['zero_B', 'zero_A'], got "
-                                        "['zero_C']"),
+    (["finetune", "--lr-ratios", "1", "16", "x"], "argument --lr-ratios: expected a finite "
+                                                  "number > 0, got 'x'"),
+    (["width-sweep", "--widths", "64.5"], "argument --widths: expected an integer >= 1, got "
+                                          "'64.5'"),
+    (["bench", "--workloads", "mlp,gpt"], "argument --workloads: expected one of mlp, block, "
+                                          "grid, got 'gpt'"),
     (["finetune", "--eval-seeds", "1", "2"], "eval_seeds: expected seeds the tuning never saw, "
                                              "got [1] in both"),
     (["finetune", "--tune-seeds", "0"], "tune_seeds, eval_seeds: expected at least 2 of each, "
@@ -58,12 +63,15 @@ def test_bad_option_values_are_refused_before_anything_runs(argv, message, capsy
     assert error_lines(err) == [f"tinylora {argv[0]}: error: {message}"]
 
 
-@pytest.mark.parametrize("command", ["width-sweep", "coordcheck"])
-def test_duplicate_comma_widths_are_one_line(command, capsys, tmp_path):
-    """--widths 64,64 would give two identical rows: refused with the value shown."""
-    code, err = run_cli([command, "--widths", "64,64", "--out", str(tmp_path)], capsys)
+@pytest.mark.parametrize("command", ["width-sweep", "coordcheck", "pretrain", "bench"])
+@pytest.mark.parametrize("widths", [["64,64"], ["64", "64"], ["64,", "64"]])
+def test_duplicate_widths_are_one_line_in_either_syntax(command, widths, capsys, tmp_path):
+    """--widths 64,64 (or 64 64) would give two identical rows: refused with the values shown,
+    before anything runs, whichever list syntax was typed."""
+    code, err = run_cli([command, "--widths", *widths, "--out", str(tmp_path)], capsys)
     assert code == 2 and error_lines(err) == [
-        f"tinylora {command}: error: --widths: expected distinct values, got '64,64' (64 twice)"]
+        f"tinylora {command}: error: argument --widths: expected distinct values, got 64 64 "
+        f"(64 twice)"]
 
 
 @pytest.mark.parametrize("where", ["file", "below a file"])
@@ -101,13 +109,50 @@ def raises(err):
     return main
 
 
-def test_a_file_error_while_running_is_one_line(monkeypatch, capsys):
-    """An OSError (disk full, a folder removed under the run) is an expected failure: one line,
-    exit 2 (the CLI used to turn only ValueError and RuntimeError into one line)."""
+def test_a_file_error_while_running_is_one_line_and_exit_1(monkeypatch, capsys):
+    """An OSError (disk full, a folder removed under the run) is a failed run: one line, exit 1
+    (not 2, which is bad usage)."""
     fake_command(monkeypatch, raises(PermissionError(13, "Permission denied", "out/x.json")))
     code, err = run_cli(["demo"], capsys)
-    assert code == 2 and err == ("tinylora demo: error: [Errno 13] Permission denied: "
+    assert code == 1 and err == ("tinylora demo: error: [Errno 13] Permission denied: "
                                  "'out/x.json'\n")
+
+
+def test_a_file_error_inside_out_names_out(monkeypatch, capsys, tmp_path):
+    """A write that fails inside --out (the disk went read-only under the run) names --out:
+    the OS error alone shows a path, not the option that chose it."""
+    path = str(tmp_path / "parts" / "width64.json")
+    fake_command(monkeypatch, raises(OSError(30, "Read-only file system", path)))
+    code, err = run_cli(["demo", "--out", str(tmp_path)], capsys)
+    assert code == 1 and err == (f"tinylora demo: error: cannot write into --out "
+                                 f"'{tmp_path}': [Errno 30] Read-only file system: '{path}'\n")
+
+
+def test_a_failed_run_exits_1_and_bad_input_2(monkeypatch, capsys):
+    """A RuntimeError (a pretraining run that diverged, a backend that cannot run) is a failed
+    run, exit 1; a ValueError (an option's value, a folder made by another configuration) is bad
+    usage, exit 2."""
+    fake_command(monkeypatch, raises(RuntimeError("pretraining d_model=64 diverged at step 3")))
+    assert run_cli(["demo"], capsys) == (1, "tinylora demo: error: pretraining d_model=64 "
+                                            "diverged at step 3\n")
+    fake_command(monkeypatch, raises(ValueError("--widths: expected an integer >= 1, got 'x'")))
+    assert run_cli(["demo"], capsys)[0] == 2
+
+
+def test_an_out_that_cannot_be_written_is_refused_by_trying(monkeypatch, capsys, tmp_path):
+    """--out is tested by making a file there, not by reading permission bits (which do not
+    bind root, and say nothing of a read-only disk): a folder where no file can be made is
+    refused as bad usage, naming --out and the folder."""
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    code, err = run_cli(["toy-analytic", "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and error_lines(err) == [
+        f"tinylora toy-analytic: error: argument --out: expected a writable folder, got "
+        f"'{tmp_path / 'out'}': '{tmp_path}' is not writable (Read-only file system)"]
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):

@@ -54,7 +54,7 @@ def test_unknown_model_is_a_clear_error():
 def test_coordcheck_command_end_to_end(tmp_path, capsys):
     """`tinylora coordcheck --fast`: {"slopes": {schedule: {quantity: s}}} and one figure per
     schedule."""
-    argv = ["coordcheck", "--fast", "--widths", "16,32,64", "--seeds", "1", "--out",
+    argv = ["coordcheck", "--fast", "--widths", "16,32,64", "--n-seeds", "1", "--out",
             str(tmp_path), "--no-progress"]
     assert main(argv) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -81,7 +81,7 @@ def test_block_inputs_are_the_inputs_of_each_lora_projection():
 def test_block_coordcheck_runs_end_to_end(tmp_path):
     """`tinylora coordcheck --model block`: slopes for every LoRA projection of the block, with
     delta1 of q growing under a shared rate and not under eta_A ~ 1/n."""
-    argv = ["coordcheck", "--model", "block", "--widths", "16,32,64", "--seeds", "1",
+    argv = ["coordcheck", "--model", "block", "--widths", "16,32,64", "--n-seeds", "1",
             "--steps", "3", "--out", str(tmp_path), "--no-progress"]
     assert main(argv) == 0
     slopes = json.loads((tmp_path / "summary.json").read_text())["slopes"]

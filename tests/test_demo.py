@@ -21,7 +21,7 @@ from tinylora.run import cli
 from tinylora.run.cli import main
 from tinylora.run.options import options_from_args
 from tinylora.run.records import ResultsDir
-from tinylora.text import pretrain, study
+from tinylora.text import pretrain_report, study
 
 
 def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
@@ -58,7 +58,7 @@ DEMO_PARTS = [(analytic_toy_report, analytic_toy_report.ToyOptions),
               (sweep_report, sweep_report.SweepOptions),
               (coordcheck, coordcheck.CoordcheckOptions)]
 COMMANDS = [(demo, demo.DemoOptions), *DEMO_PARTS, (figure2, figure2.HeatmapOptions),
-            (pretrain, pretrain.PretrainOptions), (study, study.FinetuneOptions),
+            (pretrain_report, pretrain_report.PretrainOptions), (study, study.FinetuneOptions),
             (bench_run, bench_run.BenchOptions)]  # the nine commands but gradcheck
 
 
@@ -75,7 +75,8 @@ def _argv(parser, options) -> list[str]:
     for f in dataclasses.fields(options):
         value = getattr(options, f.name)
         if value != f.default:
-            argv += [flags[f.name]] if value is True else [flags[f.name], str(value)]
+            argv += [flags[f.name]] if value is True else [flags[f.name], *(
+                map(str, value) if isinstance(value, tuple) else [str(value)])]
     return argv
 
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from tinylora.lab.figure2 import SETTINGS
 from tinylora.run.cli import main
 
@@ -23,6 +25,9 @@ def test_toy_heatmap_command_end_to_end(tmp_path, capsys):
 
 
 def test_unknown_setting_is_a_clear_error(tmp_path, capsys):
-    """An unknown --settings value exits with code 2 and a message naming the option."""
-    assert main(["toy-heatmap", "--fast", "--settings", "paper_adam", "--out", str(tmp_path)]) == 2
-    assert "--settings" in capsys.readouterr().err
+    """An unknown --settings value exits with code 2 and a message naming the option, before
+    anything runs (argparse refuses it)."""
+    with pytest.raises(SystemExit) as stop:
+        main(["toy-heatmap", "--fast", "--settings", "paper_adam", "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "argument --settings: expected one of paper_gd" in capsys.readouterr().err

@@ -45,7 +45,7 @@ PER_ROW = {"widths", "init", "speedup", "speedup_interval", "loss_lora", "loss_l
            "speedup_tuned_lr_ratio", "speedup_tuned_lr_ratio_interval", "best_lr_ratio",
            "best_lr_ratio_interval", "best_lr_ratio_identifiable", "best_lr_ratio_note",
            "overstatement"}
-FIXTURE = ["--inits", "zero_B"]
+FIXTURE = ["--init", "zero_B"]
 PER_INIT = {"lr_ratio_exponent", "lr_ratio_exponent_interval", "lr_ratio_exponent_widths",
             "predicted_lr_ratio_exponent"}
 SUMMARY_KEYS = PER_ROW | PER_INIT | {"tuning_seeds", "eval_seeds", "baselines"}

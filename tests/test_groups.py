@@ -139,10 +139,10 @@ def test_plain_weight_decay_reaches_every_group(rule):
     PEFT #1915, axolotl #4010, where the groups' explicit 0 overrode it); a number given to
     loraplus_groups overrides it."""
     params = _arrays()
-    opt = AdamW(params, weight_decay=0.3, groups=loraplus_groups(params, 1e-3, rule=rule))
+    opt = AdamW(params, weight_decay=0.3, groups=loraplus_groups(params, 1e-3, 4.0, rule=rule))
     decays = {g["name"]: g["weight_decay"] for g in opt.groups}
     assert decays == {name: 0.0 if name == "B (no decay)" else 0.3 for name in decays}
-    opt = Adam(params, weight_decay=0.3, groups=loraplus_groups(params, 1e-3, weight_decay=0.0,
+    opt = Adam(params, weight_decay=0.3, groups=loraplus_groups(params, 1e-3, 4.0, weight_decay=0.0,
                                                                  rule=rule))
     assert all(g["weight_decay"] == 0.0 for g in opt.groups)
 
@@ -165,13 +165,13 @@ def test_bad_grouping_arguments_are_clear_errors(kwargs, message):
     """An unknown rule, a non-finite or negative embedding rate, a negative decay: each an
     error naming the argument, the expected and the received value."""
     with pytest.raises(ValueError, match=message):
-        loraplus_groups(_arrays(), 1e-3, **kwargs)
+        loraplus_groups(_arrays(), 1e-3, 4.0, **kwargs)
 
 
 def test_peft_rule_needs_arrays_not_keys():
     """PEFT's rule reads each array's ndim: a bare list of keys is refused, clearly."""
     with pytest.raises(ValueError, match="params: expected a dict of arrays"):
-        loraplus_groups(["fc1.A", "fc1.B"], 1e-3, rule="peft")
+        loraplus_groups(["fc1.A", "fc1.B"], 1e-3, 4.0, rule="peft")
 
 
 def test_a_stack_gets_one_A_rate_and_one_B_rate_per_model():
@@ -208,3 +208,39 @@ def test_bad_rates_of_B_are_clear_errors(kwargs, message):
     a NaN: each an error naming the argument."""
     with pytest.raises(ValueError, match=message):
         loraplus_groups(["fc2.A", "fc2.B"], 1e-3, **kwargs)
+
+
+@pytest.mark.parametrize("rule", ["tinylora", "peft"])
+def test_the_ratio_is_required_and_the_error_points_to_the_guidance(rule):
+    """No default lr_ratio (as PEFT's ``loraplus_lr_ratio`` is required): leaving it out is an
+    error naming lr_ratio, saying why (the best ratio depends on the init and the width) and
+    where the guidance is; ``lr_B=`` (a grid's independent rates) needs no ratio."""
+    with pytest.raises(ValueError) as err:
+        loraplus_groups(_arrays(), 1e-3, rule=rule)
+    text = str(err.value)
+    assert text.startswith("lr_ratio: expected a number > 0, or lr_B= (no default")
+    assert "depends on the init and the width" in text and "docs/peft.md" in text
+    assert text.endswith("got None (NoneType)")
+    assert loraplus_groups(["fc2.A", "fc2.B"], 1e-3, lr_B=2e-3)[1]["lr"] == 2e-3
+
+
+def test_the_docstring_gives_the_guidance_by_init_with_the_recorded_numbers():
+    """loraplus_groups' docstring quotes the recorded fine-tuning study (tuned ratios per init,
+    ratio 16 slower than plain LoRA with Init[1] at d_model 64 and 128) and the paper's values;
+    the numbers are read from docs/results/finetune/summary.json, so the text cannot drift."""
+    import json
+    from pathlib import Path
+
+    s = json.loads((Path(__file__).resolve().parents[1] / "docs/results/finetune/summary.json")
+                   .read_text())
+    rows = list(zip(s["init"], s["widths"], s["tuned_lr_ratio"], s["speedup_interval"]))
+    init1 = [r for r in rows if r[0] == "zero_B"]
+    init2 = [r for r in rows if r[0] == "zero_A"]
+    slower = [w for _, w, _, (_, high) in init1 if high < 1]  # its 95 % interval below 1
+    doc = " ".join(loraplus_groups.__doc__.split())
+    assert len(slower) == 2
+    assert f"slower than plain LoRA at d_model {slower[0]} and {slower[1]}" in doc
+    assert (f"tuned ratio was {min(r[2] for r in init1):g} to {max(r[2] for r in init1):g}"
+            in doc)
+    assert f"it was {min(r[2] for r in init2):g} to {max(r[2] for r in init2):g}" in doc
+    assert "2^4 with Init[2] (RoBERTa), 2^2..2^3 with Init[1], 2^1..2^2 for Llama" in doc

@@ -34,7 +34,8 @@ NUMPY_SAYS = ("Unable to allocate 8.00 GiB for an array with shape (32768, 32768
 
 
 def run_until_full(tmp_path, monkeypatch, capsys, error):
-    """width-sweep at widths 16, 32, 64 with the last one running out of memory."""
+    """width-sweep at widths 16, 32, 64 with the last one running out of memory. -> the exit
+    code and what stderr says after the plan (the plan's lines come first)."""
     real = sweep.sweep_width
 
     def sweep_width(width, *args, **kwargs):
@@ -46,17 +47,18 @@ def run_until_full(tmp_path, monkeypatch, capsys, error):
     argv = ["width-sweep", "--fast", "--widths", "16,32,64", "--steps", "4", "--out",
             str(tmp_path), "--no-progress"]
     code = main(argv)
-    return code, capsys.readouterr().err
+    err = capsys.readouterr().err
+    return code, err[err.find("tinylora width-sweep: error"):]
 
 
 def test_a_gpu_out_of_memory_is_one_line_with_the_width_and_the_gpu_memory(
         tmp_path, monkeypatch, capsys):
-    """CuPy's OutOfMemoryError at width 64: exit 2, one line naming the width, the allocation,
-    the GPU and its memory, and the finished widths, which are kept."""
+    """CuPy's OutOfMemoryError at width 64: exit 1 (a failed run), one line naming the width, the
+    allocation, the GPU and its memory, and the finished widths, which are kept."""
     monkeypatch.setattr(memory, "gpu_memory",
                         lambda: ("NVIDIA H200", 143_771 * 2**20, 12 * 2**30, 0))
     code, err = run_until_full(tmp_path, monkeypatch, capsys, OutOfMemoryError(CUPY_SAYS))
-    assert code == 2 and err.count("\n") == 1
+    assert code == 1 and err.count("\n") == 1
     assert err == (
         "tinylora width-sweep: error: out of memory at width 64: Out of memory allocating "
         "4,294,967,296 bytes (allocated so far: 1,073,741,824 bytes) (the GPU (NVIDIA H200) has "
@@ -70,7 +72,7 @@ def test_a_host_out_of_memory_names_the_host_memory(tmp_path, monkeypatch, capsy
     """NumPy's MemoryError at width 64: the same one line, with the host's RAM."""
     monkeypatch.setattr(memory, "host_memory", lambda: 64 * 2**30)
     code, err = run_until_full(tmp_path, monkeypatch, capsys, MemoryError(NUMPY_SAYS))
-    assert code == 2 and err.count("\n") == 1
+    assert code == 1 and err.count("\n") == 1
     assert f"out of memory at width 64: {NUMPY_SAYS} (the host has 64.0 GiB of RAM)" in err
     assert "kept in" in err and "width16, width32" in err
 
@@ -92,16 +94,20 @@ def test_a_pool_limit_is_named_and_an_unreadable_gpu_does_not_hide_the_error(mon
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ulimit -v: Linux")
 def test_a_real_allocation_failure_on_the_host_ends_in_one_line(tmp_path):
     """A subprocess with 3 GB of address space: width-sweep at widths 16 and 32768 (an 8 GiB
-    float64 weight) fails at 32768 with one line naming it, and keeps width 16."""
+    float64 weight) says in its plan that 32768 could not be timed, then fails at 32768 with one
+    line naming it, and keeps width 16."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1",
            "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     cmd = (f"ulimit -v 3000000 && {sys.executable} -m tinylora width-sweep --fast --steps 4 "
            f"--widths 16,32768 --out {tmp_path} --no-progress")
     done = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=env,
                           timeout=300)
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.count("\n") == 1, done.stderr
-    assert done.stderr.startswith("tinylora width-sweep: error: out of memory at width 32768: "
+    assert done.returncode == 1, done.stderr
+    plan, error = done.stderr.split("tinylora width-sweep: error")
+    assert "not timed (out of memory): n = 32768" in plan
+    error = "tinylora width-sweep: error" + error
+    assert error.count("\n") == 1, done.stderr
+    assert error.startswith("tinylora width-sweep: error: out of memory at width 32768: "
                                   "Unable to allocate"), done.stderr
-    assert "GiB of RAM" in done.stderr and "width16" in done.stderr
+    assert "GiB of RAM" in error and "width16" in error
     assert (tmp_path / "parts" / "width16.json").exists()

@@ -30,3 +30,20 @@ def test_readme_examples_print_what_the_readme_says(tmp_path, monkeypatch):
             exec(compile(code, str(README), "exec"), namespace)  # noqa: S102
         if expected:
             assert out.getvalue().strip() == expected.strip()
+
+
+FIRST_SCREEN = 60  # lines
+
+
+def test_a_newcomer_installs_and_runs_within_the_first_screen():
+    """The README's first screen says what tinylora is, shows one picture, how to install it
+    from a clone (with the extras), the two commands and a first example with what it prints;
+    the links and the name come after."""
+    lines = README.read_text().splitlines()
+    head = "\n".join(lines[:FIRST_SCREEN])
+    assert head.count("![") == 1 and "pip install -e ." in head and "'.[test]'" in head
+    assert "make demo" in head and "make test" in head
+    assert re.search(r"```python\n.*loraplus_groups\(.*lr_ratio=.*```\s*\nprints\s*\n```text\n",
+                     head, re.S)
+    rest = "\n".join(lines[FIRST_SCREEN:])
+    assert "TinyLoraConfig" in README.read_text() and "docs/results/README.md" in rest

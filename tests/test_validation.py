@@ -88,7 +88,8 @@ def test_numpy_scalars_are_accepted_where_python_numbers_are():
     (lambda: mlp(seed=-1), r"seed: expected an integer >= 0 \(or a numpy Generator\), got -1"),
     (lambda: mlp(MLPConfig(6, 8, 3, bias=True), biases=[np.zeros(8)]),
      r"biases: expected a list of 2 arrays"),
-    (lambda: mlp(weights=[np.zeros((6, 8))]), r"weights: expected a list of 2 arrays"),
+    (lambda: mlp(weights=[np.zeros((6, 8))]),
+     r"weights: expected a list of 2 arrays, one per layer, got a list of 1 array$"),
     (lambda: mlp(biases=[np.zeros(8), np.zeros(3)]), r"biases: expected None when bias=False"),
     (lambda: mlp(weights=[np.zeros((6, 8)) + 1j, np.zeros((8, 3))]),
      r"weights\[0\]: expected a real array of shape \(6, 8\), got .*complex128"),
@@ -215,12 +216,30 @@ def test_eps_zero_would_make_the_first_init1_step_nan():
     assert np.array_equal(p["A"], np.ones(3))  # with eps > 0 a zero gradient moves nothing
 
 
-@pytest.mark.parametrize("steps", [-1, 0, 2.5, "3"])
-def test_train_refuses_a_step_count_that_is_not_a_positive_integer(steps):
+@pytest.mark.parametrize("steps", [-1, 2.5, "3"])
+def test_train_refuses_a_step_count_that_is_not_a_non_negative_integer(steps):
     """steps=-1 used to return [], steps=2.5 to fail in range(): both are clear errors now."""
     model = mlp()
-    with pytest.raises(ValueError, match="steps: expected a positive integer"):
+    with pytest.raises(ValueError, match="steps: expected an integer >= 0"):
         train(model, Adam(model.trainable_params()), np.ones((4, 6)), np.ones((4, 3)), steps)
+
+
+def test_train_with_zero_steps_is_an_empty_history_and_moves_nothing():
+    """steps=0 is legitimate (a loop whose budget is zero): an empty History, no divergence,
+    no optimizer step, the parameters untouched."""
+    model = mlp()
+    opt = Adam(model.trainable_params())
+    before = {k: v.copy() for k, v in model.params.items()}
+    history = train(model, opt, np.ones((4, 6)), np.ones((4, 3)), steps=0)
+    assert history == [] and history.diverged_at is None and opt.t == 0
+    assert all(np.array_equal(model.params[k], before[k]) for k in before)
+
+
+def test_a_list_of_arrays_in_an_error_is_counted_not_printed():
+    """An error about a list of arrays says how many were given, never their numbers."""
+    with pytest.raises(ValueError) as err:
+        mlp(weights=[np.ones((6, 8))])
+    assert "[[" not in str(err.value) and str(err.value).endswith("got a list of 1 array")
 
 
 def test_train_refuses_nan_data_instead_of_calling_it_a_divergence():

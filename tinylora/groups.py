@@ -30,7 +30,6 @@ from tinylora import backend, validate
 
 RULES = ("tinylora", "peft")
 EMBEDDINGS = ("tok_emb",)  # the embedding layers that may carry LoRA factors
-DEFAULT_LR_RATIO = 16.0  # 2^4, the paper's suggestion (see `loraplus_groups`)
 
 
 def times(lr, ratio):
@@ -45,13 +44,14 @@ def loraplus_groups(params, lr, lr_ratio=None, weight_decay=None, rule: str = "t
     """The LoRA+ parameter groups: ``*.B`` at ``lr * lr_ratio``, by `rule` (see the module's
     table): "tinylora" (every other array at ``lr``) or "peft" (PEFT's four groups, in its order).
 
-    ``lr_ratio`` is the paper's lambda = eta_B / eta_A (PEFT's ``loraplus_lr_ratio``); None means
-    `DEFAULT_LR_RATIO`, 16 = 2^4, the value Hayou, Ghosh and Yu suggest (RoBERTa, Init[2]);
-    summaries that print "24" lost the superscript of 2^4. The best ratio grows with the width n,
-    so no single value is right for every width: the balanced ratio (and the loss-optimal one on
-    a muP readout) like n, the loss-optimal one on a standard readout like n^1/2
-    (`docs/width_law.md`; measure it with `tinylora balance` and `tinylora width-sweep`). A ratio
-    of 1 is plain LoRA.
+    ``lr_ratio`` is the paper's lambda = eta_B / eta_A (PEFT's ``loraplus_lr_ratio``); 1 is plain
+    LoRA. It has no default (PEFT's is required too): the best ratio depends on the init. Measured
+    here (`docs/results/finetune/`, a TinyLM fine-tuned on Milton): with Init[1] (B = 0, PEFT's
+    default) ratio 16 was slower than plain LoRA at d_model 64 and 128 and the tuned ratio was 0.5
+    to 4; with Init[2] (A = 0) it was 64 to 512. The paper suggests 2^4 with Init[2] (RoBERTa),
+    2^2..2^3 with Init[1], 2^1..2^2 for Llama. And it grows with the width n: the balanced ratio
+    (and the loss-optimal one on a muP readout) like n, the loss-optimal one on a standard readout
+    like n^1/2 (`docs/width_law.md`; `docs/peft.md` has the guidance in full).
 
     Stacks. For S stacked models (`tinylora.lab.grid`) each rate may be an array of shape
     (S, 1, 1), one per model: `lr` (A's rates) with a number or an array `lr_ratio`, or, when
@@ -85,15 +85,17 @@ def loraplus_groups(params, lr, lr_ratio=None, weight_decay=None, rule: str = "t
 
 
 def rate_of_B(lr, lr_ratio=None, lr_B=None):
-    """B's learning rate: ``lr * lr_ratio`` (`lr_ratio` None: `DEFAULT_LR_RATIO`), or `lr_B`
-    itself when given (then `lr_ratio` must be None: one way to say it). Numbers or arrays."""
+    """B's learning rate: ``lr * lr_ratio``, or `lr_B` itself when given (then `lr_ratio` must
+    be None: one way to say it). Numbers or arrays."""
     if lr_B is not None:
         if lr_ratio is not None:
             validate.fail("lr_ratio", "None when lr_B is given (B's rate is lr_B, or lr * "
                           "lr_ratio, not both)", lr_ratio)
         return validate.learning_rate(lr_B, "lr_B")
     if lr_ratio is None:
-        return times(lr, DEFAULT_LR_RATIO)
+        validate.fail("lr_ratio", "a number > 0, or lr_B= (no default, as in PEFT: the best "
+                      "ratio depends on the init and the width; see help(loraplus_groups) or "
+                      "docs/peft.md)", lr_ratio)
     if getattr(lr_ratio, "ndim", 0):  # one ratio per stacked model
         host = backend.to_numpy(lr_ratio)
         if host.dtype.kind not in "fiu" or host.size == 0 \

@@ -138,7 +138,7 @@ class History(list):
 
 def train(model, opt, x, y, steps: int, loss: str = "mse") -> History:
     """`steps` full-batch `train_step`s. -> `History`: host floats (arrays for a stack), one per
-    step.
+    step (``steps=0``: an empty history).
 
     x and y are checked first (shapes, dtypes, finite values), so a NaN in the data is an
     error, never a divergence. A run *diverges* by the rule of `tinylora.diverge` (its loss not
@@ -147,7 +147,7 @@ def train(model, opt, x, y, steps: int, loss: str = "mse") -> History:
     a `Diverged` warning says so. In a stack only the models that diverged stop (they are
     retired: `retire`); the others go on.
     """
-    steps = validate.positive_int(steps, "steps")
+    steps = validate.integer(steps, "steps", 0)
     loss_fn(loss)
     for name, a in (("x", x), ("y", y)):
         if getattr(a, "dtype", None) is not None and a.dtype.kind == "f":

@@ -21,6 +21,9 @@ def describe(value) -> str:
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return f"{type(value).__module__.split('.')[0]} array of shape {tuple(value.shape)}, " \
                f"dtype {value.dtype}"
+    if isinstance(value, (list, tuple)) and any(hasattr(v, "shape") for v in value):
+        n = len(value)  # how many arrays, not their numbers
+        return f"a {type(value).__name__} of {n} array" + ("s" if n != 1 else "")
     text = repr(value)
     text = text if len(text) <= 60 else text[:57] + "..."
     return f"{text} ({type(value).__name__})"

@@ -35,9 +35,9 @@ from tinylora.bench import profile, torch_mirror
 from tinylora.bench.timing import peak_bytes, plan_repetitions, time_interleaved, warm_up
 from tinylora.bench.workloads import BUILDERS, WIDTHS
 from tinylora.fast import allocator
-from tinylora.run.options import Distinct, options_from_args, out_folder, positive_int
-from tinylora.run.progress import bar as progress_bar
-from tinylora.run.records import markdown_table
+from tinylora.run.options import ListOf, choice_of, options_from_args, out_folder, positive_int
+from tinylora.run.progress import Plan
+from tinylora.run.records import markdown_table, write_json, write_text
 
 DTYPES = ("float32", "float64")
 ROW_KEYS = ("workload", "width", "dtype", "step_ms", "floor_ms", "torch_ms", "ratio_floor",
@@ -52,19 +52,46 @@ def in_mode(step, fast: bool):
     return run
 
 
-def bench_one(name: str, width: int, dtype: str, quick: bool = False, with_torch: bool = True,
-              backend_name=None, with_reference: bool = True) -> dict:
-    """One row: {workload, width, dtype, step_ms, floor_ms, torch_ms, ratios, reference_ms,
-    ratio_reference_floor, peak_mb}; "step" is the fast step, "reference" the reference's."""
-    wl = BUILDERS[name](width, dtype, backend_name=backend_name)
+def contenders(wl, with_torch: bool, with_reference: bool) -> dict:
+    """What a row times, by name: the fast step, the floor, the reference's step, PyTorch's."""
     fns = {"step": in_mode(wl.step, True), "floor": wl.floor}
     if with_reference:
         fns["reference"] = in_mode(wl.step, False)
     torch_fn = torch_mirror.torch_step(wl) if with_torch else None
     if torch_fn is not None:
         fns["torch"] = torch_fn
+    return fns
+
+
+def more_warm_ups(per_call: float, quick: bool) -> int:
+    return 1 if per_call > 0.5 else 2 if quick else 4
+
+
+def row_seconds(per_call: float, quick: bool) -> float:
+    """A row's seconds, from one call of each contender: the warm-ups, the timed repetitions
+    (`plan_repetitions`) and the peak-memory call."""
+    rounds, inner = plan_repetitions(per_call, quick)
+    return per_call * (1 + more_warm_ups(per_call, quick) + rounds * inner + 1)
+
+
+def plan(jobs, quick=False, with_torch=True, backend_name=None, with_reference=True) -> Plan:
+    """The rows' estimate: each row's workload built and every contender called once, timed."""
+    costs = {}
+    for name, n, dt in jobs:
+        fns = contenders(BUILDERS[name](n, dt, backend_name=backend_name), with_torch,
+                         with_reference)
+        costs[(name, n, dt)] = row_seconds(warm_up(fns, 1), quick)
+    return Plan("bench", "rows", costs, "every contender of every row called once, timed")
+
+
+def bench_one(name: str, width: int, dtype: str, quick: bool = False, with_torch: bool = True,
+              backend_name=None, with_reference: bool = True) -> dict:
+    """One row: {workload, width, dtype, step_ms, floor_ms, torch_ms, ratios, reference_ms,
+    ratio_reference_floor, peak_mb}; "step" is the fast step, "reference" the reference's."""
+    fns = contenders(BUILDERS[name](width, dtype, backend_name=backend_name), with_torch,
+                     with_reference)
     per_call = warm_up(fns, 1)
-    per_call = warm_up(fns, 1 if per_call > 0.5 else 2 if quick else 4)
+    per_call = warm_up(fns, more_warm_ups(per_call, quick))
     rounds, inner = plan_repetitions(per_call, quick)
     med = time_interleaved(fns, rounds, inner, warmup=0)
     peak = peak_bytes(fns["step"])
@@ -82,12 +109,12 @@ def run(workloads=tuple(BUILDERS), widths=None, dtypes=DTYPES, quick=False, with
         backend_name=None, progress=True, with_reference=True) -> list[dict]:
     """Every row of the benchmark. `widths` (a list) overrides each workload's default widths."""
     jobs = [(name, n, dt) for name in workloads for n in (widths or WIDTHS[name]) for dt in dtypes]
-    rows = []
-    bar = progress_bar(jobs, show=progress, leave=False)
-    for name, n, dt in bar:
-        if hasattr(bar, "set_description"):
-            bar.set_description(f"{name} {n} {dt}")
-        rows.append(bench_one(name, n, dt, quick, with_torch, backend_name, with_reference))
+    rows, estimate = [], plan(jobs, quick, with_torch, backend_name, with_reference)
+    estimate.announce()
+    with estimate.bar(show=progress) as bar:
+        for name, n, dt in jobs:
+            rows.append(bench_one(name, n, dt, quick, with_torch, backend_name, with_reference))
+            bar.done((name, n, dt))
     return rows
 
 
@@ -146,7 +173,7 @@ class BenchOptions:
 
     workloads: tuple = tuple(BUILDERS)  # which workloads: "mlp", "block", "grid"
     widths: tuple | None = None  # widths to time instead of each workload's defaults
-    dtypes: tuple = DTYPES  # "float32" and/or "float64"
+    dtype: str = "both"  # "float32", "float64" or "both"
     quick: bool = False  # fewer repetitions (under a minute)
     no_torch: bool = False  # skip the PyTorch comparison
     no_reference: bool = False  # skip the reference implementations' step (the price of reading)
@@ -157,11 +184,12 @@ class BenchOptions:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--workloads", nargs="+", choices=list(BUILDERS), default=tuple(BUILDERS),
-                        help="which workloads (default: all three)")
-    parser.add_argument("--widths", type=positive_int, nargs="+", default=None, action=Distinct,
+    parser.add_argument("--workloads", action=ListOf, kind=choice_of(*BUILDERS),
+                        default=tuple(BUILDERS), help="some of mlp, block, grid (default all)")
+    parser.add_argument("--widths", action=ListOf, kind=positive_int, default=None,
                         help="widths to time instead of each workload's defaults")
-    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=DTYPES)
+    parser.add_argument("--dtype", choices=[*DTYPES, "both"], default="both",
+                        help="the dtype to time (default both)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--no-reference", action="store_true",
@@ -181,13 +209,18 @@ def main(args) -> int:
     return 0
 
 
+def dtypes(options: BenchOptions) -> tuple:
+    """The dtypes `--dtype` asks for: one, or both."""
+    return DTYPES if options.dtype == "both" else (options.dtype,)
+
+
 def execute(options: BenchOptions) -> dict:
     """Time every row (or, with `profile`, the block's parts), write --out's files.
     -> {"rows" (or "profiles"), "environment", "text": what the command prints}."""
     if options.profile:
         return execute_profile(options)
     with_torch = torch_mirror.available()[0] and not options.no_torch
-    rows = run(options.workloads, options.widths, options.dtypes, options.quick, with_torch,
+    rows = run(options.workloads, options.widths, dtypes(options), options.quick, with_torch,
                progress=not (options.no_progress or options.json),
                with_reference=not options.no_reference)
     env = environment(with_torch)
@@ -201,16 +234,14 @@ def execute(options: BenchOptions) -> dict:
 def execute_profile(options: BenchOptions) -> dict:
     """`--profile`: the block's parts at each width and dtype asked for (tables, or JSON)."""
     profs = [profile.profile(n, dt, options.quick) for n in (options.widths or WIDTHS["block"])
-             for dt in options.dtypes]
+             for dt in dtypes(options)]
     env = environment(False)
     text = "\n\n".join(profile.table(prof) for prof in profs) + (
         f"\n\n{env['cpu']}, {env['cores']} cores; NumPy {env['numpy']} "
         f"(BLAS threads: {env['numpy_blas_threads']}); malloc: {env['malloc']}.")
     if options.out:
-        Path(options.out).mkdir(parents=True, exist_ok=True)
-        (Path(options.out) / "profile.json").write_text(json.dumps({"environment": env,
-                                                                    "profiles": profs}, indent=1))
-        (Path(options.out) / "profile.md").write_text(text + "\n")
+        write_json(Path(options.out) / "profile.json", {"environment": env, "profiles": profs})
+        write_text(Path(options.out) / "profile.md", text + "\n")
     return {"profiles": profs, "environment": env,
             "text": json.dumps(profs, indent=1) if options.json else text}
 
@@ -218,13 +249,11 @@ def execute_profile(options: BenchOptions) -> dict:
 def write_results(out, rows: list[dict], env: dict, with_torch: bool) -> None:
     """records.json (the rows), summary.json (rows + environment + command), summary.md."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     settings = [f"{k}={os.environ[k]}" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
                                                   "TINYLORA_MALLOC") if k in os.environ]
     from_shell = sys.argv[0].endswith(("tinylora", "__main__.py"))
     command = " ".join([*settings, "tinylora", *(sys.argv[1:] if from_shell else ["bench"])])
-    (out / "records.json").write_text(json.dumps(rows, indent=1))
-    (out / "summary.json").write_text(json.dumps({"environment": env, "command": command,
-                                                  "rows": rows}, indent=1))
-    (out / "summary.md").write_text(f"{table(rows)}\n\n{footer(env, with_torch)}\n\n"
-                                    f"Command: `{command}`\n")
+    write_json(out / "records.json", rows)
+    write_json(out / "summary.json", {"environment": env, "command": command, "rows": rows})
+    write_text(out / "summary.md", f"{table(rows)}\n\n{footer(env, with_torch)}\n\n"
+                                   f"Command: `{command}`\n")

@@ -6,7 +6,7 @@ slopes, write records.json, summary.json (``{"slopes": {schedule: {delta: s}}, "
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tinylora.lab import plots
 from tinylora.lab.analytic_toy import (
@@ -30,6 +30,7 @@ from tinylora.run.progress import bar
 from tinylora.run.records import ResultsDir, markdown_table
 
 FAST_WIDTHS = tuple(2**k for k in range(4, 11))
+INITS = {"zero_B": 1, "zero_A": 2}  # the init names of every command -> the toy's Init number
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class ToyOptions(CommonOptions):
     """The options of `tinylora toy-analytic` (`add_arguments` is the CLI's definition)."""
 
     out: str = "toy-analytic-out"  # results folder
-    init: int = 1  # 1: b = 0, a random; 2: a = 0, b = 1
+    init: str | int = "zero_B"  # "zero_B" (or 1): b = 0, a random; "zero_A" (or 2): a = 0, b = 1
     steps: int | None = None  # steps per run; None: 4 (3 with fast)
     lr: float = 0.1  # the base learning rate (see schedules)
     optimizer: str = "both"  # "gd", "adam" or "both"
@@ -79,9 +80,10 @@ def table(fits: list[dict]) -> str:
 
 
 def add_arguments(parser) -> None:
-    add_common_arguments(parser, "toy-analytic-out", seeds=1)
-    parser.add_argument("--init", type=int, choices=[1, 2], default=1,
-                        help="1: b = 0, a random (default); 2: a = 0, b = 1")
+    add_common_arguments(parser, "toy-analytic-out", n_seeds=1)
+    parser.add_argument("--init", choices=["zero_B", "zero_A"], default="zero_B",
+                        help="zero_B = Init[1]: b = 0, a random (default); zero_A = Init[2]: "
+                             "a = 0, b = 1")
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="steps per run (default 4)")
     parser.add_argument("--lr", type=positive_float, default=0.1,
@@ -93,7 +95,7 @@ def main(args) -> int:
     options = options_from_args(ToyOptions, args)
     result = execute(options)
     summary = result["summary"]
-    print(f"Analytic toy (paper Eq. 2), Init[{options.init}], widths {summary['widths'][0]}.."
+    print(f"Analytic toy (paper Eq. 2), Init[{summary['init']}], widths {summary['widths'][0]}.."
           f"{summary['widths'][-1]}: slope of log|delta| against log n, measured "
           f"(theory; ~ = asymptotic only)")
     print(result["text"])
@@ -107,13 +109,14 @@ def main(args) -> int:
 
 def execute(options: ToyOptions) -> dict:
     """Run, write every output file. -> {"summary", "text" (markdown table), "figures", "out"}."""
+    options = replace(options, init=INITS.get(options.init, options.init))  # the CLI's names
     widths = parse_list(options.widths) or (FAST_WIDTHS if options.fast else WIDTHS)
     steps = (3 if options.fast else 4) if options.steps is None else options.steps
     if steps < REPORT_STEP:
         raise ValueError(f"--steps: expected at least {REPORT_STEP} (the step reported), "
                          f"got {steps}")
     optimizers = OPTIMIZERS if options.optimizer == "both" else (options.optimizer,)
-    seeds = tuple(range(1 if options.seeds is None else options.seeds))
+    seeds = tuple(range(1 if options.n_seeds is None else options.n_seeds))
     out = ResultsDir(options.out, {"command": "toy-analytic"})
     total = len(optimizers) * len(SCHEDULES) * len(widths) * len(seeds)
     with bar(total=total, desc="toy-analytic", show=not options.no_progress) as pb:

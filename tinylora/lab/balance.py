@@ -191,13 +191,17 @@ def solve_width(cfg: BalanceConfig, width: int, previous: list, backend_name=Non
             "seconds": time.perf_counter() - start}
 
 
-def run(cfg: BalanceConfig, widths, out, backend_name=None, on_width_done=None) -> list:
-    """Every width in order (each continues from the roots before it), reusing saved parts."""
+def run(cfg: BalanceConfig, widths, out, backend_name=None, on_width_done=None,
+        progress=None) -> list:
+    """Every width in order (each continues from the roots before it), reusing saved parts.
+    `progress`: the command's `tinylora.run.progress.Progress` (a unit per part's key)."""
     payloads = []
     for width in widths:
         payloads.append(out.cached(f"{cfg.name}-width{width}",
                                    lambda w=width: solve_width(cfg, w, payloads, backend_name),
                                    what=f"width {width}"))
+        if progress is not None:
+            progress.done(f"{cfg.name}-width{width}")
         if on_width_done is not None:
             on_width_done(width)
     return payloads

@@ -14,8 +14,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from tinylora.lab import balance, flatness, plots_width, predictions
-from tinylora.run.options import CommonOptions, add_common_arguments, options_from_args, parse_list
+from tinylora.lab import balance, calibrate, flatness, plots_width, predictions
+from tinylora.run.options import (
+    CommonOptions,
+    ListOf,
+    add_common_arguments,
+    options_from_args,
+    parse_list,
+    positive_float,
+    positive_int,
+)
 from tinylora.run.records import ResultsDir, markdown_table
 
 RATES = ("eta_A", "eta_B", "ratio")
@@ -31,35 +39,38 @@ class BalanceOptions(CommonOptions):
     model: str = "toy"  # "toy" (one LoRA layer), "mlp" (two LoRA layers) or "block"
     readout: str | None = None  # the toy's readout, "sp" or "mup"; None: both
     init: str | None = None  # the toy's init, "zero_B" (Init[1]) or "zero_A"; None: both
-    steps: str | None = None  # steps t, e.g. "2,3,5,10"; None: per model
-    sizes: str | None = None  # target sizes c, e.g. "0.003,0.01,0.05"; None: per model
+    at_steps: tuple | str | None = None  # steps t, e.g. (2, 3, 5, 10); None: per model
+    sizes: tuple | str | None = None  # target sizes c, e.g. (0.003, 0.01); None: per model
 
 
 def add_arguments(parser) -> None:
-    add_common_arguments(parser, "balance-out", seeds=balance.BalanceConfig.seeds)
+    add_common_arguments(parser, "balance-out", n_seeds=balance.BalanceConfig.seeds)
     parser.add_argument("--model", choices=balance.MODELS, default="toy",
                         help="toy (one LoRA layer; default), mlp (two LoRA layers) or block")
     parser.add_argument("--readout", choices=["sp", "mup"], default=None,
                         help="the toy's readout (default: both)")
     parser.add_argument("--init", choices=["zero_B", "zero_A"], default=None,
                         help="the toy's init, zero_B = Init[1], zero_A = Init[2] (default: both)")
-    parser.add_argument("--steps", default=None, help="steps t, e.g. 2,3,5,10 (default per model)")
-    parser.add_argument("--sizes", default=None, help="target sizes c, e.g. 0.003,0.01,0.05")
+    parser.add_argument("--at-steps", action=ListOf, kind=positive_int, default=None,
+                        help="the steps t where the sizes are read, e.g. 2,3,5,10 (default per "
+                             "model)")
+    parser.add_argument("--sizes", action=ListOf, kind=positive_float, default=None,
+                        help="target sizes c, e.g. 0.003,0.01,0.05 (default per model)")
 
 
 def configs(options: BalanceOptions) -> list:
     """One `BalanceConfig` per setting the options ask for."""
     model = options.model
-    steps = parse_list(options.steps, int, "--steps") or ((2, 3) if options.fast else
-                                                       balance.STEPS[model])
-    sizes = parse_list(options.sizes, float, "--sizes") or ((0.01,) if options.fast else
-                                                         balance.SIZES[model])
+    steps = parse_list(options.at_steps, positive_int, "--at-steps") or (
+        (2, 3) if options.fast else balance.STEPS[model])
+    sizes = parse_list(options.sizes, positive_float, "--sizes") or (
+        (0.01,) if options.fast else balance.SIZES[model])
     if min(steps) < 2:
-        raise ValueError(f"--steps: expected steps t >= 2 (at t = 1 one of delta1, delta2 is "
+        raise ValueError(f"--at-steps: expected steps t >= 2 (at t = 1 one of delta1, delta2 is "
                          f"exactly 0, under Init[1] and Init[2]), got {min(steps)}")
     base = balance.BalanceConfig(model=model, steps=tuple(steps), sizes=tuple(sizes),
-                                 seeds=balance.BalanceConfig.seeds if options.seeds is None
-                                 else options.seeds,
+                                 seeds=balance.BalanceConfig.seeds if options.n_seeds is None
+                                 else options.n_seeds,
                                  dtype=options.dtype)
     chosen = [(r, i) for r, i in balance.SETTINGS[model]
               if (options.readout or r) == r and (options.init or i) == i]
@@ -190,16 +201,19 @@ def execute(options: BalanceOptions, on_width_done=None) -> dict:
     summary = {"command": "balance", "model": options.model, "predictions": predictions.table(),
                "settings": {}}
     records = {}
-    for cfg in cfgs:
-        payloads = balance.run(cfg, widths, out, options.backend, on_width_done)
-        records[cfg.name] = payloads
-        setting = summarize(cfg, payloads)
-        if cfg.model == "toy":
-            key = f"{cfg.name}-flat-" + "-".join(map(str, widths))  # the widths change it
-            setting["forward_check"] = out.cached(key, lambda c=cfg: flatness.check(
-                lambda w: balance.Evaluator(c, w, options.backend, steps=max(c.steps)), widths,
-                "fc2", max(c.steps)))
-        summary["settings"][cfg.name] = setting
+    plan = calibrate.balance_plan(cfgs, widths, out, options.backend)
+    plan.announce()
+    with plan.bar(show=not options.no_progress) as progress:
+        for cfg in cfgs:
+            payloads = balance.run(cfg, widths, out, options.backend, on_width_done, progress)
+            records[cfg.name] = payloads
+            setting = summarize(cfg, payloads)
+            if cfg.model == "toy":
+                key = f"{cfg.name}-flat-" + "-".join(map(str, widths))  # the widths change it
+                setting["forward_check"] = out.cached(key, lambda c=cfg: flatness.check(
+                    lambda w: balance.Evaluator(c, w, options.backend, steps=max(c.steps)),
+                    widths, "fc2", max(c.steps)))
+            summary["settings"][cfg.name] = setting
     out.write("records.json", records)
     out.write("summary.json", summary)
     figures = plots_width.balance_figures(summary, out)

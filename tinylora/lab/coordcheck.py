@@ -26,6 +26,7 @@ of the forward cache.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,7 +45,7 @@ from tinylora.run.options import (
     positive_float,
     positive_int,
 )
-from tinylora.run.progress import bar
+from tinylora.run.progress import Plan, timed
 from tinylora.run.records import ResultsDir, markdown_table
 
 SCHEDULES = ("shared", "loraplus16", "theory")
@@ -136,6 +137,19 @@ def run(model_name: str = "mlp", widths=WIDTHS, seeds=(0, 1, 2), steps: int = 4,
     return rows
 
 
+def run_plan(model_name: str, widths, seeds, steps: int, backend_name=None, dtype=None) -> Plan:
+    """What `run` will do, timed here: at each width, building the model and one step of its
+    trajectory (a run is the build and `steps` such steps); one unit per run, in run's order."""
+    per_run = {}
+    for width in widths:
+        start = time.perf_counter()
+        setup = MODELS[model_name](width, 0, backend_name, dtype)
+        built = time.perf_counter() - start
+        per_run[width] = built + steps * timed(lambda s=setup: measure(s, 1e-3, 1e-2, 1))
+    costs = {(sched, w, seed): per_run[w] for sched in SCHEDULES for w in widths for seed in seeds}
+    return Plan("coordcheck", "runs", costs, "a build and a step timed at each width")
+
+
 def slopes(rows: list[dict], step: int | None = None) -> dict:
     """{schedule: {"<layer>.<quantity>": slope of log(mean RMS over seeds) on log(width)}}."""
     step = step or max(r["step"] for r in rows)
@@ -168,7 +182,7 @@ class CoordcheckOptions(CommonOptions):
 
 
 def add_arguments(parser) -> None:
-    add_common_arguments(parser, "coordcheck-out", seeds=3)
+    add_common_arguments(parser, "coordcheck-out", n_seeds=3)
     parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="Adam steps T (default 4)")
@@ -198,11 +212,13 @@ def main(args) -> int:
 def execute(options: CoordcheckOptions) -> dict:
     """Run, write every output file. -> {"summary", "text", "figures", "out"}."""
     widths = parse_list(options.widths) or DEFAULT_WIDTHS[options.model][1 if options.fast else 0]
-    seeds = tuple(range((2 if options.fast else 3) if options.seeds is None else options.seeds))
+    seeds = tuple(range((2 if options.fast else 3) if options.n_seeds is None
+                        else options.n_seeds))
     steps = (3 if options.fast else 4) if options.steps is None else options.steps
     out = ResultsDir(options.out, {"command": "coordcheck"})
-    with bar(total=len(SCHEDULES) * len(widths) * len(seeds), desc="coordcheck",
-             show=not options.no_progress) as pb:
+    plan = run_plan(options.model, widths, seeds, steps, options.backend, options.dtype)
+    plan.announce()
+    with plan.bar(show=not options.no_progress) as pb:
         rows = run(options.model, widths, seeds, steps, options.lr, backend_name=options.backend,
                    dtype=options.dtype, progress=pb)
     table = slopes(rows)

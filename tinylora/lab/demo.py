@@ -65,11 +65,11 @@ def part_options(options: DemoOptions, out) -> dict:
     common = {"fast": True, "backend": options.backend, "no_progress": options.no_progress}
     return {
         "toy": analytic_toy_report.ToyOptions(  # the toy is cheap: every width up to 2^16
-            out=str(out / "toy-analytic"), widths=",".join(map(str, analytic_toy.WIDTHS)),
+            out=str(out / "toy-analytic"), widths=analytic_toy.WIDTHS,
             **common),
         "balance": balance_report.BalanceOptions(
-            out=str(out / "balance"), readout="sp", init="zero_B", steps="2", sizes="0.003",
-            widths=",".join(map(str, BALANCE_WIDTHS)), **common),
+            out=str(out / "balance"), readout="sp", init="zero_B", at_steps=(2,), sizes=(0.003,),
+            widths=BALANCE_WIDTHS, **common),
         "sweep": sweep_report.SweepOptions(out=str(out / "width-sweep"), **common),
         "coordcheck": coordcheck.CoordcheckOptions(out=str(out / "coordcheck"), **common),
     }

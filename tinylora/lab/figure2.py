@@ -23,16 +23,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from tinylora.lab import grid, landscape, plots
+from tinylora.lab import calibrate, grid, landscape, plots
 from tinylora.lab.finetune_toy import seeded_tasks
 from tinylora.run.options import (
     CommonOptions,
+    ListOf,
     add_common_arguments,
+    choice_of,
     options_from_args,
     parse_list,
     positive_int,
 )
-from tinylora.run.progress import bar
 from tinylora.run.records import ResultsDir, markdown_table
 
 SETTINGS = {  # name: (variant, optimizer, lowest and highest learning rate of the grid)
@@ -96,16 +97,16 @@ class HeatmapOptions(CommonOptions):
 
     out: str = "toy-heatmap-out"  # results folder
     steps: int | None = None  # steps per cell; None: HeatmapConfig.steps
-    settings: str = ",".join(SETTINGS)  # comma-separated names of SETTINGS
+    settings: tuple | str = tuple(SETTINGS)  # names of SETTINGS
     per_decade: int | None = None  # grid points per decade; None: HeatmapConfig.per_decade
 
 
 def add_arguments(parser) -> None:
-    add_common_arguments(parser, "toy-heatmap-out", seeds=HeatmapConfig.seeds)
+    add_common_arguments(parser, "toy-heatmap-out", n_seeds=HeatmapConfig.seeds)
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="steps per cell (default 200)")
-    parser.add_argument("--settings", default=",".join(SETTINGS),
-                        help=f"comma-separated subset of {', '.join(SETTINGS)}")
+    parser.add_argument("--settings", action=ListOf, kind=choice_of(*SETTINGS),
+                        default=tuple(SETTINGS), help=f"some of {', '.join(SETTINGS)}")
     parser.add_argument("--per-decade", dest="per_decade", type=positive_int, default=None,
                         help="grid points per decade (default 2)")
 
@@ -124,43 +125,30 @@ def execute(options: HeatmapOptions) -> dict:
     """Run every setting and width (reusing finished ones), write every output.
     -> {"summary", "table", "steps", "figures", "out"}."""
     cfg = FAST if options.fast else HeatmapConfig()
-    changes = {"dtype": options.dtype, **{k: getattr(options, k) for k in
-                                          ("seeds", "steps", "per_decade")
+    changes = {"dtype": options.dtype, **{k: getattr(options, k) for k in ("steps", "per_decade")
                                           if getattr(options, k) is not None}}
+    if options.n_seeds is not None:
+        changes["seeds"] = options.n_seeds
     cfg = replace(cfg, **changes)
-    names = [s for s in options.settings.split(",") if s]
-    bad = [s for s in names if s not in SETTINGS]
-    if bad:
-        raise ValueError(f"--settings: expected names from {list(SETTINGS)}, got {bad}")
+    names = parse_list(options.settings, choice_of(*SETTINGS), "--settings")
     widths = parse_list(options.widths) or (100,)
     out = ResultsDir(options.out, {"command": "toy-heatmap", **asdict(cfg)})
     rows, summary, figures, lines = [], {"settings": {}, "config": asdict(cfg)}, [], []
     steps = record_steps(cfg)
-    for name in names:
-        for width in widths:
-            key = f"{name}_n{width}"
-
-            def compute(name=name, width=width, key=key):
-                with bar(total=0, desc=key, unit="run", show=not options.no_progress) as pb:
-                    side = len(grid.lattice(*SETTINGS[name][2:], cfg.per_decade))
-                    pb.total = side**2 * cfg.seeds
-                    return run_setting(name, width, cfg, options.backend, progress=pb)
-
-            payload = out.cached(key, compute)
-            rows += [{"setting": name, "width": width, "eta_A": c["eta_A"], "eta_B": c["eta_B"],
-                      "seed": s, "step": t, "quantity": f"{w}_loss", "value": c[w][s][j]}
-                     for c in payload["cells"] for w in ("train", "test")
-                     for s in range(cfg.seeds) for j, t in enumerate(steps)]
-            result = analyze(payload, cfg)
-            summary["settings"][key] = result
-            panels = [landscape.panel(payload["cells"], f"{w} loss, t = {steps[at]}", w, at)
-                      for w, at in VIEWS]
-            variant, optimizer, _, _ = SETTINGS[name]
-            figures.append(plots.heatmaps(panels, out / f"toy_heatmap_{key}.png",
-                                          f"Numerical toy (Eq. 3), {variant}, "
-                                          f"{'GD' if optimizer == 'sgd' else 'Adam'}, n = {width}, "
-                                          f"mean of {cfg.seeds} seeds"))
-            lines.append(_row(key, result[f"train_t{steps[-1]}"], result[f"test_t{steps[-1]}"]))
+    keys = [f"{name}_n{width}" for name in names for width in widths]
+    plan = calibrate.heatmap_plan(names, widths, cfg, SETTINGS, [
+        k for k in keys if out.load_part(k) is not None], options.backend)
+    plan.announce()
+    with plan.bar(show=not options.no_progress) as progress:
+        for name in names:
+            for width in widths:
+                key = f"{name}_n{width}"
+                runs = len(grid.lattice(*SETTINGS[name][2:], cfg.per_decade)) ** 2 * cfg.seeds
+                part = progress.part(key, runs)
+                payload = out.cached(key, lambda name=name, width=width, part=part: run_setting(
+                    name, width, cfg, options.backend, part))
+                progress.done(key)
+                _report(name, width, payload, cfg, out, rows, summary, figures, lines)
     out.write("records.json", rows)
     out.write("summary.json", summary)
     table = markdown_table(["setting", "best (eta_A, eta_B) by train loss", "eta_B / eta_A",
@@ -171,6 +159,25 @@ def execute(options: HeatmapOptions) -> dict:
               f"{table}\n" + "".join(f"![{path.name}]({path.name})\n" for path in figures))
     return {"summary": summary, "table": table, "steps": steps[-1], "figures": figures,
             "out": out.path}
+
+
+def _report(name, width, payload, cfg, out, rows, summary, figures, lines) -> None:
+    """One (setting, width): its records, reading, heatmap figure and table row, appended."""
+    steps, key = record_steps(cfg), f"{name}_n{width}"
+    rows += [{"setting": name, "width": width, "eta_A": c["eta_A"], "eta_B": c["eta_B"],
+              "seed": s, "step": t, "quantity": f"{w}_loss", "value": c[w][s][j]}
+             for c in payload["cells"] for w in ("train", "test")
+             for s in range(cfg.seeds) for j, t in enumerate(steps)]
+    result = analyze(payload, cfg)
+    summary["settings"][key] = result
+    panels = [landscape.panel(payload["cells"], f"{w} loss, t = {steps[at]}", w, at)
+              for w, at in VIEWS]
+    variant, optimizer, _, _ = SETTINGS[name]
+    figures.append(plots.heatmaps(panels, out / f"toy_heatmap_{key}.png",
+                                  f"Numerical toy (Eq. 3), {variant}, "
+                                  f"{'GD' if optimizer == 'sgd' else 'Adam'}, n = {width}, "
+                                  f"mean of {cfg.seeds} seeds"))
+    lines.append(_row(key, result[f"train_t{steps[-1]}"], result[f"test_t{steps[-1]}"]))
 
 
 def _row(key: str, train: dict, test: dict) -> list:

@@ -148,15 +148,18 @@ def sweep_width(width: int, cfg: SweepConfig, backend_name=None, progress=None,
 
 
 def run(widths, cfg: SweepConfig, out, backend_name=None, show_progress=True,
-        on_width_done=None) -> list:
+        on_width_done=None, progress=None) -> list:
     """Every width, reusing the parts `out` (a ResultsDir) already holds. -> list of payloads.
 
-    `on_width_done(width)` is called after each width is saved (tests interrupt a run there).
+    `progress`: the command's `tinylora.run.progress.Progress` (one unit per width, key
+    ``width<n>``), else a bar per width when `show_progress`. `on_width_done(width)` is called
+    after each width is saved (tests interrupt a run there).
     """
     def compute(width):
         previous = [landscape.best_cell(window_cells(payload)) for payload in payloads[-1:]]
         start = [(b["kA"], b["kB"]) for b in previous if b is not None]
-        with bar(total=0, desc=f"width {width}", unit="run", show=show_progress) as pb:
+        with (bar(total=0, desc=f"width {width}", unit="run", show=show_progress)
+              if progress is None else progress.part(f"width{width}")) as pb:
             return sweep_width(width, cfg, backend_name, progress=pb,
                                start=start[0] if start else None)
 
@@ -164,6 +167,8 @@ def run(widths, cfg: SweepConfig, out, backend_name=None, show_progress=True,
     for width in widths:
         payloads.append(out.cached(f"width{width}", lambda w=width: compute(w),
                                    what=f"width {width}"))
+        if progress is not None:
+            progress.done(f"width{width}")
         if on_width_done is not None:
             on_width_done(width)
     return payloads
@@ -181,7 +186,11 @@ def records(payloads: list, cfg: SweepConfig) -> list:
 def config_from_args(args) -> SweepConfig:
     cfg = FAST if args.fast else SweepConfig()
     changes = {"dtype": args.dtype}
-    for name in ("seeds", "steps", "optimizer", "n_train", "readout", "init", "target"):
+    for name in ("steps", "optimizer", "n_train", "readout", "init", "target"):
         if getattr(args, name, None) is not None:
             changes[name] = getattr(args, name)
+    if getattr(args, "n_seeds", None) is not None:
+        changes["seeds"] = args.n_seeds
+    if changes.get("optimizer") == "gd":  # the CLI's name (as in toy-analytic) for plain GD
+        changes["optimizer"] = "sgd"
     return replace(cfg, **changes)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from tinylora.lab import landscape, plots, plots_width, sweep, sweep_analysis
+from tinylora.lab import calibrate, landscape, plots, plots_width, sweep, sweep_analysis
 from tinylora.lab.predictions import INIT_NAMES
 from tinylora.run.options import (
     CommonOptions,
@@ -39,7 +39,7 @@ class SweepOptions(CommonOptions):
 
     out: str = "width-sweep-out"  # results folder
     steps: int | None = None  # Adam steps per cell; None: sweep.SweepConfig.steps
-    optimizer: str | None = None  # "adam" or "sgd"; None: adam
+    optimizer: str | None = None  # "adam" or "gd" (plain gradient descent); None: adam
     n_train: int | None = None  # training points; None: sweep.SweepConfig.n_train
     readout: str | None = None  # "sp" (W_out ~ N(0, 1/n)) or "mup" (N(0, 1/n^2)); None: sp
     init: str | None = None  # "zero_B" (Init[1]) or "zero_A" (Init[2]); None: zero_B
@@ -47,12 +47,12 @@ class SweepOptions(CommonOptions):
 
 
 def add_arguments(parser) -> None:
-    add_common_arguments(parser, "width-sweep-out", seeds=sweep.SweepConfig.seeds)
+    add_common_arguments(parser, "width-sweep-out", n_seeds=sweep.SweepConfig.seeds)
     parser.add_argument("--steps", type=positive_int, default=None,
                         help=f"Adam steps per cell: the loss is read there "
                              f"(default {sweep.SweepConfig.steps})")
-    parser.add_argument("--optimizer", choices=["adam", "sgd"], default=None,
-                        help="adam (default) or sgd (plain gradient descent)")
+    parser.add_argument("--optimizer", choices=["adam", "gd"], default=None,
+                        help="adam (default) or gd (plain full-batch gradient descent)")
     parser.add_argument("--n-train", dest="n_train", type=positive_int, default=None,
                         help=f"training points (default {sweep.SweepConfig.n_train})")
     parser.add_argument("--readout", choices=["sp", "mup"], default=None,
@@ -171,8 +171,13 @@ def execute(options: SweepOptions, on_width_done=None) -> dict:
     cfg = sweep.config_from_args(options)
     widths = parse_list(options.widths) or (sweep.FAST_WIDTHS if options.fast else sweep.WIDTHS)
     out = ResultsDir(options.out, {"command": "width-sweep", **asdict(cfg)})
-    payloads = sweep.run(widths, cfg, out, options.backend, show_progress=not options.no_progress,
-                         on_width_done=on_width_done)
+    plan = calibrate.sweep_plan(widths, cfg, [f"width{w}" for w in widths
+                                              if out.load_part(f"width{w}") is not None],
+                                options.backend)
+    plan.announce()
+    with plan.bar(show=not options.no_progress) as progress:
+        payloads = sweep.run(widths, cfg, out, options.backend, on_width_done=on_width_done,
+                             progress=progress)
     rows = [sweep_analysis.analyze_width(payload, cfg) for payload in payloads]
     summary = sweep_analysis.summarize(payloads, cfg, rows)
     out.write("records.json", sweep.records(payloads, cfg))

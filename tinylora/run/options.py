@@ -3,8 +3,11 @@ value, or into argparse's own error (``tinylora <command>: error: argument --see
 integer >= 1, got '0'``, exit code 2, no traceback).
 
     parser.add_argument("--steps", type=options.positive_int, default=None)
-    parser.add_argument("--widths", type=int, nargs="+", action=options.Distinct)
+    parser.add_argument("--widths", action=options.ListOf, kind=options.positive_int)
     parser.add_argument("--out", type=options.out_folder, default="width-sweep-out")
+
+Every list option has one syntax: items separated by commas, spaces or both (``--widths 64,128``
+and ``--widths 64 128`` are the same), each checked by its type, all distinct.
 
 A default of None means "the command's default"; commands read it as
 ``DEFAULT if args.x is None else args.x``, never ``args.x or DEFAULT`` (which turns 0 into the
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
+import tempfile
 from pathlib import Path
 
 
@@ -54,9 +57,20 @@ def positive_float(text: str) -> float:
     return value
 
 
+def choice_of(*names: str):
+    """An argparse type accepting one of `names`: 'x' -> an error listing them."""
+    def choice(text: str) -> str:
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(names)}, got {text!r}")
+        return text
+    return choice
+
+
 def out_folder(text: str) -> str:
     """A folder the command can write into: an existing writable folder, or a path whose
-    nearest existing parent is one (the folder is made when the command writes)."""
+    nearest existing parent is one (the folder is made when the command writes). Writability
+    is tried, not read from the permission bits: a temporary file is made and removed in the
+    nearest existing folder (root ignores the bits; a read-only disk does not)."""
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"expected a folder, got {text!r}, which is a file")
@@ -66,22 +80,45 @@ def out_folder(text: str) -> str:
     if not existing.is_dir():
         raise argparse.ArgumentTypeError(
             f"expected a folder, got {text!r}: {str(existing)!r} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
         raise argparse.ArgumentTypeError(
-            f"expected a writable folder, got {text!r}: {str(existing)!r} is not writable")
+            f"expected a writable folder, got {text!r}: {str(existing)!r} is not writable "
+            f"({err.strerror or err})") from None
     return text
 
 
-class Distinct(argparse.Action):
-    """For ``nargs="+"``: the values must all differ (``--widths 64 64`` would give two
-    identical rows)."""
+def _items(value, kind) -> tuple:
+    """'64,128', '64 128', ['64,', '128'] or (64, 128) -> (64, 128): split on commas and
+    spaces, each item through `kind` (an argparse type), all distinct."""
+    texts = [value] if isinstance(value, str) else [str(v) for v in value]
+    items = tuple(kind(t) for text in texts for t in text.replace(",", " ").split())
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected at least one value, got {value!r}")
+    twice = sorted({v for v in items if items.count(v) > 1}, key=str)
+    if twice:
+        raise argparse.ArgumentTypeError(
+            f"expected distinct values, got {' '.join(map(str, items))} "
+            f"({', '.join(map(str, twice))} twice)")
+    return items
+
+
+class ListOf(argparse.Action):
+    """A list option (``nargs="+"``): ``--widths 64,128`` or ``--widths 64 128`` -> (64, 128),
+    each item checked by ``kind=`` (an argparse type such as `positive_int` or `choice_of`)."""
+
+    def __init__(self, option_strings, dest, kind=None, **kwargs):
+        kwargs.setdefault("metavar", dest.upper().removesuffix("S"))  # --widths WIDTH [WIDTH ...]
+        super().__init__(option_strings, dest, nargs="+", **kwargs)
+        self.kind = kind or positive_int
 
     def __call__(self, parser, namespace, values, option_string=None):
-        twice = sorted({v for v in values if list(values).count(v) > 1})
-        if twice:
-            parser.error(f"argument {option_string}: expected distinct values, got "
-                         f"{' '.join(map(str, values))} ({', '.join(map(str, twice))} twice)")
-        setattr(namespace, self.dest, list(values))
+        try:
+            setattr(namespace, self.dest, _items(values, self.kind))
+        except argparse.ArgumentTypeError as err:
+            parser.error(f"argument {option_string}: {err}")
 
 
 def options_from_args(cls, args: argparse.Namespace):
@@ -90,21 +127,16 @@ def options_from_args(cls, args: argparse.Namespace):
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
 
-def parse_list(text, kind=int, name: str = "--widths") -> tuple | None:
-    """'64,128,256' -> (64, 128, 256); None stays None (the command's default)."""
-    if text is None:
+def parse_list(value, kind=None, name: str = "--widths") -> tuple | None:
+    """A list option's value as a tuple, for code that builds the options itself: a tuple from
+    the CLI (`ListOf`) or a string '64,128' / '64 128'; None stays None (the default). Bad items
+    raise ValueError naming `name`: ``--widths: expected an integer >= 1, got '64.5'``."""
+    if value is None:
         return None
     try:
-        values = tuple(kind(v) for v in str(text).replace(" ", "").split(",") if v)
-    except ValueError as err:
-        raise ValueError(f"{name}: expected a comma-separated list, got {text!r}") from err
-    if not values or any(v <= 0 for v in values):
-        raise ValueError(f"{name}: expected positive values, got {text!r}")
-    twice = sorted({v for v in values if values.count(v) > 1})
-    if twice:
-        raise ValueError(f"{name}: expected distinct values, got {text!r} "
-                         f"({', '.join(map(str, twice))} twice)")
-    return values
+        return _items(value, kind or positive_int)
+    except argparse.ArgumentTypeError as err:
+        raise ValueError(f"{name}: {err}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,20 +147,21 @@ class CommonOptions:
     out: str = "out"  # results folder
     backend: str | None = None  # "numpy" or "cupy"; None: the default backend
     dtype: str = "float64"  # "float64" or "float32"
-    seeds: int | None = None  # number of seeds; None: the command's default
-    widths: str | None = None  # comma-separated widths, e.g. "64,256,1024"; None: the default
+    n_seeds: int | None = None  # how many seeds; None: the command's default
+    widths: tuple | str | None = None  # e.g. (64, 256, 1024) or "64,256,1024"; None: the default
     fast: bool = False  # a small run that takes seconds
     no_progress: bool = False  # no progress bars
 
 
-def add_common_arguments(parser, out: str, seeds: int) -> None:
+def add_common_arguments(parser, out: str, n_seeds: int) -> None:
     """The options every experiment command shares (`CommonOptions`)."""
     parser.add_argument("--out", type=out_folder, default=out,
                         help=f"results folder (default {out})")
     parser.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    parser.add_argument("--seeds", type=positive_int, default=None,
-                        help=f"number of seeds (default {seeds})")
-    parser.add_argument("--widths", default=None, help="comma-separated widths, e.g. 64,256,1024")
+    parser.add_argument("--n-seeds", type=positive_int, default=None,
+                        help=f"how many seeds (default {n_seeds})")
+    parser.add_argument("--widths", action=ListOf, kind=positive_int, default=None,
+                        help="widths, e.g. 64,256,1024 or 64 256 1024")
     parser.add_argument("--fast", action="store_true", help="a small run that takes seconds")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

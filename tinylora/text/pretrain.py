@@ -1,4 +1,5 @@
-"""`tinylora pretrain`: train the base models that `tinylora finetune` adapts, and cache them.
+"""The base models that `tinylora finetune` adapts: pretrained, and cached (the command, `tinylora
+pretrain`, is `tinylora.text.pretrain_report`).
 
 A `TinyLM` with every array trainable (``trainable="all"``) learns the first shipped text
 (Shakespeare) with AdamW, one model per width ``d_model``. Each base is saved in a cache folder:
@@ -12,9 +13,6 @@ Rerunning reuses a saved base whose configuration matches exactly; a saved base 
 configuration under the same name is refused (pass ``force=True`` / ``--force`` to retrain it,
 or use another cache folder), so a study can never silently fine-tune the wrong base.
 
-Outputs in ``--out``: records.json (one base record per width, with ``reused`` and ``path``),
-summary.json (widths, val_loss: the validation loss in nats per character, reused: whether the
-cached base was reused), summary.md (the table) and the validation curves' figure.
 """
 
 from __future__ import annotations
@@ -28,17 +26,9 @@ from pathlib import Path
 from tinylora import backend
 from tinylora.lora import LoRAConfig
 from tinylora.optim import AdamW
-from tinylora.run.options import (
-    Distinct,
-    options_from_args,
-    out_folder,
-    positive_float,
-    positive_int,
-)
 from tinylora.run.progress import bar as progress_bar
-from tinylora.run.records import ResultsDir, markdown_table, write_json
+from tinylora.run.records import ResultsDir
 from tinylora.schedule import Schedule
-from tinylora.text import plots
 from tinylora.text.corpus import (
     PRETRAIN_TEXT,
     BatchSampler,
@@ -122,8 +112,9 @@ def mean_loss(lm, windows, chunk: int = 32) -> float:
     return total / len(windows)
 
 
-def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
-    """Pretrain one base from scratch. -> (lm, record) with the validation curve in `record`."""
+def train_base(config: PretrainConfig, backend_name=None, show_progress=True, progress=None):
+    """Pretrain one base from scratch. -> (lm, record) with the validation curve in `record`.
+    `progress`: a counter told of every step (the command's bar), else a bar of its own."""
     tok = shipped_tokenizer()
     if tok.chars != config.vocab:
         raise ValueError("config.vocab: does not match the shipped tokenizer's characters")
@@ -137,7 +128,7 @@ def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
     eval_every = max(1, config.steps // 10)
     curve = {"step": [], "val_loss": [], "train_loss": []}
     bar = progress_bar(range(config.steps), desc=f"pretrain d={config.d_model}",
-                       show=show_progress, leave=False)
+                       show=show_progress and progress is None, leave=False)
     train_loss = None  # no step taken yet (JSON null)
     for step in bar:
         if step % eval_every == 0:
@@ -153,6 +144,8 @@ def train_base(config: PretrainConfig, backend_name=None, show_progress=True):
                                f"(lr={config.lr:g}); try a smaller --lr")
         if step % 10 == 0:
             bar.set_postfix_str(f"loss {train_loss:.3f}")
+        if progress is not None:
+            progress.update(1)
     val = mean_loss(lm, windows)
     curve["step"].append(config.steps)
     curve["val_loss"].append(val)
@@ -177,7 +170,7 @@ def base_paths(config: PretrainConfig, cache=None) -> tuple[Path, Path]:
 
 
 def ensure_base(config: PretrainConfig, cache=None, force=False, backend_name=None,
-                show_progress=True) -> dict:
+                show_progress=True, progress=None) -> dict:
     """The cached base for `config`: reused when its saved configuration matches, trained and
     saved when absent. -> its record (``record["reused"]`` says which, ``record["path"]`` where).
 
@@ -191,7 +184,7 @@ def ensure_base(config: PretrainConfig, cache=None, force=False, backend_name=No
     trained = []
 
     def train() -> dict:
-        lm, record = train_base(config, backend_name, show_progress)
+        lm, record = train_base(config, backend_name, show_progress, progress)
         lm.save(npz, keys=lm.base_keys())
         trained.append(True)
         return record
@@ -200,84 +193,15 @@ def ensure_base(config: PretrainConfig, cache=None, force=False, backend_name=No
     return {**record, "reused": not trained, "path": str(npz)}
 
 
+def base_exists(config: PretrainConfig, cache=None) -> bool:
+    """Whether the cache holds this base: its arrays, and a record of the same configuration."""
+    npz, _ = base_paths(config, cache)
+    return npz.exists() and _bases(config, cache, strict=False).load_part(config.stem) is not None
+
+
 def load_base(lm, config: PretrainConfig, cache=None) -> None:
     """Copy the cached base arrays of `config` into `lm` (which must have its architecture)."""
     npz, _ = base_paths(config, cache)
     if _bases(config, cache).load_part(config.stem) is None or not npz.exists():
         raise ValueError(f"cache: no base {config.stem} in {npz.parent}; run tinylora pretrain")
     lm.load(npz, keys=lm.base_keys())
-
-
-# --------------------------------------------------------------------------------------------
-# The command: `tinylora pretrain`
-
-
-@dataclass(frozen=True)
-class PretrainOptions:
-    """The options of `tinylora pretrain` (`add_arguments` is the CLI's definition)."""
-
-    widths: tuple | None = None  # d_model values; None: DEFAULT_WIDTHS (fast: FAST_WIDTHS)
-    steps: int | None = None  # AdamW steps per width; None: PretrainConfig.steps
-    lr: float | None = None  # peak learning rate; None: PretrainConfig.lr
-    cache: str | None = None  # folder of saved bases; None: `default_cache()`
-    out: str = "pretrain-out"  # folder for records, summary, figure
-    fast: bool = False  # tiny models and few steps (seconds)
-    force: bool = False  # retrain a cached base whose configuration differs, overwriting it
-    backend: str | None = None  # "numpy" or "cupy"; None: the default backend
-    no_progress: bool = False  # no progress bars
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--widths", type=positive_int, nargs="+", default=None, action=Distinct,
-                        help=f"d_model values (default {list(DEFAULT_WIDTHS)}; --fast: "
-                             f"{list(FAST_WIDTHS)})")
-    parser.add_argument("--steps", type=positive_int, default=None,
-                        help="AdamW steps per width (default 600)")
-    parser.add_argument("--lr", type=positive_float, default=None,
-                        help="peak learning rate (default 3e-3)")
-    parser.add_argument("--cache", default=None, help=f"folder of saved bases (default "
-                        f"${CACHE_ENV} or ~/.cache/tinylora/bases)")
-    parser.add_argument("--out", type=out_folder, default="pretrain-out",
-                        help="folder for records, summary, figure")
-    parser.add_argument("--fast", action="store_true", help="tiny models and few steps (seconds)")
-    parser.add_argument("--force", action="store_true", help="retrain a cached base whose "
-                        "configuration differs, overwriting it")
-    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def main(args) -> int:
-    result = execute(options_from_args(PretrainOptions, args))
-    for d, r in zip(result["widths"], result["records"]):
-        print(f"d_model={d:4d}  val loss {r['val_loss']:.4f}  "
-              f"({'reused' if r['reused'] else 'trained'}: {r['path']})")
-    out = result["out"]
-    print(f"wrote {out / 'records.json'}, {out / 'summary.json'}, {out / 'summary.md'}, "
-          f"{result['figure']}")
-    return 0
-
-
-def execute(options: PretrainOptions) -> dict:
-    """Ensure a base per width (`ensure_base`), write records, summary and the figure.
-    -> {"widths", "records", "figure", "out"}."""
-    widths = (FAST_WIDTHS if options.fast else DEFAULT_WIDTHS) if options.widths is None \
-        else options.widths
-    records = [ensure_base(pretrain_config(d, options.fast, steps=options.steps, lr=options.lr),
-                           options.cache, options.force, options.backend,
-                           not options.no_progress) for d in widths]
-    out = Path(options.out)
-    write_json(out / "records.json", records)
-    write_json(out / "summary.json", {"widths": list(widths),
-                                      "val_loss": [r["val_loss"] for r in records],
-                                      "reused": [r["reused"] for r in records]})
-    lines = ["# Pretrained bases (TinyLM, all arrays trained, AdamW)", "",
-             f"Text: {records[0]['config']['text']}; validation = the last 10 % of it.", "",
-             markdown_table(["d_model", "parameters", "steps", "val loss (nats/char)", "seconds",
-                             "cached at"],
-                            [[d, r.get("n_params", ""), r["config"]["steps"],
-                              f"{r['val_loss']:.4f}",
-                              "reused" if r["reused"] else f"{r['seconds']:.0f}", f"`{r['path']}`"]
-                             for d, r in zip(widths, records)])]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    figure = plots.pretrain_curves(records, out / "pretrain_val_loss_by_width.png")
-    return {"widths": widths, "records": records, "figure": figure, "out": out}

@@ -31,16 +31,15 @@ from typing import NamedTuple
 import tinylora.fast
 from tinylora import schedule
 from tinylora.run.options import (
-    Distinct,
+    ListOf,
     non_negative_int,
     options_from_args,
     out_folder,
     positive_float,
     positive_int,
 )
-from tinylora.run.progress import bar as progress_bar
-from tinylora.run.records import ResultsDir, write_json
-from tinylora.text import plots, tuning
+from tinylora.run.records import ResultsDir, write_json, write_text
+from tinylora.text import estimate, plots, tuning
 from tinylora.text.finetune import (
     DEFAULT_WIDTHS,
     Data,
@@ -87,13 +86,10 @@ def chains(config: FinetuneConfig) -> list[Chain]:
 class Runner:
     """Runs (or reads back) single runs of one study: `run(setting, lr, seed)` -> record."""
 
-    def __init__(self, config: FinetuneConfig, out, cache=None, backend_name=None,
-                 bar=None):
+    def __init__(self, config: FinetuneConfig, out, cache=None, backend_name=None):
         self.config, self.cache, self.backend_name = config, cache, backend_name
         self.parts = ResultsDir(out, config_key(config), strict=True)
-        self.data = Data(config)
-        self.bar = bar
-        self.runs = []
+        self.data, self.bar, self.runs = Data(config), None, []  # bar: told of every run
 
     def run(self, setting: Setting, lr: float, seed: int) -> dict:
         key = f"run_{setting.key()}_lr{float(lr)!r}_seed{seed}"
@@ -102,7 +98,6 @@ class Runner:
             self.config, setting, lr, seed, self.data, self.cache, self.backend_name, sample))
         self.runs.append(record)
         if self.bar is not None:
-            self.bar.set_postfix_str(f"{setting.key()} lr={lr:.3g} seed={seed}")
             self.bar.update(1)
         return record
 
@@ -163,10 +158,11 @@ def _start_worker(fast: bool) -> None:
         tinylora.fast.enable()
 
 
-def _chain_in_process(job) -> list[dict]:
-    """One chain in a worker process: (config, chain, out, cache, backend_name) -> its runs."""
+def _chain_in_process(job) -> tuple:
+    """One chain in a worker process: (config, chain, out, cache, backend_name) -> (the chain,
+    its runs)."""
     config, chain, out, cache, backend_name = job
-    return Runner(config, out, cache, backend_name).chain(chain)
+    return chain, Runner(config, out, cache, backend_name).chain(chain)
 
 
 def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_progress=True,
@@ -178,16 +174,21 @@ def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_p
     """
     if restart:
         shutil.rmtree(Path(out) / "parts", ignore_errors=True)
-    bar = progress_bar(total=None, desc="finetune runs", show=show_progress and jobs == 1,
-                       leave=True)
-    runner = Runner(config, out, cache, backend_name, bar)
-    widths = sorted({c.width for c in chains(config)})
-    bases = {str(w): runner.parts.cached(f"base_d{w}", lambda w=w: base_record(
-        config, w, runner.data, cache, backend_name, show_progress)) for w in widths}
-    todo = chains(config)
+    todo, runner = chains(config), Runner(config, out, cache, backend_name)
+    plan = estimate.finetune_plan(config, todo, cache, backend_name,
+                                  len(list(runner.parts.path.glob("parts/run_*.json"))))
+    plan.announce()
+    progress, bases = plan.bar(show_progress), {}
+    for w in sorted({c.width for c in todo}):  # a base is pretrained here when it is missing
+        bases[str(w)] = runner.parts.cached(f"base_d{w}", lambda w=w: base_record(
+            config, w, runner.data, cache, backend_name, False))
+        progress.done(f"base_d{w}")
     if jobs == 1:
         for chain in todo:
+            key = estimate.chain_key(chain)
+            runner.bar = progress.part(key, estimate.chain_runs(config, chain))
             runner.chain(chain)
+            progress.done(key)
         runs = runner.runs
     else:
         runs, pool = [], get_context("spawn").Pool(jobs, _start_worker,
@@ -195,13 +196,13 @@ def run_study(config: FinetuneConfig, out, cache=None, backend_name=None, show_p
         try:
             done = pool.imap_unordered(_chain_in_process,
                                        [(config, c, out, cache, backend_name) for c in todo])
-            for chain_runs in progress_bar(done, total=len(todo), desc="chains",
-                                           show=show_progress, leave=True):
+            for chain, chain_runs in done:
+                progress.done(estimate.chain_key(chain))
                 runs += chain_runs
         finally:  # on Ctrl-C or an error too: stop the workers (their finished runs are saved)
             pool.terminate()
             pool.join()
-    bar.close()
+    progress.close()
     unique = {(r["width"], r["init"], r["lr_ratio"], r["r"], r["rule"], r["alpha"], r["lr"],
                r["seed"]): r for r in runs}  # a run read twice (a tuning revisit) counts once
     records = {"config": asdict(config), "bases": bases, "runs": list(unique.values())}
@@ -215,7 +216,7 @@ class FinetuneOptions:
     study's default (`FinetuneConfig`, or `FAST` with fast)."""
 
     widths: tuple | None = None  # d_model values
-    inits: tuple | None = None  # "zero_B" (Init[1]) and/or "zero_A" (Init[2])
+    init: str | None = None  # "zero_B" (Init[1]), "zero_A" (Init[2]) or None / "both"
     lr_ratios: tuple | None = None  # lr_B / lr_A values; must contain 1 and 16
     tune_seeds: tuple | None = None  # seeds that choose the rates
     eval_seeds: tuple | None = None  # seeds every reported number comes from
@@ -237,21 +238,19 @@ class FinetuneOptions:
 
 
 def add_arguments(parser) -> None:
-    def many(flag, kind, help_text, **kw):
-        parser.add_argument(flag, type=kind, nargs="+", default=None, action=Distinct,
-                            help=help_text, **kw)
+    def many(flag, kind, help_text):
+        parser.add_argument(flag, action=ListOf, kind=kind, default=None, help=help_text)
 
-    many("--widths", positive_int, f"d_model values (default {list(DEFAULT_WIDTHS)})")
-    many("--inits", str, "zero_B (Init[1]) and/or zero_A (Init[2]) (default both)")
-    many("--lr-ratios", positive_float, "lr_B / lr_A values, must contain 1 and 16 "
-         "(default 1 2 4 8 16 32 64)")
-    many("--tune-seeds", non_negative_int, "seeds that choose the rates (0 1)")
-    many("--eval-seeds", non_negative_int, "seeds every reported number comes from (2 3 4 5)")
-    many("--ranks", positive_int, "ranks of the rank baseline (1 2 4 8 16)")
+    many("--widths", positive_int, f"d_model values ({','.join(map(str, DEFAULT_WIDTHS))})")
+    parser.add_argument("--init", choices=["zero_B", "zero_A", "both"], default=None,
+                        help="zero_B (Init[1]), zero_A (Init[2]) or both (the default)")
+    many("--lr-ratios", positive_float, "lr_B / lr_A values, with 1 and 16 (1,2,4,8,16,32,64)")
+    many("--tune-seeds", non_negative_int, "seeds that choose the rates (0,1)")
+    many("--eval-seeds", non_negative_int, "seeds every reported number comes from (2,3,4,5)")
+    many("--ranks", positive_int, "ranks of the rank baseline (1,2,4,8,16)")
     parser.add_argument("--steps", type=positive_int, help="steps per run (default 120)")
     parser.add_argument("--lr0", type=positive_float, help="lattice centre (3e-3)")
-    parser.add_argument("--no-baselines", action="store_true",
-                        help="skip full fine-tuning and the rank baseline")
+    parser.add_argument("--no-baselines", action="store_true", help="no full FT, no rank sweep")
     parser.add_argument("--jobs", type=positive_int, default=1,
                         help="processes running (width, init) chains at once (1); with as many "
                              "jobs as cores, set OPENBLAS_NUM_THREADS=1")
@@ -260,12 +259,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--clip", type=positive_float, help="max gradient norm (none)")
     parser.add_argument("--pretrain-steps", type=positive_int, default=None,
                         help="which cached bases to use (pretrained with this many steps)")
-    parser.add_argument("--cache", default=None,
-                        help="folder of saved bases (see tinylora pretrain)")
+    parser.add_argument("--cache", default=None, help="folder of saved bases (tinylora pretrain)")
     parser.add_argument("--out", type=out_folder, default="finetune-out",
                         help="folder for records, summary, figures")
-    parser.add_argument("--fast", action="store_true",
-                        help="a tiny study (seconds): tests, a first look")
+    parser.add_argument("--fast", action="store_true", help="a tiny study (seconds)")
     parser.add_argument("--restart", action="store_true", help="discard the parts in --out")
     parser.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -283,7 +280,8 @@ def execute(options: FinetuneOptions) -> dict:
     """Run (or resume) the study, write every output.
     -> {"records", "summary", "details", "figures", "out"}."""
     config = finetune_config(
-        options.fast, widths=options.widths, inits=options.inits, steps=options.steps,
+        options.fast, widths=options.widths, steps=options.steps,
+        inits=None if options.init in (None, "both") else (options.init,),
         lr_ratios=options.lr_ratios, lr0=options.lr0, tune_seeds=options.tune_seeds,
         eval_seeds=options.eval_seeds, ranks=options.ranks,
         baselines=False if options.no_baselines else None,
@@ -294,7 +292,7 @@ def execute(options: FinetuneOptions) -> dict:
     summary, details = summarize(records)
     out = Path(options.out)
     write_json(out / "summary.json", summary)
-    (out / "summary.md").write_text(markdown(records, summary, details))
+    write_text(out / "summary.md", markdown(records, summary, details))
     figures = plots.finetune_figures(records, summary, details, out)
     return {"records": records, "summary": summary, "details": details, "figures": figures,
             "out": out}

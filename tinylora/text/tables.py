@@ -137,10 +137,7 @@ def _lattice_cell(t) -> str:
 
 def print_table(records: dict, summary: dict, details: list) -> None:
     """The command's printout: the main table, the exponents, the run time."""
-    rows = main_rows(details)
-    widths = [max(len(str(x)) for x in col) for col in zip(MAIN_HEADER, *rows)]
-    for row in (MAIN_HEADER, *rows):
-        print("  ".join(str(x).rjust(n) for x, n in zip(row, widths)))
+    print(markdown_table(MAIN_HEADER, main_rows(details)))  # the CLI prints it as columns
     for init in records["config"]["inits"]:
         print(exponent_line(summary, init))
     seconds = sum(r["seconds"] for r in records["runs"])
