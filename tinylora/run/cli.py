@@ -65,6 +65,8 @@ COMMANDS = [
     Command("pretrain", "text.pretrain", "pretrain the TinyLM bases on Shakespeare (cached)", True),
     Command("finetune", "text.study",
             "the best LoRA+ ratio fine-tuning on Milton, per width and init", True),
+    Command("finetune-ladder", "text.ladder_command",
+            "does LoRA+ help on real text as d_model grows? (stacked runs)", True),
     Command("bench", "bench.run", "time a training step against the matmul floor and PyTorch",
             False),
 ]
