@@ -39,7 +39,14 @@ from tinylora.run.records import ResultsDir
 from tinylora.text.corpus import FINETUNE_TEXT
 from tinylora.text.finetune import Data
 from tinylora.text.ladder_bases import MUP_WIDTH, head_scale, ladder_base_config
-from tinylora.text.ladder_report import choice_set, choose, lattice_lr, lowest, mean
+from tinylora.text.ladder_report import (
+    chains_of,
+    choice_set,
+    choose,
+    lattice_lr,
+    lowest,
+    mean,
+)
 from tinylora.text.pretrain import build_model, ensure_base, load_base, mean_loss
 from tinylora.text.stacked import Job, OutOfTime, train_stack
 
@@ -110,12 +117,8 @@ def base_config(config: LadderConfig, width: int):
 
 
 def chains(config: LadderConfig) -> list[tuple]:
-    """Every chain (width, init, batch_size): the main ones widest first, then the control."""
-    main = [(w, i, config.batch_size) for w in sorted(config.widths, reverse=True)
-            for i in config.inits]
-    if config.control_width is not None:
-        main.append((config.control_width, "zero_B", config.control_batch_size))
-    return main
+    """Every chain (width, init, batch_size), in the order they run (`chains_of`)."""
+    return chains_of(asdict(config))
 
 
 def start(config: LadderConfig, width: int, lr_ratio: float) -> int:

@@ -162,12 +162,14 @@ def chain_estimates(table: dict, tune_seeds, eval_seeds, rng, boot: int = BOOT) 
 
 
 def chains_of(config: dict) -> list[tuple]:
-    """(width, init, batch_size) of every chain, as `tinylora.text.ladder.chains` orders them."""
-    main = [(w, i, config["batch_size"]) for w in sorted(config["widths"], reverse=True)
+    """(width, init, batch_size) of every chain, in the order they run: the first init at
+    every width (widest first), the control, then the other init (what a time limit cuts is
+    the last of it)."""
+    main = [[(w, i, config["batch_size"]) for w in sorted(config["widths"], reverse=True)]
             for i in config["inits"]]
-    if config["control_width"] is not None:
-        main.append((config["control_width"], "zero_B", config["control_batch_size"]))
-    return main
+    control = [] if config["control_width"] is None else [
+        (config["control_width"], "zero_B", config["control_batch_size"])]
+    return main[0] + control + [c for rest in main[1:] for c in rest]
 
 
 def chain_row(records: dict, chain: tuple) -> dict:
