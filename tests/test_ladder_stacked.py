@@ -94,7 +94,8 @@ def test_seed_factors_are_the_factors_tinylm_draws_for_that_seed():
 def float64_study(tmp_path_factory):
     """A tiny fine-tuning study on a float64 base (the study's own single runs use it too)."""
     cache = tmp_path_factory.mktemp("bases")
-    config = ft.finetune_config(True, widths=(32,), steps=6, eval_every=3, n_eval=4)
+    config = ft.finetune_config(True, widths=(32,), steps=6, eval_every=3, n_eval=4,
+                                decay="cosine")  # a schedule too: every copy's rates follow it
     base = pretrain_config(32, True, steps=5, dtype="float64")
     ensure_base(base, cache, show_progress=False)
     return config, base, cache, ft.Data(config)

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np  # host-side: batches, per-copy rates and losses
 
-from tinylora import backend
+from tinylora import backend, schedule
 from tinylora.block import BLOCK_TARGETS, add_factors
 from tinylora.diverge import diverged, quiet_overflow
 from tinylora.groups import loraplus_groups
@@ -114,14 +114,16 @@ def train_stack(config, jobs: list, data, base_config, cache=None, backend_name=
     """Train `jobs` (a list of `Job`) as one stacked model. -> one record per job, in
     `tinylora.text.finetune.finetune_run`'s form (plus ``batch_size``).
 
-    `config` gives steps, eval_every, r and targets; `data` the training ids (``data.train``)
-    and the fixed validation windows (``data.val``); `base_config` the frozen base.
+    `config` gives steps, eval_every, r, targets, warmup and decay (the schedule of every
+    rate, `tinylora.schedule`); `data` the training ids (``data.train``) and the fixed
+    validation windows (``data.val``); `base_config` the frozen base.
     `deadline`: a `time.monotonic()` value; after `PROJECT_AFTER` steps a pass that would end
     after it raises `OutOfTime` (then nothing of it is kept: a rerun redoes it whole).
     """
     jobs = [Job(*j) for j in jobs]
     S, start = len(jobs), time.monotonic()
     lm, opt = build_stack(config, jobs, base_config, cache, backend_name)
+    sched = schedule.Schedule(opt, config.steps, config.warmup, config.decay)  # every copy's
     xp, context = lm.xp, base_config.context
     samplers = {s: BatchSampler(data.train, jobs[0].batch_size, context, seed=s)
                 for s in dict.fromkeys(j.seed for j in jobs)}
@@ -142,6 +144,7 @@ def train_stack(config, jobs: list, data, base_config, cache=None, backend_name=
                 continue  # after every copy diverged, only inf is recorded at the evaluations
             draws = {s: sampler.sample() for s, sampler in samplers.items()}  # one per seed
             batch = xp.asarray(np.stack([draws[j.seed] for j in jobs]))  # [S, N, T + 1]
+            sched.apply(step)  # each copy's rates times one factor: the ratios are kept
             _, gone = train_step(lm, opt, batch[..., :-1], batch[..., 1:], start=val0,
                                  loss="cross_entropy", retired=retired)
             for i in np.flatnonzero(gone):
