@@ -95,7 +95,7 @@ def test_a_chain_missing_an_evaluation_run_is_not_finished():
 
 def _tiny(**kw):
     return ladder.ladder_config(True, **{"widths": (32,), "steps": 3,
-                                         "lr_ratios": (1.0, 4.0, 16.0), "control_width": None,
+                                         "lr_ratios": (1.0, 4.0, 16.0), "control_width": 0,
                                          **kw})
 
 
@@ -172,3 +172,40 @@ def test_ladder_config_refuses_a_protocol_it_cannot_run():
         ladder.ladder_config(True, tune_seeds=(0, 1, 2))
     with pytest.raises(ValueError, match="tune_seeds, eval_seeds"):
         ladder.ladder_config(True, eval_seeds=(1, 2))
+
+
+# ------------------------------------------------------------------------------------------
+# scripts/gpu_text_ladder.sh, rehearsed on the CPU
+
+
+def _script(out, work, limit="390", *previous):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "LADDER_REHEARSAL": "1", "LADDER_WORK": str(work),
+           "LADDER_TIME_LIMIT": limit, "PYTHON": sys.executable,
+           "LADDER_EXTRA": "--widths 32 --control-width 0 --lr-ratios 1 4 16 --inits zero_B "
+                           "--steps 3"}
+    return subprocess.run(["bash", str(root / "scripts" / "gpu_text_ladder.sh"), str(out),
+                           *map(str, previous)], env=env, capture_output=True, text=True,
+                          timeout=600).returncode
+
+
+def test_the_gpu_script_stops_resumes_and_writes_a_compact_result(tmp_path):
+    """Rehearsed on the CPU: a call past its time limit exits 3 with what it has; the next
+    finishes (exit 0) into at most 8 files under 16 MiB each; and a call on a fresh machine
+    (empty work folder) given that result retrains nothing: its records are the same runs."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    assert _script(out, work, "1e-9") == 3
+    assert read_json(out / "summary.json")["not_finished"] == [[32, "zero_B", 128]]
+    assert _script(out, work) == 0
+    files = list(out.iterdir())
+    assert len(files) <= 8 and all(f.stat().st_size < 16 * 2**20 for f in files)
+    runs = read_json(out / "records.json")["runs"]
+    assert read_json(out / "summary.json")["chains"][0]["finished"] and runs
+    again = tmp_path / "again"
+    assert _script(again, tmp_path / "fresh-work", "390", out) == 0
+    assert read_json(again / "records.json")["runs"] == runs

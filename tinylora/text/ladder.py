@@ -74,7 +74,7 @@ class LadderConfig:
     max_points: int = 8  # per lattice
     tune_seeds: tuple = (0, 1)
     eval_seeds: tuple = (2, 3, 4, 5)  # the CPU's cut; the GPU runs 2 .. 9
-    control_width: int | None = 128  # None: no control chain
+    control_width: int = 128  # 0: no control chain
     control_batch_size: int = 1  # the control's windows per step (64 tokens)
     base_steps: int | None = None  # pretraining steps; None: the recipe's (600)
     base_lr: float | None = None  # pretraining lr at mup_width; None: the recipe's (3e-3)

@@ -122,12 +122,11 @@ def take_records(config, out, paths) -> int:
 def execute(options: LadderOptions) -> dict:
     """Run (or resume) the ladder and write records.json, summary.json, summary.md, figures.
     -> {"records", "summary", "markdown", "figures", "out"}."""
-    control = {0: None, None: None}.get(options.control_width, options.control_width)
     config = ladder.ladder_config(
         options.fast, widths=options.widths, inits=options.inits, steps=options.steps,
         lr_ratios=options.lr_ratios, lr0=options.lr0, tune_seeds=options.tune_seeds,
         eval_seeds=options.eval_seeds, base_steps=options.base_steps,
-        **({} if options.control_width is None else {"control_width": control}))
+        control_width=options.control_width)
     out = Path(options.out)
     if options.restart:
         for part in (out / "parts").glob("*.json"):
@@ -143,8 +142,13 @@ def execute(options: LadderOptions) -> dict:
     write_json(out / "summary.json", summary)
     text = markdown(summary)
     write_text(out / "summary.md", text)
+    try:
+        figures = ladder_plots.ladder_figures(records, summary, out)
+    except ImportError as err:  # matplotlib is optional (the `plots` extra): say so, go on
+        print(f"no figures: {err}", file=sys.stderr)
+        figures = []
     return {"records": records, "summary": summary, "markdown": text, "out": out,
-            "figures": ladder_plots.ladder_figures(records, summary, out)}
+            "figures": figures}
 
 
 def machine(backend_name) -> str:
@@ -212,10 +216,11 @@ def protocol_text(cfg: dict) -> str:
     return (f"Bases: TinyLM (2 layers, context {cfg['context']}) pretrained on Shakespeare with "
             f"muP's Adam rates (weight matrices at lr x {cfg['mup_width']} / d_model), one token "
             f"budget for every width; frozen. Fine-tuned on Milton's *Areopagitica*: LoRA r = "
-            f"{cfg['r']} on {', '.join(cfg['targets'])}, Adam, {cfg['steps']} constant-rate "
-            f"steps of {cfg['batch_size']} x {cfg['context']} characters. Every lr_ratio in "
+            f"{cfg['r']} on {', '.join(cfg['targets'])}, Adam, {cfg['steps']} steps of "
+            f"{cfg['batch_size']} x {cfg['context']} characters, every rate on a {cfg['decay']}"
+            f" schedule (warm-up {cfg['warmup']}). Every lr_ratio in "
             f"{[float(x) for x in cfg['lr_ratios']]} (grown by up to "
-            f"{cfg['max_extra_lr_ratios']} octaves past an end), lr_A on a "
+            f"{cfg['max_extra_lr_ratios']} octave(s) past an end), lr_A on a "
             f"1/{cfg['per_octave']}-octave lattice grown until bracketed, on tuning seeds "
             f"{list(cfg['tune_seeds'])}; every number from evaluation seeds "
             f"{list(cfg['eval_seeds'])}. Intervals: 95 %, from a bootstrap over both seed sets "

@@ -127,8 +127,11 @@ def curves(records: dict, summary: dict, path):
 
 
 def ladder_figures(records: dict, summary: dict, out) -> list:
-    """Every figure of the ladder into `out`. -> the paths written."""
+    """Every figure of the ladder into `out` (none before a chain has finished). -> the paths
+    written."""
     out = Path(out)
+    if not _finished(summary):
+        return []
     made = [gain_by_ratio(summary, out / "ladder_gain_by_ratio.png"),
             best_ratio_by_width(summary, out / "ladder_best_ratio_by_width.png"),
             lr_lattices(records, summary, out / "ladder_lr_lattices.png"),

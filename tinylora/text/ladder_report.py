@@ -167,7 +167,7 @@ def chains_of(config: dict) -> list[tuple]:
     the last of it)."""
     main = [[(w, i, config["batch_size"]) for w in sorted(config["widths"], reverse=True)]
             for i in config["inits"]]
-    control = [] if config["control_width"] is None else [
+    control = [] if not config["control_width"] else [
         (config["control_width"], "zero_B", config["control_batch_size"])]
     return main[0] + control + [c for rest in main[1:] for c in rest]
 
