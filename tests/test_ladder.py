@@ -82,6 +82,16 @@ def test_the_bootstrap_redoes_the_lr_choice_in_every_draw():
     assert agree["point"]["tuned"] == 4.0 and agree["tuned_share"][4.0] == 1.0
 
 
+def test_the_ratio_one_loss_is_ratio_ones_when_the_grid_grew_below_it():
+    """A grid grown to ratio 0.5 still reports plain LoRA's (ratio 1's) loss and gains over
+    ratio 1, never over the grid's first ratio."""
+    table = _table(False)
+    table[0.5] = {k: {s: v + 0.5 for s, v in seeds.items()} for k, seeds in table[1.0].items()}
+    point = chain_estimates(table, [0, 1], range(2, 8), np.random.default_rng(0))["point"]
+    assert point["loss_ratio1"] == np.mean([table[1.0][0][s] for s in range(2, 8)])
+    assert point["gains"][1.0] == 0.0 and abs(point["gains"][0.5] + 0.5) < 1e-12
+
+
 def test_a_chain_missing_an_evaluation_run_is_not_finished():
     """No estimate is made from a chain whose kept point lacks an evaluation seed."""
     table = _table(False)

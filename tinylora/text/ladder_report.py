@@ -123,7 +123,7 @@ def estimate(table: dict, tune: list, evals: list) -> dict | None:
                                                  for v in profile])
     return {"kept_lr": {x: kept[x] for x in ratios}, "tuned": tuned, "gain_tuned": gains[tuned],
             "gains": gains, "profile": dict(zip(ratios, profile)),
-            "best_log10": None if fit is None else fit["x"], "loss_ratio1": profile[0]}
+            "best_log10": None if fit is None else fit["x"], "loss_ratio1": mean(per_seed[1.0])}
 
 
 def chain_estimates(table: dict, tune_seeds, eval_seeds, rng, boot: int = BOOT) -> dict | None:
@@ -215,8 +215,10 @@ def chain_row(records: dict, chain: tuple) -> dict:
 
 def summarize(records: dict) -> dict:
     """summary.json's dict: the protocol, one row per chain (`chain_row`'s keys, the bootstrap
-    draws left out), and per init the best ratio's exponent in d_model over the main chains,
-    beside the width law's prediction for a standard-parametrised readout."""
+    draws left out), per init the best ratio's exponent in d_model over the main chains beside
+    the width law's prediction for a standard-parametrised readout (+1/2, `docs/width_law.md`),
+    and ``readout``: whether the pretrained heads still are standard, their RMS x sqrt(d_model)
+    against d_model (exponent 0 for "sp", -1/2 for muP's readout)."""
     cfg = records["config"]
     rows = [chain_row(records, c) for c in chains_of(cfg)]
     exponents = {}
@@ -230,7 +232,13 @@ def summarize(records: dict) -> dict:
                                                             if r["best_lr_ratio"] is not None],
                            "predicted": predictions.exponents("loss_optimal", "sp",
                                                               init)["ratio"]}
+    bases = sorted((int(w), b["head_scale"]) for w, b in records["bases"].items())
+    head = float(np.polyfit(np.log([w for w, _ in bases]), np.log([h for _, h in bases]), 1)[0]
+                 ) if len(bases) >= 2 else None
     return {"config": cfg, "stopped": records.get("stopped"),
+            "readout": {"widths": [w for w, _ in bases], "head_scale": [h for _, h in bases],
+                        "head_scale_exponent": head,  # standard ("sp"): 0; muP's: -1/2
+                        "predicted_if": {"sp": 0.0, "mup": -0.5}},
             "chains": [{k: v for k, v in r.items() if k != "_located"} for r in rows],
             "lr_ratio_exponent": exponents, "bootstrap_draws": BOOT,
             "not_finished": [[r["width"], r["init"], r["tokens_per_batch"]] for r in rows
