@@ -69,6 +69,7 @@ class LadderConfig:
     max_extra_lr_ratios: int = 1
     lr0: float = 4e-3  # lattice point k = 0 (the pilot's better rate at ratio 1)
     per_octave: int = 4  # lattice points per octave of lr_A
+    start_k: int = 3  # where ratio 1's lattice starts: lr0 * 2^(3/4), 6.7e-3 (see `start`)
     ratio_slope: float = 0.6  # the start guess: lr_A ~ lr_ratio^-0.6 (see `start`)
     width_slope: float = 0.0  # the start guess: lr_A ~ (d_model / mup_width)^-width_slope
     max_points: int = 8  # per lattice
@@ -86,7 +87,7 @@ class LadderConfig:
 
 FAST = {"widths": (32, 64), "steps": 6, "batch_size": 4, "eval_every": 3, "n_eval": 4,
         "lr_ratios": (1.0, 4.0, 16.0), "max_extra_lr_ratios": 1, "lr0": 1e-2, "max_points": 4,
-        "eval_seeds": (2, 3), "control_width": 32, "mup_width": 32}
+        "eval_seeds": (2, 3), "control_width": 32, "mup_width": 32, "start_k": 0}
 
 
 def ladder_config(fast: bool = False, **overrides) -> LadderConfig:
@@ -124,13 +125,16 @@ def chains(config: LadderConfig) -> list[tuple]:
 
 
 def start(config: LadderConfig, width: int, lr_ratio: float) -> int:
-    """The first lattice point tried: lr0 * lr_ratio^-ratio_slope (* (width /
-    mup_width)^-width_slope). The recorded study's kept lr_A fell like lr_ratio^-0.5 to -0.8
-    (`docs/results/finetune/summary.md`), the pilot's like about ^-0.6 from ratio 1 to 8; the
-    lattice grows from the guess whatever it is, so a poor guess costs runs, never results."""
+    """The first lattice point tried: lattice point `start_k` at ratio 1, lower by
+    lr_ratio^-ratio_slope (and (width / mup_width)^-width_slope) at the others. The recorded
+    study's kept lr_A fell like lr_ratio^-0.5 to -0.8 (`docs/results/finetune/summary.md`),
+    the pilot's like about ^-0.6 from ratio 1 to 8; the first runs of the CPU ladder, started at
+    k = 0, fell all the way to their lattices' top (the cosine schedule wants larger rates than
+    the pilot's constant ones), hence k = 3. The lattice grows from the guess whatever it is,
+    so a poor guess costs runs, never results."""
     octaves = config.ratio_slope * math.log2(lr_ratio) + config.width_slope * math.log2(
         width / config.mup_width)
-    return -round(config.per_octave * octaves)
+    return config.start_k - round(config.per_octave * octaves)
 
 
 def config_key(config: LadderConfig) -> dict:
@@ -138,7 +142,7 @@ def config_key(config: LadderConfig) -> dict:
     runs the protocol makes: widths, ratios, seeds, the lattice's start and budget)."""
     keep = asdict(config)
     for k in ("widths", "inits", "lr_ratios", "max_extra_lr_ratios", "lr0", "per_octave",
-              "ratio_slope", "width_slope", "max_points", "tune_seeds", "eval_seeds",
+              "start_k", "ratio_slope", "width_slope", "max_points", "tune_seeds", "eval_seeds",
               "control_width", "control_batch_size", "batch_size"):
         keep.pop(k)  # a run's own batch size is part of its key
     return keep
