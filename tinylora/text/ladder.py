@@ -72,7 +72,7 @@ class LadderConfig:
     start_k: int = 3  # where ratio 1's lattice starts: lr0 * 2^(3/4), 6.7e-3 (see `start`)
     ratio_slope: float = 0.6  # the start guess: lr_A ~ lr_ratio^-0.6 (see `start`)
     width_slope: float = 0.0  # the start guess: lr_A ~ (d_model / mup_width)^-width_slope
-    max_points: int = 8  # per lattice
+    max_points: int = 12  # per lattice (8 in the first pass of the CPU run: see its README)
     tune_seeds: tuple = (0, 1)
     eval_seeds: tuple = (2, 3, 4, 5)  # the CPU's cut; the GPU runs 2 .. 9
     control_width: int = 128  # 0: no control chain

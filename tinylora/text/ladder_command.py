@@ -183,9 +183,7 @@ def markdown(summary: dict) -> str:
                          f"{base} | not finished ({c['runs']} runs) | | | |")
             continue
         share = c["tuned_lr_ratio_share"][c["lr_ratios"].index(c["tuned_lr_ratio"])]
-        best = (f"{c['best_lr_ratio']:.3g} [{c['best_lr_ratio_interval'][0]:.3g}, "
-                f"{c['best_lr_ratio_interval'][1]:.3g}]" if c["best_lr_ratio"] is not None
-                and c["best_lr_ratio_interval"] else f"not located ({c['best_lr_ratio_note']})")
+        best = best_cell(c)
         lines.append(f"| {c['width']} | {INIT_NAMES[c['init']]} | {c['tokens_per_batch']} | "
                      f"{base} | {ci([c['loss_ratio1'], *(c['loss_ratio1_interval'] or [0, 0])])}"
                      f" | {c['tuned_lr_ratio']:g} ({share:.0%}) | "
@@ -209,6 +207,17 @@ def markdown(summary: dict) -> str:
                          f"{c['lattice_points'][i]} |")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def best_cell(c: dict) -> str:
+    """'1.9 [0.8, 4.4]' (flagged when the bootstrap's fits fail too often or spread over more
+    than a decade: `tinylora.lab.optimum`), or why there is no estimate."""
+    if c["best_lr_ratio"] is None:
+        return f"not located ({c['best_lr_ratio_note']})"
+    lo, hi = c["best_lr_ratio_interval"] or [c["best_lr_ratio"]] * 2
+    flag = "" if c["best_lr_ratio_identifiable"] else (
+        f" (not identifiable: fitted in {c['best_lr_ratio_fit_share']:.0%} of the draws)")
+    return f"{c['best_lr_ratio']:.3g} [{lo:.3g}, {hi:.3g}]{flag}"
 
 
 def protocol_text(cfg: dict) -> str:
