@@ -83,7 +83,7 @@ def test_the_top_level_help_lists_every_command_within_100_columns(monkeypatch, 
 
 
 SAMPLES = {options.positive_int: ("2", "3"), options.non_negative_int: ("0", "1"),
-           options.positive_float: ("0.5", "2")}
+           options.positive_float: ("0.5", "2"), str: ("a.json", "b.json")}
 
 
 def _sample(action) -> tuple[str, str]:

@@ -21,7 +21,7 @@ from tinylora.run import cli
 from tinylora.run.cli import main
 from tinylora.run.options import options_from_args
 from tinylora.run.records import ResultsDir
-from tinylora.text import pretrain_report, study
+from tinylora.text import ladder_command, pretrain_report, study
 
 
 def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
@@ -59,7 +59,8 @@ DEMO_PARTS = [(analytic_toy_report, analytic_toy_report.ToyOptions),
               (coordcheck, coordcheck.CoordcheckOptions)]
 COMMANDS = [(demo, demo.DemoOptions), *DEMO_PARTS, (figure2, figure2.HeatmapOptions),
             (pretrain_report, pretrain_report.PretrainOptions), (study, study.FinetuneOptions),
-            (bench_run, bench_run.BenchOptions)]  # the nine commands but gradcheck
+            (ladder_command, ladder_command.LadderOptions),
+            (bench_run, bench_run.BenchOptions)]  # the ten commands but gradcheck
 
 
 def _parser(module) -> argparse.ArgumentParser:

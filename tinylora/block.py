@@ -82,14 +82,14 @@ def init_block(rng, d_model: int, d_ff: int, xp, dtype, prefix: str = "", n_laye
 
 
 def add_factors(params: dict, rng, lora: LoRAConfig, d_model: int, d_ff: int, targets,
-                prefix: str = "", xp=None, dtype=None) -> list:
-    """Add ``A``, ``B`` for each short target to `params`; -> the full layer paths."""
+                prefix: str = "", xp=None, dtype=None, stack=()) -> list:
+    """Add ``A``, ``B`` (leading axes `stack`) for each short target to `params`; -> the paths."""
     shapes, paths = layer_shapes(d_model, d_ff), []
     for t in targets:
         path = TARGET_PATHS[t]
         d_in, d_out = shapes[path]
         lora.check_rank(prefix + path, d_in, d_out)
-        A, B = init_factors(rng, d_in, d_out, lora, xp, dtype)
+        A, B = init_factors(rng, d_in, d_out, lora, xp, dtype, stack)
         params[f"{prefix}{path}.A"], params[f"{prefix}{path}.B"] = A, B
         paths.append(prefix + path)
     return paths

@@ -24,15 +24,17 @@ from __future__ import annotations
 from tinylora.backend import xp_of
 
 
-def check_tokens(tokens, vocab_size: int, context: int, name: str = "tokens"):
-    """Raise a clear ValueError unless `tokens` is an int array (N, T), 1 <= T <= context,
-    with every id in [0, vocab_size)."""
-    if getattr(tokens, "ndim", None) != 2:
-        raise ValueError(f"{name}: expected an integer array of shape (N, T), "
-                         f"got shape {tuple(getattr(tokens, 'shape', ()))}")
+def check_tokens(tokens, vocab_size: int, context: int, name: str = "tokens", stack=()):
+    """Raise a clear ValueError unless `tokens` is an int array (N, T) (or (*stack, N, T): each
+    model of a stack its own batch), 1 <= T <= context, with every id in [0, vocab_size)."""
+    shape = tuple(getattr(tokens, "shape", ()))
+    if len(shape) < 2 or shape[:-2] not in ((), tuple(stack)):
+        also = f" or ({', '.join(map(str, stack))}, N, T)" if stack else ""  # a stack's own
+        raise ValueError(f"{name}: expected an integer array of shape (N, T){also}, got shape "
+                         f"{shape}")
     if tokens.dtype.kind not in "iu":
         raise ValueError(f"{name}: expected integer token ids, got dtype {tokens.dtype}")
-    N, T = tokens.shape
+    N, T = tokens.shape[-2:]
     if N == 0:
         raise ValueError(f"{name}: expected a non-empty batch (N >= 1), got shape {(N, T)}")
     if not 1 <= T <= context:

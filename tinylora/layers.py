@@ -56,13 +56,16 @@ def weight_grad(x, dy, w_shape):
 
     W (*S, d_in, d_out) with k = len(S) stack axes; dy (*S, ..., d_out); x (*S, ..., d_in), or
     (..., d_in) when every model of the stack reads the same input. The batch axes become one
-    axis of M rows, so the sum over them is the product's own sum.
+    axis of M rows, so the sum over them is the product's own sum. Trailing stack axes of size 1
+    (TinyLM's factors (S, 1, d_in, r) broadcast over its batch axis) sum with the rows.
     """
     k = len(w_shape) - 2
+    while k and w_shape[k - 1] == 1:  # an axis of 1 was broadcast over rows: it sums with them
+        k -= 1
     dy_rows = dy.reshape(*dy.shape[:k], -1, dy.shape[-1])  # [*S, M, d_out]
     x_stack = x.shape[:k] if x.ndim == dy.ndim else ()  # does x carry the stack axes too?
     x_rows = x.reshape(*x_stack, -1, x.shape[-1])  # [*S, M, d_in] or [M, d_in]
-    return x_rows.swapaxes(-1, -2) @ dy_rows  # [*S, d_in, M] @ [*S, M, d_out]
+    return (x_rows.swapaxes(-1, -2) @ dy_rows).reshape(w_shape)  # [*S, d_in, M] @ [*S, M, d_out]
 
 
 def transpose(W):

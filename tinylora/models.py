@@ -96,9 +96,7 @@ class LoRAMLP(LoRAModel):
         self.widths, self.layer_names = config.widths, config.layer_names  # shorthands
         self.act_forward, self.act_backward = _activation(config.activation)
         self.targets = self.lora.pick_targets(self.layer_names)
-        if not isinstance(stack, (tuple, list)):
-            validate.fail("stack", "a tuple of positive integers such as (3,)", stack)
-        self.stack = tuple(validate.positive_int(n, "stack") for n in stack)
+        self.stack = validate.stack(stack)
         if biases is not None and not config.bias:
             validate.fail("biases", "None when bias=False (MLPConfig(..., bias=True) to use "
                           "them)", biases)

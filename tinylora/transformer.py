@@ -14,7 +14,9 @@ Keys: ``tok_emb`` (V, d), ``pos_emb`` (context, d), ``blocks.{i}.ln1.g`` ...
 a target (LoRA on the token table, `tinylora.embedding`). The base arrays are drawn from `seed`
 alone, so a model with and without LoRA (any targets, any r) starts from the same base:
 pretrain ``TinyLM(config, LoRAConfig(targets=()), trainable="all")``, save ``base_keys()``, then
-load them into ``TinyLM(config, LoRAConfig(r=8))`` and fine-tune.
+load them into ``TinyLM(config, LoRAConfig(r=8))`` and fine-tune. With ``stack=(S,)`` every
+factor is (S, 1, d_in, r): S fine-tunes of one frozen base at once, the 1 broadcast over the
+batch, so every activation after the first LoRA layer is (S, N, T, d) (`tinylora.text.stacked`).
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class TinyLM(LoRAModel):
             "tok_emb" for LoRA on the token table (its A = 0, B random: `tinylora.embedding`);
             None means ``LoRAConfig()``.
         trainable: "lora" (default), "all" (pretraining), or an explicit list of keys.
+        stack: (S,) for S independent sets of factors on the one base (see the module doc).
         seed, backend, dtype: host-side seeded init, the array backend, float64 or float32.
     Init: embeddings ~ N(0, 1), every W ~ N(0, 1/d_in) (attn.o, mlp.fc2 also / sqrt(2 n_layer)).
     """
@@ -97,7 +100,7 @@ class TinyLM(LoRAModel):
     usage = "TinyLM(LMConfig(vocab_size, d_model=...), LoRAConfig(r=...))"
 
     def __init__(self, config: LMConfig, lora: LoRAConfig | None = None, *, trainable="lora",
-                 seed=0, backend=None, dtype=None):
+                 stack=(), seed=0, backend=None, dtype=None):
         xp = _backend.get_xp(backend)
         dtype = _backend.resolve_dtype(dtype)
         self.config, self.lora = config, check_configs(self, config, lora)
@@ -107,6 +110,7 @@ class TinyLM(LoRAModel):
         names = self.lora.pick_targets(BLOCK_TARGETS, named_only=("tok_emb",),
                                        what="block layers (or the token table)")
         short, embed = tuple(t for t in names if t != "tok_emb"), "tok_emb" in names
+        self.stack = validate.stack(stack, forbid="LoRA on the token table" if embed else None)
 
         rng = _backend.host_rng(seed)
         p = {"tok_emb": _backend.normal(rng, (c.vocab_size, c.d_model), 1.0, xp, dtype),
@@ -118,7 +122,8 @@ class TinyLM(LoRAModel):
         self.params = p
         rng_lora = lora_rng(seed)
         self.targets = tuple(path for i in range(c.n_layer) for path in add_factors(
-            p, rng_lora, self.lora, c.d_model, c.d_ff, short, f"blocks.{i}.", xp, dtype))
+            p, rng_lora, self.lora, c.d_model, c.d_ff, short, f"blocks.{i}.", xp, dtype,
+            (*self.stack, 1) if self.stack else ()))
         if embed:  # drawn after the blocks' factors: adding it leaves theirs as they were
             p["tok_emb.A"], p["tok_emb.B"] = init_embedding_factors(
                 rng_lora, c.vocab_size, c.d_model, self.lora, xp, dtype)
@@ -132,9 +137,9 @@ class TinyLM(LoRAModel):
         return tuple(k for k in self.params if k not in adapters)
 
     def forward(self, tokens):
-        """tokens int (N, T), T <= context -> (logits (N, T, vocab_size), cache)."""
+        """tokens int (N, T) or (*stack, N, T), T <= context -> logits (*stack, N, T, V), cache"""
         tokens = self.xp.asarray(tokens)
-        check_tokens(tokens, self.vocab_size, self.context)
+        check_tokens(tokens, self.vocab_size, self.context, stack=self.stack)
         p, drop = self.live_params(), self.lora_dropout()  # merged: no factors; drop: or None
         x, c_emb = embedding_forward(tokens, p["tok_emb"], p["pos_emb"])  # [N,T] -> [N,T,d]
         c_lora_emb = None
@@ -197,6 +202,7 @@ class TinyLM(LoRAModel):
         softmax(logits / temperature), drawn on the host with `seed`. The model reads only the
         last `context` tokens.
         """
+        validate.stack(self.stack, forbid="generate")
         n_new = validate.integer(n_new, "n_new", low=0)
         temperature = validate.number(temperature, "temperature", low=0.0, low_ok=True,
                                       what="a number >= 0")

@@ -97,6 +97,15 @@ def probability(value, name: str) -> float:
     return number(value, name, low=0.0, low_ok=True, high=1.0)
 
 
+def stack(value, forbid: str | None = None) -> tuple:
+    """A stack's shape: positive integers such as (3,), () for one model; `forbid` names what
+    takes no stack (then only () passes)."""
+    if not isinstance(value, (tuple, list)) or (value and forbid):
+        fail("stack", f"() ({forbid} takes one model)" if forbid else "a tuple of positive "
+             "integers such as (3,)", value)
+    return tuple(positive_int(n, "stack") for n in value)
+
+
 def steps_within(value, name: str, total: int) -> int:
     """A count of steps in [0, total] (a warm-up may not outlast the run) -> int."""
     value = integer(value, name, low=0)

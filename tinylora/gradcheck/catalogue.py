@@ -254,10 +254,23 @@ def case_tinylm(xp):
     return results + check_model("tinylm[tok_emb,q]", lm, tokens, tol=TF_TOL, zero=ZERO)
 
 
+def case_tinylm_stacked(xp):
+    """TinyLM with a stack of 2 factor sets (S, 1, d_in, r), LoRA on every target at a random
+    non-zero B: every copy reading one batch (the frozen path shared), and each its own."""
+    config = LMConfig(7, d_model=6, n_head=2, n_layer=2, context=6, d_ff=8)
+    lm = TinyLM(config, LoRAConfig(r=2, alpha=3.0), stack=(2,), seed=37, dtype=F64,
+                backend=xp.__name__)
+    randomize_lora(lm, seed=38)
+    shared = xp.asarray([[1, 4, 1, 6, 0], [2, 2, 5, 1, 3]])
+    own = xp.asarray([[[1, 4, 1, 6, 0], [2, 2, 5, 1, 3]], [[0, 3, 3, 6, 2], [5, 1, 4, 4, 0]]])
+    return (check_model("tinylm[stack=2,one batch]", lm, shared, tol=TF_TOL, zero=ZERO)
+            + check_model("tinylm[stack=2,own batches]", lm, own, tol=TF_TOL, zero=ZERO))
+
+
 CASES = [case_linear, case_lora_linear, lambda xp: case_lora_linear(xp, stacked=True),
          case_lora_dropout, case_relu, case_gelu, case_mse, case_cross_entropy, case_mlp,
          case_layernorm, case_embedding, case_lora_embedding, case_attention, case_block,
-         case_tinylm, case_dropout_models]
+         case_tinylm, case_tinylm_stacked, case_dropout_models]
 
 
 def run_all(backend_name: str | None = None):

@@ -105,6 +105,13 @@ COMMANDS = [
             "on Milton, every rate tuned on some seeds and every reported number measured on "
             "others, with full fine-tuning and a rank sweep as baselines; it resumes run by run. "
             "About 78 min of runs here (--jobs 2 runs two at a time).", True),
+    Command("finetune-ladder", "text.ladder_command",
+            "does LoRA+ help on real text as d_model grows? (stacked runs)",
+            "The ladder: at each d_model, muP-rate bases fine-tuned with LoRA on Milton, every "
+            "ratio's learning rate tuned on two seeds and measured on four others, many runs in "
+            "one stacked pass; the bootstrap redoes the choices. About 35 min of runs here for "
+            "d_model 128 and its 64-token control; d_model 256 takes hours (--time-limit stops "
+            "it and a rerun resumes).", True),
     Command("bench", "bench.run", "time a training step against the matmul floor and PyTorch",
             "Times one training step against the bare matrix products it cannot avoid and "
             "against PyTorch, interleaved, per workload, width and dtype. A few minutes here; "
@@ -114,8 +121,9 @@ DESCRIPTION = ("LoRA and LoRA+ in pure NumPy: the experiments behind the project
                "`tinylora <command> --help` says what a command does and how long it takes; "
                "`python -m tinylora` is the same program.")
 EPILOG = ("Exit status: 0 done, 1 the run failed (or gradcheck found a disagreement), 2 bad "
-          "usage, 130 interrupted (Ctrl-C; a resumable command keeps what it finished). Run "
-          "times are those on the 2-core machine the project is measured on.")
+          "usage, 3 stopped at finetune-ladder's --time-limit (a rerun resumes), 130 "
+          "interrupted (Ctrl-C; a resumable command keeps what it finished). Run times are "
+          "those on the 2-core machine the project is measured on.")
 
 
 class Formatter(argparse.HelpFormatter):

@@ -72,6 +72,11 @@ class PretrainConfig:
     def stem(self) -> str:
         return f"tinylm-d{self.d_model}-L{self.n_layer}-T{self.context}"
 
+    def groups(self, params: dict):
+        """AdamW's parameter groups: None, `lr` for every array (a width-consistent recipe:
+        `tinylora.text.ladder_bases.LadderBaseConfig`)."""
+        return None
+
 
 def pretrain_config(d_model: int, fast: bool = False, **overrides) -> PretrainConfig:
     """The default configuration at width `d_model` (``fast``: tiny, for tests and a quick look)."""
@@ -121,7 +126,8 @@ def train_base(config: PretrainConfig, backend_name=None, show_progress=True, pr
     train_ids, val_ids = train_val_split(tok.encode(load_text(config.text)))
     windows = eval_windows(val_ids, config.context, config.n_eval)
     lm = build_model(config, backend_name, LoRAConfig(targets=()), trainable="all")
-    opt = AdamW(lm.trainable_params(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = AdamW(lm.trainable_params(), lr=config.lr, weight_decay=config.weight_decay,
+                groups=config.groups(lm.trainable_params()))
     sched = Schedule(opt, config.steps, decay="cosine", floor=LR_FLOOR)
     sampler = BatchSampler(train_ids, config.batch_size, config.context, seed=config.seed)
     xp, start = lm.xp, time.perf_counter()
