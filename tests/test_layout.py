@@ -6,6 +6,7 @@
     tinylora/lab/      the synthetic width-scaling experiments
     tinylora/text/     pretraining and fine-tuning on real text
     tinylora/bench/    the speed benchmark
+    tinylora/lessons/  what the lessons import besides the library: the checker, the diagrams
 
 Every import statement (module level or inside a function) is an edge of the module graph.
 """
@@ -23,7 +24,7 @@ import tinylora
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tinylora"
 OUTER = ("tinylora.lab", "tinylora.text", "tinylora.bench")
-BESIDE = ("tinylora.fast", "tinylora.run", *OUTER)  # what the reference never imports
+BESIDE = ("tinylora.fast", "tinylora.run", "tinylora.lessons", *OUTER)  # never in the reference
 MAX_LINES = 300
 MAX_REFERENCE_LINES = 3000  # the reference, read in an afternoon
 
@@ -88,9 +89,9 @@ REFERENCE = {n for n, p in MODULES.items() if p.parent == PACKAGE} - {"tinylora.
 # (`python -m tinylora` is the command: its two lines hand over to tinylora.run.cli)
 
 
-def test_the_reference_never_imports_fast_run_lab_text_or_bench():
-    """Nothing directly in tinylora/ imports tinylora.fast, .run, .lab, .text or .bench: the
-    reference stands alone (fast/ installs its twins into it, never the other way)."""
+def test_the_reference_never_imports_fast_run_lessons_lab_text_or_bench():
+    """Nothing directly in tinylora/ imports tinylora.fast, .run, .lessons, .lab, .text or .bench:
+    the reference stands alone (fast/ installs its twins into it, never the other way)."""
     bad = {n: sorted(i for i in GRAPH[n] if i.startswith(BESIDE)) for n in REFERENCE}
     assert not {n: v for n, v in bad.items() if v}
 
@@ -135,8 +136,8 @@ def _loaded_after(code: str) -> set[str]:
 
 
 def test_importing_tinylora_loads_only_the_reference():
-    """`import tinylora` loads the reference alone (no fast, run, lab, text or bench module), and
-    the CLI's parser no lab, text or bench module."""
+    """`import tinylora` loads the reference alone (no fast, run, lessons, lab, text or bench
+    module), and the CLI's parser no lab, text or bench module."""
     assert not {m for m in _loaded_after("import tinylora") if m.startswith(BESIDE)}
     loaded = _loaded_after("import tinylora, tinylora.run.cli\ntinylora.run.cli.build_parser()")
     assert not {m for m in loaded if m.startswith(OUTER)}
