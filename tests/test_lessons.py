@@ -1,4 +1,4 @@
-"""The lessons run, top to bottom, each copied alone into an empty folder, and their two copies agree.
+"""The lessons run, top to bottom, each copied alone into an empty folder; their two copies agree.
 
 Each lesson is a jupytext pair: ``lessons/NN_name.py`` (percent format, what one reads and edits)
 and ``lessons/NN_name.ipynb`` (what Jupyter opens), committed without outputs. Every notebook is
@@ -139,7 +139,8 @@ def _executed(path: Path):
         start = time.perf_counter()
         client.execute()  # raises CellExecutionError, with the cell and its traceback, on error
         seconds = time.perf_counter() - start
-        assert sorted(p.name for p in alone.iterdir()) == [path.name], "a lesson wrote beside itself"
+        written = sorted(p.name for p in alone.iterdir())
+        assert written == [path.name], f"a lesson wrote beside itself: {written}"
     return nb, seconds
 
 
