@@ -385,9 +385,9 @@ assert np.array_equal(W_exp, W_exp_before)  # the frozen weight never changed
 # %%
 zoom = min(30, steps)  # the first 30 steps: where B moves first and A catches up
 steps_axis = np.arange(steps)
-fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(13, 3.8))
+fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(13, 4.3))
 ax0.semilogy(steps_axis, history["loss"])
-ax0.axvspan(0, zoom - 1, color="C7", alpha=0.15, label=f"the first {zoom} steps (zoomed: right)")
+ax0.axvspan(0, zoom - 1, color="C7", alpha=0.15, label=f"the first {zoom} steps (next panels)")
 ax0.set(xlabel="step", ylabel="MSE loss", title=f"all {steps} steps (width {d})")
 ax0.legend(fontsize=8, loc="upper right")
 ax1.semilogy(steps_axis[:zoom], history["loss"][:zoom], "o-", ms=3)
@@ -396,7 +396,7 @@ ax2.semilogy(steps_axis[1:zoom], history["|dA|"][1:zoom], "o-", ms=3,
              label="|dA| (exactly 0 at step 0: not drawn)")
 ax2.semilogy(steps_axis[:zoom], history["|dB|"][:zoom], "s-", ms=3, label="|dB|")
 ax2.set(xlabel="step", ylabel="gradient norm", title="Init[1]: B moves first, then A")
-ax2.legend(fontsize=8, loc="upper right")
+ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below the points
 for ax in (ax0, ax1, ax2):
     ax.grid(alpha=0.3)
 fig.tight_layout()

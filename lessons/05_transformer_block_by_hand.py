@@ -645,7 +645,7 @@ assert slopes["shared", "Z_B"] > slopes["scaled", "Z_B"] + 0.15
 assert abs(slopes["scaled", "Z_B"]) < 0.35
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
 titles = {"shared": "shared rate: eta_A = eta_B",
           "scaled": "width-scaled: eta_A = c n0 / n, eta_B = c"}
 colors = {"delta1": "C0", "delta2": "C1", "Z_B": "C2"}
@@ -658,7 +658,7 @@ for ax, schedule in zip(axes, ("shared", "scaled")):
                              if t == steps else None))
     ax.set(xlabel="width n = d_model", title=titles[schedule])
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))  # below
 axes[0].set_ylabel("RMS over coordinates (mean over the 6 layers)")
 fig.suptitle(f"Coordinate check of a LoRA Transformer block (Adam; faint: step 2, "
              f"solid: step {steps})")
