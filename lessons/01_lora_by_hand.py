@@ -27,17 +27,36 @@
 # on the card in `lessons/README.md`; the paper, as we read it, is `docs/paper.md`.
 
 # %%
+# Run alone (Colab, a downloaded notebook)? This cell installs what the lesson needs and is
+# missing; in a checkout with `pip install -e '.[lessons]'` it installs nothing.
+import importlib.util
+import os
+import subprocess
+import sys
+
+TINYLORA = os.environ.get("TINYLORA_PIP", "")  # where pip finds tinylora: your copy's folder,
+# a wheel, or "git+https://..." of the repository (tinylora is not on PyPI)
+missing = [pip_name for module, pip_name in (("numpy", "numpy"), ("matplotlib", "matplotlib"),
+                                             ("tinylora", TINYLORA))
+           if importlib.util.find_spec(module) is None]
+if "" in missing:
+    raise ModuleNotFoundError("tinylora is not installed: set TINYLORA_PIP (or the line above) "
+                              "to where pip finds it, e.g. the folder of the repository")
+if missing:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
+
+# %%
 import math
 import os
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
-import pictures  # lessons/pictures.py: boxes and arrows for the diagrams
-from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
 from tinylora import layers
 from tinylora.gradcheck import TOLERANCE, numerical_grad, rel_error
+from tinylora.lessons import pictures  # boxes and arrows for the diagrams
+from tinylora.lessons.exercises import Exercises  # the checker of every exercise
 from tinylora.lora import LoRAConfig, init_factors
 
 T0 = time.perf_counter()
@@ -364,15 +383,21 @@ assert history["loss"][-1] < 1e-3 * history["loss"][0]
 assert np.array_equal(W_exp, W_exp_before)  # the frozen weight never changed
 
 # %%
+zoom = min(30, steps)  # the first 30 steps: where B moves first and A catches up
 steps_axis = np.arange(steps)
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-ax1.semilogy(steps_axis, history["loss"])
-ax1.set(xlabel="step", ylabel="MSE loss", title=f"LoRA layer learns a rank-1 shift (width {d})")
-ax2.semilogy(steps_axis[1:], history["|dA|"][1:], label="|dA| (exactly 0 at step 0: not drawn)")
-ax2.semilogy(steps_axis, history["|dB|"], label="|dB|")
+fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(13, 4.3))
+ax0.semilogy(steps_axis, history["loss"])
+ax0.axvspan(0, zoom - 1, color="C7", alpha=0.15, label=f"the first {zoom} steps (next panels)")
+ax0.set(xlabel="step", ylabel="MSE loss", title=f"all {steps} steps (width {d})")
+ax0.legend(fontsize=8, loc="upper right")
+ax1.semilogy(steps_axis[:zoom], history["loss"][:zoom], "o-", ms=3)
+ax1.set(xlabel="step", ylabel="MSE loss", title=f"the first {zoom} steps: the loss")
+ax2.semilogy(steps_axis[1:zoom], history["|dA|"][1:zoom], "o-", ms=3,
+             label="|dA| (exactly 0 at step 0: not drawn)")
+ax2.semilogy(steps_axis[:zoom], history["|dB|"][:zoom], "s-", ms=3, label="|dB|")
 ax2.set(xlabel="step", ylabel="gradient norm", title="Init[1]: B moves first, then A")
-ax2.legend()
-for ax in (ax1, ax2):
+ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below the points
+for ax in (ax0, ax1, ax2):
     ax.grid(alpha=0.3)
 fig.tight_layout()
 plt.show()
@@ -383,116 +408,152 @@ plt.show()
 #   above). It then grows from zero as `B` does: `dA` is linear in `B` (part 4).
 # - Left panel: the loss falls by orders of magnitude: a rank-2 LoRA can represent the rank-1
 #   shift exactly, and the learned `scale A B` ends close to `Delta` (the printed relative error).
+#   The middle panel is its first 30 steps, where the two factors find the shift.
 # - The frozen `W` is bit-identical after training (asserted): everything the model learned lives
 #   in `A` and `B`.
 
 # %% [markdown]
-# ## Experiments to try
-# Each has its expected outcome; the cell after the list checks them all.
-# 1. **Init[2].** Use `LoRAConfig(r=r, alpha=alpha, init="zero_A")` (`A = 0`, `B` random).
-#    *Expected:* the output is still the frozen output, but now `dB` is exactly zero at step 1
-#    and `dA` is not.
-# 2. **Double alpha.** At fixed `x, A, B, dy`, double `alpha`. *Expected:* `dA` and `dB` both
-#    double, bit for bit (each carries one factor of `scale`, and a factor 2 is exact in
-#    floating point); the LoRA part of `y` doubles too (to round-off).
-# 3. **The step size of the check.** Our fake loss is *linear* in `A`, so centred differences
-#    have no truncation error: only round-off, about `1e-16 / h`. *Expected:* with `h = 1e-1` the
-#    check still passes (error below `1e-9`); with `h = 1e-12` round-off dominates and the error
-#    is far above the tolerance.
-# 4. **Another bug.** Forget the LoRA term of `dx` at `B = 0`. *Expected:* it passes the check
-#    there (the LoRA path carries `B`), and fails at random `B` (shown in step 4).
-
-# %%
-# Answers, checked.
-# 1. Init[2]
-A2, B2 = init_factors(rng, d_in, d_out, LoRAConfig(r=r, alpha=alpha, init="zero_A"), np, "float64")
-y2, cache2 = layers.lora_linear_forward(x, W, b, A2, B2, scale)
-_, _, _, dA2, dB2 = layers.lora_linear_backward(dy, cache2)
-assert np.array_equal(y2, y_frozen) and np.all(dB2 == 0) and np.linalg.norm(dA2) > 0
-print(f"1. Init[2]: |dA| = {np.linalg.norm(dA2):.3f}, |dB| = {np.linalg.norm(dB2):.1e}")
-
-# 2. double alpha (scale doubles)
-_, _, _, dA_2x, dB_2x = layers.lora_linear_backward(dy, layers.lora_linear_forward(
-    x, W, b, A, B, 2 * scale)[1])
-assert np.array_equal(dA_2x, 2 * dA_lib) and np.array_equal(dB_2x, 2 * dB_lib)
-lora_part = lora_forward(x, W, b, A, B, scale) - y_frozen
-lora_part_2x = lora_forward(x, W, b, A, B, 2 * scale) - y_frozen
-assert np.allclose(lora_part_2x, 2 * lora_part)
-print(f"2. |dA(2 scale)| / |dA(scale)| = {np.linalg.norm(dA_2x) / np.linalg.norm(dA):.6f}")
-
-# 3. the step size h
-err_big_h = rel_error(dA, numerical_grad(L, A, h=1e-1))
-err_tiny_h = rel_error(dA, numerical_grad(L, A, h=1e-12))
-print(f"3. dA error with h = 1e-1: {err_big_h:.1e};  with h = 1e-12: {err_tiny_h:.1e}")
-assert err_big_h < 1e-9 and err_tiny_h > TOLERANCE
-
-# 4. the forgotten LoRA term of dx passes at B = 0 and fails at random B
-err_dx_init = rel_error(dy @ W.T, numerical_grad(L_init, x))
-print(f"4. dx without LoRA term: error {err_dx_init:.1e} at B = 0, "
-      f"{err_frozen_only:.1e} at random B")
-assert err_dx_init < TOLERANCE and err_frozen_only > 1e-3
-
-# %% [markdown]
-# ## Exercises: your turn
-# Each exercise is a function to complete (replace the `raise`), then a checker cell that says
-# right or not yet. The solutions are in `lessons/solutions/01_lora_by_hand.py`: try first.
+# ## Your turn: predict, derive, check
+# Each exercise is a function to complete (replace the `raise`), then a checker cell. The
+# checker calls your function on a few cases and prints `right.`, or the first case it gets
+# wrong with what it expected and what came back. Nothing above answers them: they ask for the
+# same reasoning on a case the lesson did not do. *Predict* exercises ask for an answer before
+# the experiment that shows it (the checker runs the experiment); *derive* exercises ask for a
+# backward pass of a layer this lesson did not write. The solutions are in
+# `lessons/solutions/01_lora_by_hand.py`: try first.
 #
-# **Exercise 1: `dB`.** Write `dB` from `u = scale (x A)` and the upstream `dy`
-# (`[r, N] @ [N, d_out]`).
+# **Exercise 1 (predict): Init[2] at step 1.** The paper's other init, *Init[2]*, starts from
+# `A = 0` and `B` random (`LoRAConfig(init="zero_A")`). It also starts exactly at the frozen
+# model. At the first step, which gradient is exactly zero: `"dA"`, `"dB"`, `"both"` or
+# `"neither"`? Answer from the formulas of part 2, before running anything.
 
 # %%
-def grad_B(u, dy):
-    """dL/dB of y = ... + u B, shape (r, d_out)."""
-    raise NotImplementedError("your line: return ...")
+def zero_gradient_at_init2():
+    """-> "dA", "dB", "both" or "neither": exactly zero at step 1 under Init[2]."""
+    raise NotImplementedError("your answer: return ...")
 
 
 # %%
-ex.check(grad_B, lambda f: np.allclose(f(u, dy), dB_lib, rtol=0, atol=1e-12))
+A2, B2 = init_factors(rng, d_in, d_out, LoRAConfig(r=r, alpha=alpha, init="zero_A"), np,
+                      "float64")
+y2, cache2 = layers.lora_linear_forward(x, W, b, A2, B2, scale)
+assert np.array_equal(y2, y_frozen)  # Init[2] starts at the frozen model too
+_, _, _, dA2, dB2 = layers.lora_linear_backward(dy, cache2)
+zero = {(True, True): "both", (True, False): "dA", (False, True): "dB", (False, False): "neither"}
+ex.check(zero_gradient_at_init2, [("Init[2], this lesson's x and dy", (),
+                                   zero[bool(np.all(dA2 == 0)), bool(np.all(dB2 == 0))])])
 
 # %% [markdown]
-# **Exercise 2: `dA`, `scale` included.** From `x`, `dy`, `B` and `scale`. The checker uses a
-# random `B` and two scales (2 and 3), so neither a forgotten `B` nor a forgotten `scale` hides.
-
-# %%
-def grad_A(x, dy, B, scale):
-    """dL/dA of y = ... + scale (x A) B, shape (d_in, r)."""
-    raise NotImplementedError("your line: return ...")
-
-
-# %%
-def fake_loss_at(s):
-    """The fake loss of part 2 with scale s (a function of the arrays as they are now)."""
-    return lambda: float((lora_forward(x, W, b, A, B, s) * g).sum())
-
-
-ex.check(grad_A, lambda f: all(rel_error(f(x, dy, B, s), numerical_grad(fake_loss_at(s), A))
-                               < TOLERANCE for s in (scale, 3.0)))
+# **Inline question 1 (written).** Why that gradient? And part 4 showed that a gradient check
+# at `B = 0` proves nothing about `dA`: which formula can a check at Init[2]'s starting point
+# *not* test, and which bug of that formula would it miss?
+#
+# *Your answer:* (write it here)
 
 # %% [markdown]
-# **Exercise 3: `dx`, where the two paths meet.** From `dy`, `W`, `A`, `B` and `scale`.
+# **Exercise 2 (derive): a vector between the factors.** AdaLoRA writes the update as
+# `P diag(s) Q`: a vector `s` of `r` numbers between the two factors, so that it can switch
+# single directions off. In our row form the layer is
+#
+# `y = x W + b + scale ((x A) * s) B`,  with `s` of shape `(r,)` multiplying each row of `x A`.
+#
+# Return `(dA, ds, dB)` for the fake loss's `dy`. (Name each intermediate, as in part 2; a
+# broadcast in the forward is a sum in the backward.)
 
 # %%
-def grad_x(dy, W, A, B, scale):
-    """dL/dx of y = x W + b + scale (x A) B, shape (N, d_in)."""
-    raise NotImplementedError("your line: return ...")
+def svd_lora_grads(x, dy, A, s, B, scale):
+    """-> (dA (d_in, r), ds (r,), dB (r, d_out)) of y = x W + b + scale ((x A) * s) B."""
+    raise NotImplementedError("your lines")
 
 
 # %%
-ex.check(grad_x, lambda f: rel_error(f(dy, W, A, B, scale), numerical_grad(L, x)) < TOLERANCE)
+def svd_lora_numerical(s_vec, scale_):
+    """(dA, ds, dB) by centred differences of the fake loss, at this lesson's random x, A, B."""
+    s_arr = s_vec.copy()
+
+    def loss():
+        return float(((x @ W + b + scale_ * ((x @ A) * s_arr) @ B) * g).sum())
+
+    return numerical_grad(loss, A), numerical_grad(loss, s_arr), numerical_grad(loss, B)
+
+
+s_cases = (np.array([0.5, -2.0]), rng.standard_normal(r))
+ex.check(svd_lora_grads, [(f"s = {np.round(sv, 2)}, scale {sc:g}", (x, dy, A, sv, B, sc),
+                           svd_lora_numerical(sv, sc)) for sv, sc in zip(s_cases, (scale, 3.0))],
+         rtol=1e-6, atol=1e-8)
 
 # %% [markdown]
-# **Exercise 4: merge the adapter.** The one matrix that does the work of `W` and the LoRA path
-# together (so that inference costs nothing extra once training is over).
+# **Exercise 3 (derive): dropout on the input of `A`.** PEFT's `lora_dropout` drops entries of
+# the LoRA path's input only: with a fixed mask `m` (shaped like `x`, entries `0` or
+# `1 / (1 - p)`),
+#
+# `y = x W + b + scale ((x * m) A) B`.
+#
+# Return `dx`. (Two paths again; on which of them does the mask act?)
 
 # %%
-def merged_weight(W, A, B, scale):
-    """W' with x W' + b = x W + b + scale (x A) B for every x, shape (d_in, d_out)."""
+def dropout_grad_x(dy, W, A, B, scale, m):
+    """dL/dx of y = x W + b + scale ((x * m) A) B, shape (N, d_in)."""
     raise NotImplementedError("your line: return ...")
 
 
 # %%
-ex.check(merged_weight, lambda f: np.allclose(x @ f(W, A, B, scale) + b,
-                                              lora_forward(x, W, b, A, B, scale), atol=1e-12))
+def dropout_dx_numerical(m):
+    """dx by centred differences, mask m held fixed."""
+    x_arr = x.copy()
+    return numerical_grad(lambda: float(((x_arr @ W + b + scale * ((x_arr * m) @ A) @ B) * g
+                                          ).sum()), x_arr)
+
+
+masks = [(rng.random(x.shape) > p) / (1 - p) for p in (0.5, 0.25)]
+ex.check(dropout_grad_x, [(f"a mask with p = {p}", (dy, W, A, B, scale, m),
+                           dropout_dx_numerical(m)) for p, m in zip((0.5, 0.25), masks)],
+         rtol=1e-6, atol=1e-8)
+
+# %% [markdown]
+# **Exercise 4 (predict): double `alpha`.** Keep `x`, `A`, `B` and the upstream `dy`, and double
+# `alpha` (so `scale` doubles). By what factor does each of these change: the LoRA path's
+# output `scale (x A) B`, `dA`, `dB`? Return the three factors.
+
+# %%
+def factors_when_alpha_doubles():
+    """-> (factor of the LoRA path's output, factor of dA, factor of dB)."""
+    raise NotImplementedError("your answer: return (..., ..., ...)")
+
+
+# %%
+def lora_part_and_grads(s_):
+    """(the LoRA path's output, dA, dB) at scale s_, with the library's layer."""
+    y_s, cache_s = layers.lora_linear_forward(x, W, b, A, B, s_)
+    _, _, _, dA_s, dB_s = layers.lora_linear_backward(dy, cache_s)
+    return y_s - y_frozen, dA_s, dB_s
+
+
+one, two = lora_part_and_grads(scale), lora_part_and_grads(2 * scale)
+measured = tuple(float(np.linalg.norm(b_) / np.linalg.norm(a_)) for a_, b_ in zip(one, two))
+ex.check(factors_when_alpha_doubles, [("scale 2 -> 4, this lesson's arrays", (), measured)])
+
+# %% [markdown]
+# **Exercise 5 (predict): the step of the check.** `numerical_grad` uses
+# `(L(θ + h) - L(θ - h)) / 2h` with `h = 1e-5`. Our fake loss is *linear* in `A`. Of `h = 1e-1`
+# and `h = 1e-12`, which gives the larger error on `dA`? Return that `h`.
+#
+# **Inline question 2 (written).** Why? (What does a centred difference get wrong for a curved
+# loss, what does floating point get wrong for a tiny `h`, and which of the two is zero here?)
+#
+# *Your answer:* (write it here)
+
+# %%
+def worse_step():
+    """-> 1e-1 or 1e-12: the step h that gives the larger error of the centred difference."""
+    raise NotImplementedError("your answer: return ...")
+
+
+# %%
+errors = {h: rel_error(dA, numerical_grad(L, A, h=h)) for h in (1e-1, 1e-12)}
+print("(measured after your answer: relative errors "
+      + ", ".join(f"h = {h:g}: {e:.1e}" for h, e in errors.items()) + ")")
+ex.check(worse_step, [("this lesson's fake loss and dA", (), max(errors, key=errors.get))])
 print(f"this lesson ran in {time.perf_counter() - T0:.1f} s (fast mode: {FAST})")
 
 # %% [markdown]

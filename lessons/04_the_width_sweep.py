@@ -37,6 +37,25 @@
 # `lessons/README.md`.
 
 # %%
+# Run alone (Colab, a downloaded notebook)? This cell installs what the lesson needs and is
+# missing; in a checkout with `pip install -e '.[lessons]'` it installs nothing.
+import importlib.util
+import os
+import subprocess
+import sys
+
+TINYLORA = os.environ.get("TINYLORA_PIP", "")  # where pip finds tinylora: your copy's folder,
+# a wheel, or "git+https://..." of the repository (tinylora is not on PyPI)
+missing = [pip_name for module, pip_name in (("numpy", "numpy"), ("matplotlib", "matplotlib"),
+                                             ("tinylora", TINYLORA))
+           if importlib.util.find_spec(module) is None]
+if "" in missing:
+    raise ModuleNotFoundError("tinylora is not installed: set TINYLORA_PIP (or the line above) "
+                              "to where pip finds it, e.g. the folder of the repository")
+if missing:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
+
+# %%
 import json
 import math
 import os
@@ -47,7 +66,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
-from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 from IPython.display import Image, display
 
 from tinylora.lab import (
@@ -65,6 +83,7 @@ from tinylora.lab import (
 from tinylora.lab.finetune_toy import seeded_tasks, toy_task
 from tinylora.lab.fit import loglog_slope, t975
 from tinylora.lab.sweep_report import headline
+from tinylora.lessons.exercises import Exercises  # the checker of every exercise
 from tinylora.run.records import ResultsDir
 from tinylora.train import loss_and_grads
 

@@ -29,14 +29,31 @@
 # how long the lesson took.
 
 # %%
+# Run alone (Colab, a downloaded notebook)? This cell installs what the lesson needs and is
+# missing; in a checkout with `pip install -e '.[lessons]'` it installs nothing.
+import importlib.util
+import os
+import subprocess
+import sys
+
+TINYLORA = os.environ.get("TINYLORA_PIP", "")  # where pip finds tinylora: your copy's folder,
+# a wheel, or "git+https://..." of the repository (tinylora is not on PyPI)
+missing = [pip_name for module, pip_name in (("numpy", "numpy"), ("matplotlib", "matplotlib"),
+                                             ("tinylora", TINYLORA))
+           if importlib.util.find_spec(module) is None]
+if "" in missing:
+    raise ModuleNotFoundError("tinylora is not installed: set TINYLORA_PIP (or the line above) "
+                              "to where pip finds it, e.g. the folder of the repository")
+if missing:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
+
+# %%
 import math
 import os
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
-import pictures  # lessons/pictures.py: boxes and arrows for the diagrams
-from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
 from tinylora import attention, layers
 from tinylora.block import BlockConfig, TransformerBlock
@@ -44,6 +61,8 @@ from tinylora.gradcheck import check, numerical_grad, randomize_lora, rel_error
 from tinylora.lab import coordcheck
 from tinylora.lab.deltas import deltas
 from tinylora.lab.fit import loglog_slope
+from tinylora.lessons import pictures  # boxes and arrows for the diagrams
+from tinylora.lessons.exercises import Exercises  # the checker of every exercise
 from tinylora.lora import LoRAConfig
 from tinylora.norms import EPS, layernorm_backward, layernorm_forward
 from tinylora.optim import Adam
@@ -494,7 +513,9 @@ print(f"outputs at positions 0..{T - 2}: bit-identical; at position {T - 1}: mov
 #
 # muP's *coordinate check* (`docs/paper.md`, related work): train at several widths and plot
 # the typical size of a quantity (its root mean square over coordinates) against the width,
-# log-log. A slope 0 is "Theta(1) in the width": efficient learning. The LoRA+ paper measures three
+# log-log. A slope 0 is "Theta(1) in the width". The paper calls learning *efficient* when
+# `delta1` and `delta2` are *both* Theta(1) (with the features stable, `docs/paper.md`): one
+# flat quantity is not enough, since either factor may have stopped learning. It measures three
 # quantities for each LoRA layer at each step (`docs/paper.md`), here in row form with `Z` the
 # layer's input:
 #
@@ -624,7 +645,7 @@ assert slopes["shared", "Z_B"] > slopes["scaled", "Z_B"] + 0.15
 assert abs(slopes["scaled", "Z_B"]) < 0.35
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
 titles = {"shared": "shared rate: eta_A = eta_B",
           "scaled": "width-scaled: eta_A = c n0 / n, eta_B = c"}
 colors = {"delta1": "C0", "delta2": "C1", "Z_B": "C2"}
@@ -637,7 +658,7 @@ for ax, schedule in zip(axes, ("shared", "scaled")):
                              if t == steps else None))
     ax.set(xlabel="width n = d_model", title=titles[schedule])
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))  # below
 axes[0].set_ylabel("RMS over coordinates (mean over the 6 layers)")
 fig.suptitle(f"Coordinate check of a LoRA Transformer block (Adam; faint: step 2, "
              f"solid: step {steps})")
@@ -650,134 +671,206 @@ plt.show()
 #   0.5) and faster than `delta2`, by more than 0.4 in slope (both asserted). `delta2` is not
 #   flat either: its per-layer slopes are printed (their range, and which layers), and they
 #   differ from layer to layer. One rate cannot keep both flat: make it small enough to tame
-#   `delta1` at large `n` and `delta2` (B's learning) shrinks with it (experiment 4).
+#   `delta1` at large `n` and `delta2` (B's learning) shrinks with it (measured below).
 # - Right (`eta_A ~ 1/n`): both lines are flat. At step 2 the two panels differ by exactly
 #   `n0 / n` in `delta1` and not at all in `delta2` (asserted): only `A`'s rate changed.
-# - The shared slope of `delta1` is below the counting's 1 over these widths (printed). The
-#   counting is a statement about large `n`; this lesson measures the gap and does not explain it.
+# - The shared slope of `delta1` is below the counting's 1 over these widths (printed): the
+#   next cell explains why.
 # - `Z_B` (green), the adapter's whole output so far, grows with the width under the shared rate
 #   and stays flat under the width-scaled schedule (its two slopes are printed; asserted).
-
-# %% [markdown]
-# ## Experiments to try
-# Each has its expected outcome; the cell after the list checks them all.
-# 1. **Forget the `1/sqrt(dh)`** in the scores' backward (`dqh = ds kh`). *Expected:* the
-#    gradient comes out `sqrt(dh) = 2` times too large, so the relative error is exactly
-#    `(2 - 1) / (2 + 1) = 1/3`.
-# 2. **The bias that never learns.** Train every bias of the attention (`attn.q.b`, `attn.k.b`,
-#    ...). *Expected:* `attn.k.b`'s gradient is zero up to round-off: it adds `q_t . bk` to
-#    every score of row `t`, and softmax ignores a shift of a row. `attn.q.b`'s is not.
-# 3. **Init[2] on the block** (`init="zero_A"`: `A = 0`, `B` random). *Expected:* the output is
-#    still the frozen block's, bit for bit, and now every `dB` is exactly 0 at step 1 while the
-#    `dA` are not (lesson 1, mirrored).
-# 4. **Shrink the shared rate with the width**, `eta_A = eta_B = c sqrt(n0 / n)`. *Expected:*
-#    `delta1` is tamed (its slope drops by about 1, to near 0), but `delta2` now shrinks (slope
-#    near -1/2): `B` stops learning at large width. No shared rate keeps both flat
-#    (the paper's Theorem 1).
+#
+# **Why the shared slope is below 1.** The counting `delta1 ~ eta_A n` assumes that `A`'s step
+# lines up with the input `Z` it multiplies, as `Δa` lined up with `x` in lesson 3's toy (slope
+# 1, against 1/2 for a random direction). Here `A`'s Adam step is close to the *sign* of
+# `Z^T dZ_A`, a sum over `M = 4 x 16 = 64` tokens, so it lines up with each token only in part:
+# against one token `z`, `z . sign(sum_m z_m d_m)` has a mean that grows like `n / sqrt(M)`
+# and a random part like `sqrt(n)`. The random part wins while `n` is below about `M`, the
+# mean beyond: the slope goes from 1/2 to 1 across `n ~ M`, which is where these widths are. A
+# model of that first move in ten lines, with layer-normed random tokens:
 
 # %%
-# Answers, checked.
-# 1. the forgotten 1/sqrt(dh)
-err_1 = rel_error(gs @ kh, numerical_grad(L_scores, qh))
-print(f"1. forgotten 1/sqrt(dh): relative error {err_1:.6f} (1/3 = {1 / 3:.6f})")
-assert abs(err_1 - 1 / 3) < 1e-6
-
-# 2. the key bias
-bias_keys = [f"attn.{t}.b" for t in "qkvo"]
-bias_grads = {}
-attention.attention_backward(g_out, att_cache, set(bias_keys), bias_grads, need_dx=False)
-for key in bias_keys:
-    print(f"2. |d {key}| = {np.abs(bias_grads[key]).max():.1e}")
-assert np.abs(bias_grads["attn.k.b"]).max() < 1e-12
-assert np.abs(bias_grads["attn.q.b"]).max() > 1e-3
-numerical_kb = numerical_grad(L_att, P["attn.k.b"])  # both near 0: compare sizes, not ratios
-print(f"   finite differences agree: max |numerical d attn.k.b| = {np.abs(numerical_kb).max():.1e}")
-assert np.abs(numerical_kb).max() < 1e-8
-
-# 3. Init[2] on the block
-init2 = LoRAConfig(r=r, alpha=3.0, init="zero_A", targets=("q", "k", "v", "o"))
-blk2 = TransformerBlock(BlockConfig(d, H), init2, seed=1)
-frozen = TransformerBlock(BlockConfig(d, H), LoRAConfig(targets=()), seed=1)  # same base, no LoRA
-out2, cache2 = blk2.forward(x_blk)
-assert np.array_equal(out2, frozen.forward(x_blk)[0])
-grads2 = blk2.backward(g_out, cache2)
-assert all(np.all(grads2[f"attn.{t}.B"] == 0) for t in "qkvo")
-assert all(np.linalg.norm(grads2[f"attn.{t}.A"]) > 0 for t in "qkvo")
-print("3. Init[2]: output = frozen block's; |dB| = 0 for q, k, v, o; |dA| =",
-      [round(float(np.linalg.norm(grads2[f"attn.{t}.A"])), 3) for t in "qkvo"])
+def first_move_alignment(n, M, r=4, draws=4, seed=0):
+    """RMS over tokens and ranks of z_m . sign(Z^T D): A's first sign-like move, with M
+    layer-normed random tokens Z (M, n) and a random upstream D (M, r), seen by each token."""
+    rng_ = np.random.default_rng(seed)
+    sizes = []
+    for _ in range(draws):
+        Z_ = rng_.standard_normal((M, n))
+        Z_ = (Z_ - Z_.mean(1, keepdims=True)) / Z_.std(1, keepdims=True)  # like ln1's output
+        step = np.sign(Z_.T @ rng_.standard_normal((M, r)))  # (n, r): sign of the gradient
+        sizes.append(np.sqrt(((Z_ @ step) ** 2).mean()))
+    return float(np.mean(sizes))
 
 
-# 4. a shared rate that shrinks like 1/sqrt(n)
+M_tokens = math.prod(coordcheck.block_setup(widths[0], seed=0).x.shape[:2])  # N x T tokens
+regimes = {"n << M": [4, 8, 16], "the lesson's widths": widths, "n >> M": [4096, 8192, 16384]}
+model_slopes = {name: loglog_slope(ws, [first_move_alignment(n, M_tokens) for n in ws]).slope
+                for name, ws in regimes.items()}
+print(f"M = {M_tokens} tokens; slope of the model's first move: " + ", ".join(
+    f"{name} {v:+.2f}" for name, v in model_slopes.items()))
+assert abs(model_slopes["n << M"] - 0.5) < 0.1 and abs(model_slopes["n >> M"] - 1) < 0.05
+assert 0.5 < model_slopes["the lesson's widths"] < 0.95
+
+layer_slopes = {t: slope(series("shared", steps, "delta1", t)) for t in TARGETS}
+normed = ["attn.q", "attn.k", "attn.v", "mlp.fc1"]  # the layers that read ln1(x) or ln2(x1)
+normed_mean = float(np.mean([layer_slopes[t] for t in normed]))
+at_widths = model_slopes["the lesson's widths"]
+print(f"the block, shared rate, delta1's slope: q, k, v, fc1 (layer-normed inputs) "
+      f"{normed_mean:+.2f} on average, against the model's {at_widths:+.2f}; o "
+      f"{layer_slopes['attn.o']:+.2f}, fc2 {layer_slopes['mlp.fc2']:+.2f}")
+assert abs(normed_mean - at_widths) < 0.1
+assert min(layer_slopes["attn.o"], layer_slopes["mlp.fc2"]) > at_widths
+
+# %% [markdown]
+# The four layers that read layer-normed tokens follow the model (asserted within 0.1). `o` and
+# `fc2` read other inputs, the heads' mixes of tokens and `fc1`'s `4 n`-wide activations, whose
+# rows share more of their direction, so `A`'s step lines up with them better and their slopes are
+# closer to 1; the six-layer average printed after the figure is in between.
+
+# %% [markdown]
+# **One shared rate cannot do both.** Shrink the shared rate with the width,
+# `eta_A = eta_B = c sqrt(n0 / n)`: `delta1` is tamed (its slope drops by about 1, to near 0),
+# but `delta2` now shrinks (slope near -1/2): `B` stops learning at large width (the paper's
+# Theorem 1).
+
+# %%
 SCHEDULES["shared_sqrt"] = lambda n: (c_lr * math.sqrt(n0 / n),) * 2
 records += [rec for n in widths for rec in coord_check(n, "shared_sqrt")]
 slope_d1_sqrt = slope(series("shared_sqrt", steps, "delta1"))
 slope_d2_sqrt = slope(series("shared_sqrt", steps, "delta2"))
-print(f"4. eta ~ 1/sqrt(n): delta1 slope {slope_d1_sqrt:+.2f} (shared "
+print(f"eta ~ 1/sqrt(n): delta1 slope {slope_d1_sqrt:+.2f} (shared "
       f"{slopes['shared', 'delta1']:+.2f}), delta2 slope {slope_d2_sqrt:+.2f}")
 assert slope_d1_sqrt < slopes["shared", "delta1"] - 0.7 and abs(slope_d1_sqrt) < 0.35
 assert -0.75 < slope_d2_sqrt < -0.3
 
 # %% [markdown]
-# ## Exercises: your turn
-# Complete each function (replace the `raise`), then run the checker below it. The solutions are
-# in `lessons/solutions/05_transformer_block_by_hand.py`: try first.
+# ## Your turn: predict, derive, check
+# Each exercise is a function to complete (replace the `raise`), then a checker cell. The
+# checker calls your function on a few cases and prints `right.`, or the first case it gets
+# wrong with what it expected and what came back. Nothing above answers them: *derive*
+# exercises ask for a backward pass of a layer this lesson did not write, *predict* exercises for
+# an answer before the experiment that shows it (the checker runs it). The solutions are in
+# `lessons/solutions/05_transformer_block_by_hand.py`: try first.
 #
-# **Exercise 1: layer norm's backward in one line.** From `dxhat = dy * g`, `xhat` and `rstd`
-# (part 1's names and shapes), return `dx`.
+# **Exercise 1 (derive): RMSNorm's backward.** Llama's RMSNorm drops layer norm's mean:
+# `rstd = (mean_j x_j^2 + eps)^(-1/2)`, `y = x * rstd * g` (`eps` is `tinylora.norms.EPS`).
+# Return `dx` for an upstream `dy`. (Part 1's steps, one path fewer.)
 
 # %%
-def layernorm_dx(dxhat, xhat, rstd):
-    """dL/dx of layer norm, shaped like xhat (N, T, d)."""
-    raise NotImplementedError("your line: return ...")
-
-
-# %%
-ex.check(layernorm_dx, lambda f: np.allclose(f(dy * g_ln, xhat, rstd), dx_lib, atol=1e-12))
-
-# %% [markdown]
-# **Exercise 2: softmax's backward.** From the probabilities `p` and the upstream `dp` (both
-# `(..., T)`, softmax over the last axis), return `ds` without building the Jacobian.
-
-# %%
-def softmax_ds(p, dp):
-    """dL/ds for p = softmax(s) over the last axis, shaped like p."""
-    raise NotImplementedError("your line: return ...")
-
-
-# %%
-ex.check(softmax_ds, lambda f: np.allclose(f(p, gp), attention.softmax_backward(gp, p),
-                                           atol=1e-14))
-
-# %% [markdown]
-# **Exercise 3: the three delta terms.** From a layer's input `Z` `(N, T, d_in)`, its factors
-# before (`A0, B0`) and after (`A1, B1`) a step, and `scale`, return
-# `{"delta1": ..., "delta2": ..., "delta3": ...}`, each `(N, T, d_out)` (part 5's formulas).
-
-# %%
-def delta_terms(Z, A0, B0, A1, B1, scale):
-    """-> {"delta1", "delta2", "delta3"}: what moving A, B, and both did to the LoRA path."""
+def rmsnorm_dx(dy, x, g):
+    """dL/dx of y = x (mean(x^2) + eps)^(-1/2) g over the last axis, shaped like x."""
     raise NotImplementedError("your lines")
 
 
 # %%
-ex.check(delta_terms, lambda f: all(np.allclose(f(Z["attn.v"], A0, B0, A1, B1, model_cc.scale)[q],
-                                                parts[q], rtol=1e-12, atol=1e-15)
-                                    for q in ("delta1", "delta2", "delta3")))
+def rmsnorm_dx_numerical(dy_, x_, g_):
+    """dx of RMSNorm by centred differences of the fake loss sum(y * dy_)."""
+    x_arr = x_.copy()
+    return numerical_grad(lambda: float((x_arr * ((x_arr**2).mean(-1, keepdims=True) + EPS)
+                                         ** -0.5 * g_ * dy_).sum()), x_arr)
+
+
+rms_cases = [("part 1's dy, x and gain", (dy, x, g_ln)),
+             ("another draw, rows of 5", (rng.standard_normal((3, 5)),
+                                          0.5 + rng.standard_normal((3, 5)),
+                                          rng.standard_normal(5)))]
+ex.check(rmsnorm_dx, [(what, args, rmsnorm_dx_numerical(*args)) for what, args in rms_cases],
+         rtol=1e-6, atol=1e-8)
 
 # %% [markdown]
-# **Exercise 4: predict a slope.** At step 2, by how much does the log-log slope of `delta1`
-# against the width change from the shared schedule to the width-scaled one? (Step 1 moved only
-# `B`, the same way in both; what differs at step 2 is `eta_A`.) Return the number.
+# **Exercise 2 (predict): the bias that never learns.** Train the four biases of the attention
+# (`attn.q.b`, `attn.k.b`, `attn.v.b`, `attn.o.b`). One of them gets a gradient of exactly zero,
+# up to round-off, whatever the input. Which? Return `"q"`, `"k"`, `"v"` or `"o"`.
+#
+# **Inline question 1 (written).** Why that one? (What does its bias add to a row of scores,
+# and what does softmax do with that?) Would it still get no gradient without the causal mask?
+#
+# *Your answer:* (write it here)
 
 # %%
-def delta1_slope_change():
-    """slope(delta1, width-scaled, step 2) - slope(delta1, shared, step 2)."""
+def bias_that_never_learns():
+    """-> "q", "k", "v" or "o": the attention bias whose gradient is always zero."""
+    raise NotImplementedError("your answer: return ...")
+
+
+# %%
+bias_keys = [f"attn.{t}.b" for t in "qkvo"]
+bias_grads = {}
+attention.attention_backward(g_out, att_cache, set(bias_keys), bias_grads, need_dx=False)
+sizes = {key.split(".")[1]: float(np.abs(bias_grads[key]).max()) for key in bias_keys}
+assert sorted(sizes.values())[1] > 1e-3  # the other three are far from zero
+ex.check(bias_that_never_learns, [("part 3's LoRA attention", (), min(sizes, key=sizes.get))])
+print("(measured: max |gradient| " + ", ".join(f"{t}.b {v:.1e}" for t, v in sizes.items()) + ")")
+
+# %% [markdown]
+# **Exercise 3 (derive): how wrong is a gradient `k` times too large?** Forget the
+# `1 / sqrt(dh)` in the scores' backward and `dqh` comes out `sqrt(dh)` times too large. For a
+# gradient that is `k > 0` times the right one, what relative error does the check of part 1
+# report (`rel_error(a, n) = |a - n| / (|a| + |n|)`, norms over the whole tensor)?
+
+# %%
+def rel_error_of_scaled(k):
+    """rel_error(k * g, g) for any non-zero g."""
     raise NotImplementedError("your line: return ...")
 
 
 # %%
-ex.check(delta1_slope_change,
-         lambda f: math.isclose(slope(d1_scaled) - slope(d1_shared), f(), abs_tol=1e-6))
+dqh_true = numerical_grad(L_scores, qh)
+ex.check(rel_error_of_scaled, [(f"dqh {k:g} times too large" + (" (the forgotten 1/sqrt(dh))"
+                                                                if k == math.sqrt(dh) else ""),
+                                (k,), rel_error(k * dqh_ours, dqh_true))
+                               for k in (math.sqrt(dh), 0.5, 10.0)], rtol=1e-6)
+
+# %% [markdown]
+# **Exercise 4 (derive): multi-query attention.** In multi-query attention (PaLM, Falcon) the
+# `H` heads have their own queries but share *one* key and *one* value head: `q` is
+# `(N, T, d)`, while `k` and `v` are `(N, T, dh)`, used by every head. Return `(dq, dk, dv)` for
+# an upstream `dy` `(N, T, d)`. (Part 2's chain; `k` is broadcast over the heads: what is a
+# broadcast's backward?)
+
+# %%
+def mqa_backward(dy, q, k, v):
+    """-> (dq (N, T, d), dk (N, T, dh), dv (N, T, dh)) of causal multi-query attention."""
+    raise NotImplementedError("your lines")
+
+
+# %%
+def mqa_forward(q, k, v):
+    """Causal multi-query attention: part 2's steps, with k and v shared by the H heads."""
+    qh_ = attention.split_heads(q, H)  # [N, H, T, dh]
+    kh_, vh_ = k[:, None], v[:, None]  # [N, 1, T, dh]: broadcast over the heads
+    p_ = attention.softmax_forward(attention.causal_mask_forward(
+        c * qh_ @ kh_.swapaxes(-1, -2)))  # [N, H, T, T]
+    return attention.merge_heads(p_ @ vh_)  # [N, T, d]
+
+
+q_m, k_m, v_m = rng.standard_normal((N, T, d)), *rng.standard_normal((2, N, T, dh))
+g_m = rng.standard_normal((N, T, d))
+mqa_numerical = tuple(numerical_grad(lambda: float((mqa_forward(q_m, k_m, v_m) * g_m).sum()), arr)
+                      for arr in (q_m, k_m, v_m))
+ex.check(mqa_backward, [(f"N = {N}, T = {T}, H = {H} heads of {dh}", (g_m, q_m, k_m, v_m),
+                         mqa_numerical)], rtol=1e-6, atol=1e-8)
+
+# %% [markdown]
+# **Exercise 5 (predict): more tokens.** The coordinate check trained on `M = 64` tokens.
+# Suppose it had used four times as many (`M = 256`) over the same widths. Would the shared
+# slope of `delta1` come out `"higher"` or `"lower"` than with 64? (The explanation after the
+# figure says where the slope goes from 1/2 to 1.)
+
+# %%
+def slope_with_more_tokens():
+    """-> "higher" or "lower": the shared delta1 slope with M = 256 tokens against M = 64."""
+    raise NotImplementedError("your answer: return ...")
+
+
+# %%
+more = {M: loglog_slope(widths, [first_move_alignment(n, M) for n in widths]).slope
+        for M in (64, 256)}
+ex.check(slope_with_more_tokens, [(f"the model of A's first move, widths {widths[0]} .. "
+                                   f"{widths[-1]}", (), "higher" if more[256] > more[64]
+                                   else "lower")])
+print("(measured with the model: slope " + ", ".join(f"M = {M}: {v:+.2f}" for M, v in
+                                                     more.items()) + ")")
 print(f"this lesson ran in {time.perf_counter() - T0:.1f} s (fast mode: {FAST})")
 
 # %% [markdown]
@@ -788,4 +881,6 @@ print(f"this lesson ran in {time.perf_counter() - T0:.1f} s (fast mode: {FAST})"
 # - The block's gradient sums every fork (residuals, `q, k, v` sharing their input); causality
 #   holds bit for bit: earlier outputs never see later inputs.
 # - The coordinate check shows the paper's point inside a real block: with one shared Adam
-#   rate, `A`'s effect grows with the width; `eta_A ~ 1/n`, `eta_B ~ 1` keeps both flat.
+#   rate, `A`'s effect grows with the width (more slowly than `n` while the width is below the
+#   number of tokens, whose directions `A`'s step must share); `eta_A ~ 1/n`, `eta_B ~ 1`
+#   keeps both `delta1` and `delta2` flat.

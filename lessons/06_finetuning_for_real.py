@@ -32,6 +32,25 @@
 # the same code at larger widths; their recorded results are in `docs/results/finetune/`.)
 
 # %%
+# Run alone (Colab, a downloaded notebook)? This cell installs what the lesson needs and is
+# missing; in a checkout with `pip install -e '.[lessons]'` it installs nothing.
+import importlib.util
+import os
+import subprocess
+import sys
+
+TINYLORA = os.environ.get("TINYLORA_PIP", "")  # where pip finds tinylora: your copy's folder,
+# a wheel, or "git+https://..." of the repository (tinylora is not on PyPI)
+missing = [pip_name for module, pip_name in (("numpy", "numpy"), ("matplotlib", "matplotlib"),
+                                             ("tinylora", TINYLORA))
+           if importlib.util.find_spec(module) is None]
+if "" in missing:
+    raise ModuleNotFoundError("tinylora is not installed: set TINYLORA_PIP (or the line above) "
+                              "to where pip finds it, e.g. the folder of the repository")
+if missing:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
+
+# %%
 import json
 import math
 import os
@@ -42,10 +61,10 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
-from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
 from tinylora import checkpoint
 from tinylora.groups import loraplus_groups
+from tinylora.lessons.exercises import Exercises  # the checker of every exercise
 from tinylora.lora import LoRAConfig
 from tinylora.optim import Adam
 from tinylora.text.corpus import BatchSampler, load_text

@@ -27,13 +27,31 @@
 # use) the experiments are smaller; the last cell prints how long the lesson took.
 
 # %%
+# Run alone (Colab, a downloaded notebook)? This cell installs what the lesson needs and is
+# missing; in a checkout with `pip install -e '.[lessons]'` it installs nothing.
+import importlib.util
+import os
+import subprocess
+import sys
+
+TINYLORA = os.environ.get("TINYLORA_PIP", "")  # where pip finds tinylora: your copy's folder,
+# a wheel, or "git+https://..." of the repository (tinylora is not on PyPI)
+missing = [pip_name for module, pip_name in (("numpy", "numpy"), ("matplotlib", "matplotlib"),
+                                             ("tinylora", TINYLORA))
+           if importlib.util.find_spec(module) is None]
+if "" in missing:
+    raise ModuleNotFoundError("tinylora is not installed: set TINYLORA_PIP (or the line above) "
+                              "to where pip finds it, e.g. the folder of the repository")
+if missing:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
+
+# %%
 import os
 import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np  # a lesson is user code: it may use NumPy directly (the library may not)
-from exercises import Exercises  # lessons/exercises.py: the checker of every exercise
 
 import tinylora
 import tinylora.fast
@@ -43,6 +61,7 @@ from tinylora.gradcheck import TOLERANCE, numerical_grad, rel_error
 from tinylora.groups import loraplus_groups
 from tinylora.lab.shift import compare
 from tinylora.layers import lora_linear_backward, lora_linear_forward
+from tinylora.lessons.exercises import Exercises  # the checker of every exercise
 from tinylora.lora import LoRAConfig
 from tinylora.models import LoRAMLP, MLPConfig
 from tinylora.optim import Adam

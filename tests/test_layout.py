@@ -8,6 +8,7 @@
     tinylora/text/     pretraining and fine-tuning on real text
     tinylora/bench/    the speed benchmark
     tinylora/port/     GPT-2-format weights in, PEFT adapters out and in
+    tinylora/lessons/  what the lessons import besides the library: the checker, the diagrams
 
 Every import statement (module level or inside a function) is an edge of the module graph.
 """
@@ -26,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tinylora"
 OUTER = ("tinylora.lab", "tinylora.text", "tinylora.bench")
 # what the reference never imports
-BESIDE = ("tinylora.fast", "tinylora.run", "tinylora.gradcheck", "tinylora.port", *OUTER)
+BESIDE = ("tinylora.fast", "tinylora.run", "tinylora.gradcheck", "tinylora.port",
+          "tinylora.lessons", *OUTER)
 MAX_LINES = 300
 MAX_REFERENCE_LINES = 3000  # the reference, read in an afternoon
 
@@ -91,9 +93,10 @@ REFERENCE = {n for n, p in MODULES.items() if p.parent == PACKAGE} - {"tinylora.
 # (`python -m tinylora` is the command: its two lines hand over to tinylora.run.cli)
 
 
-def test_the_reference_never_imports_fast_run_port_lab_text_or_bench():
-    """Nothing directly in tinylora/ imports tinylora.fast, .run, .port, .lab, .text or .bench:
-    the reference stands alone (fast/ installs its twins into it, never the other way)."""
+def test_the_reference_never_imports_the_rooms_beside_it():
+    """Nothing directly in tinylora/ imports tinylora.fast, .run, .gradcheck, .port, .lessons,
+    .lab, .text or .bench: the reference stands alone (fast/ installs its twins into it, never
+    the other way)."""
     bad = {n: sorted(i for i in GRAPH[n] if i.startswith(BESIDE)) for n in REFERENCE}
     assert not {n: v for n, v in bad.items() if v}
 
@@ -138,8 +141,8 @@ def _loaded_after(code: str) -> set[str]:
 
 
 def test_importing_tinylora_loads_only_the_reference():
-    """`import tinylora` loads the reference alone (no fast, run, port, lab, text or bench
-    module), and the CLI's parser no lab, text or bench module."""
+    """`import tinylora` loads the reference alone (no fast, run, gradcheck, port, lessons, lab,
+    text or bench module), and the CLI's parser no lab, text or bench module."""
     assert not {m for m in _loaded_after("import tinylora") if m.startswith(BESIDE)}
     loaded = _loaded_after("import tinylora, tinylora.run.cli\ntinylora.run.cli.build_parser()")
     assert not {m for m in loaded if m.startswith(OUTER)}
