@@ -30,6 +30,7 @@ from pathlib import Path
 from tinylora import checkpoint, validate
 from tinylora.port.gpt2 import has_safetensors
 from tinylora.port.peft_layout import check_model, from_peft, peft_config, to_peft
+from tinylora.run.records import write_text
 
 CONFIG = "adapter_config.json"
 WEIGHTS = {"safetensors": "adapter_model.safetensors", "npz": "adapter_model.npz"}
@@ -55,7 +56,7 @@ def export_peft(model, path, *, base_model_name_or_path: str | None = None,
         checkpoint.save(arrays, folder / WEIGHTS[fmt], model.settings())
     for other in set(WEIGHTS) - {fmt}:
         (folder / WEIGHTS[other]).unlink(missing_ok=True)
-    (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    write_text(folder / CONFIG, json.dumps(config, indent=2) + "\n")  # atomic
     return folder
 
 
