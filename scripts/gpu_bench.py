@@ -13,7 +13,7 @@ mode (`tinylora.fast`: the CUDA kernels, the update decided on the device); "ref
 same step with fast mode off (the plain code); "floor", the step's bare matrix products; "torch",
 PyTorch CUDA eager with autograd and torch.optim.Adam; with --graph, "graph", the fast step
 captured once as a CUDA graph and replayed (`tinylora.bench.graph`: timing only). The targets
-(issue 23): step <= 1.0 x torch for mlp and block. With --profile, each part of a fast step is
+step <= 1.0 x torch for mlp and block. With --profile, each part of a fast step is
 also timed alone, host time against device time (cupyx.profiler.benchmark): equal times mean
 the launches, not the GPU, set the pace.
 
@@ -38,7 +38,7 @@ from tinylora.bench.workloads import build_block, build_mlp, build_tinylm
 from tinylora.fast import allocator
 from tinylora.train import loss_and_grads
 
-TARGET = {"mlp": 1.0, "block": 1.0}  # step / torch at most this (issue 23); tinylm: reported
+TARGET = {"mlp": 1.0, "block": 1.0}  # step / torch at most this; tinylm: reported
 
 
 def synchronizer(backend_name: str, torch_device: str):

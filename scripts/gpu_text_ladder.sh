@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU part of the fine-tuning ladder (issue 28): d_model 128 .. 1024 on one GPU, from the
+# The GPU part of the fine-tuning ladder: d_model 128 .. 1024 on one GPU, from the
 # source tree (PYTHONPATH=., nothing installed), in at most two calls of 8 minutes each.
 #
 #     bash scripts/gpu_text_ladder.sh OUT [PREVIOUS ...]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,14 @@ def test_version_is_written_in_one_place():
     """The installed package's version is `tinylora.__version__`: pyproject reads it, no copy."""
     assert importlib.metadata.version("tinylora") == tinylora.__version__
     assert "version =" not in (ROOT / "pyproject.toml").read_text().split("[tool.setuptools")[0]
+
+
+def test_readme_docs_scripts_and_lessons_name_no_issue_of_ours():
+    """The tracker's issue numbers mean nothing to a reader of a clone: README, docs, scripts,
+    lessons and the package never cite "issue 23" (another project's "#1915" is a link)."""
+    ours = re.compile(r"\bissues? \d+", re.IGNORECASE)
+    files = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "scripts").glob("*"),
+             *(ROOT / "lessons").glob("*.py"), *PACKAGE.rglob("*.py")]
+    found = [f"{p.relative_to(ROOT)}:{i}" for p in files if p.is_file()
+             for i, line in enumerate(p.read_text().splitlines(), 1) if ours.search(line)]
+    assert found == []
