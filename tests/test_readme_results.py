@@ -295,7 +295,37 @@ def test_figures_shown_exist(page):
         assert (page.parent / image).is_file(), image
 
 
+LADDER = RESULTS / "finetune-ladder"  # the recorded CPU ladder (issue 28): d_model 128 only
+
+
+def ladder_claims() -> list[str]:
+    """Section 3b's sentences, from finetune-ladder/summary.json and its cpu_ladder.log."""
+    s = _load("finetune-ladder")
+    log = (LADDER / "cpu_ladder.log").read_text().splitlines()
+    wall = next(line for line in log if line.startswith("128 + control done")).split()[-2]
+    lines = [f"Recorded so far: **d_model {s['config']['widths'][0]} only**"
+             if len(s["config"]["widths"]) == 1 else "(more than one width recorded)",
+             f"on the CPU ({wall} s), with the {s['chains'][1]['tokens_per_batch']}-token control"]
+    for c, what in zip(s["chains"], ("1024 tokens per batch:",
+                                     f"the {s['chains'][1]['tokens_per_batch']}-token control:")):
+        g, iv = c["gain_tuned"], c["gain_tuned_interval"]
+        lines.append(f"{what} the tuning seeds pick ratio {c['tuned_lr_ratio']:g}, whose gain over "
+                     f"ratio 1 is {g:.4f} [{iv[0]:.4f}, {iv[1]:.4f}] nats (ratio 1 ends at "
+                     f"{c['loss_ratio1']:.4f})")
+    assert s["chains"][0]["tokens_per_batch"] == 1024 and len(s["chains"]) == 2
+    assert s["lr_ratio_exponent"]["zero_B"]["slope"] is None  # one width: no slope to quote
+    return lines
+
+
+def test_ladder_section_quotes_the_recorded_ladder():
+    """Section 3b (the fine-tuning ladder) quotes finetune-ladder/summary.json's tuned ratios,
+    gains over ratio 1 with their 95 % intervals, ratio-1 losses, and the log's wall time."""
+    page = " ".join(PAGE.read_text().split())
+    for claim in ladder_claims():
+        assert " ".join(claim.split()) in page, claim
+
+
 if __name__ == "__main__":
     for make in TABLES:
         print(f"---\n{make()}\n")
-    print("\n".join(prose_claims()))
+    print("\n".join(prose_claims() + ladder_claims()))
