@@ -31,6 +31,28 @@ def bench(tree: Path, workloads: list[str]) -> list[dict]:
     return json.loads(out.stdout)
 
 
+def summary_table(rounds: list[dict]) -> str:
+    """The Markdown table of `rounds` (as written to rounds.json): per (workload, width) the
+    median over rounds of each tree's step/floor, new/old, and the new tree's reference
+    step/floor."""
+    keys = [(r["workload"], r["width"]) for r in rounds[0]["rows"]]
+
+    def median(tree, key, field="ratio_floor"):
+        values = [r[field] for rd in rounds if rd["tree"] == tree for r in rd["rows"]
+                  if (r["workload"], r["width"]) == key and r.get(field) is not None]
+        return statistics.median(values) if values else None
+
+    lines = ["| workload | width | old step/floor | new step/floor | new/old | "
+             "reference step/floor (new tree) |", "|---|---|---|---|---|---|"]
+    for key in keys:
+        old, new, ref = median("old", key), median("new", key), median("new", key,
+                                                                        "ratio_reference_floor")
+        ref_text = "-" if ref is None else f"{ref:.2f}"
+        lines.append(f"| {key[0]} | {key[1]} | {old:.3f} | {new:.3f} | {new / old:.3f} | "
+                     f"{ref_text} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old", type=Path)
@@ -47,22 +69,7 @@ def main() -> int:
             print(f"round {i + 1}/{args.rounds} {name}: " + ", ".join(
                 f"{r['workload']}{r['width']} {r['ratio_floor']:.3f}" for r in rows),
                 file=sys.stderr)
-    keys = [(r["workload"], r["width"]) for r in rounds[0]["rows"]]
-
-    def median(tree, key, field="ratio_floor"):
-        values = [r[field] for rd in rounds if rd["tree"] == tree for r in rd["rows"]
-                  if (r["workload"], r["width"]) == key and r.get(field) is not None]
-        return statistics.median(values) if values else None
-
-    lines = ["| workload | width | old step/floor | new step/floor | new/old | "
-             "reference step/floor (new tree) |", "|---|---|---|---|---|---|"]
-    for key in keys:
-        old, new, ref = median("old", key), median("new", key), median("new", key,
-                                                                        "ratio_reference_floor")
-        ref_text = "-" if ref is None else f"{ref:.2f}"
-        lines.append(f"| {key[0]} | {key[1]} | {old:.3f} | {new:.3f} | {new / old:.3f} | "
-                     f"{ref_text} |")
-    table = "\n".join(lines) + "\n"
+    table = summary_table(rounds)
     print(table)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

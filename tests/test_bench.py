@@ -304,3 +304,25 @@ def test_the_gpu_benchmark_rehearses_on_the_cpu(tmp_path, capsys):
         "torch_ms", "graph_ms", "ratio_floor", "ratio_torch", "target", "met", "torch"}
     assert {r["part"] for r in result["profile"]} == {
         "step", "floor", "forward", "loss_and_grads", "opt.step", "opt.settle"}
+
+
+def test_the_split_kept_the_speed_in_the_recorded_rounds():
+    """docs/benchmarks.md quotes the table the recorded rounds of scripts/bench_trees.py give
+    (tree before the split against after, fast twins on), and those rounds support its claim:
+    new/old step/floor within 10 % for the MLP at widths >= 512 and every block width."""
+    import importlib.util  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_trees",
+                                                  root / "scripts" / "bench_trees.py")
+    bench_trees = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_trees)
+    rounds = json.loads((root / "docs" / "results" / "bench-reference-first" / "rounds.json")
+                        .read_text())
+    table = bench_trees.summary_table(rounds)
+    assert table in (root / "docs" / "benchmarks.md").read_text()
+    rows = [line.strip("|").split("|") for line in table.splitlines()[2:]]
+    kept = {(w.strip(), int(n)): float(change) for w, n, _, _, change, _ in rows}
+    assert {k for k in kept if k[0] == "block" or k[1] >= 512} <= {
+        k for k, change in kept.items() if change <= 1.10}
+    assert ("mlp", 128) in kept and len(kept) == 6
