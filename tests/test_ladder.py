@@ -3,10 +3,12 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
 
+from tinylora.run.cli import main
 from tinylora.run.records import read_json
 from tinylora.text import ladder, ladder_command
 from tinylora.text.ladder_report import (
@@ -171,6 +173,35 @@ def test_records_in_resume_a_ladder_on_another_machine(tiny_run, tmp_path):
                                                                       "steps": 4}}))
     with pytest.raises(ValueError, match=r"records_in: .* another configuration \(steps: "):
         ladder_command.execute(options)
+
+
+TINY_ARGS = ["finetune-ladder", "--fast", "--widths", "32", "--steps", "3", "--lr-ratios",
+             "1,4,16", "--control-width", "0", "--no-progress"]
+PLAN = re.compile(r"^tinylora finetune-ladder: (\d+) bases and runs"
+                  r"(?: \((\d+) more done already\))?; at least .* here\n.*at least (\d+) runs")
+
+
+def _ladder_plan(tmp_path, capsys) -> tuple[int, int, int]:
+    """Run the tiny ladder's command into tmp_path/out. -> (units left, done, fewest runs)."""
+    argv = [*TINY_ARGS, "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    match = PLAN.match(capsys.readouterr().err)
+    assert match, "no plan line first on stderr"
+    return int(match[1]), int(match[2] or 0), int(match[3])
+
+
+def test_finetune_ladder_says_its_runs_and_time_here_before_the_work(tmp_path, capsys):
+    """`tinylora finetune-ladder` opens stderr with its plan: the base and the runs at their
+    fewest (3 ratios x (3 points x 2 tuning seeds + 1 point x 2 evaluation seeds)), timed here."""
+    left, done, fewest = _ladder_plan(tmp_path, capsys)
+    assert (left, done, fewest) == (1 + 24, 0, 24)
+
+
+def test_a_rerun_of_finetune_ladder_counts_the_saved_runs_as_done(tmp_path, capsys):
+    """Over the same --out, a finished ladder's rerun plans nothing left: its base and every
+    counted run are done already."""
+    _ladder_plan(tmp_path, capsys)
+    assert _ladder_plan(tmp_path, capsys) == (0, 1 + 24, 24)
 
 
 def test_ladder_config_refuses_a_protocol_it_cannot_run():

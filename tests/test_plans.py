@@ -81,6 +81,8 @@ TINY = {
     "pretrain": ["--fast", "--widths", "16", "--steps", "3"],
     "finetune": ["--fast", "--widths", "16", "--init", "zero_B", "--steps", "3",
                  "--no-baselines", "--lr-ratios", "1,16"],
+    "finetune-ladder": ["--fast", "--widths", "32", "--steps", "3", "--lr-ratios", "1,4,16",
+                        "--control-width", "0"],
     "coordcheck": ["--model", "block", "--widths", "16,32", "--n-seeds", "1", "--steps", "2"],
     "bench": ["--quick", "--workloads", "mlp", "--widths", "8", "--dtype", "float64",
               "--no-torch"],

@@ -170,6 +170,15 @@ class Progress:
         self._describe()
         self.tqdm.refresh()
 
+    def add(self, key, seconds: float) -> None:
+        """A unit the plan did not count (a search that grew past it): it joins the plan, and
+        its estimate the bar's total."""
+        if key not in self.plan.costs:
+            self.plan.costs[key] = max(float(seconds), 1e-9)
+            if getattr(self.tqdm, "total", None) is not None:
+                self.tqdm.total += self.plan.costs[key]
+            self._describe()
+
     def update(self, n: int = 1) -> None:
         """The next `n` units, in the plan's order, finished (for a loop that only counts)."""
         for key in [k for k in self.plan.costs if k not in self.finished][:n]:

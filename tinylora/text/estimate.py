@@ -11,13 +11,21 @@ rates (`tinylora.run.progress.Plan`):
                A chain's runs are counted at their fewest (every lattice bracketed by its first
                three points); the tuning adds points until each optimum is bracketed, and the
                bar grows with them.
+    finetune-ladder  the bases to pretrain, then each chain's runs at their fewest (the same
+               count: every ratio's lattice at its three starting points on the tuning seeds, one
+               kept point on the evaluation seeds); a run is its share of a stacked pass: a pass
+               of a few runs at each (width, batch size) with runs left, timed for a tenth of the
+               steps (the base's random weights: the time does not depend on them).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tinylora.lora import LoRAConfig
 from tinylora.optim import Adam, AdamW
 from tinylora.run.progress import Plan, timed
+from tinylora.text import ladder
 from tinylora.text.corpus import (
     BatchSampler,
     eval_windows,
@@ -26,8 +34,10 @@ from tinylora.text.corpus import (
     train_val_split,
 )
 from tinylora.text.pretrain import base_exists, build_model, mean_loss, pretrain_config
+from tinylora.text.stacked import Job, train_stack
 from tinylora.train import train_step
 
+TIMED_STACK = 4  # runs in the timed pass of the ladder (at most --max-stack)
 TIMED_STEPS = 3  # after two untimed ones; the median is kept (a busy machine's outlier is not)
 
 
@@ -114,3 +124,46 @@ def finetune_plan(config, todo, cache=None, backend_name=None, finished_runs: in
 def chain_key(chain) -> str:
     """A chain's unit in the plan: ``lr_ratios_d64_zero_B``, ``baselines_d64``."""
     return f"{chain.kind}_d{chain.width}" + (f"_{chain.init}" if chain.init else "")
+
+
+def ladder_run_seconds(config, geometry: tuple, data, max_stack: int, backend_name=None):
+    """Seconds per run of a stacked pass of the ladder at `geometry` (width, batch size) here:
+    a pass of a few runs over the base's random weights, a tenth of the steps, timed, scaled."""
+    width, batch_size = geometry
+    short, size = min(config.steps, max(2, config.steps // 10)), min(max_stack, TIMED_STACK)
+    jobs = [Job(width, "zero_B", 1.0, config.lr0, config.tune_seeds[i % 2], batch_size)
+            for i in range(size)]
+    seconds = timed(lambda: train_stack(replace(config, steps=short, eval_every=short), jobs,
+                                        data, ladder.base_config(config, width),
+                                        backend_name=backend_name, load=False))
+    return seconds / size * config.steps / short
+
+
+def ladder_plan(config, out, cache=None, backend_name=None, max_stack: int = 16) -> Plan:
+    """`tinylora finetune-ladder`: the bases (keys ``base_d<w>``), then each chain's runs at
+    their fewest (keys `ladder.run_slot`); a base already made and the runs saved in `out` are
+    done (a chain's saved runs fill its first units)."""
+    runner = ladder.Runner(config, out, cache, backend_name, max_stack, show_progress=False)
+    fewest = len(config.lr_ratios) * (3 * len(config.tune_seeds) + len(config.eval_seeds))
+    chains = ladder.chains(config)
+    costs, done = {}, []
+    for w in dict.fromkeys(c[0] for c in chains):
+        pcfg = ladder.base_config(config, w)
+        if base_exists(pcfg, cache) or runner.parts.load_part(f"base_d{w}") is not None:
+            costs[f"base_d{w}"] = 0.0
+            done.append(f"base_d{w}")
+        else:
+            costs[f"base_d{w}"] = pretrain_seconds(pcfg, backend_name)
+    left = {(c[0], c[2]) for c in chains if runner.saved[c] < fewest}
+    per_run = {g: ladder_run_seconds(config, g, runner.data, max_stack, backend_name)
+               for g in sorted(left)}
+    for c in chains:
+        for i in range(fewest):
+            costs[ladder.run_slot(c, i)] = per_run.get((c[0], c[2]), 0.0)
+        done += [ladder.run_slot(c, i) for i in range(min(fewest, runner.saved[c]))]
+    ends = sorted((s, f"{s:.2g} s at d_model {w}") for (w, _), s in per_run.items())
+    basis = f"at least {fewest * len(chains)} runs; {min(max_stack, TIMED_STACK)} stacked " \
+        "runs timed: a run " + " to ".join(dict.fromkeys(t for _, t in ends[:1] + ends[-1:]))
+    return Plan("finetune-ladder", "bases and runs", costs, basis if per_run else
+                f"at least {fewest * len(chains)} runs, all saved: none timed", done=done,
+                at_least=True)

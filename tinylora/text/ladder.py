@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from tinylora.block import BLOCK_TARGETS
-from tinylora.run.progress import bar as progress_bar
+from tinylora.run.progress import Plan
 from tinylora.run.records import ResultsDir
 from tinylora.text.corpus import FINETUNE_TEXT
 from tinylora.text.finetune import Data
@@ -148,21 +149,40 @@ def config_key(config: LadderConfig) -> dict:
     return keep
 
 
+def run_slot(chain: tuple, i: int) -> str:
+    """The plan's unit for the `i`-th run of `chain` (width, init, batch size) to finish."""
+    return f"d{chain[0]}_{chain[1]}_n{chain[2]}_run{i}"
+
+
 def run_key(job: Job) -> str:
     return (f"run_d{job.width}_{job.init}_n{job.batch_size}_lr_ratio{float(job.lr_ratio)!r}"
             f"_lr{float(job.lr)!r}_seed{job.seed}")
 
 
 class Runner:
-    """Runs (or reads back) the ladder's runs: `run(jobs)` trains the missing ones in stacks."""
+    """Runs (or reads back) the ladder's runs: `run(jobs)` trains the missing ones in stacks.
+    The bar is `plan`'s (`tinylora.text.estimate.ladder_plan`; none: an empty one): its units
+    are the bases and each chain's runs counted ``run_slot(chain, i)`` in the order they finish,
+    the saved ones first (`saved`: how many per chain)."""
 
     def __init__(self, config: LadderConfig, out, cache=None, backend_name=None,
-                 max_stack: int = 16, deadline: float | None = None, show_progress=True):
+                 max_stack: int = 16, deadline: float | None = None, show_progress=True,
+                 plan: Plan | None = None):
         self.config, self.cache, self.backend_name = config, cache, backend_name
         self.parts = ResultsDir(out, config_key(config), strict=True)
         self.data, self.max_stack, self.deadline = Data(config), max_stack, deadline
-        self.bar = progress_bar(total=None, desc="ladder runs", show=show_progress, leave=True)
         self.records: dict = {}
+        self.saved = Counter((r["width"], r["init"], r["batch_size"]) for r in self.saved_runs())
+        self.counted = Counter(self.saved)
+        self.bar = (plan or Plan("finetune-ladder", "runs", {}, "")).bar(show_progress)
+
+    def count(self, job: Job) -> None:
+        """One more run of `job`'s chain finished: its next unit on the bar. A lattice that
+        grows past the plan's count adds a unit at the chain's cost: the bar's total grows."""
+        chain = (job.width, job.init, job.batch_size)
+        key, self.counted[chain] = run_slot(chain, self.counted[chain]), self.counted[chain] + 1
+        self.bar.add(key, self.bar.plan.costs.get(run_slot(chain, 0), 0.0))
+        self.bar.done(key)
 
     def record(self, job: Job):
         if job not in self.records:
@@ -182,7 +202,7 @@ class Runner:
                                                    self.backend_name, self.deadline)):
                 self.parts.save_part(run_key(job), rec)
                 self.records[job] = rec
-            self.bar.update(len(chunk))
+                self.count(job)
 
     def base(self, width: int) -> dict:
         """Pretrain (or reuse) the base of `width`; its losses and the head's scale."""
@@ -196,7 +216,9 @@ class Runner:
                     "loss_finetune_text": mean_loss(lm, self.data.val),
                     "head_scale": head_scale(lm.params["head.W"]),
                     "pretrain_seconds": pre.get("seconds"), "matrix_lr": pcfg.matrix_lr}
-        return self.parts.cached(f"base_d{width}", compute)
+        base = self.parts.cached(f"base_d{width}", compute)
+        self.bar.done(f"base_d{width}")
+        return base
 
     def saved_runs(self) -> list[dict]:
         """Every run saved in ``out`` with this configuration, in a fixed order."""
@@ -250,12 +272,12 @@ class Runner:
 
 
 def run_ladder(config: LadderConfig, out, cache=None, backend_name=None, max_stack: int = 16,
-               time_limit: float | None = None, show_progress=True) -> dict:
-    """Run (or resume) the ladder. -> records {"config", "bases", "runs", "stopped"}: every
-    saved run of the ladder's chains (finished or not), and why it stopped early (None if not).
-    """
+               time_limit: float | None = None, show_progress=True, plan=None) -> dict:
+    """Run (or resume) the ladder, its bar `plan`'s (`Runner`). -> records {"config", "bases",
+    "runs", "stopped"}: every saved run of the ladder's chains (finished or not), and why it
+    stopped early (None if not)."""
     deadline = None if time_limit is None else time.monotonic() + time_limit
-    runner = Runner(config, out, cache, backend_name, max_stack, deadline, show_progress)
+    runner = Runner(config, out, cache, backend_name, max_stack, deadline, show_progress, plan)
     stopped, bases = None, {}
     try:
         for width in dict.fromkeys(c[0] for c in chains(config)):

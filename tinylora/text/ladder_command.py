@@ -31,7 +31,7 @@ from tinylora.run.options import (
     positive_int,
 )
 from tinylora.run.records import ResultsDir, read_json, write_json, write_text
-from tinylora.text import ladder, ladder_plots
+from tinylora.text import estimate, ladder, ladder_plots
 from tinylora.text.ladder_report import summarize
 from tinylora.text.stacked import Job
 from tinylora.text.tables import ci
@@ -139,8 +139,10 @@ def execute(options: LadderOptions) -> dict:
         for part in (out / "parts").glob("*.json"):
             part.unlink()
     take_records(config, out, options.records_in)
+    plan = estimate.ladder_plan(config, out, options.cache, options.backend, options.max_stack)
+    plan.announce()  # the runs at their fewest: the bar grows when a lattice does
     records = ladder.run_ladder(config, out, options.cache, options.backend, options.max_stack,
-                                options.time_limit, not options.no_progress)
+                                options.time_limit, not options.no_progress, plan)
     records["machine"] = machine(options.backend)
     records["command"] = "tinylora finetune-ladder " + " ".join(sys.argv[2:])
     summary = summarize(records)

@@ -86,8 +86,9 @@ def stacked_mean_loss(lm, windows, chunk: int = 32) -> np.ndarray:
     return total / len(windows)
 
 
-def build_stack(config, jobs: list, base_config, cache=None, backend_name=None):
-    """The stacked model over the cached base and its Adam with one rate per copy."""
+def build_stack(config, jobs: list, base_config, cache=None, backend_name=None, load=True):
+    """The stacked model over the cached base and its Adam with one rate per copy (`load`
+    False: over the base's random weights, for timing a pass before the base exists)."""
     first = jobs[0]
     if any((j.width, j.init, j.batch_size) != (first.width, first.init, first.batch_size)
            for j in jobs):
@@ -95,7 +96,8 @@ def build_stack(config, jobs: list, base_config, cache=None, backend_name=None):
                          f"{sorted({(j.width, j.init, j.batch_size) for j in jobs})}")
     lora = job_lora(config, first)
     lm = build_model(base_config, backend_name, lora, trainable="lora", stack=(len(jobs),))
-    load_base(lm, base_config, cache)
+    if load:
+        load_base(lm, base_config, cache)
     factors = {}
     for i, job in enumerate(jobs):
         if job.seed not in factors:
@@ -110,7 +112,7 @@ def build_stack(config, jobs: list, base_config, cache=None, backend_name=None):
 
 
 def train_stack(config, jobs: list, data, base_config, cache=None, backend_name=None,
-                deadline: float | None = None) -> list[dict]:
+                deadline: float | None = None, load: bool = True) -> list[dict]:
     """Train `jobs` (a list of `Job`) as one stacked model. -> one record per job, in
     `tinylora.text.finetune.finetune_run`'s form (plus ``batch_size``).
 
@@ -119,10 +121,11 @@ def train_stack(config, jobs: list, data, base_config, cache=None, backend_name=
     validation windows (``data.val``); `base_config` the frozen base.
     `deadline`: a `time.monotonic()` value; after `PROJECT_AFTER` steps a pass that would end
     after it raises `OutOfTime` (then nothing of it is kept: a rerun redoes it whole).
+    `load`: False trains over the base's random weights (`build_stack`; a timing).
     """
     jobs = [Job(*j) for j in jobs]
     S, start = len(jobs), time.monotonic()
-    lm, opt = build_stack(config, jobs, base_config, cache, backend_name)
+    lm, opt = build_stack(config, jobs, base_config, cache, backend_name, load)
     sched = schedule.Schedule(opt, config.steps, config.warmup, config.decay)  # every copy's
     xp, context = lm.xp, base_config.context
     samplers = {s: BatchSampler(data.train, jobs[0].batch_size, context, seed=s)
