@@ -15,7 +15,7 @@
 # The plan, in this order (what a time limit cuts is the last of it): Init[1] at d_model 1024,
 # 512, 256, 128, then the 64-token control at 128, then Init[2] at 1024, 512, 256, 128. Same
 # protocol as the CPU part (300 steps, cosine), with the ratios 1..64 and 8 evaluation
-# seeds. Sized from /work/shared/gpu-runs/2026-12-04/tinylm_step.txt (a fine-tuning step
+# seeds. Sized from docs/results/gpu-2026-12-04/tinylm_step.txt (a fine-tuning step
 # 14-20 ms at every d_model 128..2048, unstacked; pretraining 24 ms at 1024, 47 ms at 2048):
 # a stacked copy costs about 4 ms a step at 1024 and 1 ms at 512 (the arithmetic), while 128 and
 # 256 stay at the launch floor per pass; about 170 runs a chain put Init[1] and the control near
