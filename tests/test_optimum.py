@@ -4,7 +4,6 @@ estimator's own model (a valley with asymmetric walls, each seed with its own op
 coverage of the 95 % intervals is measured."""
 
 import functools
-
 import math
 
 import numpy as np

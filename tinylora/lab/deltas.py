@@ -1,4 +1,4 @@
-"""The three terms of a LoRA layer's update, measured along a short Adam run: what
+"""The three terms of a LoRA layer's update, measured along a short Adam (or SGD) run: what
 `tinylora coordcheck` and `tinylora balance` read.
 
 For one LoRA layer with input Z (row-vector form, s = scale) and one step from (A0, B0) to
@@ -129,8 +129,9 @@ def _finite_per_copy(values, n_stack: int, xp) -> list:
 
 def trajectory(setup, eta_a, eta_b, steps: int, optimizer: str = "adam") -> list[dict]:
     """Train `steps` steps of `optimizer` ("adam" or "sgd"; A's group at eta_a, B's at eta_b;
-    one rate per copy for a stacked model). -> one dict per step t = 1..steps: {layer: {quantity: [one number per
-    copy]}}, the quantities of `QUANTITIES` and `DIAGNOSTICS`, and {"model": {"output_moved"}}.
+    one rate per copy for a stacked model). -> one dict per step t = 1..steps: {layer:
+    {quantity: [one number per copy]}}, the quantities of `QUANTITIES` and `DIAGNOSTICS`, and
+    {"model": {"output_moved"}}.
 
     `setup` is a `tinylora.lab.coordcheck.CoordSetup` (model, x, y, inputs)."""
     model = setup.model

@@ -4,6 +4,13 @@ prediction, LoRA against LoRA+ scored on seeds they were not tuned on.
     located      `tinylora.lab.optimum.locate` on the final window (training loss at the measured
                  step): eta_A*, eta_B*, ratio, product, each with its bootstrap interval, and
                  whether the optimum is identifiable there (else: a flat valley)
+    exponents    fitted over the widths where the optimum is located (a width on the grid's edge
+                 or in a flat valley is left out of every fit, and listed), and again over those
+                 from n = `FIT_FROM` on: at n = 64 the sp sweep is pre-asymptotic (eta_A* n and
+                 eta_B* sqrt(n) are flat only from 128 on), so the two fits side by side show how
+                 much one width moves the answer
+    predicted    the counting's prediction for the optimizer, readout, init and convention that
+                 ran (`tinylora.lab.predictions`), or None and the reason where it has none
     held out     the seeds split in two halves; each method's best lattice cell is chosen on one
                  half (LoRA+: the 2-D window; LoRA: the diagonal) and its loss read on the other
                  half; the two directions averaged. Nothing favours the larger search space.
@@ -21,6 +28,7 @@ from tinylora.lab import landscape, optimum, predictions
 
 RATES = optimum.RATES
 MAX_HALF_WIDTH = 0.3  # a ratio exponent whose interval is wider than +-0.3 is not a measurement
+FIT_FROM = 128  # the second fit's smallest width
 
 
 def loss_grid(cells: list, at: int = -1) -> dict:
@@ -63,23 +71,38 @@ def analyze_width(payload: dict, cfg) -> dict:
             "best_cell": None if best is None else [best["kA"], best["kB"]]}
 
 
+def prediction(cfg) -> tuple[dict | None, str | None]:
+    """(predicted exponents, None) for the setting that ran, or (None, why there are none)."""
+    if cfg.variant != "finetune":
+        return None, f"variant {cfg.variant!r}: both factors random, neither Init[1] nor Init[2]"
+    return predictions.attach("loss_optimal", cfg.readout, cfg.init, cfg.optimizer, cfg.held)
+
+
+def fits(rows: list, cfg, min_width: int = 0) -> dict:
+    """The exponents over the located widths >= min_width: {"fit_widths", rate: the fit of
+    `tinylora.lab.optimum.exponent` (None: fewer than 2 widths)}."""
+    usable = [r for r in rows if not r["edge"] and r["located"]["identifiable"]
+              and r["width"] >= min_width]
+    widths = [r["width"] for r in usable]
+    return {"fit_widths": widths, **{rate: optimum.exponent(widths, [r["located"] for r in usable],
+                                                            rate, cfg.seeds) for rate in RATES}}
+
+
 def summarize(payloads: list, cfg, rows: list | None = None) -> dict:
     """summary.json of `tinylora width-sweep` (keys pinned by tests/test_sweep.py); `rows`:
     the `analyze_width` of each payload, when the caller has them already."""
     rows = rows or [analyze_width(payload, cfg) for payload in payloads]
     widths = [r["width"] for r in rows]
-    usable = [r for r in rows if not r["edge"]]
-    located = [r["located"] for r in usable]
-    exps = {rate: optimum.exponent([r["width"] for r in usable], located, rate, cfg.seeds)
-            for rate in RATES}
-    predicted = predictions.exponents("loss_optimal", cfg.readout, cfg.init)
+    exps, tail = fits(rows, cfg), fits(rows, cfg, FIT_FROM)
+    predicted, note = prediction(cfg)
     ratio = exps["ratio"]
     half = None if not ratio or not ratio["interval"] else (ratio["interval"][1]
                                                             - ratio["interval"][0]) / 2
-    flat = [r["width"] for r in usable if not r["located"]["identifiable"]]
-    out = {"widths": widths, "fit_widths": [r["width"] for r in usable],
-           "edge": [r["edge"] for r in rows], "predicted": predicted,
-           "predictions": predictions.table(), "theory_exponent": predicted["ratio"],
+    flat = [r["width"] for r in rows if not r["edge"] and not r["located"]["identifiable"]]
+    out = {"widths": widths, "fit_widths": exps["fit_widths"],
+           "edge": [r["edge"] for r in rows], "predicted": predicted, "prediction_note": note,
+           "predictions": predictions.table(),
+           "theory_exponent": None if predicted is None else predicted["ratio"],
            "identifiable": [r["located"]["identifiable"] for r in rows], "flat_widths": flat,
            "ratio_located": bool(half is not None and half <= MAX_HALF_WIDTH),
            "ratio_half_width": half,
@@ -89,7 +112,12 @@ def summarize(payloads: list, cfg, rows: list | None = None) -> dict:
            "above_floor": [r["above_floor"] for r in rows],
            "best_cell": [r["best_cell"] for r in rows],
            "fit_share": [r["located"]["fit_share"] for r in rows],
-           "curvatures": [r["located"].get("curvatures") for r in rows]}
+           "curvatures": [r["located"].get("curvatures") for r in rows],
+           "fit_from": FIT_FROM,
+           f"from_{FIT_FROM}": {"fit_widths": tail["fit_widths"],
+                                **{rate: tail[rate] and {k: tail[rate][k] for k in
+                                                         ("slope", "interval", "draws")}
+                                   for rate in RATES}}}
     for rate in RATES:
         out[f"best_{rate}"] = [r["located"][rate] for r in rows]
         out[f"{rate}_interval"] = [r["located"][f"{rate}_interval"] for r in rows]
@@ -98,7 +126,8 @@ def summarize(payloads: list, cfg, rows: list | None = None) -> dict:
         out[key] = None if e is None else e["slope"]
         out[f"{key}_interval"] = None if e is None else e["interval"]
         out[f"{key}_draws"] = None if e is None else e["draws"]
-    out["interval_contains_theory"] = (None if out["exponent_interval"] is None else
+    out["interval_contains_theory"] = (None if out["exponent_interval"] is None
+                                       or predicted is None else
                                        out["exponent_interval"][0] <= predicted["ratio"]
                                        <= out["exponent_interval"][1])
     out["loss"] = (f"mean squared error on the training set at step {cfg.steps} (of "
