@@ -30,7 +30,8 @@ The ratio v - u and the product u + v are read off every draw as well. A valley 
 loss barely changes shows as a small eigenvalue of H, fits that fail in many draws, and a wide
 ratio interval, while the product (the valley's position) stays sharp. `identifiable` says so
 per width: at least 90 % of the draws fit, and the ratio's interval spans at most `MAX_SPREAD`
-decades.
+decades (then eta_A*, eta_B* and the ratio are located); `product_identifiable` asks the same of
+the product's interval (in a flat valley the product usually still is).
 
 A grid is ``{(kA, kB): per-seed losses}`` with ``eta = 10^(k / per_decade)``; a diverged seed makes
 its cell inf (left out). Host floats only: this module imports numpy directly.
@@ -158,6 +159,10 @@ def locate(grid: dict, n_seeds: int, per_decade: int, rng, boot: int = BOOT) -> 
     out["ratio_spread_decades"] = spread
     out["identifiable"] = bool(full is not None and out["fit_share"] >= MIN_FIT
                                and spread is not None and spread <= MAX_SPREAD)
+    product = out["product_interval"]
+    out["product_identifiable"] = bool(
+        full is not None and out["fit_share"] >= MIN_FIT and product is not None
+        and math.log10(product[1] / product[0]) <= MAX_SPREAD)
     if full is not None:
         eig = np.linalg.eigvalsh(np.array(full["H"]))
         out["curvatures"] = [float(e) for e in eig]  # of log10 loss, per decade^2
@@ -212,10 +217,13 @@ def fit_profile(x, y, radius: int = RADIUS):
             "best": xb, "n_points": len(near)}
 
 
-def locate_profile(x, losses, rng, boot: int = BOOT, name: str = "ratio") -> dict:
+def locate_profile(x, losses, rng, boot: int = BOOT, name: str = "ratio", draw=None) -> dict:
     """The optimum of a profile measured on several seeds: `x` (k,) the log10 of the knob,
     `losses` (k, n_seeds) per point and seed (inf: diverged). The fitted curve is log10 of
     the seed-mean loss, as in `fit`; the interval is the bootstrap over seeds (`_interval`).
+    `draw(rng)`, when given, makes each bootstrap draw's curve instead of resampling the
+    columns of `losses` (the fine-tuning study redoes its lr choice there:
+    `tinylora.text.rechoose`).
 
     -> {name: 10^x*, f"{name}_interval", "fit", "fit_share", "draws": [{name: log10}|None],
     "identifiable"}: the shape `exponent` reads (so the exponent of the optimum against the
@@ -230,7 +238,7 @@ def locate_profile(x, losses, rng, boot: int = BOOT, name: str = "ratio") -> dic
     full = fit_profile(x, curve(list(range(n_seeds))))
     draws = []
     for _ in range(boot):
-        f = fit_profile(x, curve(rng.integers(0, n_seeds, n_seeds)))
+        f = fit_profile(x, draw(rng) if draw else curve(rng.integers(0, n_seeds, n_seeds)))
         draws.append(None if f is None else {name: f["x"]})
     good = [d[name] for d in draws if d is not None]
     q = _interval(good, None if full is None else full["x"], n_seeds)

@@ -5,10 +5,17 @@ prediction, LoRA against LoRA+ scored on seeds they were not tuned on.
                  step): eta_A*, eta_B*, ratio, product, each with its bootstrap interval, and
                  whether the optimum is identifiable there (else: a flat valley)
     exponents    fitted over the widths where the optimum is located (a width on the grid's edge
-                 or in a flat valley is left out of every fit, and listed), and again over those
+                 is left out of every fit; one in a flat valley out of the fits of eta_A*, eta_B*
+                 and the ratio, and out of the product's where its product is not located
+                 either; both lists are in the summary), and again over those
                  from n = `FIT_FROM` on: at n = 64 the sp sweep is pre-asymptotic (eta_A* n and
                  eta_B* sqrt(n) are flat only from 128 on), so the two fits side by side show how
                  much one width moves the answer
+    best cell    the lattice cell with the lowest seed-mean loss, and the exponents of its rates
+                 (least squares with the textbook regression interval, `tinylora.lab.fit`): a
+                 readout to a quarter decade that needs no bowl. With SGD the loss falls until
+                 the rates diverge, so there is no stationary point to fit, and this is the
+                 measurement; with Adam it is a cross-check of the fit
     predicted    the counting's prediction for the optimizer, readout, init and convention that
                  ran (`tinylora.lab.predictions`), or None and the reason where it has none
     held out     the seeds split in two halves; each method's best lattice cell is chosen on one
@@ -25,6 +32,7 @@ from dataclasses import asdict
 
 from tinylora import backend
 from tinylora.lab import landscape, optimum, predictions
+from tinylora.lab.fit import loglog_slope
 
 RATES = optimum.RATES
 MAX_HALF_WIDTH = 0.3  # a ratio exponent whose interval is wider than +-0.3 is not a measurement
@@ -79,13 +87,35 @@ def prediction(cfg) -> tuple[dict | None, str | None]:
 
 
 def fits(rows: list, cfg, min_width: int = 0) -> dict:
-    """The exponents over the located widths >= min_width: {"fit_widths", rate: the fit of
+    """The exponents over the widths >= min_width where each rate is located (eta_A*, eta_B*
+    and the ratio where the optimum is identifiable, the product where the product is: a flat
+    valley still places it): {"fit_widths", "product_widths", rate: the fit of
     `tinylora.lab.optimum.exponent` (None: fewer than 2 widths)}."""
-    usable = [r for r in rows if not r["edge"] and r["located"]["identifiable"]
-              and r["width"] >= min_width]
-    widths = [r["width"] for r in usable]
-    return {"fit_widths": widths, **{rate: optimum.exponent(widths, [r["located"] for r in usable],
-                                                            rate, cfg.seeds) for rate in RATES}}
+    kept = [r for r in rows if not r["edge"] and r["width"] >= min_width]
+    usable = {rate: [r for r in kept if r["located"]["product_identifiable" if rate == "product"
+                                                   else "identifiable"]] for rate in RATES}
+    out = {"fit_widths": [r["width"] for r in usable["ratio"]],
+           "product_widths": [r["width"] for r in usable["product"]]}
+    for rate, use in usable.items():
+        out[rate] = optimum.exponent([r["width"] for r in use], [r["located"] for r in use],
+                                     rate, cfg.seeds)
+    return out
+
+
+def cell_fits(rows: list, cfg) -> dict:
+    """{rate: {"slope", "interval", "widths"} or None}: the exponents of the best cell's rates
+    over the widths whose best cell is off the grid's edge."""
+    cells = [(r["width"], [10 ** (k / cfg.per_decade) for k in r["best_cell"]]) for r in rows
+             if not r["edge"] and r["best_cell"] is not None]
+    out = {}
+    for rate in RATES:
+        pts = [(w, {"eta_A": a, "eta_B": b, "ratio": b / a, "product": a * b}[rate])
+               for w, (a, b) in cells]
+        fit = loglog_slope(*zip(*pts)) if len(pts) >= 2 else None
+        out[rate] = None if fit is None else {
+            "slope": fit.slope, "interval": None if fit.interval is None else list(fit.interval),
+            "widths": [w for w, _ in pts]}
+    return out
 
 
 def summarize(payloads: list, cfg, rows: list | None = None) -> dict:
@@ -100,6 +130,7 @@ def summarize(payloads: list, cfg, rows: list | None = None) -> dict:
                                                             - ratio["interval"][0]) / 2
     flat = [r["width"] for r in rows if not r["edge"] and not r["located"]["identifiable"]]
     out = {"widths": widths, "fit_widths": exps["fit_widths"],
+           "product_widths": exps["product_widths"],
            "edge": [r["edge"] for r in rows], "predicted": predicted, "prediction_note": note,
            "predictions": predictions.table(),
            "theory_exponent": None if predicted is None else predicted["ratio"],
@@ -113,8 +144,9 @@ def summarize(payloads: list, cfg, rows: list | None = None) -> dict:
            "best_cell": [r["best_cell"] for r in rows],
            "fit_share": [r["located"]["fit_share"] for r in rows],
            "curvatures": [r["located"].get("curvatures") for r in rows],
-           "fit_from": FIT_FROM,
+           "cell_exponents": cell_fits(rows, cfg), "fit_from": FIT_FROM,
            f"from_{FIT_FROM}": {"fit_widths": tail["fit_widths"],
+                                "product_widths": tail["product_widths"],
                                 **{rate: tail[rate] and {k: tail[rate][k] for k in
                                                          ("slope", "interval", "draws")}
                                    for rate in RATES}}}

@@ -91,8 +91,9 @@ def exponent_line(summary: dict) -> str:
         also = tail[k] and (f", from n = {summary['fit_from']}: "
                             f"{_exp((tail[k]['slope'], tail[k]['interval']))}")
         expected = "no prediction" if predicted is None else f"predicted {predicted[k]:+g}"
-        parts.append(f"{k} ~ n^{_exp((summary[KEYS[k]], summary[KEYS[k] + '_interval']))}"
-                     f"{also or ''} ({expected})")
+        fit = (summary[KEYS[k]], summary[KEYS[k] + "_interval"])
+        parts.append((f"{k} ~ n^{_exp(fit)}" if fit[0] is not None else f"{k}: no fit "
+                      f"(fewer than 2 located widths)") + f"{also or ''} ({expected})")
     limit = sweep_analysis.MAX_HALF_WIDTH
     verdict = (f"The ratio's exponent is located (interval within +-{limit:g})" if
                summary["ratio_located"] else f"The ratio's exponent is NOT located (interval "
@@ -105,6 +106,15 @@ def exponent_line(summary: dict) -> str:
     if predicted is None:
         verdict += f"; no prediction for this setting: {summary['prediction_note']}"
     return "; ".join(parts) + f". {verdict}."
+
+
+def cell_line(summary: dict) -> str:
+    """The best cell's exponents (to a quarter decade; regression intervals), in one line."""
+    cells, predicted = summary.get("cell_exponents") or {}, summary["predicted"]
+    parts = [f"{k} ~ n^{_exp((c['slope'], c['interval']))}" + (
+        "" if predicted is None else f" (predicted {predicted[k]:+g})")
+             for k, c in cells.items() if c]
+    return "Best cell: " + ("; ".join(parts) if parts else "fewer than 2 widths") + "."
 
 
 def headline(summary: dict) -> str:
@@ -122,6 +132,7 @@ def headline(summary: dict) -> str:
         lines.append(f"{w:5d}   {rate:30s} {ivs:22s} {gain:6.2f}   "
                      f"{summary['above_floor'][i] or math.nan:9.3g}{note}")
     lines.append(exponent_line(summary))
+    lines.append(cell_line(summary))
     return "\n".join(lines)
 
 
@@ -160,7 +171,9 @@ def markdown(summary: dict, figures: list) -> str:
             f"half, both ways.\n\n{table}\n"
             f"**Exponents** (fitted on the located widths {summary['fit_widths']}, and on "
             f"{tail_widths}): "
-            f"{exponent_line(summary)}\n\n"
+            f"{exponent_line(summary)}\n\n{cell_line(summary)} (the lattice cell with the "
+            f"lowest loss, to 1/{cfg['per_decade']} decade; regression intervals; with SGD the "
+            f"loss falls until the rates diverge, so this is the measurement there)\n\n"
             + "".join(f"![{path.name}]({path.name})\n" for path in figures))
 
 
