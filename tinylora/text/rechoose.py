@@ -9,9 +9,11 @@ interval. Here one draw (`draw`) redraws both:
 2. per ratio, the lr with the lowest mean final loss over the drawn tuning seeds on that
    ratio's lattice (ties: the smaller lr, as the study's rule);
 3. per ratio, the held-out loss at that lr: the drawn evaluation seeds' mean at the kept lr
-   (the only lr they were run at), plus the drawn tuning seeds' difference between the chosen
-   and the kept lr (the lattice's shape, measured where it was measured). When the draw keeps
-   the study's lr, this is the plain bootstrap of the evaluation seeds.
+   (the only lr they were run at), plus what the move costs on the lattice: the difference
+   between the chosen and the kept lr, averaged over all the tuning seeds (the drawn ones alone
+   would price the move by the very seeds that preferred it, and always find it free; the kept
+   lr is the lowest of the full average, so a move is never priced below zero). When the draw
+   keeps the study's lr, this is the plain bootstrap of the evaluation seeds.
 
 -> the profile of log10 held-out loss against the ratios, one number per ratio, that
 `tinylora.lab.optimum.locate_profile` fits in each draw. Everything comes from the recorded runs
@@ -54,8 +56,9 @@ def draw(per_ratio: list[tuple], cfg: dict, kept: list[float]):
         for (lattice, held), lr_kept in zip(per_ratio, kept):
             means = {lr: _mean(lattice[lr][s] for s in t) for lr in sorted(lattice)}
             lr = min(means, key=means.get)  # sorted, so ties go to the smaller lr
-            shift = means[lr] - means[lr_kept] if lr != lr_kept else 0.0
-            loss = _mean(held[s] for s in e) + shift
+            cost = 0.0 if lr == lr_kept else (_mean(lattice[lr].values())
+                                              - _mean(lattice[lr_kept].values()))
+            loss = _mean(held[s] for s in e) + cost
             curve.append(math.log10(loss) if math.isfinite(loss) and loss > 0 else math.inf)
         return curve
 
