@@ -160,3 +160,18 @@ def test_recorded_balance_runs_compare_with_the_balanced_prediction(folder):
     for setting in _recorded(folder)["settings"].values():
         assert setting["predicted"] == predictions.exponents("balanced", setting["readout"],
                                                              setting["init"])
+
+
+def test_the_recorded_product_exponents_tell_sp_from_mup():
+    """The product eta_A* eta_B* is the sweep's sharpest number, and the readouts predict it
+    apart (n^-3/2 with sp, n^-1 with mup): in the recorded sweeps each product interval holds
+    its own readout's prediction and not the other's, over every located width and from
+    n = 128 on."""
+    sp, mup = _recorded("width-sweep"), _recorded("width-sweep-mup")
+    for mine, other in ((sp, mup), (mup, sp)):
+        for fit in ((mine["exponent_product"], mine["exponent_product_interval"]),
+                    ((mine["from_128"]["product"] or {}).get("slope"),
+                     (mine["from_128"]["product"] or {}).get("interval"))):
+            lo, hi = fit[1]
+            assert lo <= mine["predicted"]["product"] <= hi
+            assert not lo <= other["predicted"]["product"] <= hi
