@@ -77,8 +77,8 @@ def _sweep_rows(folder: str, label: str) -> list[str]:
                 x, iv = (fit[k] or {}).get("slope"), (fit[k] or {}).get("interval")
             cells.append(_exp(x, iv, s["predicted"][k]))
         product = s["product_widths"] if fit is s else fit["product_widths"]
-        where = _widths(widths) + ("" if product == widths else
-                                   f" (product: {_widths(product)})")
+        where = ("" if fit is s else "from n = 128: ") + _widths(widths) + (
+            "" if product == widths else f" (product: {_widths(product)})")
         rows.append(f"| loss-optimal | {label} | {where} | " + " | ".join(cells) + " |")
     return rows
 
@@ -183,9 +183,11 @@ def sgd_table() -> str:
              "| --- | --- | --- | --- | --- | --- |"]
     for i, w in enumerate(s["widths"]):
         ka, kb = s["best_cell"][i]
-        gain = s["loss_lora"][i] / s["loss_loraplus"][i]
+        plus = float(s["loss_loraplus"][i])  # "inf" where LoRA+'s rates diverged held out
+        gain = (f"{s['loss_lora'][i] / plus:.2f}" if math.isfinite(plus)
+                else "LoRA+ diverged held out")
         lines.append(f"| {w} | {_g(10 ** (ka / per))} | {_g(10 ** (kb / per))} | "
-                     f"{_g(10 ** ((kb - ka) / per))} | {_g(s['above_floor'][i])} | {gain:.2f} |")
+                     f"{_g(10 ** ((kb - ka) / per))} | {_g(s['above_floor'][i])} | {gain} |")
     return "\n".join(lines)
 
 
