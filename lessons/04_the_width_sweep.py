@@ -285,7 +285,8 @@ assert largest_stable["paper_gd"][1] >= 1000 * largest_stable["paper_gd"][0]
 # pushing `Z A` the same way, times `B ~ eta_B`). "All the same way" is an assumption: it holds
 # when `n` is well above the inputs in a batch or the inputs share a direction (the toy's ReLU
 # features do); for layer-normed tokens, more tokens than `n` make it `sqrt(n)`, and `eta_A*`
-# then falls like `n^-1/2` (`tinylora.lab.alignment`, `docs/width_law.md`). That gives two
+# then falls like `n^-1/2` (recorded in a Transformer block at 1024 tokens per batch: `n^-0.52` to
+# `n^-0.57`; `tinylora.lab.alignment`, `docs/width_law.md`). That gives two
 # different questions, each with its own prediction (`tinylora.lab.predictions`, derived there by
 # a counting written as code):
 #
@@ -295,11 +296,15 @@ assert largest_stable["paper_gd"][1] >= 1000 * largest_stable["paper_gd"][0]
 # | loss-optimal, readout sp | the loss at step 20 lowest | `n^-1` | `n^-1/2` | `n^1/2` | `n^-3/2` |
 # | loss-optimal, readout muP | the same | `n^-1` | `n^0` | `n^1` | `n^-1` |
 #
-# (`tinylora balance` measures the first row, `tinylora width-sweep` the other two.)
+# (`tinylora balance` measures the first row, `tinylora width-sweep` the other two. All three are
+# Adam's, with a task that holds the output's change fixed: holding the layer's change instead
+# turns the muP row into the sp one, and SGD has rows of its own; `predictions.markdown()` prints
+# them all, and the recorded runs in `docs/results/` measure each against its own row.)
 #
 # **Why the readout matters.** The balanced rates only ask `A` and `B` to move the layer alike,
 # so nothing after the layer enters: `(-1, 0, 1)` whatever the readout, for small updates
-# (`c -> 0`; at `c = 0.01` `eta_B*`'s exponent already drifts by up to `+0.13` in some settings).
+# (`c -> 0`; at `c = 0.01`, `t = 2` `eta_B*`'s exponent already drifts by up to `+0.13` in the
+# recorded runs, the two-layer MLP's `fc3`, and more at `t = 3`).
 # At `t = 2` the condition reduces to `|Z dA| ~ |Z A_0|`: it tests that Adam's step has size
 # `eta_A` and lines up with its input, not which rates are best. The loss sees the layer
 # through the frozen readout `f = z W_out`, and a gradient step changes `z` in a direction
@@ -434,11 +439,11 @@ if all(p.exists() for p in recorded.values()):
     for name in ("width-sweep", "width-sweep-mup"):
         rec = json.loads(recorded[name].read_text())
         lines.append((f"loss-optimal, readout {rec['config']['readout']}", rec["exponent"],
-                      rec["exponent_interval"], rec["predicted"]["ratio"], rec["widths"]))
+                      rec["exponent_interval"], rec["predicted"]["ratio"], rec["fit_widths"]))
     print("the recorded full runs (docs/results/): the ratio's exponent against its prediction")
     for label, slope_, (lo_r, hi_r), pred, ws in lines:
         print(f"  {label:>27}: n^{slope_:+.2f} [{lo_r:+.2f}, {hi_r:+.2f}], predicted n^{pred:+g}"
-              f"  (widths {ws[0]}..{ws[-1]})")
+              f"  (widths {', '.join(map(str, ws))})")
         assert lo_r <= pred <= hi_r
     products = {name: json.loads(recorded[name].read_text())
                 for name in ("width-sweep", "width-sweep-mup")}

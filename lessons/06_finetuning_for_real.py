@@ -319,7 +319,10 @@ plt.show()
 #   ratio rises, 0.5, 2 and 4 at d_model 64, 128 and 256 (asserted), and at 256 the held-out
 #   profile is flat from ratio 1 to 4: "1 to 4", not resolved. How the best ratio moves
 #   with the width is lesson 4's subject; on this real model the profiles were too flat near
-#   their optimum for four seeds to say (README, section 3).
+#   their optimum for four seeds to say, and nothing predicts it: lesson 4's `n^1/2` is the
+#   one-layer toy's, and at this model's 1024 tokens per batch `A`'s step lines up with its
+#   layer-normed inputs only like `n^0.55` (`docs/width_law.md`, item 6; the results page,
+#   `docs/results/README.md`, section 3).
 # - Right: each ratio has its own best `eta_A` (star), on its own lattice. Each lattice starts
 #   two steps (a factor 2) below the previous ratio's optimum, since its `eta_B` is 4 times the
 #   previous ratio's: comparing both at one `eta_A` would decide the race by the choice of rate.
