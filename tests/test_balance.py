@@ -117,3 +117,23 @@ def test_bad_options_are_one_clear_error(tmp_path, capsys):
     assert "--at-steps" in capsys.readouterr().err
     assert main(["balance", "--model", "block", "--readout", "sp", "--out", str(tmp_path)]) == 2
     assert "--readout" in capsys.readouterr().err
+    assert main(["balance", "--model", "block", "--tokens", "100", "--out", str(tmp_path)]) == 2
+    assert "--tokens: expected a multiple of 16" in capsys.readouterr().err
+
+
+def test_tokens_set_the_blocks_batch_and_the_alignment_follows_it(tmp_path):
+    """--tokens 256 gives the block 16 sequences of 16 tokens; every row records the alignment
+    of A's first step per width, its exponent, and the balanced prediction with that exponent
+    in place of the counting's 1: eta_A* ~ n^-a."""
+    options = balance_report.BalanceOptions(model="block", tokens=256, widths="16,32",
+                                            at_steps="2", sizes="0.01", n_seeds=1,
+                                            out=str(tmp_path), no_progress=True)
+    (cfg,) = balance_report.configs(options)
+    assert cfg.n_points == 256 and balance.setup(cfg, 16, 0, 1).x.shape == (16, 16, 16)
+    (s,) = balance_report.execute(options)["summary"]["settings"].values()
+    assert s["tokens"] == 256
+    for row in s["rows"]:
+        a = row["alignment_exponent"]
+        assert len(row["alignment"]) == 2 and all(v > 1 for v in row["alignment"])
+        assert row["predicted_from_alignment"]["eta_A"] == pytest.approx(-a, abs=1e-3)
+        assert row["predicted_from_alignment"]["eta_B"] == 0

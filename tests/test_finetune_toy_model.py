@@ -50,6 +50,38 @@ def test_teacher_moves_the_target_by_rms_one(readout):
         assert float(np.sqrt(((task.y_train - f0) ** 2).mean())) == pytest.approx(1.0, rel=1e-6)
 
 
+def test_the_layer_convention_holds_the_layers_change_and_the_target_shrinks_under_mup():
+    """held="layer": the teacher moves the layer's pre-activation by its own RMS at every width
+    (RMS(h dW) = RMS(h W_mid)); the target then moves by less under mup, about like n^-1/2
+    (mean of 4 seeds: a factor 3 to 6 from n = 64 to 1024, sqrt(16) = 4), and by Theta(1)
+    under sp. The default (held "output") draws the same U and V: the two teachers differ only
+    in alpha."""
+    moved = {}
+    for readout in ("sp", "mup"):
+        for width in (64, 1024):
+            sizes = []
+            for seed in range(4):
+                task = toy_task(width, target="teacher", readout=readout, n_train=64,
+                                n_test=16, held="layer", model_seed=seed)
+                f0, _ = task.build(()).forward(task.x_train)
+                sizes.append(float(np.sqrt(((task.y_train - f0) ** 2).mean())))
+            moved[readout, width] = np.mean(sizes)
+    assert 3 < moved["mup", 64] / moved["mup", 1024] < 6
+    assert 0.5 < moved["sp", 1024] < 2 and 0.5 < moved["sp", 64] < 2
+    rng, n = backend.host_rng(1), 32
+    weights = [backend.normal(rng, (5, n), 1.0, np), backend.normal(rng, (n, n), n**-0.5, np),
+               backend.normal(rng, (n, 1), 1.0 / n, np)]
+    x = backend.normal(rng, (64, 5), 1.0, np)
+    layer = teacher_shift(backend.host_rng(2), weights, x, held="layer")
+    output = teacher_shift(backend.host_rng(2), weights, x)
+    h = np.maximum(x @ weights[0], 0)
+    rms = lambda a: float(np.sqrt((a**2).mean()))  # noqa: E731
+    assert rms(h @ (layer - weights[1])) == pytest.approx(rms(h @ weights[1]), rel=1e-10)
+    d_layer, d_output = layer - weights[1], output - weights[1]
+    assert abs(float((d_layer * d_output).sum())) == pytest.approx(
+        float(np.linalg.norm(d_layer) * np.linalg.norm(d_output)), rel=1e-10)  # parallel
+
+
 def test_a_rank_two_lora_fits_the_teacher_exactly():
     """The planted change of W_mid has rank 2, so LoRA factors built from it reproduce the
     teacher's outputs: the loss floor is 0 (what the sweep's "loss / start" is measured against)."""

@@ -1,6 +1,9 @@
 """tinylora.lab.optimum: the estimator of the loss-optimal rates, on landscapes with a known
-answer (a planted quadratic bowl with seed noise; a flat valley)."""
+answer: a planted quadratic bowl with seed noise, a flat valley, and surfaces that are not the
+estimator's own model (a valley with asymmetric walls, each seed with its own optimum), where the
+coverage of the 95 % intervals is measured."""
 
+import functools
 import math
 
 import numpy as np
@@ -25,16 +28,17 @@ def _landscape(H, seeds=8, noise=0.05, seed=0):
 
 
 def test_a_planted_optimum_is_recovered_and_covered():
-    """A bowl whose minimum lies between lattice points: the fit lands within 0.02 decades of it
-    (an argmin of the lattice could be 0.125 off), and the bootstrap intervals of eta_A*, eta_B*,
-    the ratio and the product all contain the planted values."""
+    """A bowl whose minimum lies between lattice points: the fit lands within 0.03 decades of it
+    (an argmin of the lattice could be 0.125 off; independent noise in every cell costs the
+    cubic's extra terms some precision), and the bootstrap intervals of eta_A*, eta_B*, the
+    ratio and the product all contain the planted values."""
     loc = optimum.locate(_landscape([[4.0, 1.5], [1.5, 3.0]]), 8, PER_DECADE,
                          np.random.default_rng(1))
     assert loc["identifiable"] and loc["fit_share"] == 1.0
     truth = {"eta_A": 10**U0, "eta_B": 10**V0, "ratio": 10 ** (V0 - U0),
              "product": 10 ** (U0 + V0)}
     for rate, value in truth.items():
-        assert abs(math.log10(loc[rate] / value)) < 0.02, rate
+        assert abs(math.log10(loc[rate] / value)) < 0.03, rate
         lo, hi = loc[f"{rate}_interval"]
         assert lo <= value <= hi, rate
 
@@ -88,6 +92,108 @@ def test_a_grid_without_a_bowl_fails_cleanly():
     dead = {(a, b): [math.inf] * 4 for a in range(5) for b in range(5)}
     loc = optimum.locate(dead, 4, 4, np.random.default_rng(0), boot=10)
     assert loc["eta_A"] is None and not loc["identifiable"]
+
+
+# ----- surfaces unlike the fit's own model: asymmetric walls, per-seed optima ---------------
+
+ACROSS, ALONG = 2.2, 0.45  # curvature of log10 loss per decade^2 across and along the valley
+WALL = {"across": 1.8, "along": 1.5}  # asymmetry: the recorded grids' (a width sweep at n = 256)
+JITTER = (0.23, 0.07)  # sd of each seed's own optimum along and across the valley (decades)
+
+
+def _wall(x, kappa, curvature):
+    """curvature (e^(kappa x) - 1 - kappa x) / kappa^2: curvature x^2 / 2 near 0, a steep wall
+    on the side kappa x > 0 and a gentle, nearly straight one on the other."""
+    return curvature * (np.exp(kappa * x) - 1 - kappa * x) / kappa**2
+
+
+def _asymmetric_y(du, dv, wall=WALL):
+    """log10 loss around the optimum (du, dv in decades): a valley along eta_A eta_B = const,
+    its wall steep toward large rates (across) and toward large ratios (along)."""
+    across, along = (du + dv) / math.sqrt(2), (dv - du) / math.sqrt(2)
+    return -1.0 + _wall(across, wall["across"], ACROSS) + _wall(along, wall["along"], ALONG)
+
+
+def _seed_offsets(rng, n):
+    """Each seed's own optimum, (du, dv) per seed: jitter along and across the valley."""
+    along, across = (JITTER[k] * rng.standard_normal(n) for k in (0, 1))
+    return np.stack([(across - along) / math.sqrt(2), (across + along) / math.sqrt(2)], axis=1)
+
+
+def _asymmetric_grid(u0, v0, seeds, rng, cell_noise=0.01):
+    """Per-seed losses on the lattice around (u0, v0): each seed's surface moved to its own
+    optimum, with its own level (+-0.02 decades) and a little noise in every cell."""
+    offsets, levels = _seed_offsets(rng, seeds), 0.02 * rng.standard_normal(seeds)
+    ka0, kb0 = round(u0 * PER_DECADE), round(v0 * PER_DECADE)
+    grid = {}
+    for ka in range(ka0 - 5, ka0 + 6):
+        for kb in range(kb0 - 5, kb0 + 6):
+            du = ka / PER_DECADE - u0 - offsets[:, 0]
+            dv = kb / PER_DECADE - v0 - offsets[:, 1]
+            y = _asymmetric_y(du, dv) + levels + cell_noise * rng.standard_normal(seeds)
+            grid[(ka, kb)] = list(10**y)
+    return grid
+
+
+@functools.cache
+def _population_optimum():
+    """Where the optimum of the seed-mean loss lies for infinitely many seeds, relative to the
+    surface's own (du, dv): the truth a located optimum is measured against (numerically, on a
+    0.005-decade grid, 2000 seeds)."""
+    offsets = _seed_offsets(np.random.default_rng(12345), 2000)
+    d = np.linspace(-0.3, 0.3, 121)
+    du, dv = np.meshgrid(d, d, indexing="ij")
+    mean = sum(10 ** _asymmetric_y(du - o[0], dv - o[1]) for o in offsets)
+    i, j = np.unravel_index(np.argmin(mean), mean.shape)
+    return float(d[i]), float(d[j])
+
+
+def _truth(u0, v0) -> dict:
+    du, dv = _population_optimum()
+    u, v = u0 + du, v0 + dv
+    return {"eta_A": u, "eta_B": v, "ratio": v - u, "product": u + v}
+
+
+def test_asymmetric_walls_and_seed_jitter_are_located_with_honest_intervals():
+    """40 replicates of 16 seeds on the asymmetric valley with per-seed optima: every rate's
+    bootstrap interval holds the population optimum in at least 34 (measured: 38, 38, 38, 39 for
+    eta_A*, eta_B*, ratio, product), and the estimates are unbiased to 0.03 decades (measured:
+    0.004 at most; the quadratic fit this module used before was off by 0.09 in the ratio and
+    0.13 in the product on these surfaces, and held the product in 0 of 40)."""
+    truth = _truth(U0, V0)
+    hits, errors = dict.fromkeys(optimum.RATES, 0), {rate: [] for rate in optimum.RATES}
+    for rep in range(40):
+        grid = _asymmetric_grid(U0, V0, 16, np.random.default_rng(rep))
+        loc = optimum.locate(grid, 16, PER_DECADE, np.random.default_rng(1000 + rep), boot=200)
+        for rate in optimum.RATES:
+            lo, hi = (math.log10(x) for x in loc[f"{rate}_interval"])
+            hits[rate] += lo <= truth[rate] <= hi
+            errors[rate].append(math.log10(loc[rate]) - truth[rate])
+    for rate in optimum.RATES:
+        assert hits[rate] >= 34, (rate, hits[rate])
+        assert abs(np.mean(errors[rate])) < 0.03, (rate, np.mean(errors[rate]))
+
+
+def test_exponents_on_asymmetric_jittered_surfaces_cover_the_planted_law():
+    """Optima planted at eta_A* = 0.1 / n and eta_B* = 0.2 n^-1/2 over n = 64..4096 on the
+    asymmetric valley with per-seed optima (16 seeds): in 20 replicates the exponents' 95 %
+    intervals hold (-1, -1/2, +1/2, -3/2) at least 15 times each (measured here: 20, 20, 20,
+    17; over 60 replicates 0.97, 1.00, 0.97 and 0.88: the product's interval is a little
+    narrow)."""
+    widths = [64, 256, 1024, 4096]
+    want = {"eta_A": -1.0, "eta_B": -0.5, "ratio": 0.5, "product": -1.5}
+    hits = dict.fromkeys(want, 0)
+    for rep in range(20):
+        located = []
+        for i, n in enumerate(widths):
+            u0, v0 = math.log10(0.1 / n), math.log10(0.2 * n**-0.5)
+            grid = _asymmetric_grid(u0, v0, 16, np.random.default_rng([rep, i]))
+            located.append(optimum.locate(grid, 16, PER_DECADE,
+                                          np.random.default_rng([rep, i, 7]), boot=150))
+        for rate, value in want.items():
+            e = optimum.exponent(widths, located, rate, 16)
+            hits[rate] += e["interval"][0] <= value <= e["interval"][1]
+    assert min(hits.values()) >= 15, hits
 
 
 # ----- one dimension: the best ratio of a profile (the fine-tuning study's estimator) -------

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tinylora.lab import predictions
 from tinylora.run.records import read_json
 from tinylora.text.report import summarize  # the held-out profile, per ratio
 
@@ -50,30 +51,84 @@ def _exp(x, iv, predicted) -> str:
 SWEEP_KEYS = {"eta_A": "exponent_eta_A", "eta_B": "exponent_eta_B", "ratio": "exponent",
               "product": "exponent_product"}
 RATES = ("eta_A", "eta_B", "ratio", "product")
+INITS = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
 
 
 def _balanced_row(setting: dict) -> dict:
     return setting["rows"][0]  # the smallest size c at the earliest step t (t >= 2)
 
 
+def _widths(ws) -> str:
+    """'64..4096' for a run of doubling widths, else the list."""
+    doubling = all(b == 2 * a for a, b in zip(ws, ws[1:]))
+    return f"{ws[0]}..{ws[-1]}" if len(ws) > 1 and doubling else ", ".join(map(str, ws))
+
+
+def _sweep_rows(folder: str, label: str) -> list[str]:
+    """A sweep's fit over its located widths, and from n = 128 on, against its prediction."""
+    s = _load(folder)
+    rows = []
+    for fit, widths in ((s, s["fit_widths"]), (s["from_128"], s["from_128"]["fit_widths"])):
+        cells = []
+        for k in RATES:
+            if fit is s:
+                x, iv = s[SWEEP_KEYS[k]], s[f"{SWEEP_KEYS[k]}_interval"]
+            else:
+                x, iv = (fit[k] or {}).get("slope"), (fit[k] or {}).get("interval")
+            cells.append(_exp(x, iv, s["predicted"][k]))
+        product = s["product_widths"] if fit is s else fit["product_widths"]
+        where = ("" if fit is s else "from n = 128: ") + _widths(widths) + (
+            "" if product == widths else f" (product: {_widths(product)})")
+        rows.append(f"| loss-optimal | {label} | {where} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def width_law_table() -> str:
-    """The table the science section opens with: each measurement against its own prediction."""
-    lines = ["| measurement | setting | eta_A* | eta_B* | ratio | product |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    """The table the results page opens with: each measurement against its own prediction,
+    the loss-optimal fits over every located width and from n = 128 on."""
+    lines = ["| measurement | setting | widths fitted | eta_A* | eta_B* | ratio | product |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     bal = _load("balance")["settings"]["toy-sp-init1"]
     r = _balanced_row(bal)
     cells = [_exp(r["exponents"][k]["slope"], r["exponents"][k]["interval"], bal["predicted"][k])
              for k in RATES]
-    lines.append(f"| balanced rates | toy, readout sp, Init[1], t = {r['t']}, c = {r['c']:g} | "
-                 + " | ".join(cells) + " |")
-    for folder in ("width-sweep", "width-sweep-mup", "width-sweep-init2"):
-        s = _load(folder)
-        cfg = s["config"]
-        init = {"zero_B": "Init[1]", "zero_A": "Init[2]"}[cfg["init"]]
-        cells = [_exp(s[SWEEP_KEYS[k]], s[f"{SWEEP_KEYS[k]}_interval"], s["predicted"][k])
-                 for k in RATES]
-        lines.append(f"| loss-optimal | toy, readout {cfg['readout']}, {init}, loss at step "
-                     f"{cfg['steps']} | " + " | ".join(cells) + " |")
+    lines.append(f"| balanced | toy, Adam, readout sp, Init[1], t = {r['t']}, c = {r['c']:g} | "
+                 f"{_widths(bal['widths'])} | " + " | ".join(cells) + " |")
+    for folder in ("width-sweep", "width-sweep-mup", "width-sweep-init2", "width-sweep-layer"):
+        cfg = _load(folder)["config"]
+        held = "" if cfg["held"] == "output" else ", the layer's change held"
+        lines += _sweep_rows(folder, f"toy, Adam, readout {cfg['readout']}, "
+                                     f"{INITS[cfg['init']]}{held}")
+    s = _load("width-sweep-sgd")
+    cells = [_exp(s["cell_exponents"][k]["slope"], s["cell_exponents"][k]["interval"],
+                  s["predicted"][k]) for k in RATES]
+    lines.append(f"| loss-optimal (best cell) | toy, SGD, readout sp, Init[1] | "
+                 f"{_widths(s['cell_exponents']['ratio']['widths'])} | " + " | ".join(cells)
+                 + " |")
+    return "\n".join(lines)
+
+
+def alignment_table() -> str:
+    """The Transformer block's balanced eta_A* (t = 2, c = 0.01) at 64 and 1024 tokens per
+    batch, against the counting's -1 and against -a, a the measured alignment of A's step."""
+    lines = ["| tokens per batch | layer | widths | alignment ~ n^a | local exponents of the "
+             "alignment | eta_A* | counting: -1 | from the alignment: -a |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for folder in ("balance-block", "balance-block-1024"):
+        s = _load(folder)["settings"]["block"]
+        for r in s["rows"]:
+            if r["t"] != 2:
+                continue
+            e = r["exponents"]["eta_A"]
+            local = ", ".join(f"{x:+.2f}" for x in r["alignment_local"])
+            verdict = {True: "holds", False: "**outside**", None: "-"}
+            inside = e["interval"][0] <= -1 <= e["interval"][1]
+            lines.append(f"| {s['tokens']} | {r['layer']} | {_widths(e['widths'])} | "
+                         f"{r['alignment_exponent']:+.2f} | {local} | "
+                         f"{_exp(e['slope'], e['interval'], -1)} | "
+                         f"{'holds' if inside else '**outside**'} | "
+                         f"{r['predicted_from_alignment']['eta_A']:+.2f}: "
+                         f"{verdict[r['follows_alignment']]} |")
     return "\n".join(lines)
 
 
@@ -111,9 +166,28 @@ def sweep_table(folder: str) -> str:
         ratio = "-" if r is None else f"{_g(r)}" + ("" if iv is None else
                                                      f" [{_g(iv[0])}, {_g(iv[1])}]")
         gain = s["loss_lora"][i] / s["loss_loraplus"][i]
+        located = "yes" if s["identifiable"][i] else (
+            "no (product: yes)" if w in s["product_widths"] else "no")
         lines.append(f"| {w} | {_g(a) if a else '-'} | {_g(b) if b else '-'} | {ratio} | "
-                     f"{_g(pr) if pr else '-'} | {'yes' if s['identifiable'][i] else 'no'} | "
+                     f"{_g(pr) if pr else '-'} | {located} | "
                      f"{_g(s['above_floor'][i])} | {gain:.2f} |")
+    return "\n".join(lines)
+
+
+def sgd_table() -> str:
+    """The SGD sweep per width: the best cell (the loss falls until the rates diverge, so there
+    is no stationary point to fit), how far training got, held-out LoRA / LoRA+."""
+    s = _load("width-sweep-sgd")
+    per = s["config"]["per_decade"]
+    lines = ["| width | best cell eta_A | eta_B | ratio | loss / start | LoRA / LoRA+ (held out) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for i, w in enumerate(s["widths"]):
+        ka, kb = s["best_cell"][i]
+        plus = float(s["loss_loraplus"][i])  # "inf" where LoRA+'s rates diverged held out
+        gain = (f"{s['loss_lora'][i] / plus:.2f}" if math.isfinite(plus)
+                else "LoRA+ diverged held out")
+        lines.append(f"| {w} | {_g(10 ** (ka / per))} | {_g(10 ** (kb / per))} | "
+                     f"{_g(10 ** ((kb - ka) / per))} | {_g(s['above_floor'][i])} | {gain} |")
     return "\n".join(lines)
 
 
@@ -130,9 +204,6 @@ def demo_lines() -> str:
               for k in RATES]
     return ("balanced: " + ", ".join(parts) + "; loss-optimal (fast sweep, readout sp): "
             + ", ".join(parts2))
-
-
-INITS = {"zero_B": "Init[1]", "zero_A": "Init[2]"}
 
 
 def _iv(m, iv, fmt="{:.4f}") -> str:
@@ -164,14 +235,14 @@ def finetune_table(s=None) -> str:
     lines.append("")
     for init, slope in s["lr_ratio_exponent"].items():
         pred, widths = s["predicted_lr_ratio_exponent"][init], s["lr_ratio_exponent_widths"][init]
+        expected = "no prediction" if pred is None else f"predicted {pred:+g}"
         if slope is None:
             lines.append(f"- {INITS[init]}: exponent not measured (best ratio located at "
-                         f"{len(widths)} width{'' if len(widths) == 1 else 's'}; predicted "
-                         f"{pred:+g})")
+                         f"{len(widths)} width{'' if len(widths) == 1 else 's'}; {expected})")
         else:
-            lines.append(f"- {INITS[init]}: best ratio ~ d_model^"
-                         f"{_exp(slope, s['lr_ratio_exponent_interval'][init], pred)} from d_model "
-                         f"{', '.join(map(str, widths))}")
+            iv = s["lr_ratio_exponent_interval"][init]
+            lines.append(f"- {INITS[init]}: best ratio ~ d_model^{slope:+.2f} [{iv[0]:+.2f}, "
+                         f"{iv[1]:+.2f}] from d_model {', '.join(map(str, widths))} ({expected})")
     return "\n".join(lines)
 
 
@@ -262,8 +333,10 @@ def prose_claims() -> list[str]:
             f"LoRA / LoRA+ from {min(gains):.2f} to {max(gains):.2f}"]
 
 
-TABLES = [toy_analytic_table, width_law_table, balance_table, lambda: sweep_table("width-sweep"),
-          lambda: sweep_table("width-sweep-mup"), demo_lines, finetune_table, bench_table]
+TABLES = [toy_analytic_table, width_law_table, alignment_table, balance_table,
+          lambda: sweep_table("width-sweep"), lambda: sweep_table("width-sweep-mup"),
+          lambda: sweep_table("width-sweep-layer"), sgd_table, demo_lines, finetune_table,
+          bench_table, predictions.markdown]
 
 
 PAGE = RESULTS / "README.md"  # the results page (the README keeps the verdict and links it)

@@ -3,10 +3,12 @@ diverged cells, with the documented keys, and LoRA against LoRA+ scored on held-
 
 import json
 import math
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
-from tinylora.lab import sweep, sweep_analysis
+from tinylora.lab import optimum, sweep, sweep_analysis
 from tinylora.run.cli import main
 from tinylora.run.records import ResultsDir, encode
 
@@ -17,7 +19,8 @@ KEYS = {"widths", "best_eta_A", "best_eta_B", "best_ratio", "best_product", "eta
         "eta_B_interval", "ratio_interval", "product_interval", "exponent", "exponent_interval",
         "exponent_eta_A", "exponent_eta_B", "exponent_product", "exponent_product_interval",
         "predicted", "predictions", "theory_exponent", "identifiable", "flat_widths",
-        "ratio_located", "loss_lora", "loss_loraplus", "above_floor", "edge", "config"}
+        "ratio_located", "loss_lora", "loss_loraplus", "above_floor", "edge", "config",
+        "fit_widths", "product_widths", "from_128", "cell_exponents", "prediction_note"}
 
 
 class Stop(Exception):
@@ -63,6 +66,52 @@ def test_summary_has_the_documented_keys_and_its_own_prediction(tmp_path):
         for v, iv in zip(summary[f"best_{rate}"], summary[f"{rate}_interval"]):
             assert v is None or iv is None or iv[0] <= v <= iv[1]
     assert all(0 < f < 1 for f in summary["above_floor"])  # learning, not at the floor
+
+
+def _planted_row(width, rng):
+    """`analyze_width`'s row for a planted bowl at eta_A* = 0.1 / n, eta_B* = 0.2 n^-1/2."""
+    u0, v0 = math.log10(0.1 / width), math.log10(0.2 * width**-0.5)
+    grid = {}
+    for ka in range(round(4 * u0) - 4, round(4 * u0) + 5):
+        for kb in range(round(4 * v0) - 4, round(4 * v0) + 5):
+            x = np.array([ka / 4 - u0, kb / 4 - v0])
+            y = -1 + x @ np.array([[3.0, 1.0], [1.0, 3.0]]) @ x / 2
+            grid[(ka, kb)] = [10 ** (y + 0.03 * rng.standard_normal()) for _ in range(8)]
+    best = min(grid, key=lambda k: sum(grid[k]))
+    return {"width": width, "edge": False, "located": optimum.locate(grid, 8, 4, rng, boot=100),
+            "held_out": {"lora": 1.0, "loraplus": 1.0, "lora_eta": 0.01}, "above_floor": 0.1,
+            "best_cell": list(best)}
+
+
+def test_widths_not_located_are_left_out_of_the_fits():
+    """A width whose optimum is not located (a flat valley) enters no fit of eta_A*, eta_B* or
+    the ratio, nor the product's when its product is not located either; the exponents are
+    those of the other widths alone, and the fit from n = 128 on keeps only those from 128."""
+    cfg = replace(sweep.SweepConfig(), seeds=8)
+    rng = np.random.default_rng(0)
+    rows = [_planted_row(w, rng) for w in (64, 128, 256, 512, 1024)]
+    rows[2]["located"].update(identifiable=False)
+    s = sweep_analysis.summarize([], cfg, rows)
+    assert s["fit_widths"] == [64, 128, 512, 1024] and s["flat_widths"] == [256]
+    assert s["product_widths"] == [64, 128, 256, 512, 1024]  # a flat valley still places it
+    kept = [rows[i] for i in (0, 1, 3, 4)]
+    want = optimum.exponent([r["width"] for r in kept], [r["located"] for r in kept], "ratio", 8)
+    assert s["exponent"] == want["slope"] and s["exponent"] == pytest.approx(0.5, abs=0.05)
+    rows[2]["located"].update(product_identifiable=False)
+    s = sweep_analysis.summarize([], cfg, rows)
+    assert s["product_widths"] == [64, 128, 512, 1024]
+    assert s["from_128"]["fit_widths"] == [128, 512, 1024]
+    assert s["from_128"]["eta_A"]["slope"] == pytest.approx(-1.0, abs=0.05)
+
+
+def test_each_optimizer_gets_its_own_prediction_and_uncovered_settings_none():
+    """SGD with sp is set against (-1, 0, +1), not Adam's (-1, -1/2, +1/2); SGD with Init[2]
+    and the paper's variant get no prediction, and say why."""
+    assert sweep_analysis.prediction(replace(TINY, optimizer="sgd"))[0]["eta_B"] == 0.0
+    predicted, why = sweep_analysis.prediction(replace(TINY, optimizer="sgd", init="zero_A"))
+    assert predicted is None and "SGD" in why
+    predicted, why = sweep_analysis.prediction(replace(TINY, variant="paper"))
+    assert predicted is None and "both factors random" in why
 
 
 def test_the_window_grows_until_the_optimum_is_inside():

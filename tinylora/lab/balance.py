@@ -25,6 +25,12 @@ Models (`MODELS`):
     block  the Transformer block, LoRA on q, k, v, o, fc1, fc2 (`coordcheck.block_setup`), each
            layer separately; one rate pair at a time (the block has no stack)
 
+`n_points` is the batch: points for the toy and the MLP, tokens for the block (sequences of 16).
+It matters through the *alignment* of A's step with its inputs (`tinylora.lab.alignment`): the
+counting's eta_A* ~ n^-1 needs n well above the independent inputs in a batch (or inputs that
+share a direction), so every width also records the alignment of A's first Adam step per layer
+(mean over seeds), and the report sets the roots against the prediction that follows from it.
+
 Each (setting, width) is saved under ``--out/parts`` as it finishes (`tinylora.run.records`).
 """
 
@@ -34,7 +40,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from tinylora.lab import coordcheck, roots
+from tinylora.lab import alignment, coordcheck, roots
 from tinylora.lab.deltas import DIAGNOSTICS, projection_inputs, trajectory
 from tinylora.lab.finetune_toy import toy_task
 from tinylora.lab.fit import loglog_slope
@@ -53,6 +59,7 @@ START = ((-14, -2), (-8, 0))  # the first width's scan: eta_A 1e-7..1e-1, eta_B 
 MARGIN = {"toy": 3, "mlp": 2, "block": 2}  # later widths: the extrapolated root +- this many
 # lattice steps (1.5 decades for the cheap toy, 1 decade where a rate pair costs seconds)
 QUANTITIES = ("delta1", "delta2", "Z_A", *DIAGNOSTICS, "output_moved")
+BLOCK_T = 16  # the block's sequence length: its batch is n_points / 16 sequences
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class BalanceConfig:
     steps: tuple = STEPS["toy"]
     sizes: tuple = SIZES["toy"]
     seeds: int = 4
-    n_points: int = 64
+    n_points: int = 64  # points (toy, mlp) or tokens (block) per batch
     lattice_step: float = 0.5  # decades between scan points
     tol: float = 1e-3  # both sizes within 0.1 % of c
     dtype: str = "float64"
@@ -88,7 +95,8 @@ def setup(cfg: BalanceConfig, width: int, seed: int, copies: int, backend_name=N
     if cfg.model == "mlp":
         return coordcheck.mlp_setup(width, seed, backend_name, cfg.dtype, cfg.n_points,
                                     stack=(copies,))
-    return coordcheck.block_setup(width, seed, backend_name, cfg.dtype)
+    return coordcheck.block_setup(width, seed, backend_name, cfg.dtype,
+                                  n_seq=cfg.n_points // BLOCK_T, T=BLOCK_T)
 
 
 def _toy_task(cfg, width, seed, backend_name):
@@ -172,7 +180,8 @@ def _windows(previous: list, n_targets: int, width: int, step: float, margin: in
 
 
 def solve_width(cfg: BalanceConfig, width: int, previous: list, backend_name=None) -> dict:
-    """Every target's root at one width. -> {"width", "roots", "evaluations", "seconds"}."""
+    """Every target's root at one width. -> {"width", "roots", "alignment" ({layer: A's first
+    step's alignment, mean over seeds}), "evaluations", "seconds"}."""
     start = time.perf_counter()
     names = layers(cfg)
     tg = targets(cfg, names)
@@ -187,8 +196,11 @@ def solve_width(cfg: BalanceConfig, width: int, previous: list, backend_name=Non
         if r["eta_A"] is not None:
             r["eta_A_n"] = r["eta_A"] * width
             r["ratio"] = r["eta_B"] / r["eta_A"]
-    return {"width": width, "roots": found, "evaluations": lattice.evaluations,
-            "seconds": time.perf_counter() - start}
+    per_seed = [alignment.first_step(setup(cfg, width, seed, 1, backend_name))
+                for seed in range(cfg.seeds)]
+    return {"width": width, "roots": found,
+            "alignment": {t: sum(a[t] for a in per_seed) / len(per_seed) for t in names},
+            "evaluations": lattice.evaluations, "seconds": time.perf_counter() - start}
 
 
 def run(cfg: BalanceConfig, widths, out, backend_name=None, on_width_done=None,

@@ -4,7 +4,10 @@
                              its widths and one row per (t, c, layer): the fitted exponents of
                              eta_A*, eta_B*, the ratio and the product with 95 % intervals, each
                              width's root (status, rates, eta_A * n, what moved), the verdict
-                             against the prediction; the forward check (`flatness`)
+                             against the prediction; the alignment of A's first step per width,
+                             its exponent over the fitted widths, the prediction that follows
+                             from it and the verdict against that; the forward check
+                             (`flatness`)
     --out DIR/summary.md     the (t, c) tables, as a person reads them, and the figures
     --out DIR/records.json   every width's roots as found (candidates, windows, sizes)
     --out DIR/*.png          rates against width per setting; exponents against t and c
@@ -14,7 +17,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from tinylora.lab import balance, calibrate, flatness, plots_width, predictions
+from tinylora.lab import alignment, balance, calibrate, flatness, plots_width, predictions
+from tinylora.lab.fit import loglog_slope
 from tinylora.run.options import (
     CommonOptions,
     ListOf,
@@ -41,6 +45,7 @@ class BalanceOptions(CommonOptions):
     init: str | None = None  # the toy's init, "zero_B" (Init[1]) or "zero_A"; None: both
     at_steps: tuple | str | None = None  # steps t, e.g. (2, 3, 5, 10); None: per model
     sizes: tuple | str | None = None  # target sizes c, e.g. (0.003, 0.01); None: per model
+    tokens: int | None = None  # points (toy, mlp) or tokens (block) per batch; None: 64
 
 
 def add_arguments(parser) -> None:
@@ -56,6 +61,9 @@ def add_arguments(parser) -> None:
                              "model)")
     parser.add_argument("--sizes", action=ListOf, kind=positive_float, default=None,
                         help="target sizes c, e.g. 0.003,0.01,0.05 (default per model)")
+    parser.add_argument("--tokens", type=positive_int, default=None,
+                        help=f"inputs per batch: points (toy, mlp) or tokens (block: a multiple "
+                             f"of {balance.BLOCK_T}) (default {balance.BalanceConfig.n_points})")
 
 
 def configs(options: BalanceOptions) -> list:
@@ -68,9 +76,13 @@ def configs(options: BalanceOptions) -> list:
     if min(steps) < 2:
         raise ValueError(f"--at-steps: expected steps t >= 2 (at t = 1 one of delta1, delta2 is "
                          f"exactly 0, under Init[1] and Init[2]), got {min(steps)}")
+    tokens = balance.BalanceConfig.n_points if options.tokens is None else options.tokens
+    if model == "block" and tokens % balance.BLOCK_T:
+        raise ValueError(f"--tokens: expected a multiple of {balance.BLOCK_T} for the block "
+                         f"(sequences of {balance.BLOCK_T} tokens), got {tokens}")
     base = balance.BalanceConfig(model=model, steps=tuple(steps), sizes=tuple(sizes),
                                  seeds=balance.BalanceConfig.seeds if options.n_seeds is None
-                                 else options.n_seeds,
+                                 else options.n_seeds, n_points=tokens,
                                  dtype=options.dtype)
     chosen = [(r, i) for r, i in balance.SETTINGS[model]
               if (options.readout or r) == r and (options.init or i) == i]
@@ -90,17 +102,35 @@ def _follows(exps: dict, predicted: dict, all_ok: bool):
     return all(verdicts) and all_ok
 
 
+def _aligned(payloads: list, row: dict, layer: str, init: str) -> dict:
+    """The alignment of A's first step at the widths of a row's fit (`tinylora.lab.alignment`),
+    its exponent there and the balanced prediction that follows from it (with its verdict)."""
+    values = [p.get("alignment", {}).get(layer) for p in payloads]
+    widths = [p["width"] for p in payloads]
+    fitted = (row["exponents"]["eta_A"] or {}).get("widths") or []
+    used = [(w, a) for w, a in zip(widths, values) if w in fitted and a]
+    fit = loglog_slope(*zip(*used)) if len(used) >= 2 else None
+    out = {"alignment": values, "alignment_local": alignment.local_exponents(widths, values),
+           "alignment_exponent": None if fit is None else fit.slope,
+           "predicted_from_alignment": None, "follows_alignment": None}
+    if fit is not None:
+        out["predicted_from_alignment"] = predictions.exponents(
+            "balanced", "none", init, alignment=round(fit.slope, 3))
+        out["follows_alignment"] = _follows(row["exponents"], out["predicted_from_alignment"],
+                                            all(s == "ok" for s in row["status"]))
+    return out
+
+
 def summarize(cfg, payloads: list) -> dict:
     """One setting: its rows (one per target) and what they say against the prediction."""
-    predicted = predictions.exponents("balanced", "sp" if cfg.readout == "none" else cfg.readout,
-                                      cfg.init)
+    predicted = predictions.exponents("balanced", cfg.readout, cfg.init)
     rows = []
     for k, first in enumerate(payloads[0]["roots"]):
         per = [payload["roots"][k] for payload in payloads]
         exps = balance.exponents(payloads, k)
         ok = [r if r["status"] == "ok" else {} for r in per]  # rates and sizes of unique roots
         sizes = [r.get("sizes") or {} for r in ok]
-        rows.append({
+        row = {
             "t": first["t"], "c": first["c"], "layer": first["layer"], "exponents": exps,
             "follows": _follows(exps, predicted, all(r["status"] == "ok" for r in per)),
             "status": [r["status"] for r in per], "monotone": [r["monotone"] for r in per],
@@ -108,10 +138,11 @@ def summarize(cfg, payloads: list) -> dict:
             **{q: [s.get(q) for s in sizes] for q in DIAGNOSTICS},
             "size_error": [None if not s else max(abs(s["delta1"] / first["c"] - 1),
                                                   abs(s["delta2"] / first["c"] - 1))
-                           for s in sizes]})
+                           for s in sizes]}
+        rows.append(row | _aligned(payloads, row, first["layer"], cfg.init))
     return {"model": cfg.model, "readout": cfg.readout, "init": cfg.init,
             "widths": [payload["width"] for payload in payloads], "seeds": cfg.seeds,
-            "predicted": predicted, "rows": rows, "config": asdict(cfg),
+            "tokens": cfg.n_points, "predicted": predicted, "rows": rows, "config": asdict(cfg),
             "seconds": sum(payload["seconds"] for payload in payloads)}
 
 
@@ -129,6 +160,12 @@ def _span(values) -> str:
     return "-" if not v else f"{min(v):.2g}..{max(v):.2g}"
 
 
+def _from_alignment(r: dict, verdict: dict) -> list:
+    """The alignment's exponent and the verdict against the prediction that follows from it."""
+    a = r.get("alignment_exponent")
+    return ["-", "-"] if a is None else [f"{a:+.2f}", verdict[r["follows_alignment"]]]
+
+
 def table(setting: dict) -> str:
     """The (t, c) table of one setting (markdown)."""
     predicted = setting["predicted"]
@@ -136,12 +173,13 @@ def table(setting: dict) -> str:
     rows = [[r["t"], f"{r['c']:g}", r["layer"], *(_exp(r["exponents"][k]) for k in RATES),
              f"{sum(s == 'ok' for s in r['status'])}/{len(r['status'])}", _span(r["eta_A_n"]),
              _span(r["ZA_moved"] if setting["init"] == "zero_B" else r["B_moved"]),
-             _span(r["input_moved"]), _span(r["output_moved"]), verdict[r["follows"]]]
-            for r in setting["rows"]]
+             _span(r["input_moved"]), _span(r["output_moved"]), verdict[r["follows"]],
+             *_from_alignment(r, verdict)] for r in setting["rows"]]
     moved = "Z_A moved" if setting["init"] == "zero_B" else "B moved"
     head = ["t", "c", "layer", "eta_A*", "eta_B*", "ratio", "unique roots", "eta_A* n", moved,
             "input moved", "output moved",
-            f"follows ({predicted['eta_A']:+g}, {predicted['eta_B']:+g}, {predicted['ratio']:+g})"]
+            f"follows ({predicted['eta_A']:+g}, {predicted['eta_B']:+g}, {predicted['ratio']:+g})",
+            "alignment ~ n^a", "follows (-a, 0, +a)"]
     return markdown_table(head, rows)
 
 
@@ -154,23 +192,32 @@ def headline(summary: dict) -> str:
         lines.append(f"{name:14s} t = {r['t']}, c = {r['c']:g}, {r['layer']}: " + ", ".join(
             f"{RATE_NAMES[k]} ~ n^{_exp(r['exponents'][k])} (predicted {predicted[k]:+g})"
             for k in RATES))
+        if r.get("alignment_exponent") is not None:
+            lines.append(f"{'':14s} A's step lines up with its inputs like n^"
+                         f"{r['alignment_exponent']:+.2f} (the counting takes n^+1): eta_A* "
+                         f"predicted ~ n^{r['predicted_from_alignment']['eta_A']:+.2f}")
     return "\n".join(lines)
 
 
 def markdown(summary: dict, figures: list) -> str:
     parts = ["# Balanced rates: where RMS(delta1) = RMS(delta2) = c at step t\n",
              "Predicted exponents (`tinylora/lab/predictions.py`, `docs/width_law.md`):\n",
-             predictions.markdown(),
+             predictions.markdown(optimizer="adam", held="output"),
              "Exponents of n fitted over the widths with a unique root (95 % intervals). "
              "\"unique roots\": widths where the scan found exactly one crossing and Newton "
              "met c within 0.1 %. The moved columns are ranges over the widths: "
              "RMS(Z (A_t - A_0)) / RMS(Z A_0) (Init[1]) or RMS(B_t - B_0) / RMS(B_0) (Init[2]), "
              "the layer's input and the output's share of the first residual (unique roots "
-             "only; `records.json` keeps every root, candidate and window).\n"]
+             "only; `records.json` keeps every root, candidate and window). \"alignment\": the "
+             "exponent a of RMS(Z sign(dA)) / RMS(Z) for A's first Adam step over the same "
+             "widths (`tinylora/lab/alignment.py`): the counting takes a = 1 (n terms of one "
+             "sign); with a measured, the balanced rates are predicted as (-a, 0, +a).\n"]
     for name, s in summary["settings"].items():
         init = predictions.INIT_NAMES[s["init"]]
         parts.append(f"## {name}: {s['model']}, readout {s['readout']}, {init}"
-                     f", widths {s['widths'][0]}..{s['widths'][-1]}, {s['seeds']} seeds\n")
+                     f", widths {s['widths'][0]}..{s['widths'][-1]}, {s['seeds']} seeds, "
+                     f"{s['config']['n_points']} {'tokens' if s['model'] == 'block' else 'points'}"
+                     f" per batch\n")
         parts.append(table(s))
         check = s.get("forward_check")
         if check:

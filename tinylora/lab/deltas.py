@@ -1,4 +1,4 @@
-"""The three terms of a LoRA layer's update, measured along a short Adam run: what
+"""The three terms of a LoRA layer's update, measured along a short Adam (or SGD) run: what
 `tinylora coordcheck` and `tinylora balance` read.
 
 For one LoRA layer with input Z (row-vector form, s = scale) and one step from (A0, B0) to
@@ -38,7 +38,7 @@ from tinylora import backend
 from tinylora.diverge import diverged, quiet_overflow
 from tinylora.groups import loraplus_groups
 from tinylora.layers import mse_backward, mse_forward
-from tinylora.optim import Adam
+from tinylora.optim import make_optimizer
 from tinylora.train import retire
 
 QUANTITIES = ("delta1", "delta2", "delta3", "Z_A", "Z_B")
@@ -127,10 +127,11 @@ def _finite_per_copy(values, n_stack: int, xp) -> list:
     return [bool(g) for g in ok]
 
 
-def trajectory(setup, eta_a, eta_b, steps: int) -> list[dict]:
-    """Train `steps` Adam steps (A's group at eta_a, B's at eta_b; one rate per copy for a
-    stacked model). -> one dict per step t = 1..steps: {layer: {quantity: [one number per
-    copy]}}, the quantities of `QUANTITIES` and `DIAGNOSTICS`, and {"model": {"output_moved"}}.
+def trajectory(setup, eta_a, eta_b, steps: int, optimizer: str = "adam") -> list[dict]:
+    """Train `steps` steps of `optimizer` ("adam" or "sgd"; A's group at eta_a, B's at eta_b;
+    one rate per copy for a stacked model). -> one dict per step t = 1..steps: {layer:
+    {quantity: [one number per copy]}}, the quantities of `QUANTITIES` and `DIAGNOSTICS`, and
+    {"model": {"output_moved"}}.
 
     `setup` is a `tinylora.lab.coordcheck.CoordSetup` (model, x, y, inputs)."""
     model = setup.model
@@ -140,7 +141,7 @@ def trajectory(setup, eta_a, eta_b, steps: int) -> list[dict]:
     params = model.trainable_params()
     groups = loraplus_groups(params, lr=_rates(model, eta_a, n_stack),
                              lr_B=_rates(model, eta_b, n_stack))
-    opt, s, xp = Adam(params, groups=groups), model.scale, model.xp
+    opt, s, xp = make_optimizer(optimizer, params, groups=groups), model.scale, model.xp
     start = {k: params[k].copy() for k in params}
     alive, first_inputs, f0, start_loss, out = [True] * copies, None, None, None, []
     with quiet_overflow(xp):

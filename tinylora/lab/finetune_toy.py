@@ -16,9 +16,14 @@
 Target. ``target="sin"``: Y = sin(mean(X)), the paper's. It saturates: after 100 Adam steps the
 loss is ~1e-3 over a wide region of (eta_A, eta_B), which leaves the optimum to noise.
 ``target="teacher"``: the same frozen network with a planted rank-2 change of its middle layer,
-``W_mid + alpha U V``, alpha set so that the target moves by RMS 1 at every width
-(`teacher_shift`). A rank-4 LoRA fits it exactly, so the loss floor is 0 and the loss at a step
-says how far training has got.
+``W_mid + alpha U V`` (`teacher_shift`). A rank-4 LoRA fits it exactly, so the loss floor is 0
+and the loss at a step says how far training has got. What alpha holds fixed at every width is a
+convention, and the two readouts differ in it: ``held="output"`` (the default) moves the target
+by RMS 1, which under the mup readout rewrites the layer by 17x (n = 64) to 78x (n = 4096) its
+own size, RMS(h alpha U V) / RMS(h W_mid); ``held="layer"`` holds that relative change of the
+layer at 1, and the target then moves by RMS ~ n^-1/2 under mup (by Theta(1) under sp, where
+the two conventions coincide up to a constant). `tinylora.lab.predictions` derives each one's
+prediction.
 
 Readout. ``readout="sp"``: W_out ~ N(0, 1/n) as the paper prints it; ``"mup"``: W_out ~
 N(0, 1/n^2), muP's readout. Which rates each readout predicts, and why, is derived in
@@ -47,6 +52,7 @@ VARIANTS = ("paper", "finetune")
 READOUTS = {"sp": lambda n: n**-0.5, "mup": lambda n: 1.0 / n}  # the std of W_out
 INITS = {"zero_B": "Init[1]", "zero_A": "Init[2]"}  # of the "finetune" variant
 TARGETS = ("sin", "teacher")
+HELD = ("output", "layer")  # what the teacher's shift holds fixed at every width
 SHIFT_RANK = 2  # the teacher's planted change of W_mid (a rank-4 LoRA can fit it exactly)
 
 
@@ -63,17 +69,23 @@ def _toy_forward(x, w_in, w_mid, w_out):
 
 
 def teacher_shift(rng, weights, x_train, shift_rank: int = SHIFT_RANK, size: float = 1.0,
-                  rounds: int = 50):
+                  rounds: int = 50, held: str = "output"):
     """A planted low-rank change of the middle layer, W_mid + alpha U V (U (n, k) ~ N(0, 1),
-    V (k, n) ~ N(0, 1/n)), with alpha set so that the target moves by RMS(y - f_frozen) = size on
-    the training inputs (fixed-point rounds on alpha, each O(N n k): the frozen product is
-    computed once). -> the teacher's middle weight; a rank-k LoRA fits the teacher exactly."""
+    V (k, n) ~ N(0, 1/n)). held="output": alpha set so that the target moves by
+    RMS(y - f_frozen) = size on the training inputs (fixed-point rounds on alpha, each O(N n k):
+    the frozen product is computed once); held="layer": alpha set so that the layer's
+    pre-activation moves by size times its own RMS, RMS(h alpha U V) = size RMS(h W_mid).
+    -> the teacher's middle weight; a rank-k LoRA fits the teacher exactly."""
     w_in, w_mid, w_out = weights
     xp, n = backend.xp_of(w_mid), w_mid.shape[0]
     U = backend.normal(rng, (n, shift_rank), 1.0, xp, w_mid.dtype)
     V = backend.normal(rng, (shift_rank, n), 1.0 / math.sqrt(n), xp, w_mid.dtype)
     h = (x_train @ w_in).clip(0.0)  # [N, d] -> [N, n]
     P, hU = h @ w_mid, h @ U  # [N, n], [N, k]
+    if held == "layer":
+        shift = hU @ V  # [N, k] -> [N, n]
+        alpha = size * float(xp.sqrt((P * P).mean()) / xp.sqrt((shift * shift).mean()))
+        return w_mid + alpha * (U @ V)
     base, alpha = P.clip(0.0) @ w_out, 1.0
     for _ in range(rounds):
         moved = (P + alpha * (hU @ V)).clip(0.0) @ w_out - base
@@ -88,10 +100,11 @@ def toy_task(width: int = 100, variant: str = "finetune", optimizer: str = "adam
              steps: int = 200, record_steps=(10, 200), n_train: int = 1000, n_test: int = 100,
              d_in: int = 5, r: int = 4, model_seed: int = 0, readout: str = "sp",
              init: str = "zero_B", target: str = "sin", cached: bool = False,
-             backend_name=None, dtype=None) -> GridTask:
+             backend_name=None, dtype=None, held: str = "output") -> GridTask:
     """The grid task of Eq. 3 at width n = `width` (see the module docstring)."""
     for name, value, allowed in (("variant", variant, VARIANTS), ("readout", readout, READOUTS),
-                                 ("init", init, INITS), ("target", target, TARGETS)):
+                                 ("init", init, INITS), ("target", target, TARGETS),
+                                 ("held", held, HELD)):
         if value not in allowed:
             raise ValueError(f"{name}: expected one of {list(allowed)}, got {value!r}")
     if optimizer not in ("sgd", "adam"):
@@ -111,7 +124,7 @@ def toy_task(width: int = 100, variant: str = "finetune", optimizer: str = "adam
     x_train, y_train = toy_data(n_train, d_in, rng, xp, dtype)
     x_test, y_test = toy_data(n_test, d_in, rng, xp, dtype)
     if target == "teacher":  # the planted shift replaces sin(mean x) as the target
-        w_teacher = teacher_shift(rng, weights, x_train)
+        w_teacher = teacher_shift(rng, weights, x_train, held=held)
         y_train, y_test = (_toy_forward(x, w_in, w_teacher, w_out) for x in (x_train, x_test))
 
     frozen = []  # the frozen part of each input, computed at the first cached build

@@ -6,7 +6,8 @@ middle weight, Adam) trains every cell of a learning-rate grid for several seeds
 own frozen model, data and init), in batched passes (`tinylora.lab.grid`) with the frozen part
 computed once per width (`tinylora.lab.finetune_toy_model`). The task is the planted teacher (target
 "teacher": a rank-2 change of the middle layer, scaled so that the target moves by RMS 1 at every
-width), and the loss is read at step `steps`, early enough that it is far above its floor of 0
+width, or with held="layer" so that the layer moves by its own size), and the loss is read at
+step `steps`, early enough that it is far above its floor of 0
 (the summary says how far: the loss there over the loss at step 0).
 
 The grid is a window on the lattice eta = 10^(k / per_decade). The first width starts from the
@@ -17,12 +18,14 @@ answer is put into the search. A width whose best cell still touches an edge aft
 is flagged and left out of the fits. Plain LoRA (one shared rate) is searched the same way along
 the diagonal eta_A = eta_B.
 
-What is reported (`tinylora.lab.sweep_analysis`): the optimum located by a quadratic fit of the
-log-loss around the best cell, with intervals from a bootstrap over seeds (`tinylora.lab.optimum`);
-the exponents of eta_A*, eta_B*, their ratio and their product against the prediction of
-`tinylora.lab.predictions` for this readout and init; where the grid shows a flat valley, that
-verdict instead of a ratio; and LoRA against LoRA+ tuned on half the seeds and scored on the other
-half (then the other way round), so that neither wins by construction.
+What is reported (`tinylora.lab.sweep_analysis`): the optimum located by a local cubic fit of
+the log-loss around the best cell, with intervals from a bootstrap over seeds
+(`tinylora.lab.optimum`); the exponents of eta_A*, eta_B*, their ratio and their product (over
+the widths where the optimum is located, and over those from n = 128 on) against the prediction
+of `tinylora.lab.predictions` for this optimizer, readout, init and convention (none where the
+counting has none); where the grid shows a flat valley, that verdict instead of a ratio; and
+LoRA against LoRA+ tuned on half the seeds and scored on the other half (then the other way
+round), so that neither wins by construction.
 
 Each width's cells are saved to ``--out/parts/width<n>.json`` as soon as it finishes; a rerun
 with the same configuration reuses them (`tinylora.run.records.ResultsDir`).
@@ -50,6 +53,7 @@ class SweepConfig:
     readout: str = "sp"  # W_out ~ N(0, 1/n) as printed ("sp"), or N(0, 1/n^2) ("mup")
     init: str = "zero_B"  # Init[1]; "zero_A" is Init[2]
     target: str = "teacher"  # the planted low-rank shift; "sin" is the paper's sin(mean x)
+    held: str = "output"  # what the teacher holds fixed at every width: "output" or "layer"
     seeds: int = 16
     steps: int = 20
     n_train: int = 128
@@ -91,7 +95,7 @@ def task_for(width: int, cfg: SweepConfig, backend_name=None):
                         steps=cfg.steps, record_steps=record_steps(cfg), n_train=cfg.n_train,
                         n_test=cfg.n_test, r=cfg.r, readout=cfg.readout, init=cfg.init,
                         target=cfg.target, cached=True, backend_name=backend_name,
-                        dtype=cfg.dtype)
+                        dtype=cfg.dtype, held=cfg.held)
 
 
 def sweep_width(width: int, cfg: SweepConfig, backend_name=None, progress=None,
@@ -186,7 +190,7 @@ def records(payloads: list, cfg: SweepConfig) -> list:
 def config_from_args(args) -> SweepConfig:
     cfg = FAST if args.fast else SweepConfig()
     changes = {"dtype": args.dtype}
-    for name in ("steps", "optimizer", "n_train", "readout", "init", "target"):
+    for name in ("steps", "optimizer", "n_train", "readout", "init", "target", "held"):
         if getattr(args, name, None) is not None:
             changes[name] = getattr(args, name)
     if getattr(args, "n_seeds", None) is not None:

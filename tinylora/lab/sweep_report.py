@@ -5,10 +5,12 @@
     --out DIR/summary.json    widths; best_eta_A, best_eta_B, best_ratio, best_product (the
                               located optimum) and their *_interval (bootstrap over seeds);
                               exponent (of the ratio), exponent_eta_A, exponent_eta_B,
-                              exponent_product and their *_interval; predicted (this setting's
-                              exponents) and predictions (every setting's); identifiable,
-                              flat_widths, ratio_located; loss_lora, loss_loraplus (held out);
-                              above_floor; config
+                              exponent_product and their *_interval, over fit_widths (the
+                              located widths); from_128: the same fits from n = 128 on;
+                              predicted (this setting's exponents, None with prediction_note
+                              where the counting has none) and predictions (every setting's);
+                              identifiable, flat_widths, ratio_located; loss_lora,
+                              loss_loraplus (held out); above_floor; config
     --out DIR/summary.md      the table below, and the figures
     --out DIR/*.png           heatmaps per width with the located optimum and its bootstrap
                               draws; the rates against the width with the predicted slopes
@@ -44,6 +46,7 @@ class SweepOptions(CommonOptions):
     readout: str | None = None  # "sp" (W_out ~ N(0, 1/n)) or "mup" (N(0, 1/n^2)); None: sp
     init: str | None = None  # "zero_B" (Init[1]) or "zero_A" (Init[2]); None: zero_B
     target: str | None = None  # "teacher" (the planted teacher) or "sin"; None: teacher
+    held: str | None = None  # what the teacher holds fixed: "output" or "layer"; None: output
 
 
 def add_arguments(parser) -> None:
@@ -62,20 +65,35 @@ def add_arguments(parser) -> None:
                         help="zero_B = Init[1] (default) or zero_A = Init[2]")
     parser.add_argument("--target", choices=["teacher", "sin"], default=None,
                         help="the planted teacher (default) or the paper's sin(mean x)")
+    parser.add_argument("--held", choices=["output", "layer"], default=None,
+                        help="what the teacher holds fixed at every width: the target's change "
+                             "(output, default) or the layer's (layer)")
 
 
-def _exp(summary: dict, key: str) -> str:
-    x, iv = summary[key], summary[f"{key}_interval"]
+def _exp(fit) -> str:
+    """'+0.57 [+0.40, +0.74]' from (slope, interval); '-' without a slope."""
+    x, iv = fit
     if x is None:
         return "-"
     return f"{x:+.2f}" if iv is None else f"{x:+.2f} [{iv[0]:+.2f}, {iv[1]:+.2f}]"
 
 
+KEYS = {"eta_A": "exponent_eta_A", "eta_B": "exponent_eta_B", "ratio": "exponent",
+        "product": "exponent_product"}
+
+
 def exponent_line(summary: dict) -> str:
-    """Measured exponents against this setting's prediction, in one line."""
-    predicted, keys = summary["predicted"], {"eta_A": "exponent_eta_A", "eta_B": "exponent_eta_B",
-                                     "ratio": "exponent", "product": "exponent_product"}
-    parts = [f"{k} ~ n^{_exp(summary, keys[k])} (predicted {predicted[k]:+g})" for k in RATES]
+    """Measured exponents (over every located width, then from n = 128 on) against this
+    setting's prediction, in one line."""
+    predicted, tail = summary["predicted"], summary[f"from_{summary['fit_from']}"]
+    parts = []
+    for k in RATES:
+        also = tail[k] and (f", from n = {summary['fit_from']}: "
+                            f"{_exp((tail[k]['slope'], tail[k]['interval']))}")
+        expected = "no prediction" if predicted is None else f"predicted {predicted[k]:+g}"
+        fit = (summary[KEYS[k]], summary[KEYS[k] + "_interval"])
+        parts.append((f"{k} ~ n^{_exp(fit)}" if fit[0] is not None else f"{k}: no fit "
+                      f"(fewer than 2 located widths)") + f"{also or ''} ({expected})")
     limit = sweep_analysis.MAX_HALF_WIDTH
     verdict = (f"The ratio's exponent is located (interval within +-{limit:g})" if
                summary["ratio_located"] else f"The ratio's exponent is NOT located (interval "
@@ -83,8 +101,20 @@ def exponent_line(summary: dict) -> str:
     flat = summary["flat_widths"]
     if flat:
         verdict += (f"; not located at widths {flat} (a flat valley there: the fit fails in "
-                    f"over 10 % of the draws or the ratio spans over a decade)")
+                    f"over 10 % of the draws or the ratio spans over a decade), left out of "
+                    f"the fits")
+    if predicted is None:
+        verdict += f"; no prediction for this setting: {summary['prediction_note']}"
     return "; ".join(parts) + f". {verdict}."
+
+
+def cell_line(summary: dict) -> str:
+    """The best cell's exponents (to a quarter decade; regression intervals), in one line."""
+    cells, predicted = summary.get("cell_exponents") or {}, summary["predicted"]
+    parts = [f"{k} ~ n^{_exp((c['slope'], c['interval']))}" + (
+        "" if predicted is None else f" (predicted {predicted[k]:+g})")
+             for k, c in cells.items() if c]
+    return "Best cell: " + ("; ".join(parts) if parts else "fewer than 2 widths") + "."
 
 
 def headline(summary: dict) -> str:
@@ -102,11 +132,13 @@ def headline(summary: dict) -> str:
         lines.append(f"{w:5d}   {rate:30s} {ivs:22s} {gain:6.2f}   "
                      f"{summary['above_floor'][i] or math.nan:9.3g}{note}")
     lines.append(exponent_line(summary))
+    lines.append(cell_line(summary))
     return "\n".join(lines)
 
 
 def markdown(summary: dict, figures: list) -> str:
     cfg = summary["config"]
+    tail_widths = summary[f"from_{summary['fit_from']}"]["fit_widths"]
     rows = []
     for i, w in enumerate(summary["widths"]):
         cells = []
@@ -125,19 +157,23 @@ def markdown(summary: dict, figures: list) -> str:
     return (f"# Width sweep: the loss-optimal rates against the width\n\n"
             f"Model: the fine-tuning toy (`{cfg['variant']}`: frozen `W_in`, `W_mid`, `W_out`, "
             f"LoRA rank {cfg['r']} on the middle layer, {INIT_NAMES[cfg['init']]}, readout "
-            f"{cfg['readout']}), target `{cfg['target']}`, optimizer {cfg['optimizer']}, loss "
+            f"{cfg['readout']}), target `{cfg['target']}` (held fixed at every width: the "
+            f"{cfg.get('held', 'output')}'s change), optimizer {cfg['optimizer']}, loss "
             f"read at step {cfg['steps']} on {cfg['n_train']} points, {cfg['seeds']} seeds "
             f"(each its own frozen model, data and adapter init), grid {cfg['per_decade']} "
             f"points per decade, {cfg['dtype']}.\n\n"
-            f"The optimum is the stationary point of a quadratic fit of log10(loss) in "
+            f"The optimum is the stationary point of a cubic fit of log10(loss) in "
             f"(log10 eta_A, log10 eta_B) over the best cell +- 2 cells; intervals: bootstrap "
             f"over seeds (95 %). \"located\": the fit succeeds in >= 90 % of the draws and the "
             f"ratio's interval spans at most one decade. \"loss / start\": the best cell's loss "
             f"over its loss before training (the teacher's floor is 0). LoRA (one shared rate) "
             f"and LoRA+ (both rates) are each tuned on half the seeds and scored on the other "
             f"half, both ways.\n\n{table}\n"
-            f"**Exponents** (fitted on widths {summary['fit_widths']}): "
-            f"{exponent_line(summary)}\n\n"
+            f"**Exponents** (fitted on the located widths {summary['fit_widths']}, and on "
+            f"{tail_widths}): "
+            f"{exponent_line(summary)}\n\n{cell_line(summary)} (the lattice cell with the "
+            f"lowest loss, to 1/{cfg['per_decade']} decade; regression intervals; with SGD the "
+            f"loss falls until the rates diverge, so this is the measurement there)\n\n"
             + "".join(f"![{path.name}]({path.name})\n" for path in figures))
 
 

@@ -103,7 +103,7 @@ def finetune_profiles(details: list, path):
 
 def finetune_best_ratio(summary: dict, path):
     """The located best ratio against d_model per init, with 95 % intervals, and a line of the
-    predicted slope through the points' geometric centre."""
+    predicted slope through the points' geometric centre (where a prediction is attached)."""
     fig, ax = new_figure(figsize=(6, 4.2))
     for n, init in enumerate(dict.fromkeys(summary["init"])):
         rows = [i for i, x in enumerate(summary["init"]) if x == init
@@ -121,6 +121,8 @@ def finetune_best_ratio(summary: dict, path):
         ax.errorbar(w, b, yerr=[lo, hi], marker="o", capsize=4, color=f"C{n}",
                     label=f"{INIT_NAMES[init]}{text}")
         pred = summary["predicted_lr_ratio_exponent"][init]
+        if pred is None:
+            continue
         cx = math.exp(sum(map(math.log, w)) / len(w))
         cy = math.exp(sum(map(math.log, b)) / len(b))
         ax.plot(w, [cy * (x / cx) ** pred for x in w], ls=":", color=f"C{n}",

@@ -31,13 +31,14 @@ def best_lr_ratio_cell(located: dict, note=None) -> str:
 def exponent_line(summary: dict, init: str) -> str:
     slope, iv = summary["lr_ratio_exponent"][init], summary["lr_ratio_exponent_interval"][init]
     pred = summary["predicted_lr_ratio_exponent"][init]
+    expected = "no prediction" if pred is None else f"predicted {pred:+g}"
     widths = summary["lr_ratio_exponent_widths"][init]
     if slope is None:
         return (f"{INIT_NAMES[init]}: exponent not measured (best ratio located at "
-                f"{len(widths)} width{'' if len(widths) == 1 else 's'}; predicted {pred:+g})")
+                f"{len(widths)} width{'' if len(widths) == 1 else 's'}; {expected})")
     iv_text = "" if iv is None else f" [{iv[0]:+.2f}, {iv[1]:+.2f}]"
     return (f"{INIT_NAMES[init]}: best ratio ~ d_model^{slope:+.2f}{iv_text} from d_model "
-            f"{', '.join(map(str, widths))} (predicted {pred:+g})")
+            f"{', '.join(map(str, widths))} ({expected})")
 
 
 def main_rows(details: list) -> list[list]:
@@ -73,8 +74,9 @@ def markdown(records: dict, summary: dict, details: list) -> str:
          f"{list(cfg['eval_seeds'])}, which the tuning never saw. Losses: validation "
          "cross-entropy (nats per character) on fixed windows of the held-out last 10 % of the "
          "text. Brackets: 95 % t-intervals over the evaluation seeds (speed-ups: geometric "
-         "mean); best ratio: the quadratic fit of the ratio profile with a bootstrap over the "
-         "evaluation seeds (`tinylora.lab.optimum.locate_profile`)."), "",
+         "mean); best ratio: the quadratic fit of the ratio profile with a bootstrap that "
+         "redraws the tuning and the evaluation seeds and chooses each ratio's lr again in "
+         "every draw (`tinylora.lab.optimum.locate_profile`, `tinylora.text.rechoose`)."), "",
         ("Speed-up: steps plain LoRA needs to reach its own final loss over the steps LoRA+ "
          "needs (paired by seed; < 1 if LoRA+ ends worse). *Tuned ratio*: the ratio with the "
          "lowest tuning-seed loss, what a practitioner would pick; its loss and speed-up are "
@@ -86,8 +88,7 @@ def markdown(records: dict, summary: dict, details: list) -> str:
         markdown_table(MAIN_HEADER, main_rows(details)),
         "## How the best ratio moves with width", "",
         *(f"- {exponent_line(summary, init)}" for init in cfg["inits"]),
-        "", ("The prediction is the width law's loss-optimal one for a standard-parametrised "
-             "head (`docs/width_law.md`): +1/2 under either init."), "",
+        "", (f"Prediction: {summary.get('prediction_note') or 'see docs/width_law.md'}."), "",
         "## How much the tuning seeds flatter", "",
         markdown_table(["init", "d_model", "LoRA: eval - tuning", "LoRA+ 16: eval - tuning",
                         "LoRA - LoRA+ on tuning seeds", "on evaluation seeds"],
