@@ -75,6 +75,7 @@ def bar(iterable=None, *, show: bool = True, **kwargs):
     except ImportError:
         return _Silent(iterable, **kwargs)
     kwargs.setdefault("ncols", min(WIDTH, shutil.get_terminal_size().columns))
+    kwargs.setdefault("disable", False)  # TQDM_DISABLE is read above, now; tqdm reads it at import
     return tqdm(iterable, **kwargs)
 
 
