@@ -464,46 +464,138 @@ else:
 
 # %% [markdown]
 # ## Exercises: your turn
-# Complete each function, then run the checker below it (they run on a CPU; where there is a
-# GPU they check the CuPy case too). The solutions are in `lessons/solutions/07_on_a_gpu.py`.
+# Complete each function (replace the `raise`), then run the checker below it. They run on a CPU:
+# each asks you to predict, from parts 2 to 4, what a GPU would do, and the checker computes the
+# answer from the code itself (it counts, it does not time). A wrong answer is told the case, the
+# expected value and what it gave. The solutions are in `lessons/solutions/07_on_a_gpu.py`: try
+# first.
 #
-# **Exercise 1: bring an array home.** Return a NumPy array holding `a`'s numbers, for a NumPy
-# array or a CuPy one, *without* `np.asarray` on a CuPy array (it raises, part 2).
+# **Exercise 1 (predict): the bytes of one pass.** Part 4 times `cp.multiply(a, 0.5, out=a)` over
+# `n` numbers of a dtype. Return how many bytes that pass moves between the GPU's memory and its
+# cores, reads and writes together (assume every number is read once and written once, and
+# nothing is cached). Then: what should the float64 / float32 time ratio be where memory sets the
+# time?
 
 # %%
-def host_copy(a):
-    """A NumPy array with a's values (a is a NumPy or CuPy array)."""
-    raise NotImplementedError("your line(s)")
+def bytes_moved(n, dtype):
+    """Bytes read plus bytes written by one in-place pass a *= 0.5 over n numbers of `dtype`."""
+    raise NotImplementedError("your line: return ...")
 
 
 # %%
-def brings_home(f):
-    host = np.arange(6.0).reshape(2, 3)
-    cases = [host] + ([cp.asarray(host)] if GPU else [])
-    return all(isinstance(f(c), np.ndarray) and np.array_equal(f(c), host) for c in cases)
+def bytes_of_the_pass(n, dtype):
+    """What the pass does, counted: it reads `a` (a.nbytes) and writes `a` back (a.nbytes)."""
+    a = np.ones(n, dtype=dtype)
+    np.multiply(a, 0.5, out=a)  # the same pass on the CPU: one read and one write of each number
+    return a.nbytes + a.nbytes
 
 
-ex.check(host_copy, brings_home)
+ex.check(bytes_moved, [
+    (f"part 4's float32 pass, n = 2^{k}", (2**k, "float32"), bytes_of_the_pass(2**k, "float32"))
+    for k in (10, 20)] + [
+    ("the same numbers in float64", (2**20, "float64"), bytes_of_the_pass(2**20, "float64")),
+    ("half precision, n = 1000", (1000, "float16"), bytes_of_the_pass(1000, "float16"))])
+mib = {dt: bytes_of_the_pass(2**26, dt) / 2**20 for dt in ("float32", "float64")}
+print(f"part 4's passes over 2^26 numbers: float32 moves {mib['float32']:.0f} MiB, float64 "
+      f"{mib['float64']:.0f} MiB")
 
 # %% [markdown]
-# **Exercise 2: a scale that keeps float32 float32.** `alpha` may arrive as a NumPy float64
-# (read from a file, say). Return `scale = alpha / r` so that `x32 * scale` stays float32
-# (part 4). The stub below is the natural first try: run its checker and see why it is wrong.
+# **Exercise 2 (count): how often the CPU waits.** Every `float(loss)` of a device number is a
+# read: the CPU waits until the GPU has computed it (part 3). Here is a training loop that logs
+# the loss every `every` steps and returns the last loss as a Python float. Return how many
+# host reads it makes in `steps` steps (count only the reads this loop does: the step itself
+# reads nothing here, as in fast mode).
 
 # %%
-def float32_safe_scale(alpha, r):
-    """alpha / r, in a form that does not promote a float32 array it multiplies."""
-    return alpha / r
+def logged_loop(step, steps, every):
+    """Run `steps` training steps; log float(loss) every `every` steps; return (log, last loss)."""
+    log = []
+    for t in range(steps):
+        loss = step()  # stays on the device
+        if (t + 1) % every == 0:
+            log.append(float(loss))
+    return log, float(loss)
+
+
+def host_reads(steps, every):
+    """The number of host reads (float() of a device number) logged_loop makes."""
+    raise NotImplementedError("your line: return ...")
 
 
 # %%
-ex.check(float32_safe_scale, lambda f: (x32 * f(np.float64(4.0), 2)).dtype == np.float32
-         and f(np.float64(4.0), 2) == 2.0)
+class DeviceNumber:
+    """A stand-in for a loss on the GPU: it counts how often Python reads its value."""
+
+    reads = 0
+
+    def __init__(self, value):
+        self.value = value
+
+    def __float__(self):
+        DeviceNumber.reads += 1  # on a GPU: a synchronisation
+        return float(self.value)
+
+
+def reads_of(steps, every):
+    """Run logged_loop on stand-in losses and count the reads."""
+    DeviceNumber.reads = 0
+    logged_loop(lambda: DeviceNumber(1.0), steps, every)
+    return DeviceNumber.reads
+
+
+ex.check(host_reads, [(f"{s} steps, float(loss) every {k}", (s, k), reads_of(s, k))
+                      for s, k in ((100, 1), (100, 10), (100, 7), (5, 10))])
 
 # %% [markdown]
-# **Exercise 3: float's round-off.** Return the unit round-off `u` of a float dtype: the largest
-# relative error of rounding a real number to the nearest float (`1 + u` rounds to 1). It is why
-# a float32 gradient check cannot reach the float64 tolerance of `1e-7` (part 4).
+# **Exercise 3 (predict): where does it wait?** Below, a few lines of CuPy as they might appear in
+# a training script (`x`, `W` and `t` are CuPy arrays). Return the set of line numbers at which
+# Python waits for the GPU (a synchronisation). The rule from part 3: a line waits when Python
+# needs a *value* the GPU computes; CuPy keeps an array's shape, size and dtype on the host,
+# with the array object, so reading those waits for nothing.
+
+# %%
+SNIPPET = """\
+y = x @ W
+loss = ((y - t) ** 2).mean()
+if loss > 10.0:
+    print("diverging")
+z = cp.maximum(y, 0)
+print(z.shape, z.dtype)
+peak = float(z.max())
+n = z.size * 2
+out = to_numpy(z)
+z *= 0.5""".splitlines()
+for i, line in enumerate(SNIPPET):
+    print(f"{i}: {line}")
+
+
+def lines_that_wait(snippet):
+    """The set of line numbers (0-based, as printed) where the CPU waits for the GPU."""
+    raise NotImplementedError("your answer: return {...}")
+
+
+# %%
+WAITS = {  # each line of SNIPPET, and what it asks of the GPU
+    0: False,  # launches a product; returns at once
+    1: False,  # launches more kernels; `loss` is a 0-d CuPy array, still on the device
+    2: True,   # `if` needs bool(loss > 10.0): the value, so the CPU waits for lines 0-2
+    3: False,  # prints a Python string
+    4: False,  # a launch
+    5: False,  # shape and dtype are kept on the host with the array object
+    6: True,   # float() reads the maximum: a wait
+    7: False,  # size is on the host too
+    8: True,   # to_numpy copies the values to the host: a wait
+    9: False,  # an in-place launch
+}
+ex.check(lines_that_wait, [("the snippet above", (SNIPPET,),
+                            {i for i, w in WAITS.items() if w})],
+         compare=lambda got, expected: set(got) == expected)
+
+# %% [markdown]
+# **Exercise 4 (unit round-off).** Return the unit round-off `u` of a float dtype: the largest
+# relative error of rounding a real number to the nearest float (`1 + u` rounds to 1, `1 + 2u`
+# does not). It is why a float32 gradient check cannot reach the float64 tolerance of `1e-7`
+# (part 4).
 
 # %%
 def unit_roundoff(dtype):
@@ -512,16 +604,27 @@ def unit_roundoff(dtype):
 
 
 # %%
-def is_the_roundoff(f):
-    ok = []
-    for dt in (np.float32, np.float64):
-        u = dt(f(dt))
-        one = dt(1)
-        ok.append(one + u == one and one + dt(2) * u > one)  # 1 + u rounds to 1, 1 + 2u does not
-    return all(ok)
+def roundoff_by_halving(dtype):
+    """The largest power of two u with 1 + u rounding to 1 and 1 + 2u not, found by halving."""
+    one, u = dtype(1), dtype(1)
+    while one + u != one:
+        u = dtype(u / 2)
+    return float(u)
 
 
-ex.check(unit_roundoff, is_the_roundoff)
+ex.check(unit_roundoff, [(f"{np.dtype(dt).name}", (dt,), roundoff_by_halving(dt))
+                         for dt in (np.float32, np.float64)], rtol=0, atol=0)
+
+# %% [markdown]
+# **Inline question (written).** Fast mode's step decides on the GPU whether a gradient was
+# finite, and the caller reads that answer at `opt.settle()`, together with the loss. Why does
+# that keep the promise "a step with a NaN gradient writes nothing", although the CPU has already
+# queued the next step before it knows? And what does your answer to exercise 2 say about how
+# often a GPU training loop should read its loss?
+#
+# *Your answer:* (write it here)
+
+# %%
 print(f"this lesson ran in {time.perf_counter() - T0:.1f} s (fast mode: {FAST})")
 
 # %% [markdown]
@@ -529,6 +632,8 @@ print(f"this lesson ran in {time.perf_counter() - T0:.1f} s (fast mode: {FAST})"
 # - The same `tinylora` code runs on NumPy and CuPy: the array module comes from `backend`, and
 #   random numbers come from the host, so both backends start from identical numbers.
 # - On a GPU, work is asynchronous: synchronise before reading a clock, warm up, take medians;
-#   move data as rarely as possible (`to_numpy` at the end, one loss per step).
+#   move data as rarely as possible (`to_numpy` at the end, one loss per step or fewer: every
+#   `float(loss)`, `if` on a device value or `to_numpy` is a wait, while shape, size and dtype
+#   are free).
 # - float32 is fast and close (about `1e-7` relative) but gradient checks need float64; keep
 #   scalars as Python floats so float32 stays float32.

@@ -3,16 +3,33 @@
 import numpy as np
 
 
-def host_copy(a):
-    """A NumPy array with a's values (a is a NumPy or CuPy array)."""
-    return a.get() if hasattr(a, "get") else np.asarray(a)  # CuPy: .get() copies to the host
+def bytes_moved(n, dtype):
+    """Bytes read plus bytes written by one in-place pass a *= 0.5 over n numbers of `dtype`."""
+    return 2 * n * np.dtype(dtype).itemsize  # each number read once and written once
+    # float64 has 8 bytes a number, float32 4: where memory sets the time, float64 takes ~2x
 
 
-def float32_safe_scale(alpha, r):
-    """alpha / r, in a form that does not promote a float32 array it multiplies."""
-    return float(alpha) / r  # a Python float never promotes a float32 array (NumPy 2)
+def host_reads(steps, every):
+    """The number of host reads (float() of a device number) logged_loop makes."""
+    return steps // every + 1  # one per logged step, and the last loss returned at the end
+
+
+def lines_that_wait(snippet):
+    """The set of line numbers (0-based, as printed) where the CPU waits for the GPU."""
+    return {2, 6, 8}  # `if loss > 10.0` (bool of a device value), float(), to_numpy()
 
 
 def unit_roundoff(dtype):
     """u of np.float32 or np.float64, a Python float."""
     return float(np.finfo(dtype).eps) / 2  # eps is the spacing at 1; rounding errs by half of it
+
+
+# Inline question: the step counts each gradient's NaN/inf on the GPU and writes the first
+# refused step into a status array there; every update kernel runs only while that status says
+# "none refused", and a refusal is sticky: the steps queued after it write nothing either, until
+# the host reads the status at settle() (where the caller reads the loss anyway, and at the
+# latest every SETTLE_EVERY steps), puts t back and raises (tinylora/fast/optim.py). So nothing
+# is written after a bad gradient, whatever the CPU queued meanwhile. Exercise 2: every
+# float(loss) is one wait, so a loop that logs every k steps waits about steps / k times instead
+# of steps times; read (and check for divergence) every k steps, where a late stop costs at most
+# k steps of work.
