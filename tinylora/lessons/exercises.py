@@ -125,7 +125,7 @@ def call_text(fn, args) -> str:
 
 def first_failure(fn, cases, rtol: float, atol: float, compare=None) -> str | None:
     """None when `fn` answers every case; else a report of the first case it gets wrong.
-    `cases` may also be a predicate, ``cases(fn) -> bool`` (the older checkers of lessons 4, 6
+    `cases` may also be a predicate, ``cases(fn) -> bool`` (the older checkers of lessons 6
     and 7, which name no expected value yet)."""
     if callable(cases):
         try:
