@@ -506,5 +506,5 @@ print(f"this lesson ran in {time.perf_counter() - T0:.1f} s (fast mode: {FAST})"
 # - So one shared rate makes `delta1` grow like `n`, or, shrunk to stop it, `delta2` vanish;
 #   `eta_A ~ 1/n`, `eta_B ~ 1` makes both width-free: the ratio `eta_B / eta_A` must grow like
 #   `n`. The constant in front still needs tuning: too large, and the run diverges at every width.
-# - In this toy the measured log-log slopes equal the theory's exactly; lesson 4 asks the same
+# - In this toy the measured log-log slopes equal the theory's exactly; lesson 8 asks the same
 #   question of a network that must actually learn.

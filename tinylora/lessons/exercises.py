@@ -125,8 +125,8 @@ def call_text(fn, args) -> str:
 
 def first_failure(fn, cases, rtol: float, atol: float, compare=None) -> str | None:
     """None when `fn` answers every case; else a report of the first case it gets wrong.
-    `cases` may also be a predicate, ``cases(fn) -> bool`` (the older checkers of lesson 4,
-    which name no expected value yet)."""
+    `cases` may also be a predicate, ``cases(fn) -> bool`` (a check that names no expected
+    value: prefer cases)."""
     if callable(cases):
         try:
             return None if cases(fn) else "the check does not hold"
