@@ -72,6 +72,7 @@ from tinylora.text.finetune import Data, Setting, finetune_config, finetune_run,
 from tinylora.text.pretrain import build_model, ensure_base, load_base, mean_loss, pretrain_config
 from tinylora.text.report import paired_speedup, summarize
 from tinylora.text.study import run_study
+from tinylora.text.tuning import tune
 from tinylora.train import loss_and_grads
 
 T0 = time.perf_counter()
@@ -389,7 +390,9 @@ print(f"the base's Shakespeare loss {curve['val_loss'][-1]:.3f} nats/char: as un
 # Three questions a careful reader asks of part 5, each answered with the same data, base, steps
 # and batches:
 # - **Against full fine-tuning.** Every array of the base trainable (Adam, the same steps and
-#   batches), its rate tuned on the tuning seeds over its own grid, reported on the others.
+#   batches), its rate tuned on the tuning seeds over its own grid (grown, with
+#   `tinylora.text.tuning.tune`, until the kept rate has a tried rate on each side), reported on
+#   the others.
 # - **The rank.** `r` in 1, 2, 4, 8, 16 with two scale rules, both set to `scale = 1` at the
 #   study's `r = 8`: LoRA's `alpha / r` (`alpha = 8`) and rsLoRA's `alpha / sqrt(r)`
 #   (`alpha = sqrt(8)`). Plain LoRA at its tuned rate, on a fresh seed.
@@ -436,16 +439,22 @@ one_run = next(r for r in records["runs"] if r["lr_ratio"] == 1.0 and r["lr"] ==
                and r["seed"] == seeds[0])
 assert fine_tune(lora_model(seeds[0]), lr_lora, 1.0, seeds[0]) == one_run["final_loss"]
 
-full_lrs = (3e-4, 1e-3, 3e-3)
-full_tuning = {lr: float(np.mean([fine_tune(full_model(s), lr, seed=s) for s in tune_seeds]))
-               for lr in full_lrs}
-lr_full = min(full_tuning, key=full_tuning.get)
-full_edge = " (an end of its grid)" if lr_full in (full_lrs[0], full_lrs[-1]) else ""
+def full_lr(k):
+    """Full fine-tuning's grid: k = -1, 0, 1, 2 are 3e-4, 1e-3, 3e-3, 1e-2 (half a decade apart)."""
+    return (3.0 if k % 2 else 1.0) * 10.0 ** (k // 2 - 3)
+
+
+# Start at 3e-4, 1e-3, 3e-3; while the best is an end of what was tried, try one more beyond it.
+full_tuned = tune(lambda k: np.mean([fine_tune(full_model(s), full_lr(k), seed=s)
+                                     for s in tune_seeds]), start=0, max_points=7)
+assert full_tuned.interior  # the kept rate has a tried rate on each side, neither better
+full_tuning = {full_lr(k): loss for k, loss in sorted(full_tuned.losses.items())}
+lr_full = full_lr(full_tuned.best)
 full_fresh = [fine_tune(full_model(s), lr_full, seed=s) for s in seeds]
 n_full = full_model(0).n_params()
 print(f"full fine-tuning ({n_full:,} numbers, {n_full / n_lora:.0f}x LoRA's): tuning "
       + ", ".join(f"lr {lr:g}: {v:.4f}" for lr, v in full_tuning.items())
-      + f"; at lr {lr_full:g}{full_edge} on seeds {seeds}: {np.mean(full_fresh):.4f}")
+      + f"; kept lr {lr_full:g} (bracketed), on seeds {seeds}: {np.mean(full_fresh):.4f}")
 for lr_ratio in (1.0, 16.0):
     m = detail["methods"][lr_ratio]
     print(f"  {m['label']:>17}: {m['final'][0]:.4f}")
@@ -523,66 +532,114 @@ plt.show()
 
 # %% [markdown]
 # ## Experiments to try
-# Each has its expected outcome; the cell after the list checks them all.
-# 1. **Merge the adapter.** Write `W + scale A B` (`lm.merged_weights()`) into a copy of the
-#    base. *Expected:* its logits equal the LoRA model's up to float32 round-off (relative
-#    difference below `1e-5`), at the cost of the base: LoRA adds nothing at inference once
-#    merged.
-# 2. **Ship only the adapter.** `lm.save(path)` writes the LoRA factors alone, with the settings
-#    that give them meaning (r, alpha, targets, the model's sizes). *Expected:* a file of
-#    `2 x 6 x n_layer = 24` arrays holding exactly the trainable numbers (4 bytes each in
-#    float32, plus a few hundred bytes of headers per array); loaded onto a fresh LoRA model over
-#    the same base, the logits are bit-identical.
-# 3. **The wrong way round.** Fine-tune with `lr_ratio = 1/16` (`B` slow) at plain LoRA's tuned
-#    `eta_A`, seed 0 (a tuning seed). *Expected:* a higher final loss than plain LoRA's tuning
-#    run at that rate: `B` is what moves first (lesson 1), slowing it slows everything.
-# 4. **LoRA on q and v only** (the original LoRA paper's choice). *Expected:* exactly `2/9` of the
-#    trainable numbers: per block, `q` and `v` have `2 x r (d + d)`, and all six have
-#    `4 x 2 r d + 2 x r (d + 4d) = 18 r d`.
+# Each is an exercise like the ones below: complete the function (replace the `raise`), then run
+# the checker under it, which computes the expected value by running the experiment. The
+# solutions are in `lessons/solutions/06_finetuning_for_real.py`.
+#
+# **Experiment 1 (write): merge the adapter.** Build a plain model (`LoRAConfig(targets=())`,
+# `trainable="all"`) over the same base, write `W + scale A B` into each target's weight (a plain
+# model's is `params[f"{target}.W"]`; the LoRA model's factors are `lm.params[f"{target}.A"]`
+# and `.B`, its targets `lm.targets`, its scale `lm.scale`; `lm.merged_weights()` does the sum
+# for you) and return the merged model's logits on `x`. The checker compares them with the LoRA
+# model's: if they agree up to float32 round-off, LoRA adds nothing at inference once merged.
 
 # %%
-# Answers, checked.
-# 1. merge
-merged = build_model(pcfg, lora=LoRAConfig(targets=()), trainable="all")
-load_base(merged, pcfg, workdir)
-for layer, W in lm.merged_weights().items():
-    merged.params[f"{layer}.W"][...] = W
-logits_merged, _ = merged.forward(x)
+def merged_logits(lm, pcfg, workdir, x):
+    """-> the logits on x of a plain model whose weights are the base's with the adapter merged."""
+    raise NotImplementedError("your lines")
+
+
+# %%
 logits_lm, _ = lm.forward(x)
-rel = float(np.abs(logits_merged - logits_lm).max() / np.abs(logits_lm).max())
-print(f"1. merged model vs LoRA model: max relative difference {rel:.1e}")
-assert rel < 1e-5
+scale_of_logits = float(np.abs(logits_lm).max())
+ex.check(merged_logits, [("this lesson's LoRA model, on the batch x", (lm, pcfg, workdir, x),
+                          logits_lm)], rtol=1e-5, atol=1e-5 * scale_of_logits)
 
-# 2. save only the adapter
-path = workdir / "adapter.npz"
-lm.save(path)
-arrays, settings = checkpoint.read(path)  # the factors, and the settings that give them meaning
-n_saved, n_arrays = sum(a.size for a in arrays.values()), len(arrays)
-print(f"2. {path.name}: {n_arrays} arrays, {n_saved:,} numbers, {path.stat().st_size:,} bytes "
-      f"(the base: {n_all - n_lora:,} numbers)")
-assert n_arrays == 2 * 6 * pcfg.n_layer and n_saved == n_lora and settings["lora"]["r"] == config.r
-assert 4 * n_saved < path.stat().st_size < 4 * n_saved + 1024 * n_arrays
-fresh = build_model(pcfg, lora=LoRAConfig(r=config.r), trainable="lora", seed=7)
-load_base(fresh, pcfg, workdir)
-fresh.load(path)
-assert np.array_equal(fresh.forward(x)[0], logits_lm)
+# %% [markdown]
+# **Experiment 2 (predict): ship only the adapter.** `lm.save(path)` writes the LoRA factors
+# alone, with the settings that give them meaning (r, alpha, targets, the model's sizes). For a
+# model of `n_layer` blocks of width `d_model` with rank-`r` factors on all six targets (the
+# MLP is `4 d_model` wide), predict: how many arrays the file holds, how many numbers they hold,
+# and whether a fresh LoRA model over the same base (other factors drawn by another seed) that
+# loads the file gives bit-identical logits. Return the three as a tuple.
 
-# 3. the wrong way round
+# %%
+def adapter_file(n_layer, d_model, r):
+    """-> (arrays in the saved adapter, numbers in them, reloaded logits bit-identical: a bool)."""
+    raise NotImplementedError("your line: return ...")
+
+
+# %%
+def saved_adapter(model, r, name):
+    """The experiment: save `model`'s adapter, read the file, load it onto a fresh model."""
+    path = model.save(workdir / name)
+    arrays, settings = checkpoint.read(path)  # the factors, and the settings that give them meaning
+    assert settings["lora"]["r"] == r
+    fresh = build_model(pcfg, lora=LoRAConfig(r=r), trainable="lora", seed=7)
+    load_base(fresh, pcfg, workdir)
+    fresh.load(path)
+    same = bool(np.array_equal(fresh.forward(x)[0], model.forward(x)[0]))
+    return (len(arrays), sum(a.size for a in arrays.values()), same), path
+
+
+measured, path = saved_adapter(lm, config.r, "adapter.npz")
+rank_2 = build_model(pcfg, lora=LoRAConfig(r=2), trainable="lora", seed=3)
+load_base(rank_2, pcfg, workdir)
+noise = np.random.default_rng(5)  # B = 0 at init: non-zero factors, so that reloading them shows
+for key in rank_2.adapter_keys():
+    rank_2.params[key][...] = noise.normal(0, 0.02, rank_2.params[key].shape)
+ex.check(adapter_file, [
+    (f"this lesson's LoRA model (r = {config.r})", (pcfg.n_layer, d_model, config.r), measured),
+    ("the same base with rank-2 factors", (pcfg.n_layer, d_model, 2),
+     saved_adapter(rank_2, 2, "adapter_r2.npz")[0])])
+size = path.stat().st_size
+print(f"{path.name}: {measured[1]:,} numbers in {size:,} bytes, the base: {n_all - n_lora:,} "
+      f"numbers (float32: 4 bytes a number, plus {(size - 4 * measured[1]) / measured[0]:.0f} "
+      f"bytes of headers and settings per array); reloaded, bit-identical logits: {measured[2]}")
+
+# %% [markdown]
+# **Experiment 3 (predict): the wrong way round.** Fine-tune with `lr_ratio = 1/16` (`B` slow)
+# at plain LoRA's tuned `eta_A`, seed 0 (a tuning seed). Does it end at a `"higher"` or a
+# `"lower"` final loss than plain LoRA's tuning run at that rate, seed 0? (Lesson 1: which
+# factor moves first under Init[1]?)
+
+# %%
+def slow_B_ends():
+    """-> "higher" or "lower": ratio 1/16's final loss against ratio 1's, same rate and seed."""
+    raise NotImplementedError("your line: return ...")
+
+
+# %%
 slow_B = finetune_run(config, Setting(d_model, lr_ratio=1 / 16), lr_lora, tune_seeds[0], data,
                       workdir)
 lora_run = next(r for r in records["runs"] if r["lr_ratio"] == 1.0 and r["lr"] == lr_lora
                 and r["seed"] == tune_seeds[0])
-print(f"3. at eta_A = {lr_lora:g}: ratio 1/16 ends at {slow_B['final_loss']:.4f}, "
+ex.check(slow_B_ends, [(f"eta_A = {lr_lora:g}, seed {tune_seeds[0]}", (),
+                        "higher" if slow_B["final_loss"] > lora_run["final_loss"] else "lower")])
+print(f"at eta_A = {lr_lora:g}: ratio 1/16 ends at {slow_B['final_loss']:.4f}, "
       f"ratio 1 at {lora_run['final_loss']:.4f}")
-assert slow_B["final_loss"] > lora_run["final_loss"]
 
-# 4. q and v only
-qv = build_model(pcfg, lora=LoRAConfig(r=config.r, targets=("q", "v")), trainable="lora")
-fraction = qv.n_params(qv.trainable) / n_lora
-print(f"4. q, v only: {qv.n_params(qv.trainable):,} trainable numbers = {fraction:.6f} of all six "
-      f"(2/9 = {2 / 9:.6f})")
-assert math.isclose(fraction, 2 / 9)
+# %% [markdown]
+# **Experiment 4 (derive): LoRA on fewer targets.** The original LoRA paper put factors on `q`
+# and `v` only. Return the fraction of the six targets' trainable numbers that a set of targets
+# keeps (rank and width are the same for all; the MLP is `4 d_model` wide).
 
+# %%
+def trainable_fraction(targets):
+    """-> trainable numbers with factors on `targets` / with factors on all six."""
+    raise NotImplementedError("your lines")
+
+
+# %%
+def measured_fraction(targets):
+    """The experiment: build the model with factors on `targets` and count."""
+    model = build_model(pcfg, lora=LoRAConfig(r=config.r, targets=targets), trainable="lora")
+    return model.n_params(model.trainable) / n_lora
+
+
+ex.check(trainable_fraction, [(f"factors on {', '.join(t)}", (t,), measured_fraction(t))
+                              for t in (("q", "v"), ("q", "k", "v", "o"), ("fc1",),
+                                        ("q", "fc2"))], rtol=1e-9, atol=1e-12)
 
 # %% [markdown]
 # ## Exercises: your turn
@@ -705,8 +762,9 @@ print(f"this lesson ran in {time.perf_counter() - T0:.1f} s (fast mode: {FAST})"
 #   Init[2]. This lesson's own run, at one small width, shows the protocol, not this answer.
 # - Fine-tuning with LoRA = load a pretrained base, freeze it, add `A, B` (Init[1]: the model
 #   starts exactly at the base), train only them; the frozen arrays never change.
-# - An adapter is a fraction of the numbers (`1.5 r / d` of a block's weights): it merges into
-#   `W` for free at inference, or ships alone and loads onto the same base bit for bit.
+# - An adapter is a fraction of the numbers (`1.5 r / d` of a block's weights): it can be merged
+#   into `W` (experiment 1 checks the merged logits against the LoRA model's), or shipped alone
+#   and loaded onto the same base (experiment 2 measures whether the logits are bit-identical).
 # - LoRA against LoRA+ (and against full fine-tuning) is only fair with each tuned over its own
 #   rates on some seeds and reported on others, with intervals; at these small widths LoRA and
 #   LoRA+ end close, and which ratio is best is a question about width (lesson 4).

@@ -404,63 +404,59 @@ plt.show()
 
 # %% [markdown]
 # ## Experiments to try
-# Each has its expected outcome; the cell after the list checks them (the GPU ones where there
-# is a GPU).
-# 1. **Ask for CuPy by environment variable.** Set `TINYLORA_BACKEND=cupy` and build a model.
-#    *Expected:* without a GPU, a `BackendError` that names the cause; with one, a CuPy model.
-# 2. **A bigger step for the float32 check.** Our fake loss is linear in `A`, so a large `h`
-#    costs no truncation error. Redo the float32 check with `h = 1e-2`. *Expected:* the error
-#    drops (round-off divided by a larger `h`) but stays above the float64 tolerance `1e-7`.
-# 3. **Promotion.** Predict the dtype of a float32 array times `np.float32(0.5)`.
-#    *Expected:* float32 (only a float64 *NumPy* scalar promotes).
-# 4. **(GPU)** Read the loss inside the wide fast step of part 3 (`float(wide_step())`) and time
-#    it without synchronising. *Expected:* it now takes the synchronised time: one read
-#    anywhere in a step waits for everything queued before it.
+# Two are exercises like the ones below (a function to complete, a checker under it that
+# computes the expected value); two are experiments to run yourself, with what to look for. The
+# solutions, and the code of the two to run, are in `lessons/solutions/07_on_a_gpu.py`.
+#
+# **Experiment 1 (run it): ask for CuPy by environment variable.** Set
+# `TINYLORA_BACKEND=cupy` (`backend.ENV_VAR`), build a `LoRAMLP` and put the variable back.
+# *Look for:* without a GPU, a `BackendError` that names the cause, not a model that silently
+# fell back to NumPy; with one, `backend.xp_of(model.params["fc1.A"])` is `cupy`.
+#
+# **Experiment 2 (predict): a bigger step for the float32 check.** Our fake loss is linear in
+# `A`, so a large `h` costs no truncation error: what is left is round-off, about float32's
+# precision times the size of the loss, divided by `h`. Given the float32 check's error at
+# `h = 1e-5` (part 4), predict its error at another `h`. The checker accepts a factor of 4
+# either way (round-off is not exactly proportional).
 
 # %%
-# Answers, checked.
-# 1. the environment variable
-saved = os.environ.get(backend.ENV_VAR)
-os.environ[backend.ENV_VAR] = "cupy"
-try:
-    if GPU:
-        m = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=4), seed=0)
-        assert backend.xp_of(m.params["fc1.A"]) is cp
-        print("1. TINYLORA_BACKEND=cupy: the model lives on the GPU")
-    else:
-        try:
-            LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=4), seed=0)
-        except BackendError as err:
-            print("1. TINYLORA_BACKEND=cupy without a GPU: BackendError:", str(err).split(". ")[0])
-        else:
-            raise AssertionError("TINYLORA_BACKEND=cupy silently fell back")
-finally:
-    if saved is None:
-        del os.environ[backend.ENV_VAR]
-    else:
-        os.environ[backend.ENV_VAR] = saved
+def float32_error_at(h, error_at_1e5):
+    """-> the predicted relative error of the float32 check of dA with step h."""
+    raise NotImplementedError("your line: return ...")
 
-# 2. float32 check with h = 1e-2
+
+# %%
+ex.check(float32_error_at, [(f"h = {h:g}", (h, errors["float32"]), check_dA("float32", h=h))
+                            for h in (1e-4, 1e-3, 1e-2, 1e-1)],
+         compare=lambda got, expected: expected / 4 < got < 4 * expected)
 err_big_h = check_dA("float32", h=1e-2)
-print(f"2. float32 check: error {errors['float32']:.1e} with h = 1e-5, "
-      f"{err_big_h:.1e} with h = 1e-2")
-assert err_big_h < errors["float32"] and err_big_h > TOLERANCE
+print(f"float32 check: error {errors['float32']:.1e} with h = 1e-5, {err_big_h:.1e} with "
+      f"h = 1e-2: {'still above' if err_big_h > TOLERANCE else 'below'} the float64 tolerance "
+      f"{TOLERANCE:g}")
 
-# 3. promotion by a float32 NumPy scalar
-print("3. float32 array * np.float32(0.5):", (x32 * np.float32(0.5)).dtype)
-assert (x32 * np.float32(0.5)).dtype == np.float32
+# %% [markdown]
+# **Experiment 3 (predict): promotion.** Return the dtype (its name, `"float32"`) of an array
+# of dtype `array_dtype` times the scalar `scalar` (part 4: NumPy 2's rule for Python and NumPy
+# scalars).
 
-# 4. (GPU) one read inside the step
-if GPU:
-    with tinylora.fast.enabled():
-        reading = median_time(lambda: float(wide_step()), xp, sync=False)
-    print(f"4. the wide fast step with float(loss) inside: {1e3 * reading:.2f} ms without "
-          f"synchronising ({1e3 * times['fast'][0]:.2f} ms synchronised, "
-          f"{1e3 * times['fast'][1]:.2f} ms without the read)")
-    assert reading > 0.5 * times["fast"][0]
-else:
-    skipped("time the wide fast step with float(loss) inside, unsynchronised (asserted: it\n"
-            "takes over half the synchronised time, as the read waits for the GPU).")
+# %%
+def promoted(array_dtype, scalar):
+    """-> the name of the dtype of np.ones(3, dtype=array_dtype) * scalar."""
+    raise NotImplementedError("your line: return ...")
+
+
+# %%
+ex.check(promoted, [(f"a {dt} array times {s!r}", (dt, s), str((np.ones(3, dtype=dt) * s).dtype))
+                    for dt, s in (("float32", np.float32(0.5)), ("float32", np.float64(0.5)),
+                                  ("float16", 0.5), ("float16", np.float32(0.5)),
+                                  ("float64", np.float32(0.5)))])
+
+# %% [markdown]
+# **Experiment 4 (run it, on a GPU): one read inside the step.** Read the loss inside the wide
+# fast step of part 3 (`float(wide_step())`) and time it with `median_time(..., sync=False)`.
+# *Look for:* how its time compares with part 3's synchronised and unsynchronised times of the
+# same step (`times["fast"]`): one read anywhere in a step waits for everything queued before
+# it.
 
 # %% [markdown]
 # ## Exercises: your turn

@@ -33,3 +33,60 @@ def unit_roundoff(dtype):
 # float(loss) is one wait, so a loop that logs every k steps waits about steps / k times instead
 # of steps times; read (and check for divergence) every k steps, where a late stop costs at most
 # k steps of work.
+
+
+# The experiments to try, solved.
+#
+# Experiment 1, code to run in a cell of the lesson (after its imports): build a model with
+# TINYLORA_BACKEND=cupy, and put the variable back whatever happens.
+#
+#     saved = os.environ.get(backend.ENV_VAR)
+#     os.environ[backend.ENV_VAR] = "cupy"
+#     try:
+#         if GPU:
+#             m = LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=4), seed=0)
+#             assert backend.xp_of(m.params["fc1.A"]) is cp  # the model lives on the GPU
+#         else:
+#             try:
+#                 LoRAMLP(MLPConfig(16, [64, 64], 4), LoRAConfig(r=4), seed=0)
+#             except BackendError as err:
+#                 print("BackendError:", str(err).split(". ")[0])  # it names the cause
+#             else:
+#                 raise AssertionError("TINYLORA_BACKEND=cupy silently fell back")
+#     finally:
+#         if saved is None:
+#             del os.environ[backend.ENV_VAR]
+#         else:
+#             os.environ[backend.ENV_VAR] = saved
+
+
+def float32_error_at(h, error_at_1e5):
+    """-> the predicted relative error of the float32 check of dA with step h."""
+    # The loss is linear in A: (f(A + h) - f(A - h)) / 2h has no truncation error, only the
+    # round-off of the two losses (about float32's precision times |f|, whatever h is) divided
+    # by 2h. So the error scales like 1 / h: at h = 1e-2 about a thousand times smaller than at
+    # 1e-5 (within the checker's factor of 4); the lesson prints whether that is still above
+    # the float64 tolerance 1e-7.
+    return error_at_1e5 * 1e-5 / h
+
+
+def promoted(array_dtype, scalar):
+    """-> the name of the dtype of np.ones(3, dtype=array_dtype) * scalar."""
+    # NumPy 2 (NEP 50): a Python float is "weak", it takes the array's dtype; a NumPy scalar has
+    # a dtype of its own and promotes like an array: float32 * np.float64 -> float64, float16 *
+    # np.float32 -> float32, float32 * np.float32 -> float32 (only a wider NumPy scalar widens).
+    return str(np.result_type(np.dtype(array_dtype), scalar))
+
+
+# Experiment 4, to run in the lesson on a GPU, after part 3:
+#
+#     with tinylora.fast.enabled():
+#         reading = median_time(lambda: float(wide_step()), xp, sync=False)
+#     print(f"{1e3 * reading:.2f} ms without synchronising ({1e3 * times['fast'][0]:.2f} ms "
+#           f"synchronised, {1e3 * times['fast'][1]:.2f} ms without the read)")
+#     assert reading > 0.5 * times["fast"][0]
+#
+# What to expect: with the read inside, the unsynchronised time should be near the synchronised
+# one (the assert asks for over half of it), well above the unsynchronised time without the
+# read: float() waits for every kernel queued before it, so the step no longer returns early.
+# (Not run in the tests, which have no GPU: check it on yours.)
