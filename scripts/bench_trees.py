@@ -3,7 +3,7 @@
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python scripts/bench_trees.py OLD_TREE NEW_TREE \
         --rounds 3 --out DIR
 
-Each round runs `python -m tinylora bench --quick --dtype float32 --no-torch --json` once in
+Each round runs `tinylora bench --quick --dtype float32 --no-torch --json` once in
 each tree (its own source, through the working directory), old then new, so that a machine that
 gets busier or quieter slows both alike. Per (workload, width) it prints the median over rounds
 of each tree's step/floor and their ratio new/old, and, where the new tree times it, the
@@ -20,13 +20,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = ["-m", "tinylora", "bench", "--quick", "--dtype", "float32", "--no-torch", "--json",
+BENCH = ["bench", "--quick", "--dtype", "float32", "--no-torch", "--json",
          "--no-progress"]
 
 
 def bench(tree: Path, workloads: list[str]) -> list[dict]:
-    """One `tinylora bench` run from `tree` (its directory first on the path)."""
-    out = subprocess.run([sys.executable, *BENCH, "--workloads", *workloads], cwd=tree,
+    """One `tinylora bench` run from `tree` (its directory first on the path): the command is
+    `python -m tinylora.run`, or `python -m tinylora` in a tree from before it moved there."""
+    moved = (tree / "tinylora" / "run" / "__main__.py").exists()
+    command = "tinylora.run" if moved else "tinylora"
+    out = subprocess.run([sys.executable, "-m", command, *BENCH, "--workloads", *workloads],
+                         cwd=tree,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 

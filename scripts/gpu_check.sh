@@ -95,7 +95,7 @@ stage pytest_gpu 140 $PY -m pytest -m gpu -q -rs -p no:cacheprovider tests
 say '```'; tail -n 4 "$LOGS/pytest_gpu.log" >> "$SUMMARY"; say '```'
 
 say "## 3. tinylora gradcheck --backend $B"
-stage gradcheck 35 $PY -m tinylora gradcheck --backend $B --json
+stage gradcheck 35 $PY -m tinylora.run gradcheck --backend $B --json
 sed -n '/^\[/,$p' "$LOGS/gradcheck.log" > "$OUT/gradcheck.json"
 say "$($PY -c "import json; r = json.load(open('$OUT/gradcheck.json')); print(sum(x['ok'] for x in r), 'of', len(r), 'tensors ok; worst relative error', max(x['max_rel_error'] for x in r))" 2>&1 | tail -n 1)"
 
@@ -106,22 +106,22 @@ stage bench 100 $PY scripts/gpu_bench.py --backend $B --torch-device $TORCH --ml
 grep -v "^ *$" "$LOGS/bench.log" | tee -a "$SUMMARY"
 
 say "## 5. the widest sweeps in about a minute each"
-stage toy 20 $PY -m tinylora toy-analytic --backend $B --widths "$TOY" --out "$WORK/toy" --no-progress
+stage toy 20 $PY -m tinylora.run toy-analytic --backend $B --widths "$TOY" --out "$WORK/toy" --no-progress
 tail -n 3 "$LOGS/toy.log" >> "$SUMMARY"
-stage sweep 55 $PY -m tinylora width-sweep --backend $B --dtype float32 --fast --widths "$SWEEP" \
+stage sweep 55 $PY -m tinylora.run width-sweep --backend $B --dtype float32 --fast --widths "$SWEEP" \
     --out "$WORK/sweep" --no-progress
 say "finished widths: $(ls "$WORK/sweep/parts" 2>/dev/null | tr '\n' ' ')"
 tail -n 3 "$LOGS/sweep.log" >> "$SUMMARY"
-stage balance 35 $PY -m tinylora balance --backend $B --readout sp --init zero_B --at-steps 2 \
+stage balance 35 $PY -m tinylora.run balance --backend $B --readout sp --init zero_B --at-steps 2 \
     --sizes 0.003 --widths "$BAL" --out "$WORK/balance" --no-progress
 tail -n 3 "$LOGS/balance.log" >> "$SUMMARY"
 
 say "## 6. a planted out-of-memory: widths $OOM"
 if [ "$B" = cupy ]; then  # the card made 512 MiB: width 16384's weight alone is 1 GiB
-  stage oom 20 env CUPY_GPU_MEMORY_LIMIT=536870912 $PY -m tinylora width-sweep --backend cupy \
+  stage oom 20 env CUPY_GPU_MEMORY_LIMIT=536870912 $PY -m tinylora.run width-sweep --backend cupy \
       --dtype float32 --fast --steps 4 --widths "$OOM" --out "$WORK/oom" --no-progress
 else  # the host's address space capped at 3 GB: width 32768's float64 weight is 8 GiB
-  stage oom 20 bash -c "ulimit -v 3000000 && exec $PY -m tinylora width-sweep --backend numpy \
+  stage oom 20 bash -c "ulimit -v 3000000 && exec $PY -m tinylora.run width-sweep --backend numpy \
       --fast --steps 4 --widths $OOM --out $WORK/oom --no-progress"
 fi
 code=$?

@@ -57,7 +57,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >>
 start=$(date +%s)
 # shellcheck disable=SC2206  # LADDER_EXTRA is a list of options, split on purpose
 EXTRA=(${LADDER_EXTRA:-})
-$PY -m tinylora finetune-ladder "${SIZE[@]}" "${INITS[@]}" ${EXTRA[@]+"${EXTRA[@]}"} --out "$WORK" \
+$PY -m tinylora.run finetune-ladder "${SIZE[@]}" "${INITS[@]}" ${EXTRA[@]+"${EXTRA[@]}"} --out "$WORK" \
     --time-limit "$LIMIT" --no-progress ${PREVIOUS[@]:+--records-in "${PREVIOUS[@]}"} \
     > "$WORK/ladder.log" 2>&1
 status=$?

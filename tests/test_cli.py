@@ -1,4 +1,4 @@
-"""The command line: `tinylora` and `python -m tinylora` are the same program."""
+"""The command line: `tinylora` and `python -m tinylora.run` are the same program."""
 
 import subprocess
 import sys
@@ -7,8 +7,8 @@ from tinylora.run.cli import main
 
 
 def test_python_dash_m_runs_the_cli():
-    """`python -m tinylora --help` lists the commands (the console script calls the same main)."""
-    out = subprocess.run([sys.executable, "-m", "tinylora", "--help"], capture_output=True,
+    """`python -m tinylora.run --help` lists the commands (the console script calls that main)."""
+    out = subprocess.run([sys.executable, "-m", "tinylora.run", "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "gradcheck" in out and "demo" in out
 

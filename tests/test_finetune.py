@@ -308,7 +308,7 @@ def test_ctrl_c_with_jobs_stops_every_process_and_keeps_finished_runs(fast_study
     _, cache, _ = fast_study
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tinylora", "finetune", "--fast", "--jobs", "2", "--cache",
+        [sys.executable, "-m", "tinylora.run", "finetune", "--fast", "--jobs", "2", "--cache",
          str(cache), "--out", str(out), "--no-progress"], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: (os.setpgrp(), signal.signal(signal.SIGINT, signal.SIG_DFL)))

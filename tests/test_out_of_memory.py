@@ -98,7 +98,7 @@ def test_a_real_allocation_failure_on_the_host_ends_in_one_line(tmp_path):
     line naming it, and keeps width 16."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1",
            "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    cmd = (f"ulimit -v 3000000 && {sys.executable} -m tinylora width-sweep --fast --steps 4 "
+    cmd = (f"ulimit -v 3000000 && {sys.executable} -m tinylora.run width-sweep --fast --steps 4 "
            f"--widths 16,32768 --out {tmp_path} --no-progress")
     done = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=env,
                           timeout=300)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# NumPy directly only for the settings' JSON string, a host array; the model's arrays are
+# written and read through `backend` (save_npz, to_numpy).
 import numpy as np
 
 from tinylora import backend, validate

@@ -16,6 +16,8 @@ import math
 import warnings
 from typing import NamedTuple
 
+# NumPy directly for host-side bookkeeping only: the losses read back (`host`) and the retired
+# mask are NumPy on every backend; the model's arrays go through `model.xp`.
 import numpy as np
 
 from tinylora import backend, validate

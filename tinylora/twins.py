@@ -3,9 +3,9 @@
 Everything in `tinylora/` is the reference: plain lines, one per equation, the code to read. A
 few functions have a *fast twin* in `tinylora.fast`, with the same signature and the same numbers
 (to rounding), each tested against its reference (`tests/test_fast_paths.py`). A reference
-marked ``@has_fast_twin`` runs its twin while fast mode is on, and itself otherwise:
+marked ``@has_fast_twin`` runs its twin while fast mode is on, and itself otherwise (the user
+imports ``tinylora.fast``; this module never does):
 
-    import tinylora.fast
     with tinylora.fast.enabled():    # or tinylora.fast.enable() ... tinylora.fast.disable()
         losses = train(model, opt, x, y, steps=100)
 

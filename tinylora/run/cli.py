@@ -1,4 +1,4 @@
-"""`tinylora <command>` (also `python -m tinylora <command>`).
+"""`tinylora <command>` (also `python -m tinylora.run <command>`).
 
 Each command lives in the module that owns its idea; this file only wires them to argparse.
 """
@@ -119,7 +119,7 @@ COMMANDS = [
 ]
 DESCRIPTION = ("LoRA and LoRA+ in pure NumPy: the experiments behind the project's results. "
                "`tinylora <command> --help` says what a command does and how long it takes; "
-               "`python -m tinylora` is the same program.")
+               "`python -m tinylora.run` is the same program.")
 EPILOG = ("Exit status: 0 done, 1 the run failed (or gradcheck found a disagreement), 2 bad "
           "usage, 3 stopped at finetune-ladder's --time-limit (a rerun resumes), 130 "
           "interrupted (Ctrl-C; a resumable command keeps what it finished). Run times are "
