@@ -355,8 +355,8 @@ plt.show()
 #   (`2^4` with Init[2], `2^2` to `2^3` with Init[1], `docs/paper.md`). With Init[1] the picked
 #   ratio rises, 0.5, 2 and 4 at d_model 64, 128 and 256 (asserted), and at 256 the held-out
 #   profile is flat from ratio 1 to 4: "1 to 4", not resolved. How the best ratio moves
-#   with the width is lesson 4's subject; on this real model the profiles were too flat near
-#   their optimum for four seeds to say, and nothing predicts it: lesson 4's `n^1/2` is the
+#   with the width is lesson 8's subject; on this real model the profiles were too flat near
+#   their optimum for four seeds to say, and nothing predicts it: lesson 8's `n^1/2` is the
 #   one-layer toy's, and at this model's 1024 tokens per batch `A`'s step lines up with its
 #   layer-normed inputs only like `n^0.55` (`docs/width_law.md`, item 6; the results page,
 #   `docs/results/README.md`, section 3).
@@ -756,15 +756,16 @@ print(f"this lesson ran in {time.perf_counter() - T0:.1f} s (fast mode: {FAST})"
 # ## Recap
 # - **The answer** (the recorded study, `docs/results/finetune/`, d_model 64, 128, 256, four
 #   evaluation seeds; the figure of part 5): LoRA+'s ratio 16 against plain LoRA is *slower*
-#   with Init[1] (B = 0) at every width (speed-up 0.76, 0.73, 0.88; intervals below 1 at 64 and
-#   128, holding 1 at 256) and *faster* with Init[2] (A = 0), 1.88, 1.76, 1.59, every interval
-#   above 1. The ratio the tuning seeds pick is 0.5, 2, 4 with Init[1] and 512, 64, 512 with
-#   Init[2]. This lesson's own run, at one small width, shows the protocol, not this answer.
+#   with Init[1] (B = 0) on average at every width (speed-up 0.76, 0.73, 0.88; intervals
+#   below 1 at 64 and 128, holding 1 at 256) and *faster* with Init[2] (A = 0), 1.88, 1.76,
+#   1.59, every interval above 1. The ratio the tuning seeds pick is 0.5, 2, 4 with Init[1]
+#   and 512, 64, 512 with Init[2]. This lesson's own run, at one small width, shows the
+#   protocol, not this answer.
 # - Fine-tuning with LoRA = load a pretrained base, freeze it, add `A, B` (Init[1]: the model
 #   starts exactly at the base), train only them; the frozen arrays never change.
 # - An adapter is a fraction of the numbers (`1.5 r / d` of a block's weights): it can be merged
-#   into `W` (experiment 1 checks the merged logits against the LoRA model's), or shipped alone
-#   and loaded onto the same base (experiment 2 measures whether the logits are bit-identical).
+#   into `W` (an exercise checks the merged logits against the LoRA model's), or shipped alone
+#   and loaded onto the same base (an exercise asks whether the logits come back bit-identical).
 # - LoRA against LoRA+ (and against full fine-tuning) is only fair with each tuned over its own
 #   rates on some seeds and reported on others, with intervals; at these small widths LoRA and
-#   LoRA+ end close, and which ratio is best is a question about width (lesson 4).
+#   LoRA+ end close, and which ratio is best is a question about width (lesson 8).

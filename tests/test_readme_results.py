@@ -398,6 +398,30 @@ def test_ladder_section_quotes_the_recorded_ladder():
         assert " ".join(claim.split()) in page, claim
 
 
+def readme_verdict_claims() -> list[str]:
+    """The README's verdict sentences that carry numbers: the block's alignment at 1024 tokens
+    for the layers that read layer-normed tokens (q, k, v, fc1) with their balanced eta_A*
+    exponents, from balance-block-1024/summary.json; the ladder's CPU rung, from its summary."""
+    rows = [r for r in _load("balance-block-1024")["settings"]["block"]["rows"]
+            if r["t"] == 2 and r["layer"] in ("attn.q", "attn.k", "attn.v", "mlp.fc1")]
+    a = sorted(r["alignment_exponent"] for r in rows)
+    e = sorted(r["exponents"]["eta_A"]["slope"] for r in rows)
+    c = _load("finetune-ladder")["chains"][0]
+    iv = c["gain_tuned_interval"]
+    return [f"like n^{a[0]:.2f} to n^{a[-1]:.2f}, and A's balanced rate falls like "
+            f"n^{e[-1]:.2f} to n^{e[0]:.2f}, not n^-1",
+            f"kept ratio {c['tuned_lr_ratio']:g}, {c['gain_tuned']:.4f} [{iv[0]:.4f}, "
+            f"{iv[1]:.4f}] nats better than ratio 1"]
+
+
+def test_readme_verdict_quotes_the_recorded_numbers():
+    """The README's verdict quotes the block's recorded alignment and balanced-rate exponents
+    and the ladder's CPU rung as their summaries say."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for claim in readme_verdict_claims():
+        assert claim in readme, claim
+
+
 if __name__ == "__main__":
     for make in TABLES:
         print(f"---\n{make()}\n")
